@@ -1,0 +1,63 @@
+// swift-tools-version: 6.1
+//
+// Bus1: capability-based, zero-copy IPC for Linux. See README.md and
+// ../shared/docs/ARCHITECTURE.md for the shape of the modules below.
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "Bus1",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "Bus1", targets: ["Bus1"]),
+        .library(name: "Bus1Coordinator", targets: ["Bus1Coordinator"]),
+        .executable(name: "bus1d", targets: ["bus1d"]),
+        .executable(name: "bus1-demo", targets: ["bus1-demo"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+    ],
+    targets: [
+        // The layout header: owns every shared byte and every control-socket message.
+        .target(name: "CBus1Wire"),
+        // C shim for what Swift cannot import from glibc/liburing (GNU names, macros, varargs).
+        .target(name: "CBus1Linux", linkerSettings: [.linkedLibrary("uring")]),
+        // Typed Swift platform layer: memfd, mappings, futex, io_uring, sockets, pidfd.
+        .target(name: "Bus1Linux", dependencies: ["CBus1Linux"], swiftSettings: strict),
+        // Shared-memory building blocks: validated views of the wire, rings, pool allocator.
+        .target(name: "Bus1Core", dependencies: ["CBus1Wire", "Bus1Linux"], swiftSettings: strict),
+        // The public client library. Never links the coordinator.
+        .target(name: "Bus1", dependencies: ["Bus1Core", "Bus1Linux", "CBus1Wire"], swiftSettings: strict),
+        // The coordinator as a library: bus1d, and the embedded coordinator of tests and demos.
+        .target(
+            name: "Bus1Coordinator",
+            dependencies: ["Bus1Core", "Bus1Linux", "CBus1Wire", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict),
+
+        .executableTarget(
+            name: "bus1d", dependencies: ["Bus1Coordinator", "Bus1Linux",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log")],
+            path: "Tools/bus1d", swiftSettings: strict),
+        .executableTarget(
+            name: "bus1-demo", dependencies: ["Bus1", "Bus1Coordinator",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift")],
+            path: "Tools/bus1-demo", swiftSettings: strict),
+
+        // A peer process driven by the integration tests (producer, consumer, hostile peer).
+        .executableTarget(
+            name: "bus1-test-peer", dependencies: ["Bus1", "Bus1Core", "Bus1Linux", "CBus1Wire"],
+            path: "Tests/Bus1TestPeer", swiftSettings: strict),
+        .testTarget(name: "Bus1CoreTests", dependencies: ["Bus1Core", "Bus1Linux", "CBus1Wire"], swiftSettings: strict),
+        .testTarget(
+            name: "Bus1IntegrationTests",
+            dependencies: ["Bus1", "Bus1Coordinator", "Bus1Core", "Bus1Linux", "CBus1Wire"],
+            swiftSettings: strict),
+    ]
+)

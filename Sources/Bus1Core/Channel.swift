@@ -1,0 +1,206 @@
+import Bus1Linux
+import CBus1Wire
+import Synchronization
+
+/// Geometry of a channel memfd: header, then the submission ring, then the
+/// completion ring (`struct bus1_channel_header`).
+public struct ChannelGeometry: Equatable, Sendable {
+    public let capacity: Int
+    public let submissionOffset: Int
+    public let completionOffset: Int
+    public let size: Int
+
+    /// Rings of `capacity` entries (a power of two, 2...65536).
+    public init(capacity: Int) {
+        precondition(capacity >= 2 && capacity <= 65536 && capacity & (capacity - 1) == 0, "ring capacity must be a power of two")
+        self.capacity = capacity
+        submissionOffset = 256
+        completionOffset = submissionOffset + capacity * MemoryLayout<bus1_descriptor>.stride
+        let end = completionOffset + capacity * MemoryLayout<bus1_completion>.stride
+        size = (end + Int(BUS1_PAGE_SIZE) - 1) / Int(BUS1_PAGE_SIZE) * Int(BUS1_PAGE_SIZE)
+    }
+
+    /// Writes a fresh header (coordinator only, before either side maps it).
+    public func initialize(_ mapping: borrowing Mapping, channel: UInt64, sender: UInt64, receiver: UInt64) {
+        var header = bus1_channel_header()
+        header.magic = BUS1_MAGIC_CHANNEL
+        header.version = BUS1_WIRE_VERSION
+        header.channel_id = channel
+        header.sender_peer = sender
+        header.receiver_peer = receiver
+        header.capacity = UInt32(capacity)
+        header.submission_offset = UInt64(submissionOffset)
+        header.completion_offset = UInt64(completionOffset)
+        mapping.base.storeBytes(of: header, as: bus1_channel_header.self)
+    }
+}
+
+/// Why a channel must be closed: the other side broke the protocol. Maps 1:1 to
+/// `enum bus1_close_reason`.
+public enum ChannelViolation: UInt32, Error, Sendable, CustomStringConvertible {
+    case badRingIndex = 3
+    case badSlice = 4
+    case badNode = 5
+    case badTicket = 6
+    case badCompletion = 7
+    case badDescriptor = 8
+
+    public var description: String {
+        switch self {
+        case .badRingIndex: "ring index moved backwards or past capacity"
+        case .badSlice: "slice outside the sender's pool"
+        case .badNode: "descriptor names a node the sender may not address"
+        case .badTicket: "ticket not strictly increasing"
+        case .badCompletion: "completion for a slice not outstanding on this channel"
+        case .badDescriptor: "reserved descriptor fields not zero"
+        }
+    }
+}
+
+/// The mapped channel and the views both ends use. Checks the header against what
+/// the coordinator announced before any index is trusted.
+public struct ChannelMemory: ~Copyable, @unchecked Sendable {
+    public let mapping: Mapping
+    public let geometry: ChannelGeometry
+    let subTail: SharedWord64
+    let compHead: SharedWord64
+    let subHead: SharedWord64
+    let compTail: SharedWord64
+    let descriptors: UnsafeMutablePointer<bus1_descriptor>
+    let completions: UnsafeMutablePointer<UInt64>
+
+    public init(_ mapping: consuming Mapping, channel: UInt64, capacity: Int) throws(WireError) {
+        guard capacity >= 2, capacity <= 65536, capacity & (capacity - 1) == 0 else { throw .mismatch("channel capacity") }
+        let geometry = ChannelGeometry(capacity: capacity)
+        guard mapping.count >= geometry.size else { throw .tooSmall("channel") }
+        let header = mapping.base.load(as: bus1_channel_header.self)
+        guard header.magic == BUS1_MAGIC_CHANNEL else { throw .badMagic("channel") }
+        guard header.version == BUS1_WIRE_VERSION else { throw .versionMismatch("channel", header.version) }
+        guard header.channel_id == channel, header.capacity == UInt32(capacity),
+              header.submission_offset == UInt64(geometry.submissionOffset),
+              header.completion_offset == UInt64(geometry.completionOffset)
+        else { throw .mismatch("channel header") }
+        let base = mapping.base
+        self.geometry = geometry
+        subTail = SharedWord64(base, offset: wireOffset(\bus1_channel_header.sub_tail))
+        compHead = SharedWord64(base, offset: wireOffset(\bus1_channel_header.comp_head))
+        subHead = SharedWord64(base, offset: wireOffset(\bus1_channel_header.sub_head))
+        compTail = SharedWord64(base, offset: wireOffset(\bus1_channel_header.comp_tail))
+        descriptors = (base + geometry.submissionOffset).bindMemory(to: bus1_descriptor.self, capacity: capacity)
+        completions = (base + geometry.completionOffset).bindMemory(to: UInt64.self, capacity: capacity)
+        self.mapping = mapping
+    }
+}
+
+/// The sender's end of a channel: publishes descriptors, consumes completions.
+///
+/// Credit invariant: at most `capacity` slices are outstanding (sent, completion
+/// not yet consumed), so the submission ring never overflows and the sender never
+/// needs to read the receiver's `sub_head`. Every completion index the receiver
+/// writes is checked: it may not move backwards nor claim more completions than
+/// slices outstanding.
+public struct SubmissionProducer: ~Copyable, @unchecked Sendable {
+    public let memory: ChannelMemory
+    private var tail: UInt64 = 0
+    private var completionHead: UInt64 = 0
+    /// Slices sent whose completion has not been consumed yet.
+    public private(set) var outstanding: Int = 0
+    public var capacity: Int { memory.geometry.capacity }
+    public var hasCredit: Bool { outstanding < memory.geometry.capacity }
+
+    public init(_ memory: consuming ChannelMemory) {
+        self.memory = memory
+    }
+
+    /// Publishes one descriptor. Precondition: ``hasCredit``.
+    @inline(__always)
+    public mutating func submit(_ descriptor: bus1_descriptor) {
+        precondition(outstanding < memory.geometry.capacity, "submit without credit")
+        memory.descriptors[Int(tail & UInt64(memory.geometry.capacity - 1))] = descriptor
+        tail &+= 1
+        outstanding += 1
+        memory.subTail.storeReleasing(tail)  // publishes the descriptor to the receiver
+    }
+
+    /// Consumes every completion the receiver published, calling `reclaim` with each
+    /// slice offset; `reclaim` returns false for a slice not outstanding here.
+    /// Returns how many were consumed.
+    @discardableResult
+    public mutating func drainCompletions(_ reclaim: (UInt64) -> Bool) throws(ChannelViolation) -> Int {
+        let published = memory.compTail.loadAcquiring()  // pairs with the receiver's release of comp_tail
+        let available = published &- completionHead
+        if available == 0 { return 0 }
+        guard available <= UInt64(outstanding) else { throw .badRingIndex }
+        let mask = UInt64(memory.geometry.capacity - 1)
+        for _ in 0..<available {
+            let offset = memory.completions[Int(completionHead & mask)]
+            guard reclaim(offset) else { throw .badCompletion }
+            completionHead &+= 1
+            outstanding -= 1
+        }
+        memory.compHead.storeReleasing(completionHead)  // frees completion slots for the receiver
+        return Int(available)
+    }
+
+    /// Forgets every outstanding slice (the channel is closed; the caller reclaims
+    /// the slices itself).
+    public mutating func abandonOutstanding() { outstanding = 0 }
+}
+
+/// The receiver's end of a channel: takes descriptors, publishes completions.
+///
+/// Everything read from the ring is copied out of shared memory once, then
+/// validated: the tail may neither move backwards nor run more than `capacity`
+/// ahead; tickets must rise strictly. Slice and node checks are the caller's (it
+/// knows the pool and the node table).
+public struct SubmissionConsumer: ~Copyable, @unchecked Sendable {
+    public let memory: ChannelMemory
+    private var head: UInt64 = 0
+    private var tailSeen: UInt64 = 0
+    private var completionTail: UInt64 = 0
+    private var completionHeadSeen: UInt64 = 0
+    /// The last ticket taken from this channel.
+    public private(set) var lastTicket: UInt64 = 0
+
+    public init(_ memory: consuming ChannelMemory) {
+        self.memory = memory
+    }
+
+    /// The next descriptor, copied out, without taking it; nil if the ring is empty.
+    @inline(__always)
+    public mutating func peek() throws(ChannelViolation) -> bus1_descriptor? {
+        if head == tailSeen {
+            let tail = memory.subTail.loadAcquiring()  // pairs with the sender's release of sub_tail
+            guard tail &- head <= UInt64(memory.geometry.capacity) else { throw .badRingIndex }
+            tailSeen = tail
+            if head == tail { return nil }
+        }
+        let descriptor = memory.descriptors[Int(head & UInt64(memory.geometry.capacity - 1))]
+        guard descriptor.ticket > lastTicket else { throw .badTicket }
+        guard descriptor.flags == 0 else { throw .badDescriptor }
+        return descriptor
+    }
+
+    /// Takes the descriptor ``peek()`` returned.
+    @inline(__always)
+    public mutating func advance(ticket: UInt64) {
+        lastTicket = ticket
+        head &+= 1
+        memory.subHead.storeReleasing(head)  // the slot may be reused by the sender
+    }
+
+    /// Returns a slice to the sender. Throws if the completion ring is full, which
+    /// an honest sender's credit makes impossible.
+    @inline(__always)
+    public mutating func complete(offset: UInt64) throws(ChannelViolation) {
+        let capacity = UInt64(memory.geometry.capacity)
+        if completionTail &- completionHeadSeen >= capacity {
+            completionHeadSeen = memory.compHead.loadAcquiring()  // pairs with the sender's release of comp_head
+            let used = completionTail &- completionHeadSeen
+            guard used < capacity else { throw .badRingIndex }
+        }
+        memory.completions[Int(completionTail & (capacity - 1))] = offset
+        completionTail &+= 1
+        memory.compTail.storeReleasing(completionTail)  // publishes the completion to the sender
+    }
+}

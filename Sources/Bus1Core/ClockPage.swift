@@ -1,0 +1,34 @@
+import Bus1Linux
+import CBus1Wire
+
+/// The bus's global ticket counter (`struct bus1_clock_page`), mapped read-write by
+/// every peer. Tickets start at 1; 0 means "no ticket".
+///
+/// A hostile peer can jump the counter (degrading ordering for everyone) but can
+/// never forge data: receivers check only that tickets rise per channel.
+public struct ClockPage: @unchecked Sendable {
+    public let ticket: SharedWord64
+
+    public init(_ mapping: borrowing Mapping) throws(WireError) {
+        guard mapping.count >= MemoryLayout<bus1_clock_page>.size else { throw .tooSmall("clock page") }
+        let header = mapping.base.load(as: bus1_clock_page.self)
+        guard header.magic == BUS1_MAGIC_CLOCK else { throw .badMagic("clock page") }
+        guard header.version == BUS1_WIRE_VERSION else { throw .versionMismatch("clock page", header.version) }
+        ticket = SharedWord64(mapping.base, offset: wireOffset(\bus1_clock_page.ticket))
+    }
+
+    /// Writes a fresh header (coordinator only).
+    public static func initialize(_ mapping: borrowing Mapping) {
+        var header = bus1_clock_page()
+        header.magic = BUS1_MAGIC_CLOCK
+        header.version = BUS1_WIRE_VERSION
+        header.ticket = 1
+        mapping.base.storeBytes(of: header, as: bus1_clock_page.self)
+    }
+
+    /// Takes the next ticket.
+    @inline(__always)
+    public func next() -> UInt64 {
+        ticket.fetchAddAcquiringAndReleasing(1)  // orders this send after everything this peer saw
+    }
+}

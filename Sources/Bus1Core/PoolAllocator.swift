@@ -1,0 +1,208 @@
+import CBus1Wire
+
+/// The owner's allocator for its own pool: a binary buddy allocator over the
+/// payload area, with all bookkeeping in process-local memory (nothing a receiver
+/// can write is ever trusted).
+///
+/// Invariants:
+/// - the blocks tile the payload area: walking from unit 0 by block sizes visits
+///   every block exactly once, free or not;
+/// - a block is `free` (on exactly one free list), `loaned` (handed to the caller to
+///   fill) or `sent` (in flight on one channel, identified by a tag);
+/// - two free buddies of the same order never coexist (they are merged on free).
+///
+/// Offsets are pool offsets (from the start of the memfd), so a descriptor's
+/// offset is the same number the allocator hands out.
+/// States: free → loaned → (free | sent); sent → free (on a matching completion).
+public struct PoolAllocator: ~Copyable {
+    public enum BlockState: UInt8, Sendable { case free = 0, loaned = 1, sent = 2 }
+
+    /// Where the payload area starts in the pool.
+    public let dataOffset: Int
+    /// Bytes in the payload area (a power of two).
+    public let dataSize: Int
+    /// Bytes per allocation unit.
+    public static let unitSize = Int(BUS1_POOL_UNIT)
+    static let unitShift = Int(BUS1_POOL_UNIT).trailingZeroBitCount
+    let maxOrder: Int
+
+    private let next: UnsafeMutableBufferPointer<Int32>
+    private let prev: UnsafeMutableBufferPointer<Int32>
+    private let order: UnsafeMutableBufferPointer<Int8>
+    private let state: UnsafeMutableBufferPointer<UInt8>
+    private let tag: UnsafeMutableBufferPointer<UInt32>
+    private var freeHead: [Int32]
+    private var nonEmpty: UInt64 = 0
+
+    /// Bytes in loaned or sent blocks.
+    public private(set) var bytesInUse = 0
+    /// Loaned or sent blocks.
+    public private(set) var slicesInUse = 0
+
+    /// The largest payload one slice can hold.
+    public var largestSlice: Int { dataSize }
+
+    /// An allocator for a payload area of `dataSize` bytes (a power of two, at least
+    /// one unit) starting at `dataOffset`.
+    public init(dataOffset: Int, dataSize: Int) {
+        precondition(dataSize >= Self.unitSize && dataSize & (dataSize - 1) == 0, "pool payload area must be a power of two")
+        self.dataOffset = dataOffset
+        self.dataSize = dataSize
+        let units = dataSize >> Self.unitShift
+        maxOrder = units.trailingZeroBitCount
+        next = .allocate(capacity: units)
+        prev = .allocate(capacity: units)
+        order = .allocate(capacity: units)
+        state = .allocate(capacity: units)
+        tag = .allocate(capacity: units)
+        order.initialize(repeating: -1)
+        state.initialize(repeating: BlockState.free.rawValue)
+        tag.initialize(repeating: 0)
+        next.initialize(repeating: -1)
+        prev.initialize(repeating: -1)
+        freeHead = Array(repeating: -1, count: maxOrder + 1)
+        push(0, order: maxOrder)
+    }
+
+    deinit {
+        next.deallocate(); prev.deallocate(); order.deallocate(); state.deallocate(); tag.deallocate()
+    }
+
+    // MARK: Allocation
+
+    /// A block able to hold `byteCount` bytes, marked loaned; nil if none is free.
+    public mutating func allocate(_ byteCount: Int) -> UInt64? {
+        let units = max(1, (byteCount + Self.unitSize - 1) >> Self.unitShift)
+        let wanted = units <= 1 ? 0 : Int.bitWidth - (units - 1).leadingZeroBitCount
+        guard wanted <= maxOrder else { return nil }
+        let candidates = nonEmpty & ~((UInt64(1) << UInt64(wanted)) &- 1)
+        guard candidates != 0 else { return nil }
+        var k = candidates.trailingZeroBitCount
+        let unit = Int(freeHead[k])
+        remove(unit, order: k)
+        while k > wanted {  // split, keeping the lower half
+            k -= 1
+            push(unit + (1 << k), order: k)
+        }
+        order[unit] = Int8(k)
+        state[unit] = BlockState.loaned.rawValue
+        bytesInUse += Self.unitSize << k
+        slicesInUse += 1
+        return UInt64(dataOffset + unit << Self.unitShift)
+    }
+
+    /// Marks a loaned block as sent on the channel identified by `channelTag`.
+    public mutating func markSent(_ offset: UInt64, channelTag: UInt32) {
+        let unit = self.unit(offset)!
+        precondition(state[unit] == BlockState.loaned.rawValue, "sending a block that is not loaned")
+        state[unit] = BlockState.sent.rawValue
+        tag[unit] = channelTag
+    }
+
+    /// Frees a loaned block (a loan given up without sending).
+    public mutating func freeLoan(_ offset: UInt64) {
+        let unit = self.unit(offset)!
+        precondition(state[unit] == BlockState.loaned.rawValue, "freeing a block that is not loaned")
+        release(unit)
+    }
+
+    /// Frees a sent block after its receiver completed it. Returns false, changing
+    /// nothing, unless `offset` is a block sent on `channelTag`: a receiver cannot
+    /// free what it was not given, nor free anything twice.
+    public mutating func reclaim(_ offset: UInt64, channelTag: UInt32) -> Bool {
+        guard let unit = self.unit(offset), order[unit] >= 0,
+              state[unit] == BlockState.sent.rawValue, tag[unit] == channelTag else { return false }
+        release(unit)
+        return true
+    }
+
+    /// Frees every block still sent on `channelTag` (its channel closed). Returns how many.
+    @discardableResult
+    public mutating func reclaimAll(channelTag: UInt32) -> Int {
+        var doomed: [Int] = []  // collect first: freeing merges blocks under the walk
+        var unit = 0
+        let units = dataSize >> Self.unitShift
+        while unit < units {
+            let k = Int(order[unit])
+            precondition(k >= 0, "blocks no longer tile the pool")
+            if state[unit] == BlockState.sent.rawValue && tag[unit] == channelTag { doomed.append(unit) }
+            unit += 1 << k
+        }
+        for unit in doomed { release(unit) }
+        return doomed.count
+    }
+
+    /// Capacity in bytes of the block at `offset`, if it is a block in use.
+    public func capacity(at offset: UInt64) -> Int? {
+        guard let unit = self.unit(offset), order[unit] >= 0, state[unit] != BlockState.free.rawValue else { return nil }
+        return Self.unitSize << Int(order[unit])
+    }
+
+    /// State of the block starting at `offset`, if a block starts there.
+    public func state(at offset: UInt64) -> BlockState? {
+        guard let unit = self.unit(offset), order[unit] >= 0 else { return nil }
+        return BlockState(rawValue: state[unit])
+    }
+
+    /// Walks the blocks and checks the tiling and buddy invariants; returns the
+    /// bytes in use it found (for tests).
+    public func verify() -> Int {
+        var unit = 0, used = 0, slices = 0
+        let units = dataSize >> Self.unitShift
+        while unit < units {
+            let k = Int(order[unit])
+            precondition(k >= 0 && unit % (1 << k) == 0, "block tiling broken at unit \(unit)")
+            if state[unit] != BlockState.free.rawValue { used += Self.unitSize << k; slices += 1 } else if k < maxOrder {
+                let buddy = unit ^ (1 << k)
+                precondition(!(order[buddy] == Int8(k) && state[buddy] == BlockState.free.rawValue), "unmerged free buddies at \(unit)")
+            }
+            unit += 1 << k
+        }
+        precondition(used == bytesInUse && slices == slicesInUse, "usage counters disagree with the blocks")
+        return used
+    }
+
+    // MARK: Internals
+
+    private func unit(_ offset: UInt64) -> Int? {
+        guard offset >= UInt64(dataOffset), offset < UInt64(dataOffset + dataSize) else { return nil }
+        let relative = Int(offset) - dataOffset
+        guard relative & (Self.unitSize - 1) == 0 else { return nil }
+        return relative >> Self.unitShift
+    }
+
+    private mutating func release(_ start: Int) {
+        var unit = start
+        var k = Int(order[unit])
+        bytesInUse -= Self.unitSize << k
+        slicesInUse -= 1
+        state[unit] = BlockState.free.rawValue
+        while k < maxOrder {
+            let buddy = unit ^ (1 << k)
+            guard order[buddy] == Int8(k), state[buddy] == BlockState.free.rawValue else { break }
+            remove(buddy, order: k)
+            order[max(unit, buddy)] = -1
+            unit = min(unit, buddy)
+            k += 1
+        }
+        push(unit, order: k)
+    }
+
+    private mutating func push(_ unit: Int, order k: Int) {
+        let head = freeHead[k]
+        next[unit] = head
+        prev[unit] = -1
+        if head >= 0 { prev[Int(head)] = Int32(unit) }
+        freeHead[k] = Int32(unit)
+        nonEmpty |= UInt64(1) << UInt64(k)
+        order[unit] = Int8(k)
+        state[unit] = BlockState.free.rawValue
+    }
+
+    private mutating func remove(_ unit: Int, order k: Int) {
+        let n = next[unit], p = prev[unit]
+        if p >= 0 { next[Int(p)] = n } else { freeHead[k] = n }
+        if n >= 0 { prev[Int(n)] = p }
+        if freeHead[k] < 0 { nonEmpty &= ~(UInt64(1) << UInt64(k)) }
+    }
+}

@@ -1,0 +1,59 @@
+import Bus1Linux
+import CBus1Wire
+import Synchronization
+
+/// A view of a peer's wake page (`struct bus1_wake_page`): its doorbell futex
+/// word, its `sleeping` flag, and the coordinator's `control_seq`.
+///
+/// Who writes what: the owner writes `sleeping`; anyone with a channel to the
+/// owner, and the coordinator, increment `doorbell`; the coordinator bumps
+/// `control_seq`. The view does not own the mapping.
+///
+/// Protocol (a waiter clears its own flag; a waker never does, or wake-ups are lost):
+/// - waiter: read `doorbell` → set `sleeping` → seq_cst fence → re-check its queues
+///   → `futex_wait(doorbell, value read)` → clear `sleeping`.
+/// - waker: publish its data (release) → seq_cst fence → if `sleeping`, increment
+///   `doorbell` and `futex_wake` it.
+/// The two fences order each side's store before its load (Dekker), so either the
+/// waiter's re-check sees the data or the waker sees the flag.
+public struct WakePage: @unchecked Sendable {
+    public let doorbell: SharedWord32
+    public let sleeping: SharedWord32
+    public let controlSequence: SharedWord64
+    private let base: UnsafeMutableRawPointer
+
+    /// Checks the header (magic, version, peer) and makes the view.
+    public init(_ mapping: borrowing Mapping, expectedPeer: UInt64?) throws(WireError) {
+        guard mapping.count >= MemoryLayout<bus1_wake_page>.size else { throw .tooSmall("wake page") }
+        let header = mapping.base.load(as: bus1_wake_page.self)
+        guard header.magic == BUS1_MAGIC_WAKE else { throw .badMagic("wake page") }
+        guard header.version == BUS1_WIRE_VERSION else { throw .versionMismatch("wake page", header.version) }
+        if let expectedPeer, header.peer_id != expectedPeer { throw .mismatch("wake page peer") }
+        self.base = mapping.base
+        doorbell = SharedWord32(mapping.base, offset: wireOffset(\bus1_wake_page.doorbell))
+        sleeping = SharedWord32(mapping.base, offset: wireOffset(\bus1_wake_page.sleeping))
+        controlSequence = SharedWord64(mapping.base, offset: wireOffset(\bus1_wake_page.control_seq))
+    }
+
+    /// Writes a fresh header (coordinator only, before anyone else maps the page).
+    public static func initialize(_ mapping: borrowing Mapping, peer: UInt64) {
+        var header = bus1_wake_page()
+        header.magic = BUS1_MAGIC_WAKE
+        header.version = BUS1_WIRE_VERSION
+        header.peer_id = peer
+        mapping.base.storeBytes(of: header, as: bus1_wake_page.self)
+    }
+
+    /// Wakes the owner if it advertised that it sleeps. Call after publishing.
+    /// Returns whether a futex wake was issued (a bare wake with no waiter costs
+    /// a syscall, so it is skipped when nobody sleeps).
+    @inline(__always)
+    @discardableResult
+    public func ring() -> Bool {
+        atomicMemoryFence(ordering: .sequentiallyConsistent)  // order our publish before reading `sleeping`
+        guard sleeping.loadRelaxed() != 0 else { return false }
+        _ = doorbell.fetchAddReleasing(1)  // the futex word changes: a waiter about to sleep returns EAGAIN
+        _ = try? Futex.wake(doorbell.address)
+        return true
+    }
+}

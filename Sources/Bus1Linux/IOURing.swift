@@ -1,0 +1,85 @@
+import CBus1Linux
+import Glibc
+
+/// An io_uring instance (liburing), owned by one thread at a time.
+///
+/// Bus1 uses it for two things: parking on a futex word (`IORING_OP_FUTEX_WAIT`,
+/// kernel >= 6.7, probed) and readiness polling in the coordinator's loop.
+/// Creation fails with a ``LinuxError`` when the kernel or a container policy
+/// refuses io_uring (`ENOSYS`, `EPERM`, `io_uring_disabled`); callers fall back.
+public final class IOURing {
+    private let ring: OpaquePointer
+
+    /// Whether the kernel supports `IORING_OP_FUTEX_WAIT`/`_WAKE` on this ring.
+    public let supportsFutex: Bool
+
+    /// Creates a ring with `entries` submission slots (`io_uring_queue_init`).
+    public init(entries: UInt32 = 64) throws(LinuxError) {
+        var error: Int32 = 0
+        guard let ring = b1l_ring_create(entries, &error) else {
+            throw LinuxError("io_uring_queue_init", code: -error)
+        }
+        self.ring = ring
+        self.supportsFutex = b1l_ring_supports_futex(ring) == 1
+    }
+
+    deinit { b1l_ring_destroy(ring) }
+
+    /// Why io_uring is unusable here, or nil if a ring can be created. For messages
+    /// and test skips.
+    public static func unavailabilityReason() -> String? {
+        do {
+            _ = try IOURing(entries: 4)
+            return nil
+        } catch {
+            return "io_uring unavailable: \(error)"
+        }
+    }
+
+    /// Parks while `word` holds `expected`, through one linked FUTEX_WAIT + timeout.
+    /// Requires ``supportsFutex``.
+    public func futexWait(
+        _ word: UnsafeMutablePointer<UInt32>, expected: UInt32, timeoutNanoseconds: Int64?
+    ) throws(LinuxError) -> Futex.WaitResult {
+        let result = b1l_ring_futex_park(ring, word, expected, timeoutNanoseconds ?? -1)
+        switch -result {
+        case 0, EINTR: return .woken
+        case ETIME: return .timedOut
+        default: throw LinuxError("io_uring FUTEX_WAIT", code: -result)
+        }
+    }
+
+    /// Wakes up to `count` waiters of `word` through `IORING_OP_FUTEX_WAKE`.
+    @discardableResult
+    public func futexWake(_ word: UnsafeMutablePointer<UInt32>, count: UInt32 = UInt32(Int32.max)) throws(LinuxError) -> Int {
+        Int(try retryingOnInterrupt("io_uring FUTEX_WAKE") { b1l_ring_futex_wake(ring, word, count) })
+    }
+
+    /// Queues a one-shot poll of `fd` for `events` (`POLLIN`...); the completion
+    /// carries `userData`.
+    public func queuePoll(_ fd: Int32, events: UInt32, userData: UInt64) throws(LinuxError) {
+        try retryingOnInterrupt("io_uring_prep_poll_add") { b1l_ring_poll_add(ring, fd, events, userData) }
+    }
+
+    /// Queues the removal of the poll queued with `target`.
+    public func queuePollRemoval(of target: UInt64, userData: UInt64) throws(LinuxError) {
+        try retryingOnInterrupt("io_uring_prep_poll_remove") { b1l_ring_poll_remove(ring, target, userData) }
+    }
+
+    /// Submits what is queued and waits for one completion or the timeout.
+    public func submitAndWait(timeoutNanoseconds: Int64?) throws(LinuxError) {
+        try retryingOnInterrupt("io_uring_submit_and_wait") { b1l_ring_submit_and_wait(ring, timeoutNanoseconds ?? -1) }
+    }
+
+    /// Completions ready now: (user data, result).
+    public func reap(into completions: inout [(userData: UInt64, result: Int32)]) {
+        completions.removeAll(keepingCapacity: true)
+        var data = [UInt64](repeating: 0, count: 32)
+        var results = [Int32](repeating: 0, count: 32)
+        while true {
+            let n = Int(b1l_ring_reap(ring, &data, &results, 32))
+            for i in 0..<n { completions.append((data[i], results[i])) }
+            if n < 32 { return }
+        }
+    }
+}

@@ -1,0 +1,99 @@
+import CBus1Linux
+import Glibc
+
+/// Unix `SOCK_SEQPACKET` sockets with fd passing and peer credentials: the
+/// coordinator's control channel.
+public enum SeqPacket {
+    /// Binds and listens at `path` (non-blocking, close-on-exec).
+    public static func listen(path: String, backlog: Int32 = 128) throws(LinuxError) -> FileDescriptor {
+        FileDescriptor(adopting: try retryingOnInterrupt("bind/listen \(path)") { b1l_listen_seqpacket(path, backlog) })
+    }
+
+    /// Connects to `path` (blocking, close-on-exec).
+    public static func connect(path: String) throws(LinuxError) -> FileDescriptor {
+        FileDescriptor(adopting: try retryingOnInterrupt("connect \(path)") { b1l_connect_seqpacket(path) })
+    }
+
+    /// Accepts one connection (non-blocking, close-on-exec); nil if none is pending.
+    public static func accept(_ listener: borrowing FileDescriptor) throws(LinuxError) -> FileDescriptor? {
+        let fd = b1l_accept(listener.rawValue)
+        if fd >= 0 { return FileDescriptor(adopting: fd) }
+        if -fd == EAGAIN || -fd == EINTR || -fd == ECONNABORTED { return nil }
+        throw LinuxError("accept4", code: -fd)
+    }
+
+    /// Sends one datagram with `fds` attached (`SCM_RIGHTS`). `dontWait`: fail with
+    /// `EAGAIN` instead of blocking when the peer's receive queue is full.
+    public static func send(
+        _ socket: Int32, _ bytes: UnsafeRawBufferPointer, fds: [Int32] = [], dontWait: Bool = false
+    ) throws(LinuxError) {
+        let sent = try retryingOnInterrupt("sendmsg") {
+            fds.withUnsafeBufferPointer { fdBuffer in
+                b1l_send_with_fds(socket, bytes.baseAddress, bytes.count, fdBuffer.baseAddress,
+                                  Int32(fdBuffer.count), dontWait ? Int32(MSG_DONTWAIT) : 0)
+            }
+        }
+        if sent != bytes.count { throw LinuxError("sendmsg (short)", code: EMSGSIZE) }
+    }
+
+    /// One received datagram: its bytes (possibly empty on hang-up), its fds (owned),
+    /// and whether anything was cut.
+    public struct Datagram: ~Copyable {
+        public var count: Int
+        public var fds: [Int32]
+        public var truncated: Bool
+        public var isHangUp: Bool { count == 0 && fds.isEmpty }
+
+        /// Takes ownership of the received descriptors.
+        public mutating func takeDescriptors() -> [Int32] {
+            defer { fds = [] }
+            return fds
+        }
+
+        deinit {
+            for fd in fds { _ = Glibc.close(fd) }
+        }
+    }
+
+    /// Receives one datagram into `buffer`; nil when `dontWait` and nothing is queued.
+    public static func receive(
+        _ socket: Int32, into buffer: UnsafeMutableRawBufferPointer, maxDescriptors: Int = 8, dontWait: Bool = false
+    ) throws(LinuxError) -> Datagram? {
+        var fds = [Int32](repeating: -1, count: maxDescriptors)
+        var count: Int32 = 0
+        var truncated: Int32 = 0
+        let flags = dontWait ? Int32(MSG_DONTWAIT) : 0
+        while true {
+            let n = b1l_recv_with_fds(socket, buffer.baseAddress, buffer.count, &fds, Int32(maxDescriptors), &count, &truncated, flags)
+            if n >= 0 {
+                return Datagram(count: n, fds: Array(fds.prefix(Int(count))), truncated: truncated != 0)
+            }
+            let code = Int32(-n)
+            if code == EINTR { continue }
+            if code == EAGAIN && dontWait { return nil }
+            throw LinuxError("recvmsg", code: code)
+        }
+    }
+
+    /// Credentials of the connected peer (`SO_PEERCRED`).
+    public static func peerCredentials(_ socket: borrowing FileDescriptor) throws(LinuxError) -> (pid: Int32, uid: UInt32, gid: UInt32) {
+        var pid: Int32 = 0, uid: UInt32 = 0, gid: UInt32 = 0
+        try retryingOnInterrupt("getsockopt(SO_PEERCRED)") { b1l_peer_credentials(socket.rawValue, &pid, &uid, &gid) }
+        return (pid, uid, gid)
+    }
+
+    /// A pidfd for the connected peer: `SO_PEERPIDFD` (race-free), else
+    /// `pidfd_open(pid)`.
+    public static func peerProcess(_ socket: borrowing FileDescriptor, pid: Int32) throws(LinuxError) -> FileDescriptor {
+        let fd = b1l_peer_pidfd(socket.rawValue)
+        if fd >= 0 { return FileDescriptor(adopting: fd) }
+        return FileDescriptor(adopting: try retryingOnInterrupt("pidfd_open") { b1l_pidfd_open(pid) })
+    }
+}
+
+/// Whether `fd` has input or a hang-up pending, without blocking (`poll(2)`, 0 timeout).
+public func pollNow(_ fd: Int32) -> (readable: Bool, hangUp: Bool) {
+    var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+    guard poll(&p, 1, 0) > 0 else { return (false, false) }
+    return (p.revents & Int16(POLLIN) != 0, p.revents & Int16(POLLHUP | POLLERR) != 0)
+}

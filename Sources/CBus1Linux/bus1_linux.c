@@ -1,0 +1,355 @@
+/* Implementation of bus1_linux.h. _GNU_SOURCE lives here, never in a header Swift imports. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/futex.h>
+#include <liburing.h>
+
+#include "bus1_linux.h"
+
+#define NEG_ERRNO() (-(errno ? errno : EIO))
+
+/* io_uring futex opcodes (kernel >= 6.7); liburing 2.3 predates them. */
+#define B1L_IORING_OP_FUTEX_WAIT 51
+#define B1L_IORING_OP_FUTEX_WAKE 52
+/* futex2 flags: 32-bit word, shared (no FUTEX2_PRIVATE: other processes wake it). */
+#define B1L_FUTEX2_SIZE_U32 0x02
+#define B1L_FUTEX_BITSET_MATCH_ANY 0xffffffffull
+#define B1L_SO_PEERPIDFD 77
+
+int b1l_memfd_create(const char *name) {
+	int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	return fd < 0 ? NEG_ERRNO() : fd;
+}
+
+int b1l_add_seals(int fd, unsigned int seals) {
+	return fcntl(fd, F_ADD_SEALS, seals) < 0 ? NEG_ERRNO() : 0;
+}
+
+int b1l_get_seals(int fd) {
+	int seals = fcntl(fd, F_GET_SEALS);
+	return seals < 0 ? NEG_ERRNO() : seals;
+}
+
+int b1l_reopen(int fd, int writable) {
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	int new_fd = open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	return new_fd < 0 ? NEG_ERRNO() : new_fd;
+}
+
+int b1l_futex_wait(uint32_t *word, uint32_t expected, int64_t timeout_ns) {
+	struct timespec ts, *tsp = NULL;
+	if (timeout_ns >= 0) {
+		ts.tv_sec = timeout_ns / 1000000000;
+		ts.tv_nsec = timeout_ns % 1000000000;
+		tsp = &ts;
+	}
+	long r = syscall(SYS_futex, word, FUTEX_WAIT, expected, tsp, NULL, 0);
+	return r < 0 ? NEG_ERRNO() : 0;
+}
+
+int b1l_futex_wake(uint32_t *word, int count) {
+	long r = syscall(SYS_futex, word, FUTEX_WAKE, count, NULL, NULL, 0);
+	return r < 0 ? NEG_ERRNO() : (int)r;
+}
+
+struct b1l_ring {
+	struct io_uring ring;
+};
+
+struct b1l_ring *b1l_ring_create(unsigned int entries, int *error) {
+	struct b1l_ring *r = calloc(1, sizeof(*r));
+	if (!r) {
+		*error = -ENOMEM;
+		return NULL;
+	}
+	int ret = io_uring_queue_init(entries, &r->ring, 0);
+	if (ret < 0) {
+		free(r);
+		*error = ret;
+		return NULL;
+	}
+	*error = 0;
+	return r;
+}
+
+void b1l_ring_destroy(struct b1l_ring *ring) {
+	if (!ring)
+		return;
+	io_uring_queue_exit(&ring->ring);
+	free(ring);
+}
+
+int b1l_ring_supports_futex(struct b1l_ring *ring) {
+	struct io_uring_probe *probe = io_uring_get_probe_ring(&ring->ring);
+	if (!probe)
+		return -ENOSYS;
+	int ok = probe->last_op >= B1L_IORING_OP_FUTEX_WAKE
+		&& (probe->ops[B1L_IORING_OP_FUTEX_WAIT].flags & IO_URING_OP_SUPPORTED)
+		&& (probe->ops[B1L_IORING_OP_FUTEX_WAKE].flags & IO_URING_OP_SUPPORTED);
+	io_uring_free_probe(probe);
+	return ok;
+}
+
+static void prep_futex(struct io_uring_sqe *sqe, int op, uint32_t *word, uint64_t value) {
+	io_uring_prep_rw(op, sqe, B1L_FUTEX2_SIZE_U32, word, 0, value);
+	sqe->addr3 = B1L_FUTEX_BITSET_MATCH_ANY;
+}
+
+int b1l_ring_futex_park(struct b1l_ring *ring, uint32_t *word, uint32_t expected, int64_t timeout_ns) {
+	struct io_uring *r = &ring->ring;
+	struct __kernel_timespec ts;
+	struct io_uring_sqe *sqe = io_uring_get_sqe(r);
+	if (!sqe)
+		return -EBUSY;
+	prep_futex(sqe, B1L_IORING_OP_FUTEX_WAIT, word, expected);
+	sqe->user_data = 1;
+	int expected_cqes = 1;
+	if (timeout_ns >= 0) {
+		sqe->flags |= IOSQE_IO_LINK;
+		struct io_uring_sqe *timeout = io_uring_get_sqe(r);
+		if (!timeout)
+			return -EBUSY;
+		ts.tv_sec = timeout_ns / 1000000000;
+		ts.tv_nsec = timeout_ns % 1000000000;
+		io_uring_prep_link_timeout(timeout, &ts, 0);
+		timeout->user_data = 2;
+		expected_cqes = 2;
+	}
+	int submitted = io_uring_submit_and_wait(r, expected_cqes);
+	if (submitted < 0)
+		return submitted;
+	int result = 0, reaped = 0;
+	while (reaped < expected_cqes) {
+		struct io_uring_cqe *cqe;
+		int ret = io_uring_wait_cqe(r, &cqe);
+		if (ret == -EINTR)
+			continue;
+		if (ret < 0)
+			return ret;
+		if (cqe->user_data == 1)
+			result = cqe->res;
+		io_uring_cqe_seen(r, cqe);
+		reaped++;
+	}
+	/* The wait ended: woken (0), value changed (-EAGAIN), or cancelled by the timeout. */
+	if (result == 0 || result == -EAGAIN)
+		return 0;
+	if (result == -ECANCELED || result == -ETIME)
+		return -ETIME;
+	return result;
+}
+
+int b1l_ring_futex_wake(struct b1l_ring *ring, uint32_t *word, uint32_t count) {
+	struct io_uring *r = &ring->ring;
+	struct io_uring_sqe *sqe = io_uring_get_sqe(r);
+	if (!sqe)
+		return -EBUSY;
+	prep_futex(sqe, B1L_IORING_OP_FUTEX_WAKE, word, count);
+	sqe->user_data = 3;
+	int ret = io_uring_submit_and_wait(r, 1);
+	if (ret < 0)
+		return ret;
+	struct io_uring_cqe *cqe;
+	do {
+		ret = io_uring_wait_cqe(r, &cqe);
+	} while (ret == -EINTR);
+	if (ret < 0)
+		return ret;
+	ret = cqe->res;
+	io_uring_cqe_seen(r, cqe);
+	return ret;
+}
+
+int b1l_ring_poll_add(struct b1l_ring *ring, int fd, unsigned int events, uint64_t user_data) {
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&ring->ring);
+	if (!sqe)
+		return -EBUSY;
+	io_uring_prep_poll_add(sqe, fd, events);
+	io_uring_sqe_set_data64(sqe, user_data);
+	return 0;
+}
+
+int b1l_ring_poll_remove(struct b1l_ring *ring, uint64_t target_user_data, uint64_t user_data) {
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&ring->ring);
+	if (!sqe)
+		return -EBUSY;
+	io_uring_prep_poll_remove(sqe, target_user_data);
+	io_uring_sqe_set_data64(sqe, user_data);
+	return 0;
+}
+
+int b1l_ring_submit_and_wait(struct b1l_ring *ring, int64_t timeout_ns) {
+	struct io_uring_cqe *cqe = NULL;
+	if (timeout_ns < 0) {
+		int ret = io_uring_submit_and_wait(&ring->ring, 1);
+		return ret < 0 ? ret : 0;
+	}
+	struct __kernel_timespec ts = {
+		.tv_sec = timeout_ns / 1000000000,
+		.tv_nsec = timeout_ns % 1000000000,
+	};
+	int ret = io_uring_submit_and_wait_timeout(&ring->ring, &cqe, 1, &ts, NULL);
+	return (ret < 0 && ret != -ETIME) ? ret : 0;
+}
+
+int b1l_ring_reap(struct b1l_ring *ring, uint64_t *user_data, int32_t *result, int max) {
+	int n = 0;
+	struct io_uring_cqe *cqe;
+	while (n < max && io_uring_peek_cqe(&ring->ring, &cqe) == 0) {
+		user_data[n] = cqe->user_data;
+		result[n] = cqe->res;
+		io_uring_cqe_seen(&ring->ring, cqe);
+		n++;
+	}
+	return n;
+}
+
+static int fill_address(struct sockaddr_un *addr, const char *path) {
+	memset(addr, 0, sizeof(*addr));
+	addr->sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(addr->sun_path))
+		return -ENAMETOOLONG;
+	strcpy(addr->sun_path, path);
+	return 0;
+}
+
+int b1l_listen_seqpacket(const char *path, int backlog) {
+	struct sockaddr_un addr;
+	int ret = fill_address(&addr, path);
+	if (ret < 0)
+		return ret;
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return NEG_ERRNO();
+	if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(fd, backlog) < 0) {
+		ret = NEG_ERRNO();
+		close(fd);
+		return ret;
+	}
+	return fd;
+}
+
+int b1l_connect_seqpacket(const char *path) {
+	struct sockaddr_un addr;
+	int ret = fill_address(&addr, path);
+	if (ret < 0)
+		return ret;
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return NEG_ERRNO();
+	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+		ret = NEG_ERRNO();
+		close(fd);
+		return ret;
+	}
+	return fd;
+}
+
+int b1l_accept(int fd) {
+	int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	return c < 0 ? NEG_ERRNO() : c;
+}
+
+ssize_t b1l_send_with_fds(int fd, const void *buf, size_t len, const int *fds, int nfds, int flags) {
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * 8)];
+		struct cmsghdr align;
+	} control;
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+	if (nfds < 0 || nfds > 8)
+		return -EINVAL;
+	if (nfds > 0) {
+		memset(&control, 0, sizeof(control));
+		msg.msg_control = control.buf;
+		msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+		struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+		cmsg->cmsg_level = SOL_SOCKET;
+		cmsg->cmsg_type = SCM_RIGHTS;
+		cmsg->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+		memcpy(CMSG_DATA(cmsg), fds, sizeof(int) * nfds);
+	}
+	ssize_t n = sendmsg(fd, &msg, flags | MSG_NOSIGNAL);
+	return n < 0 ? NEG_ERRNO() : n;
+}
+
+ssize_t b1l_recv_with_fds(int fd, void *buf, size_t len, int *fds, int max_fds, int *nfds, int *truncated, int flags) {
+	struct iovec iov = { .iov_base = buf, .iov_len = len };
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * 16)];
+		struct cmsghdr align;
+	} control;
+	struct msghdr msg = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = control.buf, .msg_controllen = sizeof(control.buf),
+	};
+	*nfds = 0;
+	*truncated = 0;
+	ssize_t n = recvmsg(fd, &msg, flags | MSG_CMSG_CLOEXEC);
+	if (n < 0)
+		return NEG_ERRNO();
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		int count = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+		int *received = (int *)CMSG_DATA(c);
+		for (int i = 0; i < count; i++) {
+			if (*nfds < max_fds)
+				fds[(*nfds)++] = received[i];
+			else
+				close(received[i]); /* never leak fds a peer pushes at us */
+		}
+	}
+	if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
+		*truncated = 1;
+	return n;
+}
+
+int b1l_peer_credentials(int fd, int32_t *pid, uint32_t *uid, uint32_t *gid) {
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+		return NEG_ERRNO();
+	*pid = cred.pid;
+	*uid = cred.uid;
+	*gid = cred.gid;
+	return 0;
+}
+
+int b1l_peer_pidfd(int fd) {
+	int pidfd = -1;
+	socklen_t len = sizeof(pidfd);
+	if (getsockopt(fd, SOL_SOCKET, B1L_SO_PEERPIDFD, &pidfd, &len) < 0)
+		return NEG_ERRNO();
+	return pidfd;
+}
+
+int b1l_pidfd_open(int32_t pid) {
+	long fd = syscall(SYS_pidfd_open, pid, 0);
+	return fd < 0 ? NEG_ERRNO() : (int)fd;
+}
+
+int b1l_pin_to_cpu(int cpu) {
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	return sched_setaffinity(0, sizeof(set), &set) < 0 ? NEG_ERRNO() : 0;
+}
+
+int b1l_wifexited(int status) { return WIFEXITED(status); }
+int b1l_wexitstatus(int status) { return WEXITSTATUS(status); }
+int b1l_wifsignaled(int status) { return WIFSIGNALED(status); }
+int b1l_wtermsig(int status) { return WTERMSIG(status); }

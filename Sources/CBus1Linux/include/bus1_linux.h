@@ -1,0 +1,105 @@
+/*
+ * DOC: C shim for the Linux facilities Swift cannot reach directly.
+ *
+ * Each function exists for one of three reasons, named in its comment:
+ *  [gnu]    a GNU-only name (memfd_create, F_ADD_SEALS, struct ucred, accept4);
+ *  [macro]  a function-like macro or varargs call (CMSG_*, syscall());
+ *  [uring]  liburing, kept behind an opaque ring so Swift never imports its headers.
+ * Conventions: every function returns a value >= 0 on success and -errno on
+ * failure; nothing here touches the thread's errno for the caller to read. EINTR is
+ * returned, not retried: the Swift layer retries in one place.
+ *
+ * This header must not define _GNU_SOURCE (the .c file does).
+ */
+#ifndef BUS1_LINUX_H
+#define BUS1_LINUX_H
+
+#include <features.h>
+#include <stdint.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* memfd and seals [gnu] */
+#define B1L_SEAL_SEAL         0x0001
+#define B1L_SEAL_SHRINK       0x0002
+#define B1L_SEAL_GROW         0x0004
+#define B1L_SEAL_WRITE        0x0008
+#define B1L_SEAL_FUTURE_WRITE 0x0010
+
+/* memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING). */
+int b1l_memfd_create(const char *name);
+/* fcntl(F_ADD_SEALS). */
+int b1l_add_seals(int fd, unsigned int seals);
+/* fcntl(F_GET_SEALS). */
+int b1l_get_seals(int fd);
+/* A new read-only open file description of fd's file: open("/proc/self/fd/N", O_RDONLY). */
+int b1l_reopen(int fd, int writable);
+
+/* futex(2) on a word shared between processes (never FUTEX_PRIVATE) [macro: syscall()] */
+/* Waits while *word == expected; timeout_ns < 0 waits forever. 0, or -EAGAIN/-ETIMEDOUT/-EINTR. */
+int b1l_futex_wait(uint32_t *word, uint32_t expected, int64_t timeout_ns);
+/* Wakes up to count waiters; returns how many were woken. */
+int b1l_futex_wake(uint32_t *word, int count);
+
+/* io_uring [uring] */
+struct b1l_ring;
+/* Creates a ring with `entries` SQEs; *error receives -errno on failure (NULL returned). */
+struct b1l_ring *b1l_ring_create(unsigned int entries, int *error);
+void b1l_ring_destroy(struct b1l_ring *ring);
+/* 1 if the kernel supports IORING_OP_FUTEX_WAIT and _WAKE, 0 if not, -errno if the probe failed. */
+int b1l_ring_supports_futex(struct b1l_ring *ring);
+/*
+ * Parks on a shared futex word through io_uring: an IORING_OP_FUTEX_WAIT linked to
+ * a timeout (timeout_ns < 0: none), submitted and reaped in one io_uring_enter.
+ * Returns 0 when woken or the word no longer equals expected, -ETIME on timeout,
+ * -errno otherwise. The ring must have no other requests in flight.
+ */
+int b1l_ring_futex_park(struct b1l_ring *ring, uint32_t *word, uint32_t expected, int64_t timeout_ns);
+/* Wakes up to count waiters of a shared futex word through io_uring (IORING_OP_FUTEX_WAKE). */
+int b1l_ring_futex_wake(struct b1l_ring *ring, uint32_t *word, uint32_t count);
+/* Queues a one-shot IORING_OP_POLL_ADD; the completion carries user_data. */
+int b1l_ring_poll_add(struct b1l_ring *ring, int fd, unsigned int events, uint64_t user_data);
+/* Queues an IORING_OP_POLL_REMOVE of the poll queued with user_data. */
+int b1l_ring_poll_remove(struct b1l_ring *ring, uint64_t target_user_data, uint64_t user_data);
+/* Submits queued requests and waits for at least one completion or the timeout. */
+int b1l_ring_submit_and_wait(struct b1l_ring *ring, int64_t timeout_ns);
+/* Moves up to max completions out of the ring; returns how many. */
+int b1l_ring_reap(struct b1l_ring *ring, uint64_t *user_data, int32_t *result, int max);
+
+/* Unix SOCK_SEQPACKET sockets [gnu: accept4, ucred; macro: CMSG_*] */
+/* socket + bind + listen; fd is CLOEXEC and NONBLOCK. */
+int b1l_listen_seqpacket(const char *path, int backlog);
+/* socket + connect; fd is CLOEXEC (blocking). */
+int b1l_connect_seqpacket(const char *path);
+/* accept4(fd, SOCK_CLOEXEC | SOCK_NONBLOCK). */
+int b1l_accept(int fd);
+/* sendmsg with fds as SCM_RIGHTS (nfds may be 0); flags are MSG_* flags. Returns bytes sent. */
+ssize_t b1l_send_with_fds(int fd, const void *buf, size_t len, const int *fds, int nfds, int flags);
+/*
+ * recvmsg with MSG_CMSG_CLOEXEC; received fds go to fds (up to max_fds, the rest
+ * closed), their count to *nfds. *truncated is 1 if the data or the control data
+ * was cut (MSG_TRUNC / MSG_CTRUNC). Returns bytes received, 0 on hang-up.
+ */
+ssize_t b1l_recv_with_fds(int fd, void *buf, size_t len, int *fds, int max_fds, int *nfds, int *truncated, int flags);
+/* SO_PEERCRED. */
+int b1l_peer_credentials(int fd, int32_t *pid, uint32_t *uid, uint32_t *gid);
+/* SO_PEERPIDFD (Linux >= 6.5): a pidfd of the connected peer. */
+int b1l_peer_pidfd(int fd);
+/* pidfd_open(pid, 0). */
+int b1l_pidfd_open(int32_t pid);
+
+/* Misc [gnu] */
+/* sched_setaffinity(0, {cpu}). */
+int b1l_pin_to_cpu(int cpu);
+/* Exit status helpers for waitpid results [macro]. */
+int b1l_wifexited(int status);
+int b1l_wexitstatus(int status);
+int b1l_wifsignaled(int status);
+int b1l_wtermsig(int status);
+
+#define B1L_POLLIN  0x001
+#define B1L_POLLERR 0x008
+#define B1L_POLLHUP 0x010
+#define B1L_POLLRDHUP 0x2000
+
+#endif /* BUS1_LINUX_H */

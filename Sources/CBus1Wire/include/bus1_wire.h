@@ -1,0 +1,346 @@
+/*
+ * DOC: Bus1 wire format
+ *
+ * This header owns every byte that crosses a process boundary in Bus1: the
+ * shared-memory objects (wake page, clock page, pool header, channel) and every
+ * message on the coordinator's control socket. Nothing else defines a layout;
+ * Swift code reads and writes these structs through validated views.
+ *
+ * Rules:
+ *  - fixed-width fields only, explicit padding, natural alignment, little endian
+ *    (Bus1 is same-host IPC);
+ *  - every shared object starts with a magic and BUS1_WIRE_VERSION;
+ *  - offsets, never pointers: every offset is relative to the start of the object
+ *    that holds it and is validated against that object's size before use;
+ *  - (uint64_t)-1 (BUS1_INVALID_ID) is the invalid id;
+ *  - fields written by different processes live on different cache lines; each
+ *    field's comment says who writes it.
+ *
+ * Memory objects (all memfds are created and sealed by the coordinator):
+ *  - wake page:    one per peer. Its doorbell futex word is incremented by anyone
+ *                  that wants the peer to look at its queues; `sleeping` is written
+ *                  by the owner only.
+ *  - clock page:   one per bus. The global ticket counter (fetch_add by senders).
+ *  - pool:         one per peer; payloads are written there by the owner and read
+ *                  in place by receivers through a read-only mapping.
+ *  - channel:      one per (sender, receiver) pair: a submission ring of
+ *                  descriptors (sender -> receiver) and a completion ring of
+ *                  released slices (receiver -> sender).
+ */
+#ifndef BUS1_WIRE_H
+#define BUS1_WIRE_H
+
+#include <stdint.h>
+
+#define BUS1_WIRE_VERSION 1u
+#define BUS1_INVALID_ID UINT64_MAX
+#define BUS1_CACHE_LINE 64u
+#define BUS1_PAGE_SIZE 4096u
+
+#define BUS1_MAGIC_WAKE    0x454b4157u /* "WAKE" */
+#define BUS1_MAGIC_CLOCK   0x4b434c43u /* "CLCK" */
+#define BUS1_MAGIC_POOL    0x4c4f4f50u /* "POOL" */
+#define BUS1_MAGIC_CHANNEL 0x4e414843u /* "CHAN" */
+#define BUS1_MAGIC_MESSAGE 0x31535542u /* "BUS1" */
+
+/* ------------------------------------------------------------------------ */
+/* Wake page: one per peer, BUS1_PAGE_SIZE bytes.                            */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Mapped read-write by its owner, by every peer that has a channel with it
+ * (either direction) and by the coordinator.
+ *
+ * Wake protocol (a waiter clears its own flag; a waker never does):
+ *   waiter: sleeping = 1; fence(seq_cst); re-check queues; if empty,
+ *           futex_wait(&doorbell, value read before the re-check); sleeping = 0.
+ *   waker:  publish (release); fence(seq_cst); if sleeping != 0 then
+ *           doorbell += 1; futex_wake(&doorbell).
+ * A hostile peer can ring or silence a doorbell (degrade wake-ups) but can
+ * neither read nor forge data through it.
+ */
+struct bus1_wake_page {
+	uint32_t magic;            /* BUS1_MAGIC_WAKE; written by the coordinator */
+	uint32_t version;          /* BUS1_WIRE_VERSION; written by the coordinator */
+	uint64_t peer_id;          /* the owner; written by the coordinator */
+	uint8_t  _reserved0[48];
+	/* cache line 1: shared by wakers */
+	uint32_t doorbell;         /* futex word; incremented by every waker */
+	uint32_t sleeping;         /* 1 while the owner is (about to be) parked; owner only */
+	uint64_t control_seq;      /* bumped by the coordinator after it queued a control event */
+	uint8_t  _reserved1[48];
+};
+
+/* ------------------------------------------------------------------------ */
+/* Clock page: one per bus, BUS1_PAGE_SIZE bytes.                            */
+/* ------------------------------------------------------------------------ */
+
+struct bus1_clock_page {
+	uint32_t magic;            /* BUS1_MAGIC_CLOCK; written by the coordinator */
+	uint32_t version;
+	uint8_t  _reserved0[56];
+	/* cache line 1 */
+	uint64_t ticket;           /* next ticket; fetch_add(1) by every sender */
+	uint8_t  _reserved1[56];
+};
+
+/* ------------------------------------------------------------------------ */
+/* Pool: one per peer. A header page, then the payload area.                 */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * The header is written once by the coordinator before the owner maps the
+ * pool. Receivers do not trust it: they take the pool size from the sealed
+ * memfd (fstat) and the data offset from BUS1_POOL_DATA_OFFSET.
+ */
+struct bus1_pool_header {
+	uint32_t magic;            /* BUS1_MAGIC_POOL */
+	uint32_t version;
+	uint64_t peer_id;          /* owner */
+	uint64_t size;             /* total bytes, header included */
+	uint64_t data_offset;      /* == BUS1_POOL_DATA_OFFSET */
+	uint8_t  _reserved[32];
+};
+#define BUS1_POOL_DATA_OFFSET BUS1_PAGE_SIZE
+/* Slices are allocated in multiples of this many bytes, aligned to it. */
+#define BUS1_POOL_UNIT 256u
+
+/* ------------------------------------------------------------------------ */
+/* Channel: one per (sender, receiver) pair.                                 */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Layout: [bus1_channel_header][capacity x bus1_descriptor][capacity x bus1_completion]
+ *
+ * Ring indices are free-running uint64 counters; slot = index & (capacity - 1).
+ * Both sides map the channel read-write, so each side validates every index it
+ * reads from the other: 0 <= tail - head <= capacity, and never moving backwards.
+ * A violation closes the channel (reported to the coordinator).
+ *
+ * Submission ring: the sender fills descriptor[sub_tail & mask], then stores
+ * sub_tail + 1 (release). The receiver loads sub_tail (acquire), reads the
+ * descriptor, validates it and stores sub_head + 1 (release) when it has taken it.
+ *
+ * Completion ring: when the receiver releases a message it writes the slice
+ * offset to completion[comp_tail & mask] and stores comp_tail + 1 (release).
+ * The sender loads comp_tail (acquire) and reclaims the slice after checking it
+ * sent exactly that slice on this channel and has not had it back yet.
+ *
+ * Credit: the sender keeps at most `capacity` slices outstanding on a channel
+ * (sent and not yet completed), so neither ring can overflow.
+ */
+struct bus1_channel_header {
+	uint32_t magic;            /* BUS1_MAGIC_CHANNEL; coordinator */
+	uint32_t version;          /* coordinator */
+	uint64_t channel_id;       /* coordinator */
+	uint64_t sender_peer;      /* coordinator */
+	uint64_t receiver_peer;    /* coordinator */
+	uint32_t capacity;         /* entries per ring, a power of two; coordinator */
+	uint32_t _reserved0;
+	uint64_t submission_offset;/* from the channel start; coordinator */
+	uint64_t completion_offset;/* from the channel start; coordinator */
+	uint8_t  _reserved_line0[8];
+	/* cache line 1: written by the sender */
+	uint64_t sub_tail;         /* descriptors published */
+	uint64_t comp_head;        /* completions consumed */
+	uint64_t staging;          /* ordering: ticket being staged, or 0 (reserved for ordering) */
+	uint8_t  _reserved1[40];
+	/* cache line 2: written by the receiver */
+	uint64_t sub_head;         /* descriptors consumed */
+	uint64_t comp_tail;        /* completions published */
+	uint8_t  _reserved2[48];
+};
+
+/* One message: `length` payload bytes at `offset` in the sender's pool, sent to
+ * the receiver's node `node` (the receiver's own handle id for it). */
+struct bus1_descriptor {
+	uint64_t ticket;           /* from the clock page; strictly increasing per channel */
+	uint64_t node;             /* receiver-local node id */
+	uint64_t offset;           /* slice start in the sender's pool */
+	uint32_t length;           /* payload bytes */
+	uint32_t flags;            /* reserved, 0 */
+};
+
+/* One released slice, receiver -> sender. */
+struct bus1_completion {
+	uint64_t offset;           /* the `offset` of a descriptor received on this channel */
+};
+
+/* ------------------------------------------------------------------------ */
+/* Control socket (SOCK_SEQPACKET): one datagram = header + one body.        */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Peers send requests; the coordinator answers each with exactly one reply
+ * carrying the same request_id (or BUS1_MSG_ERROR), and also sends events
+ * (request_id 0) at any time. File descriptors travel as SCM_RIGHTS, in the
+ * order each body's comment lists them. A datagram whose size, magic, version,
+ * type or fd count does not match is a protocol error: the coordinator answers
+ * BUS1_MSG_ERROR(BUS1_ERR_PROTOCOL) and keeps serving.
+ */
+enum bus1_msg_type {
+	/* requests: peer -> coordinator */
+	BUS1_MSG_HELLO          = 1,  /* bus1_msg_hello -> WELCOME */
+	BUS1_MSG_POOL_MAPPED    = 2,  /* (no body) -> OK; coordinator seals future writes */
+	BUS1_MSG_NODE_CREATE    = 3,  /* (no body) -> NODE_CREATED */
+	BUS1_MSG_NAME_PUBLISH   = 4,  /* bus1_msg_name -> OK */
+	BUS1_MSG_NAME_LOOKUP    = 5,  /* bus1_msg_name -> HANDLE_GRANTED */
+	BUS1_MSG_HANDLE_RELEASE = 6,  /* bus1_msg_handle -> OK */
+	BUS1_MSG_VIOLATION      = 7,  /* bus1_msg_violation -> OK; coordinator closes the channel */
+	BUS1_MSG_CHANNEL_CLOSE  = 8,  /* bus1_msg_channel -> OK; closes a channel cleanly */
+
+	/* replies: coordinator -> peer */
+	BUS1_MSG_OK             = 64, /* (no body) */
+	BUS1_MSG_ERROR          = 65, /* bus1_msg_error */
+	BUS1_MSG_WELCOME        = 66, /* bus1_msg_welcome; fds: pool, wake page, clock page */
+	BUS1_MSG_NODE_CREATED   = 67, /* bus1_msg_handle */
+	BUS1_MSG_HANDLE_GRANTED = 68, /* bus1_msg_handle_granted; fds if new channel: channel, receiver wake page */
+
+	/* events: coordinator -> peer, request_id 0 */
+	BUS1_MSG_CHANNEL_OPENED = 128,/* bus1_msg_channel_opened; fds: channel, sender pool (read-only), sender wake page */
+	BUS1_MSG_CHANNEL_GRANT  = 129,/* bus1_msg_channel_grant: the sender may now address `node` */
+	BUS1_MSG_CHANNEL_CLOSED = 130,/* bus1_msg_channel_closed */
+};
+
+enum bus1_error_code {
+	BUS1_ERR_PROTOCOL       = 1,  /* malformed or unexpected control message */
+	BUS1_ERR_VERSION        = 2,  /* wire version mismatch */
+	BUS1_ERR_NAME_TAKEN     = 3,
+	BUS1_ERR_NAME_UNKNOWN   = 4,
+	BUS1_ERR_NAME_INVALID   = 5,
+	BUS1_ERR_HANDLE_UNKNOWN = 6,
+	BUS1_ERR_NOT_OWNER      = 7,
+	BUS1_ERR_PERMISSION     = 8,  /* policy refused (default: same uid) */
+	BUS1_ERR_QUOTA          = 9,  /* detail: which quota (bus1_quota) */
+	BUS1_ERR_STATE          = 10, /* request not valid in the peer's current state */
+	BUS1_ERR_INTERNAL       = 11, /* the coordinator failed a syscall; detail: errno */
+};
+
+enum bus1_quota {
+	BUS1_QUOTA_PEERS        = 1,
+	BUS1_QUOTA_NODES        = 2,
+	BUS1_QUOTA_HANDLES      = 3,
+	BUS1_QUOTA_CHANNELS     = 4,
+	BUS1_QUOTA_POOL_BYTES   = 5,
+};
+
+/* Why a channel was closed (bus1_msg_violation.kind, bus1_msg_channel_closed.reason). */
+enum bus1_close_reason {
+	BUS1_CLOSE_BY_PEER          = 1,  /* the other side closed it or released its last handle */
+	BUS1_CLOSE_PEER_GONE        = 2,  /* the other side disconnected or died */
+	BUS1_CLOSE_BAD_RING_INDEX   = 3,  /* an index moved backwards or past capacity */
+	BUS1_CLOSE_BAD_SLICE        = 4,  /* offset/length outside the sender's pool */
+	BUS1_CLOSE_BAD_NODE         = 5,  /* a node the sender may not address */
+	BUS1_CLOSE_BAD_TICKET       = 6,  /* ticket not strictly increasing */
+	BUS1_CLOSE_BAD_COMPLETION   = 7,  /* a completion for a slice not outstanding */
+	BUS1_CLOSE_BAD_DESCRIPTOR   = 8,  /* reserved fields not zero */
+};
+
+#define BUS1_NAME_MAX 255u
+
+struct bus1_msg_header {
+	uint32_t magic;            /* BUS1_MAGIC_MESSAGE */
+	uint16_t version;          /* BUS1_WIRE_VERSION */
+	uint16_t type;             /* bus1_msg_type */
+	uint32_t size;             /* header + body bytes; must equal the datagram size */
+	uint32_t request_id;       /* echoed in the reply; 0 for events */
+};
+
+struct bus1_msg_hello {
+	uint64_t pool_size;        /* requested bytes, header included; 0 = coordinator default */
+	uint32_t ring_capacity;    /* requested entries per inbound ring; 0 = default */
+	uint32_t _reserved;
+};
+
+struct bus1_msg_welcome {
+	uint64_t peer_id;
+	uint64_t pool_size;        /* granted bytes, header included */
+	uint32_t ring_capacity;    /* granted entries per inbound ring */
+	uint32_t _reserved;
+};
+
+struct bus1_msg_error {
+	uint32_t code;             /* bus1_error_code */
+	uint32_t detail;           /* errno or bus1_quota, or 0 */
+};
+
+struct bus1_msg_name {
+	uint64_t handle;           /* publish: the node's owner handle; lookup: ignored (0) */
+	uint32_t length;           /* bytes of name used, 1...BUS1_NAME_MAX */
+	uint8_t  name[BUS1_NAME_MAX + 1];
+	uint32_t _reserved;
+};
+
+struct bus1_msg_handle {
+	uint64_t handle;
+};
+
+struct bus1_msg_handle_granted {
+	uint64_t handle;           /* the caller's new or existing handle id */
+	uint64_t node;             /* the node's id at its owner (what descriptors carry) */
+	uint64_t owner_peer;       /* the node's owner */
+	uint64_t channel_id;       /* channel caller -> owner; BUS1_INVALID_ID if the caller owns the node */
+	uint32_t capacity;         /* entries per ring of that channel */
+	uint32_t new_channel;      /* 1: fds attached (channel, owner's wake page) */
+	uint64_t _reserved;
+};
+
+struct bus1_msg_channel_opened {
+	uint64_t channel_id;
+	uint64_t sender_peer;
+	uint64_t node;             /* first node the sender may address */
+	uint64_t sender_pool_size; /* bytes; must equal fstat of the pool fd */
+	uint32_t capacity;
+	uint32_t _reserved;
+};
+
+struct bus1_msg_channel_grant {
+	uint64_t channel_id;
+	uint64_t node;
+};
+
+struct bus1_msg_channel {
+	uint64_t channel_id;
+};
+
+struct bus1_msg_violation {
+	uint64_t channel_id;
+	uint32_t kind;             /* bus1_close_reason */
+	uint32_t _reserved;
+};
+
+struct bus1_msg_channel_closed {
+	uint64_t channel_id;
+	uint64_t other_peer;
+	uint32_t reason;           /* bus1_close_reason */
+	uint32_t _reserved;
+};
+
+/* Largest datagram the coordinator or a peer accepts. */
+#define BUS1_MSG_MAX 512u
+/* Most fds one datagram carries. */
+#define BUS1_MSG_MAX_FDS 4u
+
+#ifndef __cplusplus
+_Static_assert(sizeof(struct bus1_wake_page) == 128, "wake page layout");
+_Static_assert(__builtin_offsetof(struct bus1_wake_page, doorbell) == 64, "doorbell on its own line");
+_Static_assert(sizeof(struct bus1_clock_page) == 128, "clock page layout");
+_Static_assert(__builtin_offsetof(struct bus1_clock_page, ticket) == 64, "ticket on its own line");
+_Static_assert(sizeof(struct bus1_pool_header) == 64, "pool header layout");
+_Static_assert(sizeof(struct bus1_channel_header) == 192, "channel header layout");
+_Static_assert(__builtin_offsetof(struct bus1_channel_header, sub_tail) == 64, "sender line");
+_Static_assert(__builtin_offsetof(struct bus1_channel_header, sub_head) == 128, "receiver line");
+_Static_assert(sizeof(struct bus1_descriptor) == 32, "descriptor layout");
+_Static_assert(sizeof(struct bus1_completion) == 8, "completion layout");
+_Static_assert(sizeof(struct bus1_msg_header) == 16, "message header layout");
+_Static_assert(sizeof(struct bus1_msg_hello) == 16, "hello layout");
+_Static_assert(sizeof(struct bus1_msg_welcome) == 24, "welcome layout");
+_Static_assert(sizeof(struct bus1_msg_error) == 8, "error layout");
+_Static_assert(sizeof(struct bus1_msg_name) == 272, "name layout");
+_Static_assert(sizeof(struct bus1_msg_handle_granted) == 48, "handle granted layout");
+_Static_assert(sizeof(struct bus1_msg_channel_opened) == 40, "channel opened layout");
+_Static_assert(sizeof(struct bus1_msg_channel_closed) == 24, "channel closed layout");
+_Static_assert(sizeof(struct bus1_msg_header) + sizeof(struct bus1_msg_name) <= BUS1_MSG_MAX, "max message");
+#endif
+
+#endif /* BUS1_WIRE_H */
