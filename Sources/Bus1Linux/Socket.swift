@@ -24,16 +24,18 @@ public enum SeqPacket {
 
     /// Sends one datagram with `fds` attached (`SCM_RIGHTS`). `dontWait`: fail with
     /// `EAGAIN` instead of blocking when the peer's receive queue is full.
-    public static func send(
-        _ socket: Int32, _ bytes: UnsafeRawBufferPointer, fds: [Int32] = [], dontWait: Bool = false
-    ) throws(LinuxError) {
-        let sent = try retryingOnInterrupt("sendmsg") {
-            fds.withUnsafeBufferPointer { fdBuffer in
-                b1l_send_with_fds(socket, bytes.baseAddress, bytes.count, fdBuffer.baseAddress,
-                                  Int32(fdBuffer.count), dontWait ? Int32(MSG_DONTWAIT) : 0)
+    public static func send(_ socket: Int32, _ bytes: [UInt8], fds: [Int32] = [], dontWait: Bool = false) throws(LinuxError) {
+        let flags = dontWait ? Int32(MSG_DONTWAIT) : 0
+        while true {
+            let sent = bytes.withUnsafeBytes { raw in
+                fds.withUnsafeBufferPointer { fdBuffer in
+                    b1l_send_with_fds(socket, raw.baseAddress, raw.count, fdBuffer.baseAddress, Int32(fdBuffer.count), flags)
+                }
             }
+            if sent == bytes.count { return }
+            if sent >= 0 { throw LinuxError("sendmsg (short)", code: EMSGSIZE) }
+            if -sent != Int(EINTR) { throw LinuxError("sendmsg", code: Int32(-sent)) }
         }
-        if sent != bytes.count { throw LinuxError("sendmsg (short)", code: EMSGSIZE) }
     }
 
     /// One received datagram: its bytes (possibly empty on hang-up), its fds (owned),

@@ -1,0 +1,41 @@
+import Bus1Linux
+import CBus1Wire
+import Glibc
+
+/// Limits and policy of one bus. Every limit is per peer unless it says otherwise;
+/// exceeding one is a typed `BUS1_ERR_QUOTA` naming it.
+public struct CoordinatorConfiguration: Sendable {
+    /// Socket path the coordinator listens on.
+    public var address: String
+    /// Payload bytes of a pool when a peer asks for 0.
+    public var defaultPoolDataSize: Int = 64 << 20
+    /// Largest payload area a peer may ask for.
+    public var maximumPoolDataSize: Int = 1 << 30
+    /// Entries per inbound ring when a peer asks for 0.
+    public var defaultRingCapacity: Int = 256
+    public var maximumPeersPerUID: Int = 1024
+    public var maximumNodesPerPeer: Int = 65536
+    public var maximumHandlesPerPeer: Int = 65536
+    public var maximumChannelsPerPeer: Int = 4096
+    /// Who may connect and use names: by default the coordinator's own uid (and root).
+    public var allowedUIDs: Set<UInt32> = [getuid(), 0]
+    /// Readiness backend of the loop.
+    public var eventBackend: EventBackend = .automatic
+
+    public enum EventBackend: String, Sendable, CaseIterable {
+        /// io_uring, or poll(2) (logged) where io_uring is refused.
+        case automatic
+        case ioUring = "io_uring"
+        case poll
+    }
+
+    public init(address: String) { self.address = address }
+
+    /// `$BUS1_ADDRESS`, else `$XDG_RUNTIME_DIR/bus1/bus`, else
+    /// `/tmp/bus1-<uid>/bus`.
+    public static func defaultAddress() -> String {
+        if let a = getenv("BUS1_ADDRESS"), a.pointee != 0 { return String(cString: a) }
+        if let r = getenv("XDG_RUNTIME_DIR"), r.pointee != 0 { return String(cString: r) + "/bus1/bus" }
+        return "/tmp/bus1-\(getuid())/bus"
+    }
+}

@@ -1,0 +1,355 @@
+import Bus1Core
+import Bus1Linux
+import CBus1Wire
+import Glibc
+import Logging
+
+/// The bus coordinator: authenticates peers, creates and seals every memfd, owns
+/// the node, handle, name and channel tables, and cleans up after dead peers.
+///
+/// It is on the control path only: data messages go peer to peer through
+/// channels. One thread runs ``run()``; ``stop()`` may be called from any thread.
+/// Every request gets exactly one reply; a malformed one gets
+/// `BUS1_ERR_PROTOCOL` and the coordinator keeps serving.
+public final class Coordinator: @unchecked Sendable {
+    public let configuration: CoordinatorConfiguration
+    let logger: Logger
+    private let listener: FileDescriptor
+    private let readiness: any ReadinessSource
+    private let stopPipe: (read: Int32, write: Int32)
+    private let clockFD: FileDescriptor
+    var clockDescriptor: Int32 { clockFD.rawValue }
+    private let clockMapping: Mapping
+
+    var peers: [UInt64: PeerRecord] = [:]
+    var channels: [UInt64: ChannelRecord] = [:]
+    var names: [String: NodeKey] = [:]
+    private var nextPeer: UInt64 = 1
+    private var nextChannel: UInt64 = 1
+    /// One datagram; a byte larger than the largest valid one, so oversize shows as such.
+    private let receiveBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(BUS1_MSG_MAX) + 1, alignment: 8)
+
+    private static let listenerToken: UInt64 = 1
+    private static let stopToken: UInt64 = 2
+
+    /// Statistics for tests and logs.
+    public internal(set) var protocolErrors = 0
+    public internal(set) var violationsReported = 0
+    public var peerCount: Int { peers.count }
+
+    /// The readiness mechanism in use (`io_uring` or `poll(2)`).
+    public var eventMechanism: String { readiness.mechanism }
+
+    /// Binds the socket. Refuses (``CoordinatorError/addressInUse``) a path a live
+    /// bus serves; replaces a stale socket file nobody listens on.
+    public init(configuration: CoordinatorConfiguration, logger: Logger = Logger(label: "bus1d")) throws(CoordinatorError) {
+        self.configuration = configuration
+        self.logger = logger
+        let path = configuration.address
+        do {
+            try Self.makeParentDirectory(of: path)
+            if access(path, F_OK) == 0 {
+                if (try? SeqPacket.connect(path: path)) != nil { throw CoordinatorError.addressInUse(path) }
+                unlink(path)  // a socket file left behind by a dead coordinator
+            }
+            listener = try SeqPacket.listen(path: path)
+            chmod(path, 0o666)  // access is decided by SO_PEERCRED and policy, not file mode
+
+            var fds: [Int32] = [-1, -1]
+            try retryingLibcOnInterrupt("pipe") { pipe(&fds) }
+            for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC); _ = fcntl(fd, F_SETFL, O_NONBLOCK) }
+            stopPipe = (fds[0], fds[1])
+
+            clockFD = try MemFD.create(name: "bus1-clock", size: Int(BUS1_PAGE_SIZE))
+            try MemFD.addSeals([.shrink, .grow, .seal], to: clockFD)
+            clockMapping = try Mapping(clockFD, count: Int(BUS1_PAGE_SIZE), writable: true)
+            ClockPage.initialize(clockMapping)
+        } catch let error as CoordinatorError {
+            throw error
+        } catch let error as LinuxError {
+            throw .system(error)
+        } catch {
+            throw .system(LinuxError("coordinator setup", code: EIO))
+        }
+
+        switch configuration.eventBackend {
+        case .poll:
+            readiness = PollReadiness()
+        case .ioUring:
+            do { readiness = try IOURingReadiness() } catch { throw .system(error) }
+        case .automatic:
+            do {
+                readiness = try IOURingReadiness()
+            } catch {
+                logger.warning("io_uring unavailable, falling back to poll(2)", metadata: ["error": "\(error)"])
+                readiness = PollReadiness()
+            }
+        }
+    }
+
+    deinit {
+        receiveBuffer.deallocate()
+        close(stopPipe.read)
+        close(stopPipe.write)
+    }
+
+    private static func makeParentDirectory(of path: String) throws(LinuxError) {
+        guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return }
+        let parent = String(path[..<slash])
+        if mkdir(parent, 0o700) != 0 && errno != EEXIST {
+            throw LinuxError("mkdir \(parent)", code: errno)
+        }
+    }
+
+    /// Asks ``run()`` to return. Safe from any thread and from signal handlers.
+    public func stop() {
+        var byte: UInt8 = 1
+        _ = write(stopPipe.write, &byte, 1)
+    }
+
+    /// Serves until ``stop()``; then disconnects every peer and removes the socket.
+    public func run() throws(CoordinatorError) {
+        logger.info("bus1 coordinator listening", metadata: ["address": "\(configuration.address)", "loop": "\(readiness.mechanism)"])
+        do {
+            try readiness.watch(listener.rawValue, token: Self.listenerToken)
+            try readiness.watch(stopPipe.read, token: Self.stopToken)
+            loop: while true {
+                for token in try readiness.wait(timeoutNanoseconds: nil) {
+                    switch token {
+                    case Self.stopToken: break loop
+                    case Self.listenerToken:
+                        acceptAll()
+                        try readiness.watch(listener.rawValue, token: Self.listenerToken)
+                    default:
+                        try handle(token: token)
+                    }
+                }
+            }
+        } catch {
+            shutdown()
+            throw .system(error)
+        }
+        shutdown()
+    }
+
+    private func shutdown() {
+        for id in Array(peers.keys) { removePeer(id, reason: "coordinator stopping") }
+        unlink(configuration.address)
+        logger.info("bus1 coordinator stopped")
+    }
+
+    // MARK: Connections
+
+    private func acceptAll() {
+        while true {
+            let socket: FileDescriptor
+            do {
+                guard let s = try SeqPacket.accept(listener) else { return }
+                socket = s
+            } catch {
+                logger.error("accept failed", metadata: ["error": "\(error)"])
+                return
+            }
+            admit(socket)
+        }
+    }
+
+    private func admit(_ socket: consuming FileDescriptor) {
+        let credentials: (pid: Int32, uid: UInt32, gid: UInt32)
+        do { credentials = try SeqPacket.peerCredentials(socket) } catch {
+            logger.warning("no peer credentials; refusing", metadata: ["error": "\(error)"])
+            return
+        }
+        guard configuration.allowedUIDs.contains(credentials.uid) else {
+            logger.warning("refusing peer: uid not allowed", metadata: ["uid": "\(credentials.uid)", "pid": "\(credentials.pid)"])
+            sendDirect(socket.rawValue, .error(code: BUS1_ERR_PERMISSION.rawValue, detail: 0), requestID: 0)
+            return
+        }
+        let sameUID = peers.values.filter { $0.uid == credentials.uid }.count
+        guard sameUID < configuration.maximumPeersPerUID else {
+            sendDirect(socket.rawValue, .error(code: BUS1_ERR_QUOTA.rawValue, detail: BUS1_QUOTA_PEERS.rawValue), requestID: 0)
+            return
+        }
+        let pidfd: OwnedDescriptor?
+        do { pidfd = OwnedDescriptor(try SeqPacket.peerProcess(socket, pid: credentials.pid)) } catch {
+            pidfd = nil  // the socket hang-up still reports the peer's death
+            logger.debug("no pidfd for peer", metadata: ["error": "\(error)"])
+        }
+        let id = nextPeer
+        nextPeer += 1
+        let peer = PeerRecord(id: id, socket: socket, pidfd: pidfd, pid: credentials.pid, uid: credentials.uid)
+        peers[id] = peer
+        do {
+            try readiness.watch(peer.socket.rawValue, token: peer.socketToken)
+            if let fd = peer.pidfd?.rawValue { try readiness.watch(fd, token: peer.pidfdToken) }
+        } catch {
+            removePeer(id, reason: "cannot watch: \(error)")
+            return
+        }
+        logger.debug("peer connected", metadata: ["peer": "\(id)", "pid": "\(credentials.pid)", "uid": "\(credentials.uid)"])
+    }
+
+    private func handle(token: UInt64) throws(LinuxError) {
+        let id = token >> 2
+        guard let peer = peers[id] else { return }  // fired after removal
+        if token & 3 == 1 {
+            removePeer(id, reason: "process exited")
+            return
+        }
+        // Serve every queued datagram, then re-arm.
+        while peers[id] != nil {
+            guard receiveOne(from: peer) else { break }
+        }
+        if peers[id] != nil { try readiness.watch(peer.socket.rawValue, token: peer.socketToken) }
+    }
+
+    /// Reads and serves one datagram; false when none is queued or the peer went away.
+    private func receiveOne(from peer: PeerRecord) -> Bool {
+        var datagram: SeqPacket.Datagram
+        do {
+            guard let received = try SeqPacket.receive(peer.socket.rawValue, into: receiveBuffer,
+                                                       maxDescriptors: Int(BUS1_MSG_MAX_FDS), dontWait: true)
+            else { return false }
+            datagram = received
+        } catch {
+            removePeer(peer.id, reason: "recvmsg failed: \(error)")
+            return false
+        }
+        if datagram.isHangUp {
+            removePeer(peer.id, reason: "disconnected")
+            return false
+        }
+        let decoded: (message: ControlMessage, requestID: UInt32)
+        do {
+            if datagram.truncated { throw ProtocolError.cutByKernel }
+            decoded = try ControlMessage.decode(UnsafeRawBufferPointer(rebasing: receiveBuffer[..<datagram.count]),
+                                                descriptorCount: datagram.fds.count)
+        } catch {
+            protocolErrors += 1
+            logger.warning("malformed control message", metadata: ["peer": "\(peer.id)", "error": "\(error)"])
+            reply(peer, .error(code: BUS1_ERR_PROTOCOL.rawValue, detail: 0), requestID: 0)
+            return true  // the datagram's fds are closed with it
+        }
+        let response = serve(decoded.message, from: peer)
+        if peers[peer.id] != nil { reply(peer, response, requestID: decoded.requestID) }
+        return true
+    }
+
+    // MARK: Sending
+
+    /// Sends without blocking; a peer whose queue is full is not reading its socket
+    /// and is disconnected rather than allowed to stall the bus.
+    @discardableResult
+    func send(_ peer: PeerRecord, _ message: ControlMessage, requestID: UInt32, fds: [Int32] = []) -> Bool {
+        let bytes = message.encode(requestID: requestID)
+        do {
+            try SeqPacket.send(peer.socket.rawValue, bytes, fds: fds, dontWait: true)
+            return true
+        } catch {
+            if error.code != EPIPE && error.code != ECONNRESET {
+                logger.warning("cannot send to peer; disconnecting it", metadata: ["peer": "\(peer.id)", "error": "\(error)"])
+            }
+            removePeer(peer.id, reason: "send failed: \(error)")
+            return false
+        }
+    }
+
+    private func sendDirect(_ socket: Int32, _ message: ControlMessage, requestID: UInt32) {
+        let bytes = message.encode(requestID: requestID)
+        try? SeqPacket.send(socket, bytes, dontWait: true)
+    }
+
+    private func reply(_ peer: PeerRecord, _ response: Response, requestID: UInt32) {
+        send(peer, response.message, requestID: requestID, fds: response.fds)
+    }
+
+    private func reply(_ peer: PeerRecord, _ message: ControlMessage, requestID: UInt32) {
+        send(peer, message, requestID: requestID)
+    }
+
+    /// Queues an event and makes sure the peer looks: bump `control_seq`, ring.
+    func notify(_ peer: PeerRecord, _ message: ControlMessage, fds: [Int32] = []) {
+        guard send(peer, message, requestID: 0, fds: fds) else { return }
+        if let page = peer.wakePage {
+            _ = page.controlSequence.fetchAddReleasing(1)  // the event is queued before the peer can see the bump
+            page.ring()
+        }
+    }
+
+    // MARK: Peer removal
+
+    /// Tears a peer down: closes its channels (telling the other sides), drops its
+    /// names, nodes and handles, closes its fds.
+    func removePeer(_ id: UInt64, reason: String) {
+        guard let peer = peers.removeValue(forKey: id) else { return }
+        logger.debug("peer removed", metadata: ["peer": "\(id)", "reason": "\(reason)"])
+        try? readiness.unwatch(peer.socketToken)
+        try? readiness.unwatch(peer.pidfdToken)
+        for channelID in Array(peer.outbound.values) + Array(peer.inbound) {
+            closeChannel(channelID, reason: BUS1_CLOSE_PEER_GONE.rawValue)
+        }
+        for (name, key) in names where key.owner == id { names[name] = nil }
+    }
+
+    /// Removes a channel and tells whichever ends are still connected.
+    func closeChannel(_ id: UInt64, reason: UInt32) {
+        guard let channel = channels.removeValue(forKey: id) else { return }
+        let sender = peers[channel.sender], receiver = peers[channel.receiver]
+        sender?.outbound[channel.receiver] = nil
+        receiver?.inbound.remove(id)
+        if let sender { notify(sender, .channelClosed(channel: id, otherPeer: channel.receiver, reason: reason)) }
+        if let receiver { notify(receiver, .channelClosed(channel: id, otherPeer: channel.sender, reason: reason)) }
+    }
+
+    // MARK: Channels
+
+    /// The channel sender → receiver, created (and announced to the receiver) if new.
+    func channel(from sender: PeerRecord, to receiver: PeerRecord, node: UInt64) throws(RequestError) -> (ChannelRecord, isNew: Bool) {
+        if let id = sender.outbound[receiver.id], let existing = channels[id] {
+            if existing.allowedNodes.insert(node).inserted {
+                notify(receiver, .channelGrant(channel: id, node: node))  // before the sender learns of its handle
+            }
+            return (existing, false)
+        }
+        guard sender.outbound.count < configuration.maximumChannelsPerPeer,
+              receiver.inbound.count < configuration.maximumChannelsPerPeer
+        else { throw .quota(BUS1_QUOTA_CHANNELS.rawValue) }
+        guard let poolReadOnly = sender.poolReadOnly?.rawValue, let senderWake = sender.memory?.wake.rawValue else { throw .state }
+        let id = nextChannel
+        nextChannel += 1
+        let geometry = ChannelGeometry(capacity: receiver.ringCapacity)
+        let record: ChannelRecord
+        do {
+            let fd = try MemFD.create(name: "bus1-channel-\(id)", size: geometry.size)
+            try MemFD.addSeals([.shrink, .grow, .seal], to: fd)
+            let mapping = try Mapping(fd, count: geometry.size, writable: true)
+            geometry.initialize(mapping, channel: id, sender: sender.id, receiver: receiver.id)
+            record = ChannelRecord(id: id, sender: sender.id, receiver: receiver.id, capacity: geometry.capacity, memory: fd)
+        } catch {
+            throw .system(error)
+        }
+        record.allowedNodes.insert(node)
+        channels[id] = record
+        sender.outbound[receiver.id] = id
+        receiver.inbound.insert(id)
+        // The receiver learns of the channel before the sender can use it.
+        notify(receiver, .channelOpened(.init(channel: id, sender: sender.id, node: node,
+                                              senderPoolSize: UInt64(sender.poolSize), capacity: UInt32(geometry.capacity))),
+               fds: [record.memory.rawValue, poolReadOnly, senderWake])
+        return (record, true)
+    }
+}
+
+/// Why the coordinator could not start or had to stop.
+public enum CoordinatorError: Error, CustomStringConvertible, Sendable {
+    /// A live bus already serves this socket path.
+    case addressInUse(String)
+    case system(LinuxError)
+
+    public var description: String {
+        switch self {
+        case .addressInUse(let path): "a bus is already running at \(path)"
+        case .system(let error): "\(error)"
+        }
+    }
+}

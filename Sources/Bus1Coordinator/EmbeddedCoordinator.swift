@@ -1,0 +1,55 @@
+import Bus1Linux
+import Glibc
+import Logging
+
+/// A coordinator running on a thread of the calling process: what tests,
+/// examples and benchmarks start when no `bus1d` runs. Same code as `bus1d`.
+public final class EmbeddedCoordinator: @unchecked Sendable {
+    public let coordinator: Coordinator
+    private var thread: pthread_t?
+    private var failure: CoordinatorError?
+
+    /// Binds `configuration.address` and starts serving on a new thread.
+    public init(configuration: CoordinatorConfiguration, logger: Logger = Logger(label: "bus1.embedded")) throws(CoordinatorError) {
+        coordinator = try Coordinator(configuration: configuration, logger: logger)
+        let box = Unmanaged.passRetained(self).toOpaque()
+        var thread = pthread_t()
+        let rc = pthread_create(&thread, nil, { raw in
+            let me = Unmanaged<EmbeddedCoordinator>.fromOpaque(raw!).takeRetainedValue()
+            do { try me.coordinator.run() } catch let error as CoordinatorError { me.failure = error } catch {}
+            return nil
+        }, box)
+        guard rc == 0 else {
+            Unmanaged<EmbeddedCoordinator>.fromOpaque(box).release()
+            throw .system(LinuxError("pthread_create", code: rc))
+        }
+        self.thread = thread
+    }
+
+    /// A coordinator on a fresh private socket path under `/tmp`.
+    public static func onPrivateSocket(
+        named label: String = "embedded", configure: (inout CoordinatorConfiguration) -> Void = { _ in }
+    ) throws(CoordinatorError) -> EmbeddedCoordinator {
+        var template = Array("/tmp/bus1-\(label)-XXXXXX".utf8CString)
+        guard mkdtemp(&template) != nil else { throw .system(LinuxError("mkdtemp", code: errno)) }
+        let directory = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        var configuration = CoordinatorConfiguration(address: directory + "/bus")
+        configure(&configuration)
+        return try EmbeddedCoordinator(configuration: configuration)
+    }
+
+    public var address: String { coordinator.configuration.address }
+
+    /// Stops the loop and joins its thread; idempotent.
+    public func stop() {
+        guard let thread else { return }
+        coordinator.stop()
+        pthread_join(thread, nil)
+        self.thread = nil
+        if let slash = address.lastIndex(of: "/") { rmdir(String(address[..<slash])) }
+    }
+
+    deinit {
+        stop()
+    }
+}

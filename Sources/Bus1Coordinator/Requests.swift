@@ -1,0 +1,193 @@
+import Bus1Core
+import Bus1Linux
+import CBus1Wire
+import Glibc
+
+/// A reply and the fds it carries (borrowed from the tables; sendmsg duplicates them).
+struct Response {
+    var message: ControlMessage
+    var fds: [Int32] = []
+
+    static let ok = Response(message: .ok)
+}
+
+/// Why a request was refused; becomes a `BUS1_MSG_ERROR`.
+enum RequestError: Error {
+    case protocolError
+    case state
+    case nameTaken, nameUnknown
+    case handleUnknown, notOwner, permission
+    case quota(UInt32)
+    case system(LinuxError)
+
+    var message: ControlMessage {
+        switch self {
+        case .protocolError: .error(code: BUS1_ERR_PROTOCOL.rawValue, detail: 0)
+        case .state: .error(code: BUS1_ERR_STATE.rawValue, detail: 0)
+        case .nameTaken: .error(code: BUS1_ERR_NAME_TAKEN.rawValue, detail: 0)
+        case .nameUnknown: .error(code: BUS1_ERR_NAME_UNKNOWN.rawValue, detail: 0)
+        case .handleUnknown: .error(code: BUS1_ERR_HANDLE_UNKNOWN.rawValue, detail: 0)
+        case .notOwner: .error(code: BUS1_ERR_NOT_OWNER.rawValue, detail: 0)
+        case .permission: .error(code: BUS1_ERR_PERMISSION.rawValue, detail: 0)
+        case .quota(let which): .error(code: BUS1_ERR_QUOTA.rawValue, detail: which)
+        case .system(let e): .error(code: BUS1_ERR_INTERNAL.rawValue, detail: UInt32(bitPattern: e.code))
+        }
+    }
+}
+
+extension Coordinator {
+    /// Serves one decoded request and returns its reply.
+    func serve(_ message: ControlMessage, from peer: PeerRecord) -> Response {
+        do {
+            switch (message, peer.state) {
+            case (.hello(let poolSize, let capacity), .connected):
+                return try welcome(peer, poolSize: poolSize, ringCapacity: capacity)
+            case (.poolMapped, .welcomed):
+                return try sealPool(of: peer)
+            case (.nodeCreate, .ready):
+                return try createNode(for: peer)
+            case (.namePublish(let handle, let name), .ready):
+                return try publish(handle: handle, name: name, by: peer)
+            case (.nameLookup(let name), .ready):
+                return try lookup(name: name, by: peer)
+            case (.handleRelease(let handle), .ready):
+                return try release(handle: handle, by: peer)
+            case (.violation(let channelID, let reason), .ready):
+                return try reportViolation(channelID, reason: reason, by: peer)
+            case (.channelClose(let channelID), .ready):
+                guard let channel = channels[channelID], channel.sender == peer.id || channel.receiver == peer.id
+                else { throw RequestError.handleUnknown }
+                closeChannel(channelID, reason: BUS1_CLOSE_BY_PEER.rawValue)
+                return .ok
+            case (.hello, _), (.poolMapped, _), (.nodeCreate, _), (.namePublish, _), (.nameLookup, _),
+                 (.handleRelease, _), (.violation, _), (.channelClose, _):
+                throw RequestError.state
+            default:
+                // Replies and events are the coordinator's to send, never a peer's.
+                throw RequestError.protocolError
+            }
+        } catch let error as RequestError {
+            if case .protocolError = error { protocolErrors += 1 }
+            return Response(message: error.message)
+        } catch {
+            return Response(message: RequestError.state.message)
+        }
+    }
+
+    private func welcome(_ peer: PeerRecord, poolSize requested: UInt64, ringCapacity requestedCapacity: UInt32) throws -> Response {
+        let header = UInt64(BUS1_POOL_DATA_OFFSET)
+        var dataSize = requested == 0 ? UInt64(configuration.defaultPoolDataSize) : (requested > header ? requested - header : 1)
+        dataSize = max(dataSize, 64 << 10)
+        guard dataSize <= UInt64(configuration.maximumPoolDataSize) else { throw RequestError.quota(BUS1_QUOTA_POOL_BYTES.rawValue) }
+        if dataSize & (dataSize - 1) != 0 { dataSize = 1 << (64 - (dataSize - 1).leadingZeroBitCount) }  // round up to a power of two
+        let capacity = requestedCapacity == 0 ? configuration.defaultRingCapacity : Int(requestedCapacity)
+        guard capacity >= 2, capacity <= 65536, capacity & (capacity - 1) == 0 else { throw RequestError.protocolError }
+
+        let poolSize = Int(header + dataSize)
+        do {
+            let pool = try MemFD.create(name: "bus1-pool-\(peer.id)", size: poolSize)
+            try MemFD.addSeals([.shrink, .grow], to: pool)  // future-write and seal come once the owner mapped it
+            do {
+                let mapping = try Mapping(pool, count: Int(BUS1_PAGE_SIZE), writable: true)
+                var h = bus1_pool_header()
+                h.magic = BUS1_MAGIC_POOL; h.version = BUS1_WIRE_VERSION; h.peer_id = peer.id
+                h.size = UInt64(poolSize); h.data_offset = header
+                mapping.base.storeBytes(of: h, as: bus1_pool_header.self)
+            }
+            let wake = try MemFD.create(name: "bus1-wake-\(peer.id)", size: Int(BUS1_PAGE_SIZE))
+            try MemFD.addSeals([.shrink, .grow, .seal], to: wake)
+            let wakeMapping = try Mapping(wake, count: Int(BUS1_PAGE_SIZE), writable: true)
+            WakePage.initialize(wakeMapping, peer: peer.id)
+            let page = try WakePage(wakeMapping, expectedPeer: peer.id)
+            peer.memory = PeerMemory(pool: pool, wake: wake, wakeMapping: wakeMapping, wakePage: page)
+        }
+        peer.poolSize = poolSize
+        peer.ringCapacity = capacity
+        peer.state = .welcomed
+        return Response(message: .welcome(peer: peer.id, poolSize: UInt64(poolSize), ringCapacity: UInt32(capacity)),
+                        fds: [peer.memory!.pool.rawValue, peer.memory!.wake.rawValue, clockDescriptor])
+    }
+
+    /// Seals the pool against new writable mappings (the owner's stays) and makes
+    /// the read-only description receivers get. Checks the seals took.
+    private func sealPool(of peer: PeerRecord) throws -> Response {
+        guard let memory = peer.memory else { throw RequestError.state }
+        try MemFD.addSeals([.futureWrite, .seal], to: memory.pool)
+        let seals = try MemFD.seals(of: memory.pool)
+        guard seals.isSuperset(of: [.shrink, .grow, .futureWrite, .seal]) else { throw RequestError.system(LinuxError("F_SEAL_FUTURE_WRITE", code: EPERM)) }
+        peer.poolReadOnly = OwnedDescriptor(try MemFD.reopen(memory.pool, writable: false))
+        peer.state = .ready
+        return .ok
+    }
+
+    private func createNode(for peer: PeerRecord) throws(RequestError) -> Response {
+        guard peer.ownedNodes.count < configuration.maximumNodesPerPeer else { throw .quota(BUS1_QUOTA_NODES.rawValue) }
+        guard peer.handles.count < configuration.maximumHandlesPerPeer else { throw .quota(BUS1_QUOTA_HANDLES.rawValue) }
+        let id = peer.nextHandle
+        peer.nextHandle += 1
+        let key = NodeKey(owner: peer.id, node: id)
+        peer.ownedNodes.insert(id)
+        peer.handles[id] = HandleRecord(node: key, references: 1)
+        peer.handleByNode[key] = id
+        return Response(message: .nodeCreated(handle: id))
+    }
+
+    private func publish(handle: UInt64, name: String, by peer: PeerRecord) throws(RequestError) -> Response {
+        guard peer.ownedNodes.contains(handle) else {
+            throw peer.handles[handle] == nil ? .handleUnknown : .notOwner
+        }
+        if let existing = names[name], peers[existing.owner] != nil { throw .nameTaken }
+        names[name] = NodeKey(owner: peer.id, node: handle)
+        return .ok
+    }
+
+    private func lookup(name: String, by peer: PeerRecord) throws(RequestError) -> Response {
+        guard let key = names[name], let owner = peers[key.owner], owner.state == .ready else { throw .nameUnknown }
+        guard owner.uid == peer.uid || peer.uid == 0 else { throw .permission }  // default policy: same uid
+
+        let handle: UInt64
+        if let existing = peer.handleByNode[key] {
+            handle = existing
+        } else {
+            guard peer.handles.count < configuration.maximumHandlesPerPeer else { throw .quota(BUS1_QUOTA_HANDLES.rawValue) }
+            handle = peer.nextHandle
+            peer.nextHandle += 1
+        }
+        guard owner.id != peer.id else {
+            peer.handles[handle, default: HandleRecord(node: key, references: 0)].references += 1
+            return Response(message: .handleGranted(.init(handle: handle, node: key.node, owner: owner.id,
+                                                          channel: .max /* BUS1_INVALID_ID */, capacity: 0, newChannel: false)))
+        }
+        let (channel, isNew) = try self.channel(from: peer, to: owner, node: key.node)
+        peer.handles[handle, default: HandleRecord(node: key, references: 0)].references += 1
+        peer.handleByNode[key] = handle
+        let grant = ControlMessage.HandleGrant(handle: handle, node: key.node, owner: owner.id, channel: channel.id,
+                                               capacity: UInt32(channel.capacity), newChannel: isNew)
+        return Response(message: .handleGranted(grant), fds: isNew ? [channel.memory.rawValue, owner.memory!.wake.rawValue] : [])
+    }
+
+    private func release(handle: UInt64, by peer: PeerRecord) throws(RequestError) -> Response {
+        guard var record = peer.handles[handle] else { throw .handleUnknown }
+        guard record.node.owner != peer.id else { throw .notOwner }  // an owner destroys its node instead
+        record.references -= 1
+        if record.references > 0 {
+            peer.handles[handle] = record
+        } else {
+            peer.handles[handle] = nil
+            peer.handleByNode[record.node] = nil
+        }
+        return .ok
+    }
+
+    /// A receiver reports that the sender broke the channel protocol: close the
+    /// channel, tell both ends; nothing else is affected.
+    private func reportViolation(_ channelID: UInt64, reason: UInt32, by peer: PeerRecord) throws(RequestError) -> Response {
+        guard let channel = channels[channelID], channel.receiver == peer.id || channel.sender == peer.id else { throw .handleUnknown }
+        violationsReported += 1
+        logger.warning("channel protocol violation; closing channel",
+                       metadata: ["channel": "\(channelID)", "reporter": "\(peer.id)", "reason": "\(reason)",
+                                  "sender": "\(channel.sender)", "receiver": "\(channel.receiver)"])
+        closeChannel(channelID, reason: reason)
+        return .ok
+    }
+}

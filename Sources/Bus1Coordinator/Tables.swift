@@ -1,0 +1,105 @@
+import Bus1Core
+import Bus1Linux
+import CBus1Wire
+
+/// One connected peer, as the coordinator sees it.
+///
+/// States: `connected` (socket accepted, no HELLO yet) → `welcomed` (pool, wake
+/// page and clock sent; waiting for POOL_MAPPED) → `ready` (pool sealed against
+/// future writes; may create nodes, look up names, get channels).
+final class PeerRecord {
+    enum State { case connected, welcomed, ready }
+
+    let id: UInt64
+    let socket: FileDescriptor
+    let pidfd: OwnedDescriptor?
+    let pid: Int32
+    let uid: UInt32
+    var state: State = .connected
+
+    /// Pool and wake page, made at HELLO.
+    var memory: PeerMemory?
+    /// A read-only open file description of the pool, made once it is sealed
+    /// against future writes; sent to receivers.
+    var poolReadOnly: OwnedDescriptor?
+    var poolSize: Int = 0
+    var wakePage: WakePage? { memory?.wakePage }
+    var ringCapacity: Int = 0
+
+    /// Handle id → handle. Ids come from `nextHandle` and are never reused.
+    var handles: [UInt64: HandleRecord] = [:]
+    /// (owner, node) → this peer's handle id for it: one handle per (peer, node).
+    var handleByNode: [NodeKey: UInt64] = [:]
+    var nextHandle: UInt64 = 1
+    /// Nodes this peer owns (their ids are the owner's handle ids).
+    var ownedNodes: Set<UInt64> = []
+    /// Channels where this peer sends, by receiver peer id.
+    var outbound: [UInt64: UInt64] = [:]
+    /// Channels where this peer receives, by channel id.
+    var inbound: Set<UInt64> = []
+
+    init(id: UInt64, socket: consuming FileDescriptor, pidfd: OwnedDescriptor?, pid: Int32, uid: UInt32) {
+        self.id = id
+        self.socket = socket
+        self.pidfd = pidfd
+        self.pid = pid
+        self.uid = uid
+    }
+
+    var socketToken: UInt64 { id << 2 }
+    var pidfdToken: UInt64 { id << 2 | 1 }
+}
+
+/// A node, named by its owner and the owner's handle id for it.
+struct NodeKey: Hashable {
+    let owner: UInt64
+    let node: UInt64
+}
+
+/// A peer's reference-counted handle to a node.
+struct HandleRecord {
+    let node: NodeKey
+    var references: Int
+}
+
+/// A channel from `sender` to `receiver`; `allowedNodes` are the receiver's nodes
+/// the sender holds handles to (the receiver enforces it on every descriptor).
+final class ChannelRecord {
+    let id: UInt64
+    let sender: UInt64
+    let receiver: UInt64
+    let capacity: Int
+    let memory: FileDescriptor
+    var allowedNodes: Set<UInt64> = []
+
+    init(id: UInt64, sender: UInt64, receiver: UInt64, capacity: Int, memory: consuming FileDescriptor) {
+        self.id = id
+        self.sender = sender
+        self.receiver = receiver
+        self.capacity = capacity
+        self.memory = memory
+    }
+}
+
+/// A descriptor in a class box, so optional ones can be borrowed from tables.
+final class OwnedDescriptor {
+    let descriptor: FileDescriptor
+    init(_ descriptor: consuming FileDescriptor) { self.descriptor = descriptor }
+    var rawValue: Int32 { descriptor.rawValue }
+}
+
+/// A peer's pool (read-write, as created) and wake page, with the coordinator's
+/// own mapping of the wake page (it bumps `control_seq` and rings the doorbell).
+final class PeerMemory {
+    let pool: FileDescriptor
+    let wake: FileDescriptor
+    let wakeMapping: Mapping
+    let wakePage: WakePage
+
+    init(pool: consuming FileDescriptor, wake: consuming FileDescriptor, wakeMapping: consuming Mapping, wakePage: WakePage) {
+        self.pool = pool
+        self.wake = wake
+        self.wakeMapping = wakeMapping
+        self.wakePage = wakePage
+    }
+}

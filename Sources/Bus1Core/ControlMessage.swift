@@ -1,0 +1,251 @@
+import CBus1Wire
+
+/// One control-socket datagram (`struct bus1_msg_header` + one body), decoded and
+/// checked. Encoding and decoding live only here; the layouts live only in the wire
+/// header.
+public enum ControlMessage: Sendable, Equatable {
+    // requests
+    case hello(poolSize: UInt64, ringCapacity: UInt32)
+    case poolMapped
+    case nodeCreate
+    case namePublish(handle: UInt64, name: String)
+    case nameLookup(name: String)
+    case handleRelease(handle: UInt64)
+    case violation(channel: UInt64, reason: UInt32)
+    case channelClose(channel: UInt64)
+    // replies
+    case ok
+    case error(code: UInt32, detail: UInt32)
+    case welcome(peer: UInt64, poolSize: UInt64, ringCapacity: UInt32)
+    case nodeCreated(handle: UInt64)
+    case handleGranted(HandleGrant)
+    // events
+    case channelOpened(ChannelOpening)
+    case channelGrant(channel: UInt64, node: UInt64)
+    case channelClosed(channel: UInt64, otherPeer: UInt64, reason: UInt32)
+
+    /// `bus1_msg_handle_granted`.
+    public struct HandleGrant: Sendable, Equatable {
+        public var handle: UInt64, node: UInt64, owner: UInt64, channel: UInt64
+        public var capacity: UInt32, newChannel: Bool
+        public init(handle: UInt64, node: UInt64, owner: UInt64, channel: UInt64, capacity: UInt32, newChannel: Bool) {
+            self.handle = handle; self.node = node; self.owner = owner; self.channel = channel
+            self.capacity = capacity; self.newChannel = newChannel
+        }
+    }
+
+    /// `bus1_msg_channel_opened`.
+    public struct ChannelOpening: Sendable, Equatable {
+        public var channel: UInt64, sender: UInt64, node: UInt64, senderPoolSize: UInt64, capacity: UInt32
+        public init(channel: UInt64, sender: UInt64, node: UInt64, senderPoolSize: UInt64, capacity: UInt32) {
+            self.channel = channel; self.sender = sender; self.node = node
+            self.senderPoolSize = senderPoolSize; self.capacity = capacity
+        }
+    }
+
+    /// The `bus1_msg_type` of this message.
+    public var type: UInt32 {
+        switch self {
+        case .hello: BUS1_MSG_HELLO.rawValue
+        case .poolMapped: BUS1_MSG_POOL_MAPPED.rawValue
+        case .nodeCreate: BUS1_MSG_NODE_CREATE.rawValue
+        case .namePublish: BUS1_MSG_NAME_PUBLISH.rawValue
+        case .nameLookup: BUS1_MSG_NAME_LOOKUP.rawValue
+        case .handleRelease: BUS1_MSG_HANDLE_RELEASE.rawValue
+        case .violation: BUS1_MSG_VIOLATION.rawValue
+        case .channelClose: BUS1_MSG_CHANNEL_CLOSE.rawValue
+        case .ok: BUS1_MSG_OK.rawValue
+        case .error: BUS1_MSG_ERROR.rawValue
+        case .welcome: BUS1_MSG_WELCOME.rawValue
+        case .nodeCreated: BUS1_MSG_NODE_CREATED.rawValue
+        case .handleGranted: BUS1_MSG_HANDLE_GRANTED.rawValue
+        case .channelOpened: BUS1_MSG_CHANNEL_OPENED.rawValue
+        case .channelGrant: BUS1_MSG_CHANNEL_GRANT.rawValue
+        case .channelClosed: BUS1_MSG_CHANNEL_CLOSED.rawValue
+        }
+    }
+
+    /// How many fds must travel with this message (SCM_RIGHTS).
+    public var descriptorCount: Int {
+        switch self {
+        case .welcome: 3  // pool, wake page, clock page
+        case .handleGranted(let g): g.newChannel ? 2 : 0  // channel, owner's wake page
+        case .channelOpened: 3  // channel, sender pool (read-only), sender wake page
+        default: 0
+        }
+    }
+
+    // MARK: Encoding
+
+    /// The datagram bytes.
+    public func encode(requestID: UInt32) -> [UInt8] {
+        switch self {
+        case .hello(let size, let capacity):
+            var b = bus1_msg_hello(); b.pool_size = size; b.ring_capacity = capacity
+            return Self.frame(type, requestID, b)
+        case .poolMapped, .nodeCreate, .ok:
+            return Self.frame(type, requestID, ())
+        case .namePublish(let handle, let name):
+            return Self.frame(type, requestID, Self.nameBody(handle: handle, name: name))
+        case .nameLookup(let name):
+            return Self.frame(type, requestID, Self.nameBody(handle: 0, name: name))
+        case .handleRelease(let handle), .nodeCreated(let handle):
+            return Self.frame(type, requestID, bus1_msg_handle(handle: handle))
+        case .violation(let channel, let reason):
+            var b = bus1_msg_violation(); b.channel_id = channel; b.kind = reason
+            return Self.frame(type, requestID, b)
+        case .channelClose(let channel):
+            return Self.frame(type, requestID, bus1_msg_channel(channel_id: channel))
+        case .error(let code, let detail):
+            return Self.frame(type, requestID, bus1_msg_error(code: code, detail: detail))
+        case .welcome(let peer, let size, let capacity):
+            var b = bus1_msg_welcome(); b.peer_id = peer; b.pool_size = size; b.ring_capacity = capacity
+            return Self.frame(type, requestID, b)
+        case .handleGranted(let g):
+            var b = bus1_msg_handle_granted()
+            b.handle = g.handle; b.node = g.node; b.owner_peer = g.owner; b.channel_id = g.channel
+            b.capacity = g.capacity; b.new_channel = g.newChannel ? 1 : 0
+            return Self.frame(type, requestID, b)
+        case .channelOpened(let o):
+            var b = bus1_msg_channel_opened()
+            b.channel_id = o.channel; b.sender_peer = o.sender; b.node = o.node
+            b.sender_pool_size = o.senderPoolSize; b.capacity = o.capacity
+            return Self.frame(type, requestID, b)
+        case .channelGrant(let channel, let node):
+            return Self.frame(type, requestID, bus1_msg_channel_grant(channel_id: channel, node: node))
+        case .channelClosed(let channel, let other, let reason):
+            var b = bus1_msg_channel_closed(); b.channel_id = channel; b.other_peer = other; b.reason = reason
+            return Self.frame(type, requestID, b)
+        }
+    }
+
+    private static func nameBody(handle: UInt64, name: String) -> bus1_msg_name {
+        var body = bus1_msg_name()
+        body.handle = handle
+        let bytes = Array(name.utf8.prefix(Int(BUS1_NAME_MAX)))
+        body.length = UInt32(bytes.count)
+        withUnsafeMutableBytes(of: &body.name) { $0.copyBytes(from: bytes) }
+        return body
+    }
+
+    private static func frame<Body>(_ type: UInt32, _ requestID: UInt32, _ body: Body) -> [UInt8] {
+        let bodySize = Body.self == Void.self ? 0 : MemoryLayout<Body>.size
+        var header = bus1_msg_header()
+        header.magic = BUS1_MAGIC_MESSAGE
+        header.version = UInt16(BUS1_WIRE_VERSION)
+        header.type = UInt16(type)
+        header.size = UInt32(MemoryLayout<bus1_msg_header>.size + bodySize)
+        header.request_id = requestID
+        var bytes = [UInt8](repeating: 0, count: Int(header.size))
+        bytes.withUnsafeMutableBytes { raw in
+            raw.storeBytes(of: header, as: bus1_msg_header.self)
+            if bodySize > 0 {
+                withUnsafeBytes(of: body) { raw.baseAddress!.advanced(by: MemoryLayout<bus1_msg_header>.size).copyMemory(from: $0.baseAddress!, byteCount: bodySize) }
+            }
+        }
+        return bytes
+    }
+
+    // MARK: Decoding
+
+    /// Decodes and checks one datagram that arrived with `descriptorCount` fds.
+    public static func decode(
+        _ bytes: UnsafeRawBufferPointer, descriptorCount: Int
+    ) throws(ProtocolError) -> (message: ControlMessage, requestID: UInt32) {
+        let headerSize = MemoryLayout<bus1_msg_header>.size
+        guard bytes.count >= headerSize else { throw .truncated(bytes.count) }
+        let header = bytes.loadUnaligned(as: bus1_msg_header.self)
+        guard header.magic == BUS1_MAGIC_MESSAGE else { throw .badMagic(header.magic) }
+        guard header.version == UInt16(BUS1_WIRE_VERSION) else { throw .versionMismatch(header.version) }
+        guard Int(header.size) == bytes.count else { throw .sizeMismatch(declared: header.size, actual: bytes.count) }
+        let body = UnsafeRawBufferPointer(rebasing: bytes[headerSize...])
+
+        func load<T>(_: T.Type) throws(ProtocolError) -> T {
+            guard body.count == MemoryLayout<T>.size else { throw .bodySize(type: header.type, size: body.count) }
+            return body.loadUnaligned(as: T.self)
+        }
+        func empty() throws(ProtocolError) {
+            guard body.isEmpty else { throw .bodySize(type: header.type, size: body.count) }
+        }
+        func name() throws(ProtocolError) -> (UInt64, String) {
+            let b = try load(bus1_msg_name.self)
+            guard b.length >= 1, b.length <= BUS1_NAME_MAX else { throw .badName }
+            let raw = withUnsafeBytes(of: b.name) { Array($0.prefix(Int(b.length))) }
+            guard !raw.contains(0), let s = String(validating: raw, as: UTF8.self) else { throw .badName }
+            return (b.handle, s)
+        }
+
+        let message: ControlMessage
+        switch UInt32(header.type) {
+        case BUS1_MSG_HELLO.rawValue:
+            let b = try load(bus1_msg_hello.self)
+            message = .hello(poolSize: b.pool_size, ringCapacity: b.ring_capacity)
+        case BUS1_MSG_POOL_MAPPED.rawValue: try empty(); message = .poolMapped
+        case BUS1_MSG_NODE_CREATE.rawValue: try empty(); message = .nodeCreate
+        case BUS1_MSG_NAME_PUBLISH.rawValue:
+            let (handle, s) = try name(); message = .namePublish(handle: handle, name: s)
+        case BUS1_MSG_NAME_LOOKUP.rawValue:
+            let (_, s) = try name(); message = .nameLookup(name: s)
+        case BUS1_MSG_HANDLE_RELEASE.rawValue: message = .handleRelease(handle: try load(bus1_msg_handle.self).handle)
+        case BUS1_MSG_VIOLATION.rawValue:
+            let b = try load(bus1_msg_violation.self); message = .violation(channel: b.channel_id, reason: b.kind)
+        case BUS1_MSG_CHANNEL_CLOSE.rawValue: message = .channelClose(channel: try load(bus1_msg_channel.self).channel_id)
+        case BUS1_MSG_OK.rawValue: try empty(); message = .ok
+        case BUS1_MSG_ERROR.rawValue:
+            let b = try load(bus1_msg_error.self); message = .error(code: b.code, detail: b.detail)
+        case BUS1_MSG_WELCOME.rawValue:
+            let b = try load(bus1_msg_welcome.self)
+            message = .welcome(peer: b.peer_id, poolSize: b.pool_size, ringCapacity: b.ring_capacity)
+        case BUS1_MSG_NODE_CREATED.rawValue: message = .nodeCreated(handle: try load(bus1_msg_handle.self).handle)
+        case BUS1_MSG_HANDLE_GRANTED.rawValue:
+            let b = try load(bus1_msg_handle_granted.self)
+            guard b.new_channel <= 1 else { throw .badField("new_channel") }
+            message = .handleGranted(HandleGrant(handle: b.handle, node: b.node, owner: b.owner_peer, channel: b.channel_id,
+                                                 capacity: b.capacity, newChannel: b.new_channel == 1))
+        case BUS1_MSG_CHANNEL_OPENED.rawValue:
+            let b = try load(bus1_msg_channel_opened.self)
+            message = .channelOpened(ChannelOpening(channel: b.channel_id, sender: b.sender_peer, node: b.node,
+                                                    senderPoolSize: b.sender_pool_size, capacity: b.capacity))
+        case BUS1_MSG_CHANNEL_GRANT.rawValue:
+            let b = try load(bus1_msg_channel_grant.self); message = .channelGrant(channel: b.channel_id, node: b.node)
+        case BUS1_MSG_CHANNEL_CLOSED.rawValue:
+            let b = try load(bus1_msg_channel_closed.self)
+            message = .channelClosed(channel: b.channel_id, otherPeer: b.other_peer, reason: b.reason)
+        default:
+            throw .unknownType(header.type)
+        }
+        guard descriptorCount == message.descriptorCount else {
+            throw .descriptorCount(type: header.type, expected: message.descriptorCount, actual: descriptorCount)
+        }
+        return (message, header.request_id)
+    }
+}
+
+/// A control datagram that does not follow the wire format.
+public enum ProtocolError: Error, Equatable, Sendable, CustomStringConvertible {
+    case truncated(Int)
+    case badMagic(UInt32)
+    case versionMismatch(UInt16)
+    case sizeMismatch(declared: UInt32, actual: Int)
+    case bodySize(type: UInt16, size: Int)
+    case unknownType(UInt16)
+    case badName
+    case badField(String)
+    case descriptorCount(type: UInt16, expected: Int, actual: Int)
+    case cutByKernel
+
+    public var description: String {
+        switch self {
+        case .truncated(let n): "datagram of \(n) bytes is shorter than a header"
+        case .badMagic(let m): "bad magic 0x\(String(m, radix: 16))"
+        case .versionMismatch(let v): "wire version \(v), expected \(BUS1_WIRE_VERSION)"
+        case .sizeMismatch(let d, let a): "header says \(d) bytes, datagram has \(a)"
+        case .bodySize(let t, let s): "message type \(t) with a body of \(s) bytes"
+        case .unknownType(let t): "unknown message type \(t)"
+        case .badName: "name must be 1...\(BUS1_NAME_MAX) bytes of UTF-8 without NUL"
+        case .badField(let f): "invalid field \(f)"
+        case .descriptorCount(let t, let e, let a): "message type \(t) needs \(e) fds, came with \(a)"
+        case .cutByKernel: "datagram or its fds were truncated"
+        }
+    }
+}
