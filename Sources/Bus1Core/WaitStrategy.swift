@@ -97,11 +97,13 @@ public struct DoorbellWaiter {
         self.parker = parker
     }
 
-    /// Waits until `ready()` is true or `deadline` (monotonic ns) passes; parks in
-    /// slices of at most `sliceNanoseconds` so `ready` (which may also check that
-    /// the coordinator is alive) runs at least that often. Returns `ready()`'s last value.
+    /// Waits until `ready()` is true or `deadline` (monotonic ns) passes. Parks in
+    /// slices of at most `sliceNanoseconds`; after a slice that timed out it calls
+    /// `idle` (e.g. to check that the coordinator is alive). `onPark` counts parks.
+    /// Returns whether `ready()` became true.
     public func wait(
-        mode: WaitMode, deadline: UInt64?, sliceNanoseconds: Int64 = 200_000_000, _ ready: () throws -> Bool
+        mode: WaitMode, deadline: UInt64?, sliceNanoseconds: Int64 = 200_000_000,
+        onPark: () -> Void = {}, _ ready: () throws -> Bool, idle: () throws -> Void = {}
     ) throws -> Bool {
         if try ready() { return true }
         let spinUntil: UInt64
@@ -136,9 +138,11 @@ public struct DoorbellWaiter {
                 if now >= deadline { page.sleeping.storeRelaxed(0); return false }
                 timeout = min(timeout, Int64(deadline - now))
             }
-            _ = try parker.park(page.doorbell.address, expected: seen, timeoutNanoseconds: timeout)
+            onPark()
+            let result = try parker.park(page.doorbell.address, expected: seen, timeoutNanoseconds: timeout)
             page.sleeping.storeRelaxed(0)  // only the waiter clears its flag
             if try ready() { return true }
+            if result == .timedOut { try idle() }
         }
     }
 }

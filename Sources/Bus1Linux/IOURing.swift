@@ -36,6 +36,12 @@ public final class IOURing {
         }
     }
 
+    /// Why io_uring futex opcodes are unusable here, or nil if they work.
+    public static func futexUnsupportedReason() -> String? {
+        guard let ring = try? IOURing(entries: 4) else { return unavailabilityReason() }
+        return ring.supportsFutex ? nil : "io_uring lacks IORING_OP_FUTEX_WAIT (kernel < 6.7)"
+    }
+
     /// Parks while `word` holds `expected`, through one linked FUTEX_WAIT + timeout.
     /// Requires ``supportsFutex``.
     public func futexWait(

@@ -1,1 +1,289 @@
-print("x")
+// bus1-test-peer: one real peer process driven by the integration tests.
+//
+//   bus1-test-peer ROLE key=value...
+//
+// Roles:
+//   consumer  name= count= [mode=] [park=] [linger=1]  publish a node, receive `count`
+//             messages, check every byte and the order, print "OK received=N bytes=B".
+//             linger=1: then stay alive until killed.
+//   producer  name= count= [mode=] [start=]  look `name` up, send `count` messages of
+//             mixed sizes (1 B ... 4 MiB), wait until every slice came back, print
+//             "OK sent=N reclaimed".
+//   streamer  name=  send forever (blocking on credit) until the channel closes,
+//             then print "CLOSED reason=... slices=N" once the pool is reclaimed.
+//   hostile   name= attack=  send one honest message, then the attack; print
+//             "CLOSED reason=..." when the coordinator closes its channel.
+//   garbage   malformed control datagrams at the coordinator; print "OK" if each got
+//             BUS1_ERR_PROTOCOL and the bus still serves a lookup afterwards.
+// Every line goes to stdout, flushed; failures print "FAIL ..." and exit 1.
+import Bus1
+@_spi(HostileTesting) import Bus1
+import Bus1Core
+import Bus1Linux
+import CBus1Wire
+import Glibc
+
+/// Prints one line and flushes it at once (the test reads lines as they come).
+func say(_ line: String) {
+    print(line)
+    fflush(nil)
+}
+
+func fail(_ message: String) -> Never {
+    say("FAIL \(message)")
+    exit(1)
+}
+
+let arguments = CommandLine.arguments
+guard arguments.count >= 2 else { fail("usage: bus1-test-peer ROLE key=value...") }
+let settings: [String: String] = Dictionary(uniqueKeysWithValues: arguments.dropFirst(2).map { argument in
+    guard let eq = argument.firstIndex(of: "=") else { fail("bad argument \(argument)") }
+    return (String(argument[..<eq]), String(argument[argument.index(after: eq)...]))
+})
+func setting(_ key: String) -> String {
+    guard let value = settings[key] else { fail("missing \(key)=") }
+    return value
+}
+func intSetting(_ key: String, _ fallback: Int? = nil) -> Int {
+    if let value = settings[key] {
+        guard let number = Int(value) else { fail("bad \(key)=\(value)") }
+        return number
+    }
+    if let fallback { return fallback }
+    fail("missing \(key)=")
+}
+
+let waitMode: WaitMode = switch settings["mode"] ?? "default" {
+case "busy": .busyPoll
+case "park": .park
+default: .default
+}
+let options: PeerOptions = {
+    var options = PeerOptions(address: settings["address"])
+    options.waitMode = waitMode
+    if let backend = settings["park"] {
+        guard let parsed = ParkBackend(rawValue: backend) else { fail("bad park=\(backend)") }
+        options.parkBackend = parsed
+    }
+    return options
+}()
+
+/// Payload of message `seq`: its size, and bytes from a ramp that depends on seq,
+/// with seq itself in the first 8 bytes, so a misplaced or torn message shows.
+enum Pattern {
+    static let ramp: [UInt8] = (0..<(4 << 20) + 512).map { UInt8(truncatingIfNeeded: $0) }
+
+    static func size(_ seq: Int) -> Int {
+        if seq % 1000 == 999 { return 4 << 20 }
+        if seq % 100 == 99 { return 64 << 10 }
+        if seq % 10 == 9 { return 4096 }
+        return 1 + (seq &* 7919) % 512
+    }
+
+    static func fill(_ buffer: UnsafeMutableRawBufferPointer, seq: Int) {
+        let start = seq % 251
+        ramp.withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress! + start, byteCount: buffer.count) }
+        if buffer.count >= 8 { buffer.storeBytes(of: UInt64(seq).littleEndian, as: UInt64.self) }
+    }
+
+    /// The seq a payload claims (from its first 8 bytes), if it is long enough.
+    static func claimedSeq(_ payload: UnsafeRawBufferPointer) -> Int? {
+        payload.count >= 8 ? Int(UInt64(littleEndian: payload.loadUnaligned(as: UInt64.self))) : nil
+    }
+
+    static func check(_ payload: UnsafeRawBufferPointer, seq: Int) -> Bool {
+        guard payload.count == size(seq) else { return false }
+        let start = seq % 251
+        if payload.count >= 8 {
+            guard claimedSeq(payload) == seq else { return false }
+            return ramp.withUnsafeBytes { memcmp(payload.baseAddress! + 8, $0.baseAddress! + start + 8, payload.count - 8) == 0 }
+        }
+        return ramp.withUnsafeBytes { memcmp(payload.baseAddress!, $0.baseAddress! + start, payload.count) == 0 }
+    }
+}
+
+func connect() -> Peer {
+    do { return try Peer.connect(options: options) } catch { fail("connect: \(error)") }
+}
+
+/// Looks `name` up, retrying while it is not published yet (up to 20 s).
+func lookupWhenPublished(_ peer: Peer, _ name: String) -> Handle {
+    let deadline = monotonicNanoseconds() + 20_000_000_000
+    while true {
+        do { return try peer.lookup(name) } catch .refused(.nameUnknown) where monotonicNanoseconds() < deadline {
+            usleep(2_000)
+        } catch { fail("lookup \(name): \(error)") }
+    }
+}
+
+func printEvents(_ peer: Peer) {
+    for event in peer.takeEvents() {
+        switch event {
+        case .violationDetected(let sender, let violation): say("VIOLATION peer=\(sender) kind=\(violation.rawValue)")
+        case .inboundClosed(let sender, let reason): say("INBOUND-CLOSED peer=\(sender) reason=\(reason)")
+        case .outboundClosed(let receiver, let reason): say("OUTBOUND-CLOSED peer=\(receiver) reason=\(reason)")
+        }
+    }
+}
+
+func waitUntilReclaimed(_ peer: Peer) {
+    let deadline = monotonicNanoseconds() + 30_000_000_000
+    while peer.currentStatistics.slicesInUse > 0 {
+        do { try peer.reclaimCompleted() } catch { fail("reclaim: \(error)") }
+        if monotonicNanoseconds() > deadline { fail("pool not reclaimed: \(peer.currentStatistics)") }
+        usleep(500)
+    }
+}
+
+switch arguments[1] {
+case "consumer":
+    let peer = connect()
+    let count = intSetting("count")
+    let node: Handle
+    do { node = try peer.createNode() } catch { fail("createNode: \(error)") }
+    do { try peer.publish(node, as: setting("name")) } catch { fail("publish: \(error)") }
+    say("READY peer=\(peer.id) park=\(peer.parkMechanism)")
+    var bytes = 0
+    var lastTicket: UInt64 = 0
+    var nextSeq: [UInt64: Int] = [:]  // per sender: messages are numbered from 0 by each producer
+    for _ in 0..<count {
+        let message: Message
+        do { message = try peer.receive(timeoutNanoseconds: 60_000_000_000) } catch { fail("receive: \(error)") }
+        printEvents(peer)
+        guard message.ticket > lastTicket else { fail("ticket order: \(message.ticket) after \(lastTicket)") }
+        lastTicket = message.ticket
+        guard message.node == node else { fail("message for \(message.node), expected \(node)") }
+        let seq = nextSeq[message.sender, default: 0]
+        guard Pattern.check(message.payload, seq: seq) else {
+            fail("payload of seq \(seq) from peer \(message.sender) is wrong (size \(message.payload.count), claims \(Pattern.claimedSeq(message.payload) ?? -1))")
+        }
+        nextSeq[message.sender] = seq + 1
+        bytes += message.payload.count
+    }
+    printEvents(peer)
+    say("OK received=\(count) bytes=\(bytes)")
+    if settings["linger"] == "1" {
+        while true { pause() }  // stays until killed (for kill tests)
+    }
+
+case "producer":
+    let peer = connect()
+    let count = intSetting("count")
+    let target = lookupWhenPublished(peer, setting("name"))
+    say("READY peer=\(peer.id)")
+    for seq in 0..<count {
+        do {
+            var loan = try peer.loan(Pattern.size(seq), wait: waitMode, timeoutNanoseconds: 60_000_000_000)
+            loan.count = Pattern.size(seq)
+            Pattern.fill(loan.payload, seq: seq)
+            try peer.send(loan, to: target, wait: waitMode, timeoutNanoseconds: 60_000_000_000)
+        } catch {
+            fail("send \(seq): \(error)")
+        }
+    }
+    waitUntilReclaimed(peer)
+    say("OK sent=\(count) reclaimed")
+
+case "streamer":
+    let peer = connect()
+    let target = lookupWhenPublished(peer, setting("name"))
+    say("READY peer=\(peer.id)")
+    var seq = 0
+    while true {
+        do {
+            var loan = try peer.loan(Pattern.size(seq), wait: waitMode, timeoutNanoseconds: 60_000_000_000)
+            loan.count = Pattern.size(seq)
+            Pattern.fill(loan.payload, seq: seq)
+            try peer.send(loan, to: target, wait: waitMode, timeoutNanoseconds: 60_000_000_000)
+            seq += 1
+            if seq == 1000 { say("STREAMING") }
+        } catch .channelClosed(_, let reason) {
+            // Every slice that was in flight to the dead receiver is back already.
+            let slices = peer.currentStatistics.slicesInUse
+            say("CLOSED reason=\(reason) sent=\(seq) slices=\(slices)")
+            printEvents(peer)
+            exit(slices == 0 ? 0 : 1)
+        } catch {
+            fail("send \(seq): \(error)")
+        }
+    }
+
+case "hostile":
+    let peer = connect()
+    let target = lookupWhenPublished(peer, setting("name"))
+    var loan: Loan
+    do { loan = try peer.loan(8) } catch { fail("loan: \(error)") }
+    loan.count = Pattern.size(0)
+    Pattern.fill(loan.payload, seq: 0)
+    do { try peer.send(loan, to: target, wait: .park) } catch { fail("honest send: \(error)") }
+    let forgery: Peer.Forgery
+    switch setting("attack") {
+    case "bad-offset": forgery = .init(offset: 1 << 40)
+    case "huge-length": forgery = .init(length: .max)
+    case "unknown-node": forgery = .init(node: 987_654_321)
+    case "ticket-backwards": forgery = .init(ticket: 1)
+    case "ring-index": forgery = .init(tailOverride: 1 << 20)
+    default: fail("unknown attack")
+    }
+    do { try peer.sendForged(to: target, forgery) } catch { fail("forged send: \(error)") }
+    say("ATTACKED")
+    // The receiver reports us; the coordinator closes our channel and tells us.
+    let deadline = monotonicNanoseconds() + 20_000_000_000
+    while monotonicNanoseconds() < deadline {
+        var again: Loan
+        do { again = try peer.loan(8) } catch { fail("loan: \(error)") }
+        again.count = 8
+        do {
+            try peer.send(again, to: target)
+        } catch .channelClosed(_, let reason) {
+            say("CLOSED reason=\(reason)")
+            exit(0)
+        } catch .wouldBlock {
+        } catch {
+            fail("after attack: \(error)")
+        }
+        usleep(1000)
+    }
+    fail("channel never closed")
+
+case "garbage":
+    let address = settings["address"] ?? Peer.defaultAddress()
+    let socket: Int32  // a raw number: the nested function below captures it
+    do { socket = try SeqPacket.connect(path: address).release() } catch { fail("connect: \(error)") }
+    var buffer = [UInt8](repeating: 0, count: 1024)
+    func expectProtocolError(_ datagram: [UInt8], fds: [Int32] = [], _ what: String) {
+        do { try SeqPacket.send(socket, datagram, fds: fds) } catch { fail("send \(what): \(error)") }
+        let reply = buffer.withUnsafeMutableBytes { raw -> ControlMessage? in
+            guard let d = try? SeqPacket.receive(socket, into: raw) else { return nil }
+            return try? ControlMessage.decode(UnsafeRawBufferPointer(rebasing: raw[..<d.count]), descriptorCount: d.fds.count).message
+        }
+        guard reply == .error(code: BUS1_ERR_PROTOCOL.rawValue, detail: 0) else { fail("\(what): got \(String(describing: reply))") }
+        say("REFUSED \(what)")
+    }
+    var valid = ControlMessage.nodeCreate.encode(requestID: 9)
+    expectProtocolError([1, 2, 3], "short datagram")
+    var badMagic = valid; badMagic[0] ^= 0xFF
+    expectProtocolError(badMagic, "bad magic")
+    var badVersion = valid; badVersion[4] = 99
+    expectProtocolError(badVersion, "bad version")
+    var badType = valid; badType[6] = 200
+    expectProtocolError(badType, "unknown type")
+    var badSize = valid; badSize[8] = 200
+    expectProtocolError(badSize, "size mismatch")
+    valid.append(contentsOf: [0, 0, 0, 0])
+    expectProtocolError(valid, "trailing bytes")
+    expectProtocolError(ControlMessage.ok.encode(requestID: 5), "reply type sent by a peer")
+    var name = ControlMessage.nameLookup(name: "x").encode(requestID: 6)
+    name[24] = 0  // length field = 0
+    expectProtocolError(name, "empty name")
+    expectProtocolError(ControlMessage.nodeCreate.encode(requestID: 7), fds: [1], "unexpected fd")
+    // The same bus still serves a well-behaved peer.
+    let peer = connect()
+    let node: Handle
+    do { node = try peer.createNode() } catch { fail("createNode after garbage: \(error)") }
+    do { try peer.publish(node, as: "garbage-survivor-\(peer.id)") } catch { fail("publish after garbage: \(error)") }
+    say("OK")
+
+default:
+    fail("unknown role \(arguments[1])")
+}

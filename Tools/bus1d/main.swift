@@ -1,1 +1,106 @@
-print("x")
+// bus1d: the Bus1 coordinator daemon.
+import ArgumentParser
+import Bus1Coordinator
+import Bus1Linux
+import Glibc
+import Logging
+
+@main
+struct Bus1Daemon: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bus1d",
+        abstract: "The Bus1 coordinator: authenticates peers, creates and seals shared memory, owns nodes, handles and names.",
+        discussion: """
+            Listens on --address, else $BUS1_ADDRESS, else $XDG_RUNTIME_DIR/bus1/bus, else /tmp/bus1-<uid>/bus.
+            Refuses to start on a path a live bus serves. Exits cleanly on SIGINT or SIGTERM, removing its socket.
+            """)
+
+    @Option(help: "Socket path to listen on.")
+    var address: String?
+
+    @Option(help: "Payload bytes of a pool when a peer asks for the default (power of two).")
+    var poolSize: Int = 64 << 20
+
+    @Option(help: "Largest pool payload area a peer may ask for.")
+    var maxPoolSize: Int = 1 << 30
+
+    @Option(help: "Entries per inbound ring when a peer asks for the default (power of two, 2...65536).")
+    var ringCapacity: Int = 256
+
+    @Option(help: "Most peers one uid may connect.")
+    var maxPeersPerUid: Int = 1024
+
+    @Option(help: "Most nodes one peer may own.")
+    var maxNodes: Int = 65536
+
+    @Option(help: "Most handles one peer may hold.")
+    var maxHandles: Int = 65536
+
+    @Option(help: "Most channels one peer may send or receive on.")
+    var maxChannels: Int = 4096
+
+    @Option(help: "Event loop backend: automatic, io_uring or poll.")
+    var eventBackend: CoordinatorConfiguration.EventBackend = .automatic
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: Logger.Level = .info
+
+    func validate() throws {
+        for (name, value) in [("--pool-size", poolSize), ("--ring-capacity", ringCapacity)] where value <= 0 || value & (value - 1) != 0 {
+            throw ValidationError("\(name) must be a power of two")
+        }
+        guard (2...65536).contains(ringCapacity) else { throw ValidationError("--ring-capacity must be 2...65536") }
+        guard poolSize <= maxPoolSize else { throw ValidationError("--pool-size exceeds --max-pool-size") }
+    }
+
+    func run() throws {
+        let level = logLevel
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "bus1d")
+        var configuration = CoordinatorConfiguration(address: address ?? CoordinatorConfiguration.defaultAddress())
+        configuration.defaultPoolDataSize = poolSize
+        configuration.maximumPoolDataSize = maxPoolSize
+        configuration.defaultRingCapacity = ringCapacity
+        configuration.maximumPeersPerUID = maxPeersPerUid
+        configuration.maximumNodesPerPeer = maxNodes
+        configuration.maximumHandlesPerPeer = maxHandles
+        configuration.maximumChannelsPerPeer = maxChannels
+        configuration.eventBackend = eventBackend
+
+        let coordinator: Coordinator
+        do {
+            coordinator = try Coordinator(configuration: configuration, logger: logger)
+        } catch {
+            logger.critical("cannot start: \(error)")
+            throw ExitCode(2)
+        }
+        SignalRelay.install(coordinator)
+        do {
+            try coordinator.run()
+        } catch {
+            logger.critical("coordinator failed: \(error)")
+            throw ExitCode(1)
+        }
+    }
+}
+
+/// Turns SIGINT/SIGTERM into `Coordinator.stop()` (which only writes one byte to
+/// a pipe: async-signal-safe).
+enum SignalRelay {
+    nonisolated(unsafe) private static var target: Coordinator?
+
+    static func install(_ coordinator: Coordinator) {
+        target = coordinator
+        signal(SIGPIPE, SIG_IGN)
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig) { _ in SignalRelay.target?.stop() }
+        }
+    }
+}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}
+extension CoordinatorConfiguration.EventBackend: ExpressibleByArgument {}

@@ -1,0 +1,138 @@
+import Bus1Core
+import Bus1Linux
+import CBus1Wire
+
+/// Everything the Bus1 client library can fail with.
+public enum Bus1Error: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The operation would have to wait and no wait was asked for.
+    case wouldBlock(WouldBlock)
+    /// A wait reached its deadline.
+    case timedOut
+    /// The coordinator's socket hung up: the bus is gone. Reconnect to a new one.
+    case coordinatorGone
+    /// The coordinator refused a request.
+    case refused(Refusal)
+    /// The channel behind a handle is closed (the node's owner left, or a side
+    /// broke the protocol).
+    case channelClosed(peer: UInt64, reason: CloseReason)
+    /// Not a handle of this peer.
+    case unknownHandle(Handle)
+    /// A handle to one of this peer's own nodes: Bus1 does not loop messages back.
+    case ownNode(Handle)
+    /// A payload larger than one pool slice can be.
+    case payloadTooLarge(requested: Int, maximum: Int)
+    /// A name that is empty, too long, or contains NUL.
+    case invalidName(String)
+    /// A syscall failed.
+    case system(LinuxError)
+    /// The coordinator sent something that does not follow the wire format.
+    case protocolViolation(String)
+
+    public enum WouldBlock: Sendable, Equatable {
+        /// The channel has `capacity` messages outstanding (credit exhausted).
+        case ringFull(Handle)
+        /// No free slice of the requested size in this peer's pool.
+        case poolExhausted(requested: Int)
+    }
+
+    public var description: String {
+        switch self {
+        case .wouldBlock(.ringFull(let h)): "would block: ring to \(h) is full"
+        case .wouldBlock(.poolExhausted(let n)): "would block: no free slice of \(n) bytes in the pool"
+        case .timedOut: "timed out"
+        case .coordinatorGone: "the coordinator is gone"
+        case .refused(let r): "refused by the coordinator: \(r)"
+        case .channelClosed(let peer, let reason): "channel to peer \(peer) closed: \(reason)"
+        case .unknownHandle(let h): "unknown handle \(h)"
+        case .ownNode(let h): "\(h) names one of this peer's own nodes"
+        case .payloadTooLarge(let n, let max): "payload of \(n) bytes exceeds the largest slice (\(max))"
+        case .invalidName(let n): "invalid name \"\(n)\""
+        case .system(let e): "\(e)"
+        case .protocolViolation(let what): "coordinator protocol violation: \(what)"
+        }
+    }
+}
+
+/// A coordinator refusal (`enum bus1_error_code`).
+public enum Refusal: Sendable, Equatable, CustomStringConvertible {
+    case protocolError, versionMismatch, nameTaken, nameUnknown, nameInvalid
+    case handleUnknown, notOwner, permissionDenied, invalidState
+    case quotaExceeded(Quota)
+    case internalError(errno: Int32)
+    case unknown(code: UInt32, detail: UInt32)
+
+    public enum Quota: UInt32, Sendable {
+        case peers = 1, nodes = 2, handles = 3, channels = 4, poolBytes = 5
+    }
+
+    init(code: UInt32, detail: UInt32) {
+        switch code {
+        case BUS1_ERR_PROTOCOL.rawValue: self = .protocolError
+        case BUS1_ERR_VERSION.rawValue: self = .versionMismatch
+        case BUS1_ERR_NAME_TAKEN.rawValue: self = .nameTaken
+        case BUS1_ERR_NAME_UNKNOWN.rawValue: self = .nameUnknown
+        case BUS1_ERR_NAME_INVALID.rawValue: self = .nameInvalid
+        case BUS1_ERR_HANDLE_UNKNOWN.rawValue: self = .handleUnknown
+        case BUS1_ERR_NOT_OWNER.rawValue: self = .notOwner
+        case BUS1_ERR_PERMISSION.rawValue: self = .permissionDenied
+        case BUS1_ERR_STATE.rawValue: self = .invalidState
+        case BUS1_ERR_QUOTA.rawValue:
+            self = Quota(rawValue: detail).map { .quotaExceeded($0) } ?? .unknown(code: code, detail: detail)
+        case BUS1_ERR_INTERNAL.rawValue: self = .internalError(errno: Int32(bitPattern: detail))
+        default: self = .unknown(code: code, detail: detail)
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .protocolError: "malformed request"
+        case .versionMismatch: "wire version mismatch"
+        case .nameTaken: "name already published"
+        case .nameUnknown: "no such name"
+        case .nameInvalid: "invalid name"
+        case .handleUnknown: "unknown handle"
+        case .notOwner: "not the node's owner"
+        case .permissionDenied: "permission denied by policy"
+        case .invalidState: "request not valid now"
+        case .quotaExceeded(let q): "quota exceeded: \(q)"
+        case .internalError(let e): "coordinator internal error (errno \(e))"
+        case .unknown(let c, let d): "error \(c)/\(d)"
+        }
+    }
+}
+
+/// Why a channel closed (`enum bus1_close_reason`).
+public enum CloseReason: Sendable, Equatable, CustomStringConvertible {
+    case closedByPeer, peerGone
+    /// The other side broke the channel protocol.
+    case violation(ChannelViolation)
+    case unknown(UInt32)
+
+    init(_ raw: UInt32) {
+        switch raw {
+        case BUS1_CLOSE_BY_PEER.rawValue: self = .closedByPeer
+        case BUS1_CLOSE_PEER_GONE.rawValue: self = .peerGone
+        default: self = ChannelViolation(rawValue: raw).map { .violation($0) } ?? .unknown(raw)
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .closedByPeer: "closed by the other side"
+        case .peerGone: "the other peer is gone"
+        case .violation(let v): "protocol violation: \(v)"
+        case .unknown(let r): "reason \(r)"
+        }
+    }
+}
+
+/// Things that happened to a peer's channels, in the order it learned of them.
+public enum PeerEvent: Sendable, Equatable {
+    /// A channel this peer sends on closed; its slices in flight came back to the pool.
+    case outboundClosed(peer: UInt64, reason: CloseReason)
+    /// A channel this peer receives on closed.
+    case inboundClosed(peer: UInt64, reason: CloseReason)
+    /// This peer found the sender of an inbound channel breaking the protocol and
+    /// closed the channel (reported to the coordinator).
+    case violationDetected(peer: UInt64, violation: ChannelViolation)
+}

@@ -1,0 +1,46 @@
+import Bus1Core
+import CBus1Wire
+
+/// Deliberately broken sends, for tests that play a hostile peer against real
+/// receivers. Not API: reachable only through `@_spi(HostileTesting) import Bus1`.
+@_spi(HostileTesting)
+extension Peer {
+    /// What to forge in a descriptor.
+    public struct Forgery: Sendable {
+        public var ticket: UInt64?
+        public var node: UInt64?
+        public var offset: UInt64?
+        public var length: UInt32?
+        /// Publishes this sub_tail instead of tail + 1 (ring-index attacks).
+        public var tailOverride: UInt64?
+        public init(ticket: UInt64? = nil, node: UInt64? = nil, offset: UInt64? = nil, length: UInt32? = nil, tailOverride: UInt64? = nil) {
+            self.ticket = ticket; self.node = node; self.offset = offset; self.length = length; self.tailOverride = tailOverride
+        }
+    }
+
+    /// Publishes one descriptor on the channel behind `handle`, with the fields
+    /// in `forgery` replacing honest ones (the payload is a real 64-byte slice).
+    /// Returns the ticket written.
+    @discardableResult
+    public func sendForged(to handle: Handle, _ forgery: Forgery) throws(Bus1Error) -> UInt64 {
+        guard let target = handles[handle.id], let channel = target.channel else { throw .unknownHandle(handle) }
+        let loan = try self.loan(64)
+        let (offset, count) = loan.detach()
+        allocator.markSent(offset, channelTag: channel.tag)
+        var descriptor = bus1_descriptor()
+        descriptor.ticket = forgery.ticket ?? clock.next()
+        descriptor.node = forgery.node ?? target.node
+        descriptor.offset = forgery.offset ?? offset
+        descriptor.length = forgery.length ?? UInt32(count)
+        if let tail = forgery.tailOverride {
+            channel.producer.memory.mapping.base.storeBytes(of: tail, toByteOffset: MemoryLayout<bus1_channel_header>.offset(of: \.sub_tail)!, as: UInt64.self)
+        } else {
+            channel.producer.submit(descriptor)
+        }
+        channel.receiverWake.ring()
+        return descriptor.ticket
+    }
+
+    /// This peer's outbound channel ids, for tests.
+    public var outboundChannelIDs: [UInt64] { Array(outbound.keys) }
+}

@@ -1,0 +1,253 @@
+import Bus1Core
+import Bus1Linux
+import CBus1Wire
+import Glibc
+
+/// A slice of the sender's own pool, loaned to be filled in place and then sent.
+///
+/// Write the payload into ``bytes`` and set ``count`` to the bytes to send (it
+/// starts at the size asked for). Sending consumes the loan; dropping it returns
+/// the slice to the pool.
+public struct Loan: ~Copyable {
+    /// Retained while the loan lives: the pool must outlive the slice.
+    private let owner: Unmanaged<Peer>
+    let offset: UInt64
+    /// The whole slice (at least the size asked for), writable.
+    public let bytes: UnsafeMutableRawBufferPointer
+    /// Bytes to send, `0...bytes.count`.
+    public var count: Int {
+        didSet { precondition(count >= 0 && count <= bytes.count, "loan count outside the slice") }
+    }
+
+    init(owner: Peer, offset: UInt64, bytes: UnsafeMutableRawBufferPointer, count: Int) {
+        self.owner = Unmanaged.passRetained(owner)
+        self.offset = offset
+        self.bytes = bytes
+        self.count = count
+    }
+
+    /// The payload to send: the first ``count`` bytes.
+    public var payload: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(rebasing: bytes[..<count]) }
+
+    /// Hands the slice over to a send: no free in `deinit`.
+    consuming func detach() -> (offset: UInt64, count: Int) {
+        let result = (offset, count)
+        owner.release()
+        discard self
+        return result
+    }
+
+    deinit {
+        owner.takeRetainedValue().allocator.freeLoan(offset)
+    }
+}
+
+/// A received message: its payload is read in place from the sender's pool, mapped
+/// read-only. Dropping the message returns the slice to the sender.
+public struct Message: ~Copyable {
+    private let channel: InboundChannel
+    private let offset: UInt64
+    /// The bus-wide ticket the sender took for this message.
+    public let ticket: UInt64
+    /// This peer's node the message was sent to.
+    public let node: Handle
+    /// The sending peer's id.
+    public let sender: UInt64
+    /// The payload, valid while the message lives. Honest limit of user space: a
+    /// hostile sender can still change these bytes while you read them.
+    public let payload: UnsafeRawBufferPointer
+
+    init(channel: InboundChannel, descriptor: bus1_descriptor) {
+        self.channel = channel
+        self.offset = descriptor.offset
+        self.ticket = descriptor.ticket
+        self.node = Handle(id: descriptor.node)
+        self.sender = channel.sender
+        self.payload = UnsafeRawBufferPointer(start: channel.pool.base + Int(descriptor.offset), count: Int(descriptor.length))
+    }
+
+    deinit {
+        channel.release(offset: offset)
+    }
+}
+
+extension Peer {
+    // MARK: Sending
+
+    /// Loans a slice of at least `byteCount` bytes of this peer's pool. With no
+    /// `wait`, a full pool is ``Bus1Error/wouldBlock(_:)``; with one, waits for
+    /// receivers to release slices (until `timeoutNanoseconds`, if given).
+    public func loan(_ byteCount: Int, wait: WaitMode? = nil, timeoutNanoseconds: UInt64? = nil) throws(Bus1Error) -> Loan {
+        guard byteCount >= 0, byteCount <= maximumPayload else { throw .payloadTooLarge(requested: byteCount, maximum: maximumPayload) }
+        if let offset = allocator.allocate(byteCount) { return makeLoan(offset, byteCount) }
+        try reclaimCompleted()
+        if let offset = allocator.allocate(byteCount) { return makeLoan(offset, byteCount) }
+        guard let mode = wait else { throw .wouldBlock(.poolExhausted(requested: byteCount)) }
+        var found: UInt64?
+        try waitUntil(mode: mode, timeoutNanoseconds: timeoutNanoseconds) { () throws(Bus1Error) -> Bool in
+            try self.reclaimCompleted()
+            found = self.allocator.allocate(byteCount)
+            return found != nil
+        }
+        return makeLoan(found!, byteCount)
+    }
+
+    private func makeLoan(_ offset: UInt64, _ count: Int) -> Loan {
+        let capacity = allocator.capacity(at: offset)!
+        return Loan(owner: self, offset: offset, bytes: UnsafeMutableRawBufferPointer(start: poolMapping.base + Int(offset), count: capacity),
+                    count: count)
+    }
+
+    /// Sends a filled loan to the node `handle` names. Returns the loan back,
+    /// unsent, if the channel has no credit (the receiver holds `capacity`
+    /// messages); throws for everything else (the loan is then freed).
+    public func trySend(_ loan: consuming Loan, to handle: Handle) throws(Bus1Error) -> Loan? {
+        try serviceControl()
+        guard let target = handles[handle.id] else { throw .unknownHandle(handle) }
+        guard let channel = target.channel else { throw .ownNode(handle) }
+        if let reason = channel.closedReason { throw .channelClosed(peer: channel.receiver, reason: reason) }
+        if !channel.producer.hasCredit {
+            try drain(channel)
+            if !channel.producer.hasCredit { return loan }
+        }
+        let (offset, count) = loan.detach()
+        allocator.markSent(offset, channelTag: channel.tag)
+        var descriptor = bus1_descriptor()
+        descriptor.ticket = clock.next()
+        descriptor.node = target.node
+        descriptor.offset = offset
+        descriptor.length = UInt32(count)
+        channel.producer.submit(descriptor)
+        channel.receiverWake.ring()
+        statistics.messagesSent += 1
+        return nil
+    }
+
+    /// Sends a filled loan to `handle`. A channel without credit is
+    /// ``Bus1Error/wouldBlock(_:)`` when `wait` is nil; otherwise waits for the
+    /// receiver to release messages (until `timeoutNanoseconds`, if given).
+    public func send(_ loan: consuming Loan, to handle: Handle, wait: WaitMode? = nil, timeoutNanoseconds: UInt64? = nil) throws(Bus1Error) {
+        guard let pending = try trySend(loan, to: handle) else { return }
+        guard let mode = wait else { throw .wouldBlock(.ringFull(handle)) }
+        let channel = handles[handle.id]!.channel!
+        try waitUntil(mode: mode, timeoutNanoseconds: timeoutNanoseconds) { () throws(Bus1Error) -> Bool in
+            try self.serviceControl()
+            if channel.closedReason != nil { return true }
+            try self.drain(channel)
+            return channel.producer.hasCredit
+        }
+        // Credit (or a close) arrived; one thread owns this peer, so it cannot vanish again.
+        if try trySend(pending, to: handle) != nil { preconditionFailure("credit vanished while waiting") }
+    }
+
+    /// Convenience: loans, copies `bytes` in, sends. (The zero-copy path is
+    /// ``loan(_:wait:timeoutNanoseconds:)`` + writing in place + ``send(_:to:wait:timeoutNanoseconds:)``.)
+    public func send(copying bytes: UnsafeRawBufferPointer, to handle: Handle, wait: WaitMode? = nil) throws(Bus1Error) {
+        let loan = try self.loan(bytes.count, wait: wait)
+        if bytes.count > 0 { loan.bytes.baseAddress!.copyMemory(from: bytes.baseAddress!, byteCount: bytes.count) }
+        try send(loan, to: handle, wait: wait)
+    }
+
+    /// Takes back every slice receivers have released. Returns how many.
+    @discardableResult
+    public func reclaimCompleted() throws(Bus1Error) -> Int {
+        try serviceControl()
+        var total = 0
+        for channel in outbound.values { total += try drain(channel) }
+        return total
+    }
+
+    @discardableResult
+    private func drain(_ channel: OutboundChannel) throws(Bus1Error) -> Int {
+        guard channel.closedReason == nil else { return 0 }
+        let tag = channel.tag
+        do {
+            return try channel.producer.drainCompletions { offset in self.allocator.reclaim(offset, channelTag: tag) }
+        } catch {
+            // The receiver returned a slice it was never given, or twice: close the channel.
+            statistics.violationsDetected += 1
+            events.append(.violationDetected(peer: channel.receiver, violation: error))
+            _ = try? request(.channelClose(channel: channel.id))
+            return 0
+        }
+    }
+
+    // MARK: Receiving
+
+    /// The next message if one is ready now. Across inbound channels, the ready
+    /// message with the lowest ticket comes first; each channel is FIFO.
+    public func tryReceive() throws(Bus1Error) -> Message? {
+        try serviceControl()
+        while true {
+            var best: InboundChannel?
+            var bestDescriptor = bus1_descriptor()
+            var index = 0
+            while index < inbound.count {
+                let channel = inbound[index]
+                index += 1
+                do {
+                    guard let descriptor = try channel.consumer.peek() else { continue }
+                    if best == nil || descriptor.ticket < bestDescriptor.ticket {
+                        best = channel
+                        bestDescriptor = descriptor
+                    }
+                } catch {
+                    try reportViolation(channel, error)
+                    index -= 1  // the channel left the array
+                }
+            }
+            guard let channel = best else { return nil }
+            if !channel.allowedNodes.contains(bestDescriptor.node) {
+                // A grant may be queued behind the descriptor: serve the socket, then judge.
+                try checkCoordinatorAlive()
+                if !channel.allowedNodes.contains(bestDescriptor.node) {
+                    try reportViolation(channel, .badNode)
+                    continue
+                }
+            }
+            guard channel.sliceIsValid(offset: bestDescriptor.offset, length: bestDescriptor.length) else {
+                try reportViolation(channel, .badSlice)
+                continue
+            }
+            channel.consumer.advance(ticket: bestDescriptor.ticket)
+            statistics.messagesReceived += 1
+            return Message(channel: channel, descriptor: bestDescriptor)
+        }
+    }
+
+    /// Waits for the next message in `mode` (default: the peer's wait mode), up to
+    /// `timeoutNanoseconds`. Throws ``Bus1Error/timedOut`` when it passes and
+    /// ``Bus1Error/coordinatorGone`` if the bus dies meanwhile.
+    public func receive(mode: WaitMode? = nil, timeoutNanoseconds: UInt64? = nil) throws(Bus1Error) -> Message {
+        if let message = try tryReceive() { return message }
+        var message: Message?
+        try waitUntil(mode: mode ?? options.waitMode, timeoutNanoseconds: timeoutNanoseconds) { () throws(Bus1Error) -> Bool in
+            message = try self.tryReceive()
+            return message != nil
+        }
+        return message.take()!
+    }
+
+    /// Waits on this peer's doorbell until `ready` holds; checks that the coordinator
+    /// is alive whenever a park times out.
+    func waitUntil(mode: WaitMode, timeoutNanoseconds: UInt64?, _ ready: () throws(Bus1Error) -> Bool) throws(Bus1Error) {
+        let deadline = timeoutNanoseconds.map { monotonicNanoseconds() &+ $0 }
+        var spins = 0
+        let satisfied: Bool
+        do {
+            satisfied = try waiter.wait(mode: mode, deadline: deadline, onPark: { self.statistics.parks += 1 }) {
+                if try ready() { return true }
+                spins &+= 1
+                if spins & 0xFFFF == 0 { try self.checkCoordinatorAlive() }  // busy-poll never parks
+                return false
+            } idle: {
+                try self.checkCoordinatorAlive()
+            }
+        } catch let error as Bus1Error {
+            throw error
+        } catch {
+            throw .system(error as? LinuxError ?? LinuxError("wait", code: EIO))
+        }
+        if !satisfied { throw .timedOut }
+    }
+}

@@ -1,0 +1,419 @@
+import Bus1Core
+import Bus1Linux
+import CBus1Wire
+import Glibc
+
+/// Options for ``Peer/connect(options:)``.
+public struct PeerOptions: Sendable {
+    /// Bus socket path; nil: `$BUS1_ADDRESS`, else `$XDG_RUNTIME_DIR/bus1/bus`, else `/tmp/bus1-<uid>/bus`.
+    public var address: String?
+    /// Bytes of this peer's pool, header included; 0: the coordinator's default (64 MiB).
+    public var poolSize: Int = 0
+    /// Entries per inbound ring (a power of two); 0: the coordinator's default (256).
+    public var ringCapacity: Int = 0
+    /// How this peer parks when it waits.
+    public var parkBackend: ParkBackend = .automatic
+    /// The wait mode of ``Peer/receive(timeout:)`` and of blocking sends when none is given.
+    public var waitMode: WaitMode = .default
+
+    public init(address: String? = nil) { self.address = address }
+}
+
+/// Counters of one peer.
+public struct PeerStatistics: Sendable, Equatable {
+    public var messagesSent = 0
+    public var messagesReceived = 0
+    /// Bytes of this peer's pool in loaned or sent slices.
+    public var poolBytesInUse = 0
+    /// Loaned or sent slices of this peer's pool.
+    public var slicesInUse = 0
+    /// Inbound channels closed because their sender broke the protocol.
+    public var violationsDetected = 0
+    /// Times this peer parked (slept on its doorbell).
+    public var parks = 0
+}
+
+/// A connection to a bus: owns nodes, holds handles, sends and receives.
+///
+/// Use one `Peer` from one thread at a time (it is not `Sendable`). Payloads are
+/// written once into this peer's pool (``loan(_:wait:)``) and read in place by
+/// receivers (``Message/payload``); nothing is copied.
+public final class Peer {
+    /// This peer's id on the bus.
+    public let id: UInt64
+    /// The parking mechanism in use, and why it is not io_uring if it is not.
+    public let parkMechanism: String
+    public let parkFallbackReason: String?
+
+    let socket: FileDescriptor
+    let options: PeerOptions
+    let poolMapping: Mapping
+    var allocator: PoolAllocator
+    let wakeMapping: Mapping
+    let wake: WakePage
+    let clockMapping: Mapping
+    let clock: ClockPage
+    let waiter: DoorbellWaiter
+
+    var outbound: [UInt64: OutboundChannel] = [:]
+    var outboundByTag: [OutboundChannel] = []
+    var inbound: [InboundChannel] = []
+    var handles: [UInt64: HandleTarget] = [:]
+    var events: [PeerEvent] = []
+    var statistics = PeerStatistics()
+    private var seenControlSequence: UInt64 = 0
+    private var nextRequestID: UInt32 = 1
+    private var isDisconnected = false
+    private let receiveBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(BUS1_MSG_MAX) + 1, alignment: 8)
+
+    /// Where a handle leads.
+    struct HandleTarget {
+        let node: UInt64
+        let owner: UInt64
+        /// nil for a handle to one of this peer's own nodes.
+        let channel: OutboundChannel?
+    }
+
+    /// Connects to a bus: HELLO, maps the pool, wake page and clock the
+    /// coordinator made, and waits until the pool is sealed against other writers.
+    public static func connect(options: PeerOptions = PeerOptions()) throws(Bus1Error) -> Peer {
+        try Peer(options: options)
+    }
+
+    private init(options: PeerOptions) throws(Bus1Error) {
+        self.options = options
+        let address = options.address ?? Self.defaultAddress()
+        do {
+            socket = try SeqPacket.connect(path: address)
+        } catch {
+            throw error.code == ENOENT || error.code == ECONNREFUSED ? .coordinatorGone : .system(error)
+        }
+        do {
+            let (parker, fallback) = try options.parkBackend.makeParker()
+            parkMechanism = parker.mechanism
+            parkFallbackReason = fallback
+
+            // HELLO -> WELCOME(pool, wake page, clock page)
+            var (reply, fds) = try Self.roundTrip(socket.rawValue, .hello(poolSize: UInt64(options.poolSize), ringCapacity: UInt32(options.ringCapacity)),
+                                                  requestID: 1, buffer: receiveBuffer)
+            defer { for fd in fds { close(fd) } }
+            guard case .welcome(let peerID, let poolSize, let capacity) = reply else {
+                if case .error(let code, let detail) = reply { throw Bus1Error.refused(Refusal(code: code, detail: detail)) }
+                throw Bus1Error.protocolViolation("expected WELCOME, got \(reply)")
+            }
+            _ = capacity
+            let pool = FileDescriptor(adopting: fds[0]), wakeFD = FileDescriptor(adopting: fds[1]), clockFD = FileDescriptor(adopting: fds[2])
+            fds = []
+            guard try pool.size() == Int(poolSize), poolSize > UInt64(BUS1_POOL_DATA_OFFSET) else {
+                throw Bus1Error.protocolViolation("pool size does not match WELCOME")
+            }
+            id = peerID
+            poolMapping = try Mapping(pool, count: Int(poolSize), writable: true)
+            wakeMapping = try Mapping(wakeFD, count: Int(BUS1_PAGE_SIZE), writable: true)
+            clockMapping = try Mapping(clockFD, count: Int(BUS1_PAGE_SIZE), writable: true)
+            wake = try WakePage(wakeMapping, expectedPeer: peerID)
+            clock = try ClockPage(clockMapping)
+            let dataSize = Int(poolSize) - Int(BUS1_POOL_DATA_OFFSET)
+            guard dataSize & (dataSize - 1) == 0 else { throw Bus1Error.protocolViolation("pool payload area is not a power of two") }
+            allocator = PoolAllocator(dataOffset: Int(BUS1_POOL_DATA_OFFSET), dataSize: dataSize)
+            waiter = DoorbellWaiter(page: wake, parker: parker)
+            seenControlSequence = wake.controlSequence.loadAcquiring()
+
+            // POOL_MAPPED -> OK: from now on nobody else can map the pool writable.
+            let (sealed, _) = try Self.roundTrip(socket.rawValue, .poolMapped, requestID: 2, buffer: receiveBuffer)
+            guard sealed == .ok else { throw Bus1Error.protocolViolation("pool sealing failed: \(sealed)") }
+            guard try MemFD.seals(of: pool).isSuperset(of: [.shrink, .grow, .futureWrite]) else {
+                throw Bus1Error.protocolViolation("pool not sealed against future writes")
+            }
+            nextRequestID = 3
+        } catch let error as Bus1Error {
+            receiveBuffer.deallocate()
+            throw error
+        } catch let error as LinuxError {
+            receiveBuffer.deallocate()
+            throw .system(error)
+        } catch let error as WireError {
+            receiveBuffer.deallocate()
+            throw .protocolViolation("\(error)")
+        } catch let error as ParkerUnavailable {
+            receiveBuffer.deallocate()
+            throw .system(LinuxError(error.reason, code: ENOSYS))
+        } catch {
+            receiveBuffer.deallocate()
+            throw .protocolViolation("\(error)")
+        }
+    }
+
+    deinit {
+        receiveBuffer.deallocate()
+    }
+
+    /// The default bus address (see ``PeerOptions/address``).
+    public static func defaultAddress() -> String {
+        if let a = getenv("BUS1_ADDRESS"), a.pointee != 0 { return String(cString: a) }
+        if let r = getenv("XDG_RUNTIME_DIR"), r.pointee != 0 { return String(cString: r) + "/bus1/bus" }
+        return "/tmp/bus1-\(getuid())/bus"
+    }
+
+    /// Counters, with the pool figures as of now.
+    public var currentStatistics: PeerStatistics {
+        var s = statistics
+        s.poolBytesInUse = allocator.bytesInUse
+        s.slicesInUse = allocator.slicesInUse
+        return s
+    }
+
+    /// The largest payload one message can carry.
+    public var maximumPayload: Int { min(allocator.largestSlice, Int(UInt32.max)) }
+
+    /// Events since the last call, oldest first.
+    public func takeEvents() -> [PeerEvent] {
+        defer { events.removeAll() }
+        return events
+    }
+
+    /// Leaves the bus: closes the socket (the coordinator tears down this peer's
+    /// channels and names). Messages and loans still alive stay readable.
+    public func disconnect() {
+        guard !isDisconnected else { return }
+        isDisconnected = true
+        shutdown(socket.rawValue, Int32(SHUT_RDWR))
+    }
+
+    // MARK: Nodes, names, handles
+
+    /// Creates a node owned by this peer; the returned handle names it.
+    public func createNode() throws(Bus1Error) -> Handle {
+        guard case .nodeCreated(let handle) = try request(.nodeCreate).message else { throw .protocolViolation("expected NODE_CREATED") }
+        handles[handle] = HandleTarget(node: handle, owner: id, channel: nil)
+        return Handle(id: handle)
+    }
+
+    /// Publishes one of this peer's nodes under `name` (1...255 bytes of UTF-8, no NUL).
+    public func publish(_ node: Handle, as name: String) throws(Bus1Error) {
+        try Self.checkName(name)
+        let reply = try request(.namePublish(handle: node.id, name: name)).message
+        guard reply == .ok else { throw .protocolViolation("expected OK") }
+    }
+
+    /// Looks a name up and returns this peer's handle to the node (the same handle
+    /// each time; the coordinator counts references).
+    public func lookup(_ name: String) throws(Bus1Error) -> Handle {
+        try Self.checkName(name)
+        var (reply, fds) = try request(.nameLookup(name: name))
+        defer { for fd in fds { close(fd) } }
+        guard case .handleGranted(let grant) = reply else { throw .protocolViolation("expected HANDLE_GRANTED") }
+        if grant.owner == id {
+            handles[grant.handle] = HandleTarget(node: grant.node, owner: id, channel: nil)
+            return Handle(id: grant.handle)
+        }
+        let channel: OutboundChannel
+        if grant.newChannel {
+            let channelFD = FileDescriptor(adopting: fds[0]), wakeFD = FileDescriptor(adopting: fds[1])
+            fds = []
+            channel = try openOutbound(grant, channelFD: channelFD, receiverWakeFD: wakeFD)
+        } else if let existing = outbound[grant.channel] {
+            channel = existing
+        } else {
+            throw .protocolViolation("HANDLE_GRANTED names an unknown channel")
+        }
+        handles[grant.handle] = HandleTarget(node: grant.node, owner: grant.owner, channel: channel)
+        return Handle(id: grant.handle)
+    }
+
+    /// Drops one reference to a handle of another peer's node.
+    public func release(_ handle: Handle) throws(Bus1Error) {
+        guard handles[handle.id] != nil else { throw .unknownHandle(handle) }
+        _ = try request(.handleRelease(handle: handle.id))
+    }
+
+    private static func checkName(_ name: String) throws(Bus1Error) {
+        guard !name.isEmpty, name.utf8.count <= Int(BUS1_NAME_MAX), !name.utf8.contains(0) else { throw .invalidName(name) }
+    }
+
+    private func openOutbound(_ grant: ControlMessage.HandleGrant, channelFD: consuming FileDescriptor,
+                              receiverWakeFD: consuming FileDescriptor) throws(Bus1Error) -> OutboundChannel {
+        do {
+            let geometry = ChannelGeometry(capacity: Int(grant.capacity))
+            let memory = try ChannelMemory(try Mapping(channelFD, count: geometry.size, writable: true),
+                                           channel: grant.channel, capacity: Int(grant.capacity))
+            let wakeMapping = try Mapping(receiverWakeFD, count: Int(BUS1_PAGE_SIZE), writable: true)
+            let page = try WakePage(wakeMapping, expectedPeer: grant.owner)
+            let channel = OutboundChannel(id: grant.channel, receiver: grant.owner, tag: UInt32(outboundByTag.count + 1),
+                                          producer: SubmissionProducer(memory), receiverWakeMapping: wakeMapping, receiverWake: page)
+            outbound[grant.channel] = channel
+            outboundByTag.append(channel)
+            return channel
+        } catch let error as LinuxError {
+            throw .system(error)
+        } catch {
+            throw .protocolViolation("\(error)")
+        }
+    }
+
+    // MARK: Control socket
+
+    /// Sends a request and reads until its reply, serving events that arrive first.
+    @discardableResult
+    func request(_ message: ControlMessage) throws(Bus1Error) -> (message: ControlMessage, fds: [Int32]) {
+        guard !isDisconnected else { throw .coordinatorGone }
+        let requestID = nextRequestID
+        nextRequestID = nextRequestID == .max ? 3 : nextRequestID + 1
+        do {
+            try SeqPacket.send(socket.rawValue, message.encode(requestID: requestID))
+        } catch {
+            throw error.code == EPIPE || error.code == ECONNRESET ? .coordinatorGone : .system(error)
+        }
+        while true {
+            let (reply, replyID, fds) = try receiveControl(blocking: true)!
+            if replyID == requestID {
+                if case .error(let code, let detail) = reply {
+                    for fd in fds { close(fd) }
+                    throw .refused(Refusal(code: code, detail: detail))
+                }
+                return (reply, fds)
+            }
+            try handleEvent(reply, fds: fds)
+        }
+    }
+
+    /// Serves queued control events if the coordinator announced any, and reports
+    /// violations found while releasing messages. Cheap when there is nothing: one
+    /// atomic load.
+    @inline(__always)
+    func serviceControl() throws(Bus1Error) {
+        let sequence = wake.controlSequence.loadAcquiring()  // pairs with the coordinator's bump after queuing
+        if sequence != seenControlSequence {
+            seenControlSequence = sequence
+            while let (event, _, fds) = try receiveControl(blocking: false) {
+                try handleEvent(event, fds: fds)
+            }
+        }
+        for channel in inbound where channel.pendingViolation != nil {
+            let violation = channel.pendingViolation!
+            channel.pendingViolation = nil
+            try reportViolation(channel, violation)
+        }
+    }
+
+    /// Fails with ``Bus1Error/coordinatorGone`` if the coordinator's socket hung up.
+    func checkCoordinatorAlive() throws(Bus1Error) {
+        if isDisconnected { throw .coordinatorGone }
+        let state = pollNow(socket.rawValue)
+        if state.hangUp { throw .coordinatorGone }
+        if state.readable {
+            while let (event, _, fds) = try receiveControl(blocking: false) { try handleEvent(event, fds: fds) }
+        }
+    }
+
+    private func receiveControl(blocking: Bool) throws(Bus1Error) -> (ControlMessage, UInt32, [Int32])? {
+        var datagram: SeqPacket.Datagram
+        do {
+            guard let d = try SeqPacket.receive(socket.rawValue, into: receiveBuffer, maxDescriptors: Int(BUS1_MSG_MAX_FDS), dontWait: !blocking)
+            else { return nil }
+            datagram = d
+        } catch {
+            throw error.code == ECONNRESET ? .coordinatorGone : .system(error)
+        }
+        if datagram.isHangUp { throw .coordinatorGone }
+        do {
+            if datagram.truncated { throw ProtocolError.cutByKernel }
+            let (message, requestID) = try ControlMessage.decode(UnsafeRawBufferPointer(rebasing: receiveBuffer[..<datagram.count]),
+                                                                 descriptorCount: datagram.fds.count)
+            return (message, requestID, datagram.takeDescriptors())
+        } catch {
+            throw .protocolViolation("\(error)")
+        }
+    }
+
+    private static func roundTrip(_ socket: Int32, _ message: ControlMessage, requestID: UInt32,
+                                  buffer: UnsafeMutableRawBufferPointer) throws -> (ControlMessage, [Int32]) {
+        do {
+            try SeqPacket.send(socket, message.encode(requestID: requestID))
+        } catch {
+            throw error.code == EPIPE || error.code == ECONNRESET ? Bus1Error.coordinatorGone : Bus1Error.system(error)
+        }
+        guard var datagram = try SeqPacket.receive(socket, into: buffer, maxDescriptors: Int(BUS1_MSG_MAX_FDS)) else {
+            throw Bus1Error.coordinatorGone
+        }
+        if datagram.isHangUp { throw Bus1Error.coordinatorGone }
+        let (reply, replyID) = try ControlMessage.decode(UnsafeRawBufferPointer(rebasing: buffer[..<datagram.count]),
+                                                         descriptorCount: datagram.fds.count)
+        guard replyID == requestID || replyID == 0 else { throw Bus1Error.protocolViolation("reply to another request") }
+        return (reply, datagram.takeDescriptors())
+    }
+
+    private func handleEvent(_ event: ControlMessage, fds: [Int32]) throws(Bus1Error) {
+        var fds = fds
+        defer { for fd in fds { close(fd) } }
+        switch event {
+        case .channelOpened(let opening):
+            let channelFD = FileDescriptor(adopting: fds[0])
+            let poolFD = FileDescriptor(adopting: fds[1])
+            let wakeFD = FileDescriptor(adopting: fds[2])
+            fds = []
+            try openInbound(opening, channelFD: channelFD, poolFD: poolFD, senderWakeFD: wakeFD)
+        case .channelGrant(let channelID, let node):
+            inbound.first { $0.id == channelID }?.allowedNodes.insert(node)
+        case .channelClosed(let channelID, let other, let rawReason):
+            let reason = CloseReason(rawReason)
+            if let channel = outbound.removeValue(forKey: channelID) {
+                channel.closedReason = reason
+                channel.producer.abandonOutstanding()
+                allocator.reclaimAll(channelTag: channel.tag)  // its slices in flight come back
+                events.append(.outboundClosed(peer: other, reason: reason))
+            }
+            if let index = inbound.firstIndex(where: { $0.id == channelID }) {
+                inbound[index].isClosed = true
+                inbound.remove(at: index)
+                events.append(.inboundClosed(peer: other, reason: reason))
+            }
+        case .error(let code, let detail):
+            // An unsolicited error answers a datagram the coordinator could not parse.
+            throw .refused(Refusal(code: code, detail: detail))
+        default:
+            throw .protocolViolation("unexpected event \(event)")
+        }
+    }
+
+    /// Maps a new inbound channel after checking everything about it: the channel
+    /// header, that the sender's pool is sealed (no shrinking: no SIGBUS; no new
+    /// writable maps) and has the announced size, and the sender's wake page.
+    private func openInbound(_ opening: ControlMessage.ChannelOpening, channelFD: consuming FileDescriptor,
+                             poolFD: consuming FileDescriptor, senderWakeFD: consuming FileDescriptor) throws(Bus1Error) {
+        do {
+            let capacity = Int(opening.capacity)
+            guard capacity >= 2, capacity <= 65536, capacity & (capacity - 1) == 0 else { throw WireError.mismatch("channel capacity") }
+            let geometry = ChannelGeometry(capacity: capacity)
+            let memory = try ChannelMemory(try Mapping(channelFD, count: geometry.size, writable: true),
+                                           channel: opening.channel, capacity: capacity)
+            guard try MemFD.seals(of: poolFD).isSuperset(of: [.shrink, .grow, .futureWrite]),
+                  try poolFD.size() == Int(opening.senderPoolSize)
+            else { throw WireError.mismatch("sender pool seals or size") }
+            let pool = try Mapping(poolFD, count: Int(opening.senderPoolSize), writable: false)
+            let wakeMapping = try Mapping(senderWakeFD, count: Int(BUS1_PAGE_SIZE), writable: true)
+            let page = try WakePage(wakeMapping, expectedPeer: opening.sender)
+            inbound.append(InboundChannel(id: opening.channel, sender: opening.sender, consumer: SubmissionConsumer(memory),
+                                          pool: pool, senderWakeMapping: wakeMapping, senderWake: page, firstNode: opening.node))
+        } catch let error as LinuxError {
+            throw .system(error)
+        } catch {
+            throw .protocolViolation("\(error)")
+        }
+    }
+
+    /// Closes an inbound channel whose sender broke the protocol and tells the
+    /// coordinator, which closes it for the sender too. Nothing else is affected.
+    func reportViolation(_ channel: InboundChannel, _ violation: ChannelViolation) throws(Bus1Error) {
+        guard !channel.isClosed else { return }
+        channel.isClosed = true
+        inbound.removeAll { $0 === channel }
+        statistics.violationsDetected += 1
+        events.append(.violationDetected(peer: channel.sender, violation: violation))
+        do {
+            try request(.violation(channel: channel.id, reason: violation.rawValue))
+        } catch .refused(.handleUnknown) {
+            // The coordinator closed it already (the sender left): nothing to report.
+        }
+    }
+}
