@@ -228,23 +228,79 @@ case "hostile":
     do { try peer.sendForged(to: target, forgery) } catch { fail("forged send: \(error)") }
     say("ATTACKED")
     // The receiver reports us; the coordinator closes our channel and tells us.
+    // (Sending more now could overwrite the forged index before the receiver saw it.)
     let deadline = monotonicNanoseconds() + 20_000_000_000
     while monotonicNanoseconds() < deadline {
-        var again: Loan
-        do { again = try peer.loan(8) } catch { fail("loan: \(error)") }
-        again.count = 8
-        do {
-            try peer.send(again, to: target)
-        } catch .channelClosed(_, let reason) {
-            say("CLOSED reason=\(reason)")
-            exit(0)
-        } catch .wouldBlock {
-        } catch {
-            fail("after attack: \(error)")
+        do { try peer.reclaimCompleted() } catch { fail("after attack: \(error)") }
+        for case .outboundClosed(_, let reason) in peer.takeEvents() {
+            // Sending on the closed channel is now a typed error.
+            var again: Loan
+            do { again = try peer.loan(8) } catch { fail("loan: \(error)") }
+            again.count = 8
+            do {
+                try peer.send(again, to: target)
+                fail("send after close succeeded")
+            } catch .channelClosed(_, let sendReason) where sendReason == reason {
+                say("CLOSED reason=\(reason) slices=\(peer.currentStatistics.slicesInUse)")
+                exit(0)
+            } catch {
+                fail("send after close: \(error)")
+            }
         }
         usleep(1000)
     }
     fail("channel never closed")
+
+case "intruder":
+    // Receives one message, then tries every way to write the sender's pool.
+    let peer = connect()
+    let node: Handle
+    do { node = try peer.createNode(); try peer.publish(node, as: setting("name")) } catch { fail("setup: \(error)") }
+    say("READY peer=\(peer.id)")
+    let message: Message
+    do { message = try peer.receive(timeoutNanoseconds: 30_000_000_000) } catch { fail("receive: \(error)") }
+    let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+    let address = UInt(bitPattern: message.payload.baseAddress!)
+    let pageStart = UnsafeMutableRawPointer(bitPattern: address & ~UInt(page - 1))!
+    let original = message.payload.load(as: UInt8.self)
+
+    // 1. mprotect the read-only view writable.
+    if mprotect(pageStart, page, PROT_READ | PROT_WRITE) == 0 { fail("mprotect(PROT_WRITE) succeeded") }
+    say("DENIED mprotect errno=\(errno)")
+
+    // 2. Find the mapping's file and reopen it for writing (/proc/self/map_files).
+    var range: String?
+    if let maps = fopen("/proc/self/maps", "r") {
+        var line = [CChar](repeating: 0, count: 512)
+        while fgets(&line, Int32(line.count), maps) != nil {
+            let text = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            let bounds = text.split(separator: " ")[0].split(separator: "-").compactMap { UInt(String($0), radix: 16) }
+            if bounds.count == 2, bounds[0] <= address, address < bounds[1] { range = String(text.split(separator: " ")[0]) }
+        }
+        fclose(maps)
+    }
+    guard let range else { fail("payload mapping not in /proc/self/maps") }
+    let writable = open("/proc/self/map_files/\(range)", O_RDWR | O_CLOEXEC)
+    if writable < 0 {
+        say("DENIED reopen-for-write errno=\(errno)")
+    } else {
+        // The open itself may succeed (root); the seals must still refuse writes.
+        let shared = mmap(nil, page, PROT_READ | PROT_WRITE, MAP_SHARED, writable, 0)
+        if shared != MAP_FAILED { fail("writable MAP_SHARED mapping of the sender's pool succeeded") }
+        say("DENIED writable-shared-map errno=\(errno)")
+        var byte: UInt8 = 0x5A
+        if pwrite(writable, &byte, 1, off_t(Int(bitPattern: address) - Int(bitPattern: pageStart) + 0)) >= 0 { fail("pwrite to the sender's pool succeeded") }
+        say("DENIED pwrite errno=\(errno)")
+        // A private writable mapping is copy-on-write: it must not reach the sender.
+        let priv = mmap(nil, page, PROT_READ | PROT_WRITE, MAP_PRIVATE, writable, 0)
+        if priv != MAP_FAILED {
+            priv!.storeBytes(of: ~original, as: UInt8.self)
+            munmap(priv, page)
+        }
+        close(writable)
+    }
+    guard message.payload.load(as: UInt8.self) == original else { fail("the sender's bytes changed") }
+    say("OK")
 
 case "garbage":
     let address = settings["address"] ?? Peer.defaultAddress()
