@@ -1,0 +1,53 @@
+import Bus1Core
+import CBus1Wire
+import Testing
+
+@Suite("Control messages")
+struct ControlMessageTests {
+    static let samples: [ControlMessage] = [
+        .hello(poolSize: 1 << 20, ringCapacity: 64), .poolMapped, .nodeCreate,
+        .namePublish(handle: 3, name: "org.example.service"), .nameLookup(name: "ü-name"),
+        .handleRelease(handle: 9), .violation(channel: 4, reason: 6), .channelClose(channel: 4), .ok,
+        .error(code: 3, detail: 0), .welcome(peer: 2, poolSize: 1 << 26, ringCapacity: 256), .nodeCreated(handle: 1),
+        .handleGranted(.init(handle: 5, node: 1, owner: 2, channel: 3, capacity: 256, newChannel: true)),
+        .channelOpened(.init(channel: 3, sender: 1, node: 1, senderPoolSize: 1 << 26, capacity: 256)),
+        .channelGrant(channel: 3, node: 8), .channelClosed(channel: 3, otherPeer: 2, reason: 2),
+    ]
+
+    @Test("Every message survives encode and decode", arguments: samples)
+    func roundTrip(message: ControlMessage) throws {
+        let bytes = message.encode(requestID: 42)
+        let (decoded, id) = try bytes.withUnsafeBytes { try ControlMessage.decode($0, descriptorCount: message.descriptorCount) }
+        #expect(decoded == message)
+        #expect(id == 42)
+    }
+
+    @Test("Malformed datagrams are typed errors")
+    func malformed() {
+        func decode(_ bytes: [UInt8], fds: Int = 0) throws {
+            _ = try bytes.withUnsafeBytes { try ControlMessage.decode($0, descriptorCount: fds) }
+        }
+        let valid = ControlMessage.nodeCreate.encode(requestID: 1)
+        #expect(throws: ProtocolError.truncated(3)) { try decode([1, 2, 3]) }
+        var m = valid; m[0] ^= 1
+        #expect(throws: ProtocolError.self) { try decode(m) }
+        m = valid; m[4] = 9
+        #expect(throws: ProtocolError.versionMismatch(9)) { try decode(m) }
+        m = valid; m[6] = 250
+        #expect(throws: ProtocolError.unknownType(250)) { try decode(m) }
+        #expect(throws: ProtocolError.sizeMismatch(declared: 16, actual: 20)) { try decode(valid + [0, 0, 0, 0]) }
+        #expect(throws: ProtocolError.descriptorCount(type: UInt16(BUS1_MSG_NODE_CREATE.rawValue), expected: 0, actual: 1)) {
+            try decode(valid, fds: 1)
+        }
+        var name = ControlMessage.nameLookup(name: "abc").encode(requestID: 1)
+        name[24] = 0
+        #expect(throws: ProtocolError.badName) { try decode(name) }
+        name = ControlMessage.nameLookup(name: "abc").encode(requestID: 1)
+        name[29] = 0  // a NUL inside the name
+        #expect(throws: ProtocolError.badName) { try decode(name) }
+    }
+}
+
+extension ControlMessage: CustomTestStringConvertible {
+    public var testDescription: String { "type \(type)" }
+}

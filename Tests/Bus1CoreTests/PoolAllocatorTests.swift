@@ -1,0 +1,103 @@
+import Bus1Core
+import Testing
+
+/// A small deterministic generator so every failure replays from its seed.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+@Suite("Pool allocator")
+struct PoolAllocatorTests {
+    @Test("Random loans, sends, frees and completions keep every invariant and never overlap", arguments: [1, 2, 3, 4])
+    func randomOperations(seed: UInt64) {
+        var rng = SplitMix64(state: seed)
+        var pool = PoolAllocator(dataOffset: 4096, dataSize: 1 << 20)
+        var loaned: [UInt64: Int] = [:]
+        var sent: [UInt64: (tag: UInt32, size: Int)] = [:]
+        for step in 0..<20_000 {
+            switch rng.next() % 5 {
+            case 0, 1:
+                let size = Int(rng.next() % 3 == 0 ? rng.next() % 65536 : rng.next() % 600)
+                if let offset = pool.allocate(size) {
+                    let capacity = pool.capacity(at: offset)!
+                    #expect(capacity >= max(size, 1))
+                    // No overlap with anything in use.
+                    var others: [(UInt64, Int)] = []
+                    for key in Array(loaned.keys) + Array(sent.keys) { others.append((key, pool.capacity(at: key)!)) }
+                    for (other, otherSize) in others {
+                        #expect(offset + UInt64(capacity) <= other || other + UInt64(otherSize) <= offset, "overlap at step \(step)")
+                    }
+                    loaned[offset] = size
+                }
+            case 2:
+                if let (offset, size) = loaned.randomElement(using: &rng) {
+                    loaned[offset] = nil
+                    let tag = UInt32(rng.next() % 3 + 1)
+                    pool.markSent(offset, channelTag: tag)
+                    sent[offset] = (tag, size)
+                }
+            case 3:
+                if let (offset, _) = loaned.randomElement(using: &rng) {
+                    loaned[offset] = nil
+                    pool.freeLoan(offset)
+                }
+            default:
+                if let (offset, info) = sent.randomElement(using: &rng) {
+                    let wrongTag = pool.reclaim(offset, channelTag: info.tag &+ 7)
+                    let right = pool.reclaim(offset, channelTag: info.tag)
+                    let twice = pool.reclaim(offset, channelTag: info.tag)
+                    #expect(!wrongTag && right && !twice, "tag check or double free at step \(step)")
+                    sent[offset] = nil
+                }
+            }
+            if step % 1000 == 0 { _ = pool.verify() }
+        }
+        let tag: UInt32 = 2
+        let onTag = sent.filter { $0.value.tag == tag }.count
+        let swept = pool.reclaimAll(channelTag: tag)
+        #expect(swept == onTag)
+        for offset in loaned.keys { pool.freeLoan(offset) }
+        for (offset, info) in sent where info.tag != tag {
+            let ok = pool.reclaim(offset, channelTag: info.tag)
+            #expect(ok)
+        }
+        let inUse = pool.verify()
+        let counters = (pool.bytesInUse, pool.slicesInUse)
+        #expect(inUse == 0 && counters == (0, 0))
+        // Everything merged back: the whole area is one block again.
+        let whole = pool.allocate(1 << 20)
+        #expect(whole != nil)
+    }
+
+    @Test("Completions that name no sent block are refused")
+    func bogusCompletions() {
+        var pool = PoolAllocator(dataOffset: 4096, dataSize: 1 << 16)
+        let offset = pool.allocate(100)!
+        let unsent = pool.reclaim(offset, channelTag: 1)
+        pool.markSent(offset, channelTag: 1)
+        let misaligned = pool.reclaim(offset + 1, channelTag: 1)
+        let header = pool.reclaim(0, channelTag: 1)
+        let past = pool.reclaim(1 << 40, channelTag: 1)
+        let freeUnit = pool.reclaim(offset + 256, channelTag: 1)
+        #expect([unsent, misaligned, header, past, freeUnit] == [false, false, false, false, false])
+        let valid = pool.reclaim(offset, channelTag: 1)
+        #expect(valid)
+    }
+
+    @Test("Exhaustion is reported, not overcommitted")
+    func exhaustion() {
+        var pool = PoolAllocator(dataOffset: 4096, dataSize: 1 << 16)
+        var offsets: [UInt64] = []
+        while let o = pool.allocate(1 << 12) { offsets.append(o) }
+        let small = pool.allocate(1)
+        let huge = pool.allocate((1 << 16) + 1)
+        #expect(offsets.count == 16 && small == nil && huge == nil)
+    }
+}
