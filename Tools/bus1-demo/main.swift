@@ -1,1 +1,187 @@
-print("x")
+// bus1-demo: a producer and a consumer process exchanging zero-copy messages over
+// an embedded coordinator; prints messages/s and round-trip latency percentiles.
+import ArgumentParser
+import Bus1
+import Bus1Coordinator
+import Bus1Linux
+import Glibc
+import Histogram
+import Logging
+
+@main
+struct Demo: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bus1-demo",
+        abstract: "Two processes on one bus: one-way throughput, then ping-pong latency.",
+        discussion: """
+            Starts an embedded coordinator on a private socket (unless --address names a running bus1d),
+            spawns itself as the consumer process, and measures. Build with -c release for real numbers.
+            """)
+
+    @Option(help: "Messages in the throughput phase.")
+    var messages: Int = 1_000_000
+
+    @Option(help: "Round trips in the latency phase (after 1,000 warm-up round trips).")
+    var roundTrips: Int = 100_000
+
+    @Option(help: "Payload bytes per message.")
+    var size: Int = 64
+
+    @Option(help: "Wait mode: busy, park or spin (spin-then-park).")
+    var mode: String = "spin"
+
+    @Option(help: "Use the bus at this socket instead of an embedded coordinator.")
+    var address: String?
+
+    @Option(help: .hidden)
+    var role: String = "producer"
+
+    func validate() throws {
+        guard ["busy", "park", "spin"].contains(mode) else { throw ValidationError("--mode must be busy, park or spin") }
+        guard size >= 2 else { throw ValidationError("--size must be at least 2 (first and last byte are checked)") }
+        guard messages > 0, roundTrips > 0 else { throw ValidationError("counts must be positive") }
+    }
+
+    var waitMode: WaitMode {
+        switch mode {
+        case "busy": .busyPoll
+        case "park": .park
+        default: .default
+        }
+    }
+
+    func run() throws {
+        signal(SIGPIPE, SIG_IGN)
+        if role == "consumer" { return try consume() }
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = .warning
+            return handler
+        }
+        var embedded: EmbeddedCoordinator?
+        let busAddress: String
+        if let address {
+            busAddress = address
+        } else {
+            let bus = try EmbeddedCoordinator.onPrivateSocket(named: "demo")
+            embedded = bus
+            busAddress = bus.address
+        }
+        defer { embedded?.stop() }
+        try produce(address: busAddress, embedded: embedded != nil)
+    }
+
+    /// Message kinds, in the first payload byte.
+    enum Kind: UInt8 { case data = 0, ping = 1, stop = 2 }
+
+    func connect(_ address: String) throws -> Peer {
+        var options = PeerOptions(address: address)
+        options.waitMode = waitMode
+        return try Peer.connect(options: options)
+    }
+
+    func lookup(_ peer: Peer, _ name: String) throws -> Handle {
+        for _ in 0..<10_000 {
+            do { return try peer.lookup(name) } catch .refused(.nameUnknown) { usleep(1000) }
+        }
+        throw Bus1Error.refused(.nameUnknown)
+    }
+
+    /// Writes the payload once, in place: kind byte first, a marker last.
+    func send(_ peer: Peer, _ kind: Kind, to handle: Handle) throws {
+        let loan = try peer.loan(size, wait: waitMode)
+        memset(loan.payload.baseAddress!, 0x42, size)
+        loan.payload[0] = kind.rawValue
+        loan.payload[size - 1] = 0xA5
+        try peer.send(loan, to: handle, wait: waitMode)
+    }
+
+    func produce(address: String, embedded: Bool) throws {
+        let peer = try connect(address)
+        let node = try peer.createNode()
+        let myName = "bus1-demo.producer.\(getpid())"
+        try peer.publish(node, as: myName)
+        let child = try spawnConsumer(address: address, producerName: myName)
+        let consumer = try lookup(peer, "bus1-demo.consumer.\(child)")
+
+        print("Bus1 demo: producer (pid \(getpid())) -> consumer (pid \(child)), \(size)-byte payloads, wait mode \(waitMode)")
+        print("  coordinator: \(embedded ? "embedded" : "bus1d at \(address)"); parking: \(peer.parkMechanism)"
+              + (peer.parkFallbackReason.map { " (\($0))" } ?? ""))
+
+        // Throughput: one way; the consumer answers the final message with a ping.
+        let start = monotonicNanoseconds()
+        for _ in 0..<messages { try send(peer, .data, to: consumer) }
+        try send(peer, .ping, to: consumer)
+        _ = try peer.receive(mode: waitMode)
+        let elapsed = Double(monotonicNanoseconds() - start) / 1e9
+        let rate = Double(messages) / elapsed
+        print("  throughput: \(messages) messages in \(fixed(elapsed, 3)) s = \(fixed(rate / 1e6, 2)) M msg/s, "
+              + "\(fixed(rate * Double(size) / 1e9, 3)) GB/s of payload")
+
+        // Latency: ping-pong round trips, each written by the sender and read by the receiver.
+        var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
+        for i in 0..<(1000 + roundTrips) {
+            let t0 = monotonicNanoseconds()
+            try send(peer, .ping, to: consumer)
+            let reply = try peer.receive(mode: waitMode)
+            guard reply.payload[0] == Kind.ping.rawValue, reply.payload[size - 1] == 0xA5 else { throw ValidationError("corrupt reply") }
+            let t1 = monotonicNanoseconds()
+            if i >= 1000 { _ = histogram.record(t1 - t0) }
+        }
+        func us(_ nanoseconds: UInt64) -> String { fixed(Double(nanoseconds) / 1000, 2) }
+        let percentiles = [50.0, 90, 99, 99.9].map { "p\(fixed($0, $0 == 99.9 ? 1 : 0)) \(us(histogram.valueAtPercentile($0)))" }
+        print("  round trip (\(roundTrips) samples, µs): min \(us(histogram.min))  " + percentiles.joined(separator: "  ")
+              + "  max \(us(histogram.max))")
+
+        try send(peer, .stop, to: consumer)
+        var status: Int32 = 0
+        waitpid(child, &status, 0)
+        try peer.reclaimCompleted()
+        let stats = peer.currentStatistics
+        print("  consumer \(ExitStatus(waitStatus: status)); producer pool in use after the run: \(stats.poolBytesInUse) bytes, "
+              + "parks: \(stats.parks)")
+        guard ExitStatus(waitStatus: status) == .exited(0) else { throw ExitCode(1) }
+    }
+
+    func spawnConsumer(address: String, producerName: String) throws -> pid_t {
+        let arguments: [String] = ["/proc/self/exe", "--role", "consumer", "--address", address, "--size", "\(size)", "--mode", mode,
+                                   "--messages", "\(messages)", "--round-trips", "\(roundTrips)"]
+        let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+        defer { for p in argv { free(p) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, "/proc/self/exe", nil, nil, argv, environ)
+        guard rc == 0 else { throw LinuxError("posix_spawn", code: rc) }
+        return pid
+    }
+
+    /// The consumer: reads the first and last byte of every payload in place,
+    /// answers pings, releases everything.
+    func consume() throws {
+        let peer = try connect(address!)
+        let node = try peer.createNode()
+        try peer.publish(node, as: "bus1-demo.consumer.\(getpid())")
+        let producer = try lookup(peer, "bus1-demo.producer.\(getppid())")
+        while true {
+            let message = try peer.receive(mode: waitMode)
+            guard message.payload.count == size, message.payload[size - 1] == 0xA5 else { throw ValidationError("corrupt payload") }
+            switch Kind(rawValue: message.payload[0]) {
+            case .data: continue
+            case .ping: try send(peer, .ping, to: producer)
+            case .stop: return
+            case nil: throw ValidationError("unknown message kind")
+            }
+        }
+    }
+}
+
+/// `x` with `digits` decimals (no Foundation here).
+func fixed(_ x: Double, _ digits: Int) -> String {
+    var scale = 1.0
+    for _ in 0..<digits { scale *= 10 }
+    let scaled = (abs(x) * scale).rounded()
+    let whole = Int(scaled / scale)
+    let fraction = Int(scaled) - whole * Int(scale)
+    var fractionText = String(fraction)
+    while fractionText.count < digits { fractionText = "0" + fractionText }
+    return (x < 0 ? "-" : "") + String(whole) + (digits > 0 ? "." + fractionText : "")
+}
