@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Installs Bus1's system dependency (liburing, Debian's liburing-dev) if missing.
+set -euo pipefail
+if ! pkg-config --exists liburing 2>/dev/null; then
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq liburing-dev pkg-config >/dev/null
+fi
+pkg-config --modversion liburing >/dev/null
