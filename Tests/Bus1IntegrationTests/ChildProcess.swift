@@ -21,7 +21,8 @@ final class ChildProcess {
     }()
 
     /// Spawns `executable` (a product of this package) with `arguments`.
-    init(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws {
+    /// `mergeStandardError`: the child's stderr goes to the same pipe (daemon logs).
+    init(_ executable: String, _ arguments: [String], environment: [String: String] = [:], mergeStandardError: Bool = false) throws {
         let path = Self.buildDirectory + "/" + executable
         name = "\(executable) \(arguments.first ?? "")"
         var fds: [Int32] = [-1, -1]
@@ -31,6 +32,7 @@ final class ChildProcess {
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
+        if mergeStandardError { posix_spawn_file_actions_adddup2(&actions, fds[1], 2) }
         posix_spawn_file_actions_addclose(&actions, fds[1])
         let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
         defer { for p in argv { free(p) } }
@@ -44,8 +46,19 @@ final class ChildProcess {
         for (k, v) in environment { env[k] = v }
         let envp: [UnsafeMutablePointer<CChar>?] = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { for p in envp { free(p) } }
+        // Children start with an empty signal mask and default dispositions, whatever
+        // the test runner's threads block or ignore.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t(), all = sigset_t()
+        sigemptyset(&empty)
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, path, &actions, nil, argv, envp)
+        let rc = posix_spawn(&pid, path, &actions, &attributes, argv, envp)
         close(fds[1])
         guard rc == 0 else {
             close(fds[0])

@@ -96,9 +96,14 @@ enum SignalRelay {
     static func install(_ coordinator: Coordinator) {
         target = coordinator
         signal(SIGPIPE, SIG_IGN)
+        var wanted = sigset_t()
+        sigemptyset(&wanted)
         for sig in [SIGINT, SIGTERM] {
             signal(sig) { _ in SignalRelay.target?.stop() }
+            sigaddset(&wanted, sig)
         }
+        // A parent may have spawned us with these blocked (the mask is inherited).
+        pthread_sigmask(SIG_UNBLOCK, &wanted, nil)
     }
 }
 
