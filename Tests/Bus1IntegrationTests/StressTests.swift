@@ -1,0 +1,31 @@
+import Glibc
+import Testing
+
+/// Several producer processes into one consumer, with random pauses and wait
+/// modes from a seed: each run interleaves the shared-memory protocol (credit,
+/// completions, doorbells, the sleeping flag) differently. The consumer checks
+/// every byte, per-sender FIFO, and that tickets rise across all senders.
+///
+/// `BUS1_SOAK=N` multiplies the messages (and seeds) for a long run.
+@Suite("Randomized interleavings")
+struct StressTests {
+    static let soak = getenv("BUS1_SOAK").flatMap { Int(String(cString: $0)) } ?? 1
+
+    @Test("Producers with random pauses and wait modes into one consumer", arguments: Array(1...(3 * StressTests.soak)))
+    func randomInterleavings(seed: Int) throws {
+        let producers = 3
+        let perProducer = 3000 * Self.soak
+        let modes = ["busy", "park", "default"]
+        let bus = try BusFixture("stress")
+        let consumer = try bus.peer("consumer", ["name": "s", "count": "\(producers * perProducer)",
+                                                 "mode": modes[seed % 3], "jitter": "\(seed)"])
+        #expect(consumer.awaitLine(prefix: "READY", timeoutSeconds: 30) != nil)
+        var senders: [ChildProcess] = []
+        for p in 0..<producers {
+            senders.append(try bus.peer("producer", ["name": "s", "count": "\(perProducer)",
+                                                     "mode": modes[(seed + p + 1) % 3], "jitter": "\(seed * 31 + p)"]))
+        }
+        for sender in senders { #expect(sender.finish() == .exited(0), "seed \(seed): \(sender.transcript)") }
+        #expect(consumer.finish() == .exited(0), "seed \(seed): \(consumer.transcript)")
+    }
+}
