@@ -54,9 +54,13 @@ final class InboundChannel {
     /// A violation found while releasing (in a `deinit`, which cannot throw); the
     /// peer reports it at its next call.
     var pendingViolation: ChannelViolation?
+    /// Where this channel announces a pending violation, so the peer's hot path
+    /// checks one flag instead of every channel.
+    let violations: ViolationInbox
 
     init(id: UInt64, sender: UInt64, consumer: consuming SubmissionConsumer, pool: consuming Mapping,
-         senderWakeMapping: consuming Mapping, senderWake: WakePage, firstNode: UInt64) {
+         senderWakeMapping: consuming Mapping, senderWake: WakePage, firstNode: UInt64, violations: ViolationInbox) {
+        self.violations = violations
         self.id = id
         self.sender = sender
         self.consumer = consumer
@@ -81,7 +85,16 @@ final class InboundChannel {
             try consumer.complete(offset: offset)
             senderWake.ring()
         } catch {
-            if pendingViolation == nil { pendingViolation = error }
+            if pendingViolation == nil {
+                pendingViolation = error
+                violations.channels.append(self)
+            }
         }
     }
+}
+
+/// Inbound channels with a violation found in a `Message`'s `deinit`, waiting to be
+/// reported by the peer's next call.
+final class ViolationInbox {
+    var channels: [InboundChannel] = []
 }

@@ -60,6 +60,7 @@ public final class Peer {
     var inbound: [InboundChannel] = []
     var handles: [UInt64: HandleTarget] = [:]
     var events: [PeerEvent] = []
+    let violationInbox = ViolationInbox()
     var statistics = PeerStatistics()
     private var seenControlSequence: UInt64 = 0
     private var nextRequestID: UInt32 = 1
@@ -289,10 +290,12 @@ public final class Peer {
                 try handleEvent(event, fds: fds)
             }
         }
-        for channel in inbound where channel.pendingViolation != nil {
-            let violation = channel.pendingViolation!
-            channel.pendingViolation = nil
-            try reportViolation(channel, violation)
+        if !violationInbox.channels.isEmpty {
+            let found = violationInbox.channels
+            violationInbox.channels.removeAll()
+            for channel in found {
+                if let violation = channel.pendingViolation { try reportViolation(channel, violation) }
+            }
         }
     }
 
@@ -394,7 +397,8 @@ public final class Peer {
             let wakeMapping = try Mapping(senderWakeFD, count: Int(BUS1_PAGE_SIZE), writable: true)
             let page = try WakePage(wakeMapping, expectedPeer: opening.sender)
             inbound.append(InboundChannel(id: opening.channel, sender: opening.sender, consumer: SubmissionConsumer(memory),
-                                          pool: pool, senderWakeMapping: wakeMapping, senderWake: page, firstNode: opening.node))
+                                          pool: pool, senderWakeMapping: wakeMapping, senderWake: page, firstNode: opening.node,
+                                          violations: violationInbox))
         } catch let error as LinuxError {
             throw .system(error)
         } catch {

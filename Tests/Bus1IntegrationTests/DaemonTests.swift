@@ -55,6 +55,21 @@ struct DaemonTests {
         #expect(daemon.finish(timeoutSeconds: 30) == .exited(0), "\(daemon.transcript)")
     }
 
+    /// A parked receiver notices the coordinator's death (its socket hangs up) at its
+    /// next park slice and gets a typed error, never a hang; so does the next request.
+    @Test("A dead coordinator is a typed error for its peers, never a hang", arguments: ["park", "busy", "default"])
+    func deadCoordinator(mode: String) throws {
+        let path = Self.socketPath("dead")
+        let daemon = try ChildProcess("bus1d", ["--address", path], mergeStandardError: true)
+        #expect(Self.waitForSocket(path))
+        let waiter = try ChildProcess("bus1-test-peer", ["waiter", "address=\(path)", "name=w", "mode=\(mode)"])
+        #expect(waiter.awaitLine(prefix: "READY", timeoutSeconds: 30) != nil, "\(waiter.transcript)")
+        daemon.signal(SIGKILL)
+        #expect(daemon.waitForExit() == .signaled(SIGKILL))
+        #expect(waiter.finish(timeoutSeconds: 30) == .exited(0), "\(waiter.transcript)")
+        #expect(waiter.lines.contains { $0.hasPrefix("GONE") }, "\(waiter.transcript)")
+    }
+
     @Test("--help describes the daemon")
     func help() throws {
         let help = try ChildProcess("bus1d", ["--help"], mergeStandardError: true)

@@ -333,6 +333,30 @@ case "intruder":
     guard message.payload.load(as: UInt8.self) == original else { fail("the sender's bytes changed") }
     say("OK")
 
+case "waiter":
+    // Parks in receive() until the coordinator dies; must get .coordinatorGone.
+    let peer = connect()
+    let node: Handle
+    do { node = try peer.createNode(); try peer.publish(node, as: setting("name")) } catch { fail("setup: \(error)") }
+    say("READY peer=\(peer.id)")
+    let started = monotonicNanoseconds()
+    do {
+        _ = try peer.receive(timeoutNanoseconds: 60_000_000_000)
+        fail("received a message nobody sent")
+    } catch .coordinatorGone {
+        say("GONE after_ms=\((monotonicNanoseconds() - started) / 1_000_000)")
+    } catch {
+        fail("receive: \(error)")
+    }
+    do {
+        _ = try peer.createNode()
+        fail("createNode on a dead bus succeeded")
+    } catch .coordinatorGone {
+        say("OK")
+    } catch {
+        fail("createNode: \(error)")
+    }
+
 case "garbage":
     let address = settings["address"] ?? Peer.defaultAddress()
     let socket: Int32  // a raw number: the nested function below captures it
