@@ -150,11 +150,7 @@ public final class Peer {
     }
 
     /// The default bus address (see ``PeerOptions/address``).
-    public static func defaultAddress() -> String {
-        if let a = getenv("BUS1_ADDRESS"), a.pointee != 0 { return String(cString: a) }
-        if let r = getenv("XDG_RUNTIME_DIR"), r.pointee != 0 { return String(cString: r) + "/bus1/bus" }
-        return "/tmp/bus1-\(getuid())/bus"
-    }
+    public static func defaultAddress() -> String { BusAddress.fromEnvironment() }
 
     /// Counters, with the pool figures as of now.
     public var currentStatistics: PeerStatistics {

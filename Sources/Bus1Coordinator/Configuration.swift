@@ -1,3 +1,4 @@
+import Bus1Core
 import Bus1Linux
 import CBus1Wire
 import Glibc
@@ -33,9 +34,5 @@ public struct CoordinatorConfiguration: Sendable {
 
     /// `$BUS1_ADDRESS`, else `$XDG_RUNTIME_DIR/bus1/bus`, else
     /// `/tmp/bus1-<uid>/bus`.
-    public static func defaultAddress() -> String {
-        if let a = getenv("BUS1_ADDRESS"), a.pointee != 0 { return String(cString: a) }
-        if let r = getenv("XDG_RUNTIME_DIR"), r.pointee != 0 { return String(cString: r) + "/bus1/bus" }
-        return "/tmp/bus1-\(getuid())/bus"
-    }
+    public static func defaultAddress() -> String { BusAddress.fromEnvironment() }
 }
