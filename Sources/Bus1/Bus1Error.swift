@@ -21,6 +21,8 @@ public enum Bus1Error: Error, Sendable, Equatable, CustomStringConvertible {
     case ownNode(Handle)
     /// A payload larger than one pool slice can be.
     case payloadTooLarge(requested: Int, maximum: Int)
+    /// A multicast to more destinations than ``PeerOptions/maximumMulticast`` (or none).
+    case badDestinationCount(Int, maximum: Int)
     /// A name that is empty, too long, or contains NUL.
     case invalidName(String)
     /// A syscall failed.
@@ -46,6 +48,7 @@ public enum Bus1Error: Error, Sendable, Equatable, CustomStringConvertible {
         case .unknownHandle(let h): "unknown handle \(h)"
         case .ownNode(let h): "\(h) names one of this peer's own nodes"
         case .payloadTooLarge(let n, let max): "payload of \(n) bytes exceeds the largest slice (\(max))"
+        case .badDestinationCount(let n, let max): "multicast to \(n) destinations (1...\(max) allowed)"
         case .invalidName(let n): "invalid name \"\(n)\""
         case .system(let e): "\(e)"
         case .protocolViolation(let what): "coordinator protocol violation: \(what)"
@@ -135,4 +138,7 @@ public enum PeerEvent: Sendable, Equatable {
     /// This peer found the sender of an inbound channel breaking the protocol and
     /// closed the channel (reported to the coordinator).
     case violationDetected(peer: UInt64, violation: ChannelViolation)
+    /// A sender stayed staged past the stall timeout: later tickets were delivered
+    /// before whatever it sends next (reported to the coordinator).
+    case orderingStall(peer: UInt64)
 }

@@ -2,6 +2,7 @@ import Bus1Core
 import Bus1Linux
 import CBus1Wire
 import Glibc
+import Synchronization
 
 /// A slice of the sender's own pool, loaned to be filled in place and then sent.
 ///
@@ -113,14 +114,90 @@ extension Peer {
         let (offset, count) = loan.detach()
         allocator.markSent(offset, channelTag: channel.tag)
         var descriptor = bus1_descriptor()
-        descriptor.ticket = clock.next()
         descriptor.node = target.node
         descriptor.offset = offset
         descriptor.length = UInt32(count)
-        channel.producer.submit(descriptor)
+        if ordering == .global {
+            channel.producer.stage(clock.current())
+            atomicMemoryFence(ordering: .sequentiallyConsistent)  // the mark is visible before the ticket exists
+            descriptor.ticket = clock.next()
+            channel.producer.submit(descriptor)
+            channel.producer.unstage()
+        } else {
+            localTicket += 1
+            descriptor.ticket = localTicket
+            channel.producer.submit(descriptor)
+        }
         channel.receiverWake.ring()
         statistics.messagesSent += 1
         return nil
+    }
+
+    /// Sends one slice to every node in `destinations` (1...``PeerOptions/maximumMulticast``),
+    /// atomically: every destination gets it, under one ticket, or none does. A
+    /// destination without credit fails the whole send with
+    /// ``Bus1Error/wouldBlock(_:)`` naming it (or, with `wait`, waits until all have
+    /// credit); a closed or unknown one fails it with the matching error. The slice
+    /// returns to the pool when the last receiver releases it.
+    public func send(_ loan: consuming Loan, to destinations: [Handle], wait: WaitMode? = nil,
+                     timeoutNanoseconds: UInt64? = nil) throws(Bus1Error) {
+        guard destinations.count >= 1, destinations.count <= options.maximumMulticast else {
+            throw .badDestinationCount(destinations.count, maximum: options.maximumMulticast)
+        }
+        if destinations.count == 1 { return try send(loan, to: destinations[0], wait: wait, timeoutNanoseconds: timeoutNanoseconds) }
+        try serviceControl()
+        var targets: [(channel: OutboundChannel, node: UInt64)] = []
+        targets.reserveCapacity(destinations.count)
+        var channels: [OutboundChannel] = []  // distinct, with how many descriptors each needs
+        var needed: [Int] = []
+        for handle in destinations {
+            guard let target = handles[handle.id] else { throw .unknownHandle(handle) }
+            guard let channel = target.channel else { throw .ownNode(handle) }
+            targets.append((channel, target.node))
+            if let i = channels.firstIndex(where: { $0 === channel }) { needed[i] += 1 } else { channels.append(channel); needed.append(1) }
+        }
+        /// The first destination that is closed or short of credit, after taking back completions.
+        func firstBlocked() throws(Bus1Error) -> Int? {
+            for (i, channel) in channels.enumerated() {
+                if let reason = channel.closedReason { throw .channelClosed(peer: channel.receiver, reason: reason) }
+                if !channel.producer.hasCredit(needed[i]) {
+                    try drain(channel)
+                    if !channel.producer.hasCredit(needed[i]) { return i }
+                }
+            }
+            return nil
+        }
+        if let blocked = try firstBlocked() {
+            let handle = destinations[targets.firstIndex { $0.channel === channels[blocked] }!]
+            guard let mode = wait else { throw .wouldBlock(.ringFull(handle)) }
+            try waitUntil(mode: mode, timeoutNanoseconds: timeoutNanoseconds) { () throws(Bus1Error) -> Bool in
+                try self.serviceControl()
+                return try firstBlocked() == nil
+            }
+        }
+        let (offset, count) = loan.detach()
+        allocator.markSent(offset, channelTags: targets.map { $0.channel.tag })
+        var descriptor = bus1_descriptor()
+        descriptor.offset = offset
+        descriptor.length = UInt32(count)
+        if ordering == .global {
+            let mark = clock.current()
+            for channel in channels { channel.producer.stage(mark) }
+            atomicMemoryFence(ordering: .sequentiallyConsistent)  // every mark is visible before the ticket exists
+            descriptor.ticket = clock.next()
+        } else {
+            localTicket += 1
+            descriptor.ticket = localTicket
+        }
+        for target in targets {
+            descriptor.node = target.node
+            target.channel.producer.submit(descriptor)
+        }
+        for channel in channels {
+            if ordering == .global { channel.producer.unstage() }
+            channel.receiverWake.ring()
+        }
+        statistics.messagesSent += 1
     }
 
     /// Sends a filled loan to `handle`. A channel without credit is
@@ -174,44 +251,96 @@ extension Peer {
 
     // MARK: Receiving
 
-    /// The next message if one is ready now. Across inbound channels, the ready
-    /// message with the lowest ticket comes first; each channel is FIFO.
+    /// The next message if one is ready now. On a globally ordered bus messages
+    /// come in ticket order across all inbound channels (see ``nextInOrder()``); on
+    /// a FIFO-only bus, channels take turns. Each channel is FIFO either way.
     public func tryReceive() throws(Bus1Error) -> Message? {
         try serviceControl()
         while true {
-            var best: InboundChannel?
-            var bestDescriptor = bus1_descriptor()
-            var index = 0
-            while index < inbound.count {
-                let channel = inbound[index]
-                index += 1
-                do {
-                    guard let descriptor = try channel.consumer.peek() else { continue }
-                    if best == nil || descriptor.ticket < bestDescriptor.ticket {
-                        best = channel
-                        bestDescriptor = descriptor
-                    }
-                } catch {
-                    try reportViolation(channel, error)
-                    index -= 1  // the channel left the array
-                }
+            let next: (channel: InboundChannel, descriptor: bus1_descriptor)?
+            if inbound.count <= 1 || ordering == .fifo {
+                next = try nextInTurn()
+            } else {
+                next = try nextInOrder()
             }
-            guard let channel = best else { return nil }
-            if !channel.allowedNodes.contains(bestDescriptor.node) {
+            guard let (channel, descriptor) = next else { return nil }
+            if !channel.allowedNodes.contains(descriptor.node) {
                 // A grant may be queued behind the descriptor: serve the socket, then judge.
                 try checkCoordinatorAlive()
-                if !channel.allowedNodes.contains(bestDescriptor.node) {
+                if !channel.allowedNodes.contains(descriptor.node) {
                     try reportViolation(channel, .badNode)
                     continue
                 }
             }
-            guard channel.sliceIsValid(offset: bestDescriptor.offset, length: bestDescriptor.length) else {
+            guard channel.sliceIsValid(offset: descriptor.offset, length: descriptor.length) else {
                 try reportViolation(channel, .badSlice)
                 continue
             }
-            channel.consumer.advance(ticket: bestDescriptor.ticket)
+            channel.consumer.advance(ticket: descriptor.ticket)
             statistics.messagesReceived += 1
-            return Message(channel: channel, descriptor: bestDescriptor)
+            return Message(channel: channel, descriptor: descriptor)
+        }
+    }
+
+    /// Round robin over the inbound channels: the next one with a descriptor.
+    private func nextInTurn() throws(Bus1Error) -> (InboundChannel, bus1_descriptor)? {
+        var tried = 0
+        while tried < inbound.count {
+            if nextInbound >= inbound.count { nextInbound = 0 }
+            let channel = inbound[nextInbound]
+            do {
+                if let descriptor = try channel.consumer.peek() {
+                    if ordering == .fifo { nextInbound += 1 }  // take turns; a single channel stays put
+                    return (channel, descriptor)
+                }
+                nextInbound += 1
+                tried += 1
+            } catch {
+                try reportViolation(channel, error)  // removes it; the same index now holds the next one
+            }
+        }
+        return nil
+    }
+
+    /// The descriptor with the lowest ticket, if no other inbound channel can still
+    /// produce a lower one. For each channel the staging mark is read before its
+    /// tail (see `bus1_wire.h`): a channel with nothing waiting blocks ticket `t`
+    /// while its mark is non-zero and at most `t`. A mark that blocks longer than
+    /// ``PeerOptions/orderingStallTimeoutNanoseconds`` is excused: the stall is
+    /// counted, evented and reported to the coordinator, and delivery goes on.
+    private func nextInOrder() throws(Bus1Error) -> (InboundChannel, bus1_descriptor)? {
+        restart: while true {
+            mergeMarks.removeAll(keepingCapacity: true)
+            mergeHeads.removeAll(keepingCapacity: true)
+            var best = -1
+            for (i, channel) in inbound.enumerated() {
+                mergeMarks.append(channel.consumer.stagingMark())  // before the tail: see above
+                do {
+                    let head = try channel.consumer.peek()
+                    mergeHeads.append(head)
+                    if let head, best < 0 || head.ticket < mergeHeads[best]!.ticket { best = i }
+                } catch {
+                    try reportViolation(channel, error)
+                    continue restart
+                }
+            }
+            guard best >= 0 else { return nil }
+            let ticket = mergeHeads[best]!.ticket
+            for (i, mark) in mergeMarks.enumerated() where i != best && mergeHeads[i] == nil && mark != 0 && mark <= ticket {
+                let channel = inbound[i]
+                if let stall, stall.channel == channel.id, stall.mark == mark {
+                    if stall.since == .max { continue }  // excused already
+                    if monotonicNanoseconds() &- stall.since < options.orderingStallTimeoutNanoseconds { return nil }
+                    self.stall = (channel.id, mark, .max)
+                    statistics.orderingStalls += 1
+                    events.append(.orderingStall(peer: channel.sender))
+                    do { try request(.orderingStall(channel: channel.id)) } catch .refused(.handleUnknown) {}
+                    continue
+                }
+                stall = (channel.id, mark, monotonicNanoseconds())
+                return nil
+            }
+            return (inbound[best], mergeHeads[best]!)
         }
     }
 
@@ -221,7 +350,11 @@ extension Peer {
     public func receive(mode: WaitMode? = nil, timeoutNanoseconds: UInt64? = nil) throws(Bus1Error) -> Message {
         if let message = try tryReceive() { return message }
         var message: Message?
-        try waitUntil(mode: mode ?? options.waitMode, timeoutNanoseconds: timeoutNanoseconds) { () throws(Bus1Error) -> Bool in
+        // While a staged sender may be holding delivery back, wake often enough to
+        // honour the stall timeout even if nobody rings.
+        let slice = ordering == .global && inbound.count > 1
+            ? Int64(min(options.orderingStallTimeoutNanoseconds, 200_000_000)) : 200_000_000
+        try waitUntil(mode: mode ?? options.waitMode, timeoutNanoseconds: timeoutNanoseconds, sliceNanoseconds: slice) { () throws(Bus1Error) -> Bool in
             message = try self.tryReceive()
             return message != nil
         }
@@ -230,12 +363,14 @@ extension Peer {
 
     /// Waits on this peer's doorbell until `ready` holds; checks that the coordinator
     /// is alive whenever a park times out.
-    func waitUntil(mode: WaitMode, timeoutNanoseconds: UInt64?, _ ready: () throws(Bus1Error) -> Bool) throws(Bus1Error) {
+    func waitUntil(mode: WaitMode, timeoutNanoseconds: UInt64?, sliceNanoseconds: Int64 = 200_000_000,
+                   _ ready: () throws(Bus1Error) -> Bool) throws(Bus1Error) {
         let deadline = timeoutNanoseconds.map { monotonicNanoseconds() &+ $0 }
         var spins = 0
         let satisfied: Bool
         do {
-            satisfied = try waiter.wait(mode: mode, deadline: deadline, onPark: { self.statistics.parks += 1 }) {
+            satisfied = try waiter.wait(mode: mode, deadline: deadline, sliceNanoseconds: sliceNanoseconds,
+                                        onPark: { self.statistics.parks += 1 }) {
                 if try ready() { return true }
                 spins &+= 1
                 if spins & 0xFFFF == 0 { try self.checkCoordinatorAlive() }  // busy-poll never parks

@@ -15,8 +15,23 @@ public struct PeerOptions: Sendable {
     public var parkBackend: ParkBackend = .automatic
     /// The wait mode of ``Peer/receive(timeout:)`` and of blocking sends when none is given.
     public var waitMode: WaitMode = .default
+    /// How long a receiver waits for a sender that marked a channel as staging
+    /// (it took or is taking a ticket) before it delivers later tickets anyway and
+    /// reports the stall. Liveness wins over order past this point.
+    public var orderingStallTimeoutNanoseconds: UInt64 = 250_000_000
+    /// Most destinations of one multicast.
+    public var maximumMulticast: Int = 256
 
     public init(address: String? = nil) { self.address = address }
+}
+
+/// How a bus orders messages (chosen by the coordinator for the whole bus).
+public enum BusOrdering: Sendable, Equatable {
+    /// Every receiver sees one global order that respects causality (tickets from
+    /// the bus clock, staging marks, merge by ticket).
+    case global
+    /// Per-channel FIFO only.
+    case fifo
 }
 
 /// Counters of one peer.
@@ -29,6 +44,9 @@ public struct PeerStatistics: Sendable, Equatable {
     public var slicesInUse = 0
     /// Inbound channels closed because their sender broke the protocol.
     public var violationsDetected = 0
+    /// Times a staged sender stalled past the timeout and later tickets were
+    /// delivered before its message (reported to the coordinator each time).
+    public var orderingStalls = 0
     /// Times this peer parked (slept on its doorbell).
     public var parks = 0
 }
@@ -44,6 +62,8 @@ public final class Peer {
     /// The parking mechanism in use, and why it is not io_uring if it is not.
     public let parkMechanism: String
     public let parkFallbackReason: String?
+    /// The bus's ordering: global causal order, or per-channel FIFO only.
+    public let ordering: BusOrdering
 
     let socket: FileDescriptor
     let options: PeerOptions
@@ -63,6 +83,16 @@ public final class Peer {
     let violationInbox = ViolationInbox()
     var statistics = PeerStatistics()
     private var seenControlSequence: UInt64 = 0
+    /// FIFO-only buses: this peer's own ticket counter (never 0, rising per channel).
+    var localTicket: UInt64 = 0
+    /// FIFO-only buses: where the next round-robin receive starts.
+    var nextInbound = 0
+    /// A staging mark seen blocking delivery: (channel, mark, since when; `.max`
+    /// once excused after the timeout).
+    var stall: (channel: UInt64, mark: UInt64, since: UInt64)?
+    /// Scratch space of the ticket merge, reused so receiving allocates nothing.
+    var mergeMarks: [UInt64] = []
+    var mergeHeads: [bus1_descriptor?] = []
     private var nextRequestID: UInt32 = 1
     private var isDisconnected = false
     private let receiveBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(BUS1_MSG_MAX) + 1, alignment: 8)
@@ -98,11 +128,12 @@ public final class Peer {
             var (reply, fds) = try Self.roundTrip(socket.rawValue, .hello(poolSize: UInt64(options.poolSize), ringCapacity: UInt32(options.ringCapacity)),
                                                   requestID: 1, buffer: receiveBuffer)
             defer { for fd in fds { close(fd) } }
-            guard case .welcome(let peerID, let poolSize, let capacity) = reply else {
+            guard case .welcome(let peerID, let poolSize, let capacity, let flags) = reply else {
                 if case .error(let code, let detail) = reply { throw Bus1Error.refused(Refusal(code: code, detail: detail)) }
                 throw Bus1Error.protocolViolation("expected WELCOME, got \(reply)")
             }
             _ = capacity
+            ordering = flags & BUS1_WELCOME_FIFO_ONLY != 0 ? .fifo : .global
             let pool = FileDescriptor(adopting: fds[0]), wakeFD = FileDescriptor(adopting: fds[1]), clockFD = FileDescriptor(adopting: fds[2])
             fds = []
             guard try pool.size() == Int(poolSize), poolSize > UInt64(BUS1_POOL_DATA_OFFSET) else {

@@ -20,6 +20,16 @@ public struct CoordinatorConfiguration: Sendable {
     public var maximumChannelsPerPeer: Int = 4096
     /// Who may connect and use names: by default the coordinator's own uid (and root).
     public var allowedUIDs: Set<UInt32> = [getuid(), 0]
+    /// Global causal order (the default) or per-channel FIFO only, for the whole bus.
+    public var ordering: Ordering = .global
+
+    public enum Ordering: String, Sendable, CaseIterable {
+        /// Every receiver sees one global order that respects causality.
+        case global
+        /// Per-channel FIFO only: no staging, no merge (the last nanoseconds).
+        case fifo
+    }
+
     /// Readiness backend of the loop.
     public var eventBackend: EventBackend = .automatic
 

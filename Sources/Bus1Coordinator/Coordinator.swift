@@ -35,6 +35,8 @@ public final class Coordinator: @unchecked Sendable {
     /// Statistics for tests and logs.
     public internal(set) var protocolErrors = 0
     public internal(set) var violationsReported = 0
+    /// Stalled senders reported by receivers (BUS1_MSG_ORDERING_STALL).
+    public internal(set) var orderingStalls = 0
     public var peerCount: Int { peers.count }
 
     /// The readiness mechanism in use (`io_uring` or `poll(2)`).

@@ -59,8 +59,14 @@ extension Coordinator {
                 else { throw RequestError.handleUnknown }
                 closeChannel(channelID, reason: BUS1_CLOSE_BY_PEER.rawValue)
                 return .ok
+            case (.orderingStall(let channelID), .ready):
+                guard let channel = channels[channelID], channel.receiver == peer.id else { throw RequestError.handleUnknown }
+                orderingStalls += 1
+                logger.warning("sender stalled mid-send past the receiver's timeout; order relaxed for liveness",
+                               metadata: ["channel": "\(channelID)", "sender": "\(channel.sender)", "receiver": "\(peer.id)"])
+                return .ok
             case (.hello, _), (.poolMapped, _), (.nodeCreate, _), (.namePublish, _), (.nameLookup, _),
-                 (.handleRelease, _), (.violation, _), (.channelClose, _):
+                 (.handleRelease, _), (.violation, _), (.channelClose, _), (.orderingStall, _):
                 throw RequestError.state
             default:
                 // Replies and events are the coordinator's to send, never a peer's.
@@ -104,7 +110,8 @@ extension Coordinator {
         peer.poolSize = poolSize
         peer.ringCapacity = capacity
         peer.state = .welcomed
-        return Response(message: .welcome(peer: peer.id, poolSize: UInt64(poolSize), ringCapacity: UInt32(capacity)),
+        let flags = configuration.ordering == .fifo ? BUS1_WELCOME_FIFO_ONLY : 0
+        return Response(message: .welcome(peer: peer.id, poolSize: UInt64(poolSize), ringCapacity: UInt32(capacity), flags: flags),
                         fds: [peer.memory!.pool.rawValue, peer.memory!.wake.rawValue, clockDescriptor])
     }
 

@@ -50,7 +50,7 @@ public enum ChannelViolation: UInt32, Error, Sendable, CustomStringConvertible {
         case .badRingIndex: "ring index moved backwards or past capacity"
         case .badSlice: "slice outside the sender's pool"
         case .badNode: "descriptor names a node the sender may not address"
-        case .badTicket: "ticket not strictly increasing"
+        case .badTicket: "ticket went backwards"
         case .badCompletion: "completion for a slice not outstanding on this channel"
         case .badDescriptor: "reserved descriptor fields not zero"
         }
@@ -63,6 +63,7 @@ public struct ChannelMemory: ~Copyable, @unchecked Sendable {
     public let mapping: Mapping
     public let geometry: ChannelGeometry
     let subTail: SharedWord64
+    let staging: SharedWord64
     let compHead: SharedWord64
     let subHead: SharedWord64
     let compTail: SharedWord64
@@ -83,6 +84,7 @@ public struct ChannelMemory: ~Copyable, @unchecked Sendable {
         let base = mapping.base
         self.geometry = geometry
         subTail = SharedWord64(base, offset: wireOffset(\bus1_channel_header.sub_tail))
+        staging = SharedWord64(base, offset: wireOffset(\bus1_channel_header.staging))
         compHead = SharedWord64(base, offset: wireOffset(\bus1_channel_header.comp_head))
         subHead = SharedWord64(base, offset: wireOffset(\bus1_channel_header.sub_head))
         compTail = SharedWord64(base, offset: wireOffset(\bus1_channel_header.comp_tail))
@@ -107,9 +109,24 @@ public struct SubmissionProducer: ~Copyable, @unchecked Sendable {
     public private(set) var outstanding: Int = 0
     public var capacity: Int { memory.geometry.capacity }
     public var hasCredit: Bool { outstanding < memory.geometry.capacity }
+    /// Whether `count` more descriptors fit the credit.
+    public func hasCredit(_ count: Int) -> Bool { outstanding + count <= memory.geometry.capacity }
 
     public init(_ memory: consuming ChannelMemory) {
         self.memory = memory
+    }
+
+    /// Marks a send in progress: `lowerBound` is at most the ticket about to be
+    /// taken. The caller issues a seq_cst fence before taking the ticket.
+    @inline(__always)
+    public func stage(_ lowerBound: UInt64) {
+        memory.staging.storeRelaxed(lowerBound)  // ordered before the ticket by the caller's fence
+    }
+
+    /// Ends a send: the descriptor is published (call after ``submit(_:)``).
+    @inline(__always)
+    public func unstage() {
+        memory.staging.storeReleasing(0)  // a reader seeing 0 also sees the publish before it
     }
 
     /// Publishes one descriptor. Precondition: ``hasCredit``.
@@ -151,7 +168,8 @@ public struct SubmissionProducer: ~Copyable, @unchecked Sendable {
 ///
 /// Everything read from the ring is copied out of shared memory once, then
 /// validated: the tail may neither move backwards nor run more than `capacity`
-/// ahead; tickets must rise strictly. Slice and node checks are the caller's (it
+/// ahead; tickets never fall (equal tickets: one multicast to several nodes of
+/// this receiver). Slice and node checks are the caller's (it
 /// knows the pool and the node table).
 public struct SubmissionConsumer: ~Copyable, @unchecked Sendable {
     public let memory: ChannelMemory
@@ -176,9 +194,16 @@ public struct SubmissionConsumer: ~Copyable, @unchecked Sendable {
             if head == tail { return nil }
         }
         let descriptor = memory.descriptors[Int(head & UInt64(memory.geometry.capacity - 1))]
-        guard descriptor.ticket > lastTicket else { throw .badTicket }
+        guard descriptor.ticket >= lastTicket, descriptor.ticket != 0 else { throw .badTicket }
         guard descriptor.flags == 0 else { throw .badDescriptor }
         return descriptor
+    }
+
+    /// The sender's staging mark (0: not sending). Read it BEFORE ``peek()`` when
+    /// deciding whether this channel could still produce a lower ticket.
+    @inline(__always)
+    public func stagingMark() -> UInt64 {
+        memory.staging.loadAcquiring()  // pairs with the sender's release in unstage()
     }
 
     /// Takes the descriptor ``peek()`` returned.

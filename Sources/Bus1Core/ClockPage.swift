@@ -26,6 +26,12 @@ public struct ClockPage: @unchecked Sendable {
         mapping.base.storeBytes(of: header, as: bus1_clock_page.self)
     }
 
+    /// The next ticket to be handed out: a lower bound on any ticket taken later.
+    @inline(__always)
+    public func current() -> UInt64 {
+        ticket.loadRelaxed()  // coherence alone makes it a lower bound of later fetch_adds
+    }
+
     /// Takes the next ticket.
     @inline(__always)
     public func next() -> UInt64 {

@@ -13,10 +13,11 @@ public enum ControlMessage: Sendable, Equatable {
     case handleRelease(handle: UInt64)
     case violation(channel: UInt64, reason: UInt32)
     case channelClose(channel: UInt64)
+    case orderingStall(channel: UInt64)
     // replies
     case ok
     case error(code: UInt32, detail: UInt32)
-    case welcome(peer: UInt64, poolSize: UInt64, ringCapacity: UInt32)
+    case welcome(peer: UInt64, poolSize: UInt64, ringCapacity: UInt32, flags: UInt32)
     case nodeCreated(handle: UInt64)
     case handleGranted(HandleGrant)
     // events
@@ -54,6 +55,7 @@ public enum ControlMessage: Sendable, Equatable {
         case .handleRelease: BUS1_MSG_HANDLE_RELEASE.rawValue
         case .violation: BUS1_MSG_VIOLATION.rawValue
         case .channelClose: BUS1_MSG_CHANNEL_CLOSE.rawValue
+        case .orderingStall: BUS1_MSG_ORDERING_STALL.rawValue
         case .ok: BUS1_MSG_OK.rawValue
         case .error: BUS1_MSG_ERROR.rawValue
         case .welcome: BUS1_MSG_WELCOME.rawValue
@@ -94,12 +96,12 @@ public enum ControlMessage: Sendable, Equatable {
         case .violation(let channel, let reason):
             var b = bus1_msg_violation(); b.channel_id = channel; b.kind = reason
             return Self.frame(type, requestID, b)
-        case .channelClose(let channel):
+        case .channelClose(let channel), .orderingStall(let channel):
             return Self.frame(type, requestID, bus1_msg_channel(channel_id: channel))
         case .error(let code, let detail):
             return Self.frame(type, requestID, bus1_msg_error(code: code, detail: detail))
-        case .welcome(let peer, let size, let capacity):
-            var b = bus1_msg_welcome(); b.peer_id = peer; b.pool_size = size; b.ring_capacity = capacity
+        case .welcome(let peer, let size, let capacity, let flags):
+            var b = bus1_msg_welcome(); b.peer_id = peer; b.pool_size = size; b.ring_capacity = capacity; b.flags = flags
             return Self.frame(type, requestID, b)
         case .handleGranted(let g):
             var b = bus1_msg_handle_granted()
@@ -190,12 +192,13 @@ public enum ControlMessage: Sendable, Equatable {
         case BUS1_MSG_VIOLATION.rawValue:
             let b = try load(bus1_msg_violation.self); message = .violation(channel: b.channel_id, reason: b.kind)
         case BUS1_MSG_CHANNEL_CLOSE.rawValue: message = .channelClose(channel: try load(bus1_msg_channel.self).channel_id)
+        case BUS1_MSG_ORDERING_STALL.rawValue: message = .orderingStall(channel: try load(bus1_msg_channel.self).channel_id)
         case BUS1_MSG_OK.rawValue: try empty(); message = .ok
         case BUS1_MSG_ERROR.rawValue:
             let b = try load(bus1_msg_error.self); message = .error(code: b.code, detail: b.detail)
         case BUS1_MSG_WELCOME.rawValue:
             let b = try load(bus1_msg_welcome.self)
-            message = .welcome(peer: b.peer_id, poolSize: b.pool_size, ringCapacity: b.ring_capacity)
+            message = .welcome(peer: b.peer_id, poolSize: b.pool_size, ringCapacity: b.ring_capacity, flags: b.flags)
         case BUS1_MSG_NODE_CREATED.rawValue: message = .nodeCreated(handle: try load(bus1_msg_handle.self).handle)
         case BUS1_MSG_HANDLE_GRANTED.rawValue:
             let b = try load(bus1_msg_handle_granted.self)

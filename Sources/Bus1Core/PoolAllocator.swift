@@ -8,7 +8,9 @@ import CBus1Wire
 /// - the blocks tile the payload area: walking from unit 0 by block sizes visits
 ///   every block exactly once, free or not;
 /// - a block is `free` (on exactly one free list), `loaned` (handed to the caller to
-///   fill) or `sent` (in flight on one channel, identified by a tag);
+///   fill) or `sent` (in flight on one channel, identified by a tag, or — a
+///   multicast — on several: `multicastTags` lists one tag per descriptor still
+///   outstanding, and the block is freed when the last one completes);
 /// - two free buddies of the same order never coexist (they are merged on free).
 ///
 /// Offsets are pool offsets (from the start of the memfd), so a descriptor's
@@ -33,6 +35,11 @@ public struct PoolAllocator: ~Copyable {
     private let tag: UnsafeMutableBufferPointer<UInt32>
     private var freeHead: [Int32]
     private var nonEmpty: UInt64 = 0
+    /// Multicast blocks (by unit): the channel tag of every descriptor not yet
+    /// completed. Unicast blocks use `tag` alone and never allocate here.
+    private var multicastTags: [Int: [UInt32]] = [:]
+    /// Sentinel in `tag` for a block whose tags live in `multicastTags`.
+    private static let multicastTag: UInt32 = .max
 
     /// Bytes in loaned or sent blocks.
     public private(set) var bytesInUse = 0
@@ -99,6 +106,18 @@ public struct PoolAllocator: ~Copyable {
         tag[unit] = channelTag
     }
 
+    /// Marks a loaned block as sent once per entry of `channelTags` (a multicast: one
+    /// descriptor per destination, possibly several on one channel). Tags must not
+    /// be `UInt32.max`.
+    public mutating func markSent(_ offset: UInt64, channelTags: [UInt32]) {
+        guard channelTags.count > 1 else { return markSent(offset, channelTag: channelTags[0]) }
+        let unit = self.unit(offset)!
+        precondition(state[unit] == BlockState.loaned.rawValue, "sending a block that is not loaned")
+        state[unit] = BlockState.sent.rawValue
+        tag[unit] = Self.multicastTag
+        multicastTags[unit] = channelTags
+    }
+
     /// Frees a loaned block (a loan given up without sending).
     public mutating func freeLoan(_ offset: UInt64) {
         let unit = self.unit(offset)!
@@ -110,13 +129,24 @@ public struct PoolAllocator: ~Copyable {
     /// nothing, unless `offset` is a block sent on `channelTag`: a receiver cannot
     /// free what it was not given, nor free anything twice.
     public mutating func reclaim(_ offset: UInt64, channelTag: UInt32) -> Bool {
-        guard let unit = self.unit(offset), order[unit] >= 0,
-              state[unit] == BlockState.sent.rawValue, tag[unit] == channelTag else { return false }
+        guard let unit = self.unit(offset), order[unit] >= 0, state[unit] == BlockState.sent.rawValue else { return false }
+        if tag[unit] == Self.multicastTag {
+            guard var tags = multicastTags[unit], let i = tags.firstIndex(of: channelTag) else { return false }
+            tags.remove(at: i)
+            if !tags.isEmpty {
+                multicastTags[unit] = tags
+                return true
+            }
+            multicastTags[unit] = nil
+        } else if tag[unit] != channelTag {
+            return false
+        }
         release(unit)
         return true
     }
 
-    /// Frees every block still sent on `channelTag` (its channel closed). Returns how many.
+    /// Drops every outstanding descriptor on `channelTag` (its channel closed) and
+    /// frees the blocks nobody else holds. Returns how many blocks were freed.
     @discardableResult
     public mutating func reclaimAll(channelTag: UInt32) -> Int {
         var doomed: [Int] = []  // collect first: freeing merges blocks under the walk
@@ -125,7 +155,14 @@ public struct PoolAllocator: ~Copyable {
         while unit < units {
             let k = Int(order[unit])
             precondition(k >= 0, "blocks no longer tile the pool")
-            if state[unit] == BlockState.sent.rawValue && tag[unit] == channelTag { doomed.append(unit) }
+            if state[unit] == BlockState.sent.rawValue {
+                if tag[unit] == channelTag {
+                    doomed.append(unit)
+                } else if tag[unit] == Self.multicastTag, var tags = multicastTags[unit], tags.contains(channelTag) {
+                    tags.removeAll { $0 == channelTag }
+                    if tags.isEmpty { multicastTags[unit] = nil; doomed.append(unit) } else { multicastTags[unit] = tags }
+                }
+            }
             unit += 1 << k
         }
         for unit in doomed { release(unit) }

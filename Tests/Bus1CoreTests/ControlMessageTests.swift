@@ -7,8 +7,8 @@ struct ControlMessageTests {
     static let samples: [ControlMessage] = [
         .hello(poolSize: 1 << 20, ringCapacity: 64), .poolMapped, .nodeCreate,
         .namePublish(handle: 3, name: "org.example.service"), .nameLookup(name: "ü-name"),
-        .handleRelease(handle: 9), .violation(channel: 4, reason: 6), .channelClose(channel: 4), .ok,
-        .error(code: 3, detail: 0), .welcome(peer: 2, poolSize: 1 << 26, ringCapacity: 256), .nodeCreated(handle: 1),
+        .handleRelease(handle: 9), .violation(channel: 4, reason: 6), .channelClose(channel: 4), .orderingStall(channel: 4), .ok,
+        .error(code: 3, detail: 0), .welcome(peer: 2, poolSize: 1 << 26, ringCapacity: 256, flags: 1), .nodeCreated(handle: 1),
         .handleGranted(.init(handle: 5, node: 1, owner: 2, channel: 3, capacity: 256, newChannel: true)),
         .channelOpened(.init(channel: 3, sender: 1, node: 1, senderPoolSize: 1 << 26, capacity: 256)),
         .channelGrant(channel: 3, node: 8), .channelClosed(channel: 3, otherPeer: 2, reason: 2),

@@ -139,6 +139,7 @@ func printEvents(_ peer: Peer) {
         case .violationDetected(let sender, let violation): say("VIOLATION peer=\(sender) kind=\(violation.rawValue)")
         case .inboundClosed(let sender, let reason): say("INBOUND-CLOSED peer=\(sender) reason=\(reason)")
         case .outboundClosed(let receiver, let reason): say("OUTBOUND-CLOSED peer=\(receiver) reason=\(reason)")
+        case .orderingStall(let sender): say("ORDERING-STALL peer=\(sender)")
         }
     }
 }
@@ -252,7 +253,7 @@ case "hostile":
     case "bad-offset": forgery = .init(offset: 1 << 40)
     case "huge-length": forgery = .init(length: .max)
     case "unknown-node": forgery = .init(node: 987_654_321)
-    case "ticket-backwards": forgery = .init(ticket: 1)
+    case "ticket-backwards": forgery = .init(ticket: 0)  // below the honest message's ticket (tickets start at 1)
     case "ring-index": forgery = .init(tailOverride: 1 << 20)
     default: fail("unknown attack")
     }

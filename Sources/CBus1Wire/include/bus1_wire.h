@@ -128,6 +128,17 @@ struct bus1_pool_header {
  *
  * Credit: the sender keeps at most `capacity` slices outstanding on a channel
  * (sent and not yet completed), so neither ring can overflow.
+ *
+ * Global order (unless the bus is FIFO-only): before taking a ticket, a sender
+ * stores the clock's current value into `staging` of every destination channel
+ * (then a seq_cst fence, then fetch_add on the clock), publishes the descriptor
+ * into every destination, and only then stores `staging` = 0 (release). A
+ * receiver may deliver ticket t only when every other inbound channel has a
+ * descriptor waiting (its ticket is > t) or has `staging` == 0 or > t, reading
+ * `staging` (acquire) BEFORE that channel's `sub_tail`: a cleared mark is only
+ * visible after the publish it guards, and a sender that took a ticket < t
+ * stored its mark before t existed. A mark older than the receiver's stall
+ * timeout is skipped and reported (BUS1_MSG_ORDERING_STALL): liveness wins.
  */
 struct bus1_channel_header {
 	uint32_t magic;            /* BUS1_MAGIC_CHANNEL; coordinator */
@@ -143,7 +154,7 @@ struct bus1_channel_header {
 	/* cache line 1: written by the sender */
 	uint64_t sub_tail;         /* descriptors published */
 	uint64_t comp_head;        /* completions consumed */
-	uint64_t staging;          /* ordering: ticket being staged, or 0 (reserved for ordering) */
+	uint64_t staging;          /* ordering: lower bound of the ticket being sent, or 0 (see below) */
 	uint8_t  _reserved1[40];
 	/* cache line 2: written by the receiver */
 	uint64_t sub_head;         /* descriptors consumed */
@@ -154,7 +165,7 @@ struct bus1_channel_header {
 /* One message: `length` payload bytes at `offset` in the sender's pool, sent to
  * the receiver's node `node` (the receiver's own handle id for it). */
 struct bus1_descriptor {
-	uint64_t ticket;           /* from the clock page; strictly increasing per channel */
+	uint64_t ticket;           /* from the clock page; never decreasing per channel, never 0 */
 	uint64_t node;             /* receiver-local node id */
 	uint64_t offset;           /* slice start in the sender's pool */
 	uint32_t length;           /* payload bytes */
@@ -188,6 +199,7 @@ enum bus1_msg_type {
 	BUS1_MSG_HANDLE_RELEASE = 6,  /* bus1_msg_handle -> OK */
 	BUS1_MSG_VIOLATION      = 7,  /* bus1_msg_violation -> OK; coordinator closes the channel */
 	BUS1_MSG_CHANNEL_CLOSE  = 8,  /* bus1_msg_channel -> OK; closes a channel cleanly */
+	BUS1_MSG_ORDERING_STALL = 9,  /* bus1_msg_channel -> OK; a staged sender stalled past the timeout */
 
 	/* replies: coordinator -> peer */
 	BUS1_MSG_OK             = 64, /* (no body) */
@@ -231,7 +243,7 @@ enum bus1_close_reason {
 	BUS1_CLOSE_BAD_RING_INDEX   = 3,  /* an index moved backwards or past capacity */
 	BUS1_CLOSE_BAD_SLICE        = 4,  /* offset/length outside the sender's pool */
 	BUS1_CLOSE_BAD_NODE         = 5,  /* a node the sender may not address */
-	BUS1_CLOSE_BAD_TICKET       = 6,  /* ticket not strictly increasing */
+	BUS1_CLOSE_BAD_TICKET       = 6,  /* ticket went backwards (or 0) */
 	BUS1_CLOSE_BAD_COMPLETION   = 7,  /* a completion for a slice not outstanding */
 	BUS1_CLOSE_BAD_DESCRIPTOR   = 8,  /* reserved fields not zero */
 };
@@ -256,8 +268,16 @@ struct bus1_msg_welcome {
 	uint64_t peer_id;
 	uint64_t pool_size;        /* granted bytes, header included */
 	uint32_t ring_capacity;    /* granted entries per inbound ring */
-	uint32_t _reserved;
+	uint32_t flags;            /* BUS1_WELCOME_* */
 };
+
+/*
+ * The bus delivers per-channel FIFO only: senders take peer-local tickets and
+ * never stage, receivers take channels round-robin. Without it (the default),
+ * every receiver sees one global order that respects causality (see the
+ * channel's `staging` word).
+ */
+#define BUS1_WELCOME_FIFO_ONLY 0x1u
 
 struct bus1_msg_error {
 	uint32_t code;             /* bus1_error_code */
