@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "Bus1Coordinator", targets: ["Bus1Coordinator"]),
         .executable(name: "bus1d", targets: ["bus1d"]),
         .executable(name: "bus1-demo", targets: ["bus1-demo"]),
+        .executable(name: "bus1-order-check", targets: ["bus1-order-check"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -49,6 +50,11 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift")],
             path: "Tools/bus1-demo", swiftSettings: strict),
+        .executableTarget(
+            name: "bus1-order-check", dependencies: ["Bus1", "Bus1Coordinator", "Bus1Linux",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log")],
+            path: "Tools/bus1-order-check", swiftSettings: strict),
 
         // A peer process driven by the integration tests (producer, consumer, hostile peer).
         .executableTarget(

@@ -264,6 +264,13 @@ extension Peer {
                 next = try nextInOrder()
             }
             guard let (channel, descriptor) = next else { return nil }
+            if ordering == .global && controlEventsPending() {
+                // A channel we have not mapped yet may hold a lower ticket: the coordinator
+                // announced it before that ticket existed, so this load (after reading the
+                // candidate's tail) sees the announcement. Learn of it, then merge again.
+                try serviceControl()
+                continue
+            }
             if !channel.allowedNodes.contains(descriptor.node) {
                 // A grant may be queued behind the descriptor: serve the socket, then judge.
                 try checkCoordinatorAlive()
@@ -303,31 +310,45 @@ extension Peer {
     }
 
     /// The descriptor with the lowest ticket, if no other inbound channel can still
-    /// produce a lower one. For each channel the staging mark is read before its
-    /// tail (see `bus1_wire.h`): a channel with nothing waiting blocks ticket `t`
-    /// while its mark is non-zero and at most `t`. A mark that blocks longer than
+    /// produce a lower one.
+    ///
+    /// Pass 1 peeks every channel and picks the lowest ticket `t`. Pass 2 then reads,
+    /// for every other channel, its staging mark and only then its tail again (see
+    /// `bus1_wire.h`): a sender that took a ticket below `t` stored its mark before
+    /// `t` existed, so after we saw `t` we see that mark, or the publish it guarded.
+    /// A channel with nothing waiting blocks `t` while its mark is non-zero and at
+    /// most `t`. A mark that blocks longer than
     /// ``PeerOptions/orderingStallTimeoutNanoseconds`` is excused: the stall is
     /// counted, evented and reported to the coordinator, and delivery goes on.
     private func nextInOrder() throws(Bus1Error) -> (InboundChannel, bus1_descriptor)? {
         restart: while true {
-            mergeMarks.removeAll(keepingCapacity: true)
-            mergeHeads.removeAll(keepingCapacity: true)
             var best = -1
-            for (i, channel) in inbound.enumerated() {
-                mergeMarks.append(channel.consumer.stagingMark())  // before the tail: see above
+            var bestDescriptor = bus1_descriptor()
+            for (i, channel) in inbound.enumerated() {  // pass 1: the lowest visible ticket
                 do {
-                    let head = try channel.consumer.peek()
-                    mergeHeads.append(head)
-                    if let head, best < 0 || head.ticket < mergeHeads[best]!.ticket { best = i }
+                    if let head = try channel.consumer.peek(), best < 0 || head.ticket < bestDescriptor.ticket {
+                        best = i
+                        bestDescriptor = head
+                    }
                 } catch {
                     try reportViolation(channel, error)
                     continue restart
                 }
             }
             guard best >= 0 else { return nil }
-            let ticket = mergeHeads[best]!.ticket
-            for (i, mark) in mergeMarks.enumerated() where i != best && mergeHeads[i] == nil && mark != 0 && mark <= ticket {
-                let channel = inbound[i]
+            let ticket = bestDescriptor.ticket
+            for (i, channel) in inbound.enumerated() where i != best {  // pass 2: could anyone still go below it?
+                let mark = channel.consumer.stagingMark()  // after the candidate's tail, before this tail
+                let head: bus1_descriptor?
+                do { head = try channel.consumer.peek() } catch {
+                    try reportViolation(channel, error)
+                    continue restart
+                }
+                if let head {
+                    if head.ticket < ticket { continue restart }  // published meanwhile: it comes first
+                    continue
+                }
+                guard mark != 0, mark <= ticket else { continue }
                 if let stall, stall.channel == channel.id, stall.mark == mark {
                     if stall.since == .max { continue }  // excused already
                     if monotonicNanoseconds() &- stall.since < options.orderingStallTimeoutNanoseconds { return nil }
@@ -340,7 +361,7 @@ extension Peer {
                 stall = (channel.id, mark, monotonicNanoseconds())
                 return nil
             }
-            return (inbound[best], mergeHeads[best]!)
+            return (inbound[best], bestDescriptor)
         }
     }
 

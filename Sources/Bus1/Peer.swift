@@ -90,9 +90,7 @@ public final class Peer {
     /// A staging mark seen blocking delivery: (channel, mark, since when; `.max`
     /// once excused after the timeout).
     var stall: (channel: UInt64, mark: UInt64, since: UInt64)?
-    /// Scratch space of the ticket merge, reused so receiving allocates nothing.
-    var mergeMarks: [UInt64] = []
-    var mergeHeads: [bus1_descriptor?] = []
+
     private var nextRequestID: UInt32 = 1
     private var isDisconnected = false
     private let receiveBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(BUS1_MSG_MAX) + 1, alignment: 8)
@@ -324,6 +322,12 @@ public final class Peer {
                 if let violation = channel.pendingViolation { try reportViolation(channel, violation) }
             }
         }
+    }
+
+    /// Whether the coordinator announced events this peer has not served yet.
+    @inline(__always)
+    func controlEventsPending() -> Bool {
+        wake.controlSequence.loadAcquiring() != seenControlSequence  // pairs with the coordinator's bump after queuing
     }
 
     /// Fails with ``Bus1Error/coordinatorGone`` if the coordinator's socket hung up.

@@ -1,0 +1,304 @@
+// bus1-order-check: proves (or refutes) Bus1's ordering guarantee with real processes.
+//
+// S sender processes send random unicasts and multicasts to R receiver processes.
+// Senders form a ring of pipes (a side channel outside the bus): now and then sender j
+// tells sender j+1 "I have sent seq s"; j+1's next message then depends on (j, s).
+// Each receiver records what it saw; the parent then checks:
+//   1. per-sender FIFO at every receiver;
+//   2. every two receivers see their common messages in the same relative order;
+//   3. causality: a message that depends on (j, s) is delivered after every message of
+//      j with seq <= s that the receiver gets at all.
+// It prints the counts and exits 1 on any violation.
+import ArgumentParser
+import Bus1
+import Bus1Coordinator
+import Bus1Linux
+import Glibc
+import Logging
+
+@main
+struct OrderCheck: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bus1-order-check",
+        abstract: "Run senders and receivers as processes and verify FIFO, common order and causality.")
+
+    @Option(help: "Sender processes.") var senders: Int = 4
+    @Option(help: "Receiver processes.") var receivers: Int = 4
+    @Option(help: "Messages in total (split between the senders).") var messages: Int = 100_000
+    @Option(help: "Wait mode: busy, park or spin.") var mode: String = "spin"
+    @Option(help: "Bus ordering: global or fifo (fifo must show violations).") var ordering: String = "global"
+    @Option(help: "Percentage of sends that are multicasts.") var multicastPercent: Int = 30
+    @Option(help: "Receiver stall timeout in ms (a descheduled sender is not a dead one).") var stallTimeoutMs: Int = 5000
+    @Option(help: "Random seed.") var seed: UInt64 = 1
+    @Option(help: .hidden) var role: String = "parent"
+    @Option(help: .hidden) var index: Int = 0
+    @Option(help: .hidden) var address: String = ""
+    @Option(help: .hidden) var logDirectory: String = ""
+
+    func validate() throws {
+        guard senders >= 1, receivers >= 1, senders <= 64, receivers <= 64 else { throw ValidationError("1...64 senders and receivers") }
+        guard ["busy", "park", "spin"].contains(mode) else { throw ValidationError("--mode: busy, park or spin") }
+        guard ["global", "fifo"].contains(ordering) else { throw ValidationError("--ordering: global or fifo") }
+    }
+
+    func run() throws {
+        signal(SIGPIPE, SIG_IGN)
+        switch role {
+        case "sender": try runSender()
+        case "receiver": try runReceiver()
+        default: try runParent()
+        }
+    }
+
+    var waitMode: WaitMode { mode == "busy" ? .busyPoll : mode == "park" ? .park : .default }
+
+    func connect() throws -> Peer {
+        var options = PeerOptions(address: address)
+        options.waitMode = waitMode
+        options.orderingStallTimeoutNanoseconds = UInt64(stallTimeoutMs) * 1_000_000
+        return try Peer.connect(options: options)
+    }
+
+    // MARK: Payload: sender, seq, dependency sender, dependency seq (UInt32 each; 0xFFFFFFFF: none)
+
+    static let none = UInt32.max
+    static let stopSeq = UInt32.max - 1
+
+    // MARK: Sender
+
+    func runSender() throws {
+        let peer = try connect()
+        var targets: [Handle] = []
+        for r in 0..<receivers { targets.append(try lookup(peer, "order.r\(r)")) }
+        // fd 3: read end of the pipe from the previous sender; fd 4: write end to the next.
+        _ = fcntl(3, F_SETFL, O_NONBLOCK)
+        var rng = SplitMix(seed: seed &* 1_000_003 &+ UInt64(index))
+        let count = messages / senders + (index < messages % senders ? 1 : 0)
+        var dependency: (UInt32, UInt32) = (Self.none, Self.none)
+        for seq in 0..<count {
+            var token = (UInt32(0), UInt32(0))
+            while read(3, &token, 8) == 8 { dependency = token }  // the newest wins
+            let destinations: [Handle]
+            if receivers > 1 && Int(rng.next() % 100) < multicastPercent {
+                var chosen = targets.filter { _ in rng.next() % 2 == 0 }
+                if chosen.count < 2 { chosen = Array(targets.shuffled(using: &rng).prefix(2)) }
+                destinations = chosen
+            } else {
+                destinations = [targets[Int(rng.next() % UInt64(receivers))]]
+            }
+            try send(peer, [UInt32(index), UInt32(seq), dependency.0, dependency.1], to: destinations)
+            dependency = (Self.none, Self.none)
+            if rng.next() % 8 == 0 {  // tell the next sender what we have sent
+                var out = (UInt32(index), UInt32(seq))
+                _ = write(4, &out, 8)
+            }
+        }
+        try send(peer, [UInt32(index), Self.stopSeq, Self.none, Self.none], to: targets)
+        for _ in 0..<200_000 where peer.currentStatistics.slicesInUse > 0 {
+            try peer.reclaimCompleted()
+            usleep(100)
+        }
+    }
+
+    /// Looks `name` up, retrying for up to 20 s while it is not published yet.
+    func lookup(_ peer: Peer, _ name: String) throws -> Handle {
+        for _ in 0..<20_000 {
+            do {
+                return try peer.lookup(name)
+            } catch {
+                guard case .refused(.nameUnknown) = error else { throw error }
+                usleep(1000)
+            }
+        }
+        throw ValidationError("\(name) was never published")
+    }
+
+    func send(_ peer: Peer, _ words: [UInt32], to destinations: [Handle]) throws {
+        let loan = try peer.loan(16, wait: waitMode)
+        for (i, w) in words.enumerated() { loan.bytes.storeBytes(of: w, toByteOffset: i * 4, as: UInt32.self) }
+        try peer.send(loan, to: destinations, wait: waitMode)
+    }
+
+    // MARK: Receiver
+
+    func runReceiver() throws {
+        let peer = try connect()
+        let node = try peer.createNode()
+        try peer.publish(node, as: "order.r\(index)")
+        print("READY")
+        fflush(nil)
+        var log: [UInt64] = []  // sender << 32 | seq, in delivery order
+        var dependencies: [UInt64] = []  // parallel: dependency (sender << 32 | seq) or .max
+        var stopped = 0
+        while stopped < senders {
+            let message = try peer.receive(timeoutNanoseconds: 600_000_000_000)
+            guard message.payload.count == 16 else { throw ValidationError("bad payload size") }
+            let sender = message.payload.load(fromByteOffset: 0, as: UInt32.self)
+            let seq = message.payload.load(fromByteOffset: 4, as: UInt32.self)
+            if seq == Self.stopSeq { stopped += 1; continue }
+            let depSender = message.payload.load(fromByteOffset: 8, as: UInt32.self)
+            let depSeq = message.payload.load(fromByteOffset: 12, as: UInt32.self)
+            log.append(UInt64(sender) << 32 | UInt64(seq))
+            dependencies.append(depSender == Self.none ? .max : UInt64(depSender) << 32 | UInt64(depSeq))
+        }
+        let stats = peer.currentStatistics
+        let path = "\(logDirectory)/r\(index)"
+        guard let file = fopen(path, "w") else { throw LinuxError("fopen \(path)", code: errno) }
+        for (entry, dep) in zip(log, dependencies) {
+            var pair = (entry, dep)
+            fwrite(&pair, 16, 1, file)
+        }
+        fclose(file)
+        print("DONE received=\(log.count) stalls=\(stats.orderingStalls)")
+    }
+
+    // MARK: Parent
+
+    func runParent() throws {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = .error
+            return handler
+        }
+        let bus = try EmbeddedCoordinator.onPrivateSocket(named: "order") { $0.ordering = ordering == "fifo" ? .fifo : .global }
+        defer { bus.stop() }
+        var template = Array("/tmp/bus1-order-logs-XXXXXX".utf8CString)
+        guard mkdtemp(&template) != nil else { throw LinuxError("mkdtemp", code: errno) }
+        let logs = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        defer {
+            for r in 0..<receivers { unlink("\(logs)/r\(r)") }
+            rmdir(logs)
+        }
+        let common = ["--address", bus.address, "--senders", "\(senders)", "--receivers", "\(receivers)", "--messages", "\(messages)",
+                      "--mode", mode, "--multicast-percent", "\(multicastPercent)", "--stall-timeout-ms", "\(stallTimeoutMs)",
+                      "--seed", "\(seed)", "--log-directory", logs]
+        let started = monotonicNanoseconds()
+        var children: [pid_t] = []
+        var readyPipes: [Int32] = []
+        for r in 0..<receivers {
+            var fds: [Int32] = [-1, -1]
+            pipe(&fds)
+            children.append(try spawn(common + ["--role", "receiver", "--index", "\(r)"], stdout: fds[1], extra: []))
+            close(fds[1])
+            readyPipes.append(fds[0])
+        }
+        for fd in readyPipes {  // wait until every receiver published its node
+            var byte: UInt8 = 0
+            _ = read(fd, &byte, 1)
+        }
+        // The side-channel ring: pipe j carries sender j -> sender j+1.
+        var ring: [(read: Int32, write: Int32)] = []
+        for _ in 0..<senders {
+            var fds: [Int32] = [-1, -1]
+            pipe(&fds)
+            ring.append((fds[0], fds[1]))
+        }
+        for s in 0..<senders {
+            let previous = ring[(s + senders - 1) % senders].read, next = ring[s].write
+            children.append(try spawn(common + ["--role", "sender", "--index", "\(s)"], stdout: 1, extra: [(previous, 3), (next, 4)]))
+        }
+        for (r, w) in ring { close(r); close(w) }
+        var failed = false
+        for pid in children {
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+            if ExitStatus(waitStatus: status) != .exited(0) { failed = true; print("child \(pid): \(ExitStatus(waitStatus: status))") }
+        }
+        var output = [UInt8](repeating: 0, count: 4096)
+        var stalls = 0
+        for fd in readyPipes {
+            let n = read(fd, &output, output.count)
+            if n > 0, let line = String(decoding: output[..<n], as: UTF8.self).split(separator: "\n").last(where: { $0.hasPrefix("DONE") }),
+               let s = line.split(separator: " ").first(where: { $0.hasPrefix("stalls=") }) { stalls += Int(s.dropFirst(7)) ?? 0 }
+            close(fd)
+        }
+        let elapsed = Double(monotonicNanoseconds() - started) / 1e9
+        guard !failed else { throw ExitCode(2) }
+
+        var logsByReceiver: [[(id: UInt64, dep: UInt64)]] = []
+        for r in 0..<receivers {
+            guard let file = fopen("\(logs)/r\(r)", "r") else { throw LinuxError("fopen", code: errno) }
+            var entries: [(UInt64, UInt64)] = []
+            var pair = (UInt64(0), UInt64(0))
+            while fread(&pair, 16, 1, file) == 1 { entries.append(pair) }
+            fclose(file)
+            logsByReceiver.append(entries)
+        }
+        let result = Verifier.verify(logsByReceiver)
+        print("bus1-order-check: \(senders) senders, \(receivers) receivers, \(messages) sends (\(multicastPercent)% multicast), "
+              + "ordering \(ordering), mode \(mode), seed \(seed), \(Int(elapsed * 1000)) ms")
+        print("  deliveries checked: \(result.deliveries); receiver pairs compared: \(result.pairs); ordering stalls: \(stalls)")
+        print("  violations: fifo \(result.fifo), common-order \(result.commonOrder), causality \(result.causality)")
+        if result.total > 0 { throw ExitCode(1) }
+    }
+
+    /// Spawns this executable with `arguments`; `extra` maps parent fds to child fd numbers.
+    func spawn(_ arguments: [String], stdout: Int32, extra: [(Int32, Int32)]) throws -> pid_t {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        if stdout != 1 { posix_spawn_file_actions_adddup2(&actions, stdout, 1) }
+        for (from, to) in extra { posix_spawn_file_actions_adddup2(&actions, from, to) }
+        let argv: [UnsafeMutablePointer<CChar>?] = (["/proc/self/exe"] + arguments).map { strdup($0) } + [nil]
+        defer { for p in argv { free(p) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, "/proc/self/exe", &actions, nil, argv, environ)
+        guard rc == 0 else { throw LinuxError("posix_spawn", code: rc) }
+        return pid
+    }
+}
+
+/// The three checks over every receiver's delivery log.
+enum Verifier {
+    struct Result {
+        var deliveries = 0, pairs = 0, fifo = 0, commonOrder = 0, causality = 0
+        var total: Int { fifo + commonOrder + causality }
+    }
+
+    static func verify(_ logs: [[(id: UInt64, dep: UInt64)]]) -> Result {
+        var result = Result()
+        for log in logs {
+            result.deliveries += log.count
+            var lastSeq: [UInt64: UInt64] = [:]  // per sender
+            var floor: [UInt64: UInt64] = [:]  // per sender: deliveries from it must now exceed this seq
+            for (id, dep) in log {
+                let sender = id >> 32, seq = id & 0xFFFF_FFFF
+                if let last = lastSeq[sender], seq <= last { result.fifo += 1 }
+                lastSeq[sender] = seq
+                if let f = floor[sender], seq <= f { result.causality += 1 }
+                if dep != .max {
+                    let depSender = dep >> 32, depSeq = dep & 0xFFFF_FFFF
+                    floor[depSender] = max(floor[depSender] ?? 0, depSeq)
+                }
+            }
+        }
+        // Common relative order, pairwise.
+        for a in 0..<logs.count {
+            for b in (a + 1)..<logs.count {
+                result.pairs += 1
+                var position: [UInt64: Int] = [:]
+                for (i, entry) in logs[b].enumerated() { position[entry.id] = i }
+                var last = -1
+                for entry in logs[a] {
+                    guard let p = position[entry.id] else { continue }
+                    if p < last { result.commonOrder += 1 }
+                    last = max(last, p)
+                }
+            }
+        }
+        return result
+    }
+}
+
+/// A small seeded generator (SplitMix64).
+struct SplitMix: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
