@@ -41,6 +41,13 @@ extension Peer {
         return descriptor.ticket
     }
 
+    /// Marks the channel behind `handle` as staging (a send in progress) and
+    /// returns without taking a ticket or publishing: a sender frozen mid-send.
+    public func stageWithoutSending(to handle: Handle) throws(Bus1Error) {
+        guard let target = handles[handle.id], let channel = target.channel else { throw .unknownHandle(handle) }
+        channel.producer.stage(clock.current())
+    }
+
     /// This peer's outbound channel ids, for tests.
     public var outboundChannelIDs: [UInt64] { Array(outbound.keys) }
 }

@@ -61,6 +61,7 @@ default: .default
 let options: PeerOptions = {
     var options = PeerOptions(address: settings["address"])
     options.waitMode = waitMode
+    if let stall = settings["stall-ms"].flatMap({ UInt64($0) }) { options.orderingStallTimeoutNanoseconds = stall * 1_000_000 }
     if let backend = settings["park"] {
         guard let parsed = ParkBackend(rawValue: backend) else { fail("bad park=\(backend)") }
         options.parkBackend = parsed
@@ -282,6 +283,22 @@ case "hostile":
         usleep(1000)
     }
     fail("channel never closed")
+
+case "stalled":
+    // Sends one honest message, then freezes mid-send: staging mark set, no ticket.
+    let peer = connect()
+    let target = lookupWhenPublished(peer, setting("name"))
+    var loan: Loan
+    do { loan = try peer.loan(8) } catch { fail("loan: \(error)") }
+    loan.count = Pattern.size(0)
+    Pattern.fill(loan.payload, seq: 0)
+    do {
+        try peer.send(loan, to: target, wait: .park)
+        try peer.stageWithoutSending(to: target)
+    } catch { fail("stall setup: \(error)") }
+    say("STAGED")
+    raise(SIGSTOP)
+    say("CONTINUED")
 
 case "intruder":
     // Receives one message, then tries every way to write the sender's pool.

@@ -1,0 +1,138 @@
+import Bus1
+import Bus1Coordinator
+import Bus1Linux
+import Glibc
+import Testing
+
+/// Global causal order across real processes, proven by the checker.
+@Suite("Ordering")
+struct OrderingTests {
+    static let soak = getenv("BUS1_SOAK").flatMap { Int(String(cString: $0)) } ?? 1
+
+    /// 4 senders, 4 receivers, random unicasts and multicasts, a pipe side channel:
+    /// no FIFO, common-order or causality violation, in every wait mode.
+    @Test("The checker finds no violation with global ordering", arguments: ["spin", "park", "busy"])
+    func globalOrderHolds(mode: String) throws {
+        let messages = (mode == "busy" ? 3000 : 10_000) * Self.soak
+        let check = try ChildProcess("bus1-order-check", ["--messages", "\(messages)", "--mode", mode, "--seed", "\(mode.count)"],
+                                     mergeStandardError: true)
+        #expect(check.finish(timeoutSeconds: 600) == .exited(0), "\(check.transcript)")
+        #expect(check.lines.contains("  violations: fifo 0, common-order 0, causality 0"), "\(check.transcript)")
+    }
+
+    /// The same workload on a FIFO-only bus produces violations, and the checker
+    /// reports them and fails: it can tell.
+    @Test("With ordering off, the checker reports violations")
+    func checkerCatchesViolations() throws {
+        let check = try ChildProcess("bus1-order-check", ["--messages", "20000", "--ordering", "fifo", "--seed", "7"], mergeStandardError: true)
+        #expect(check.finish(timeoutSeconds: 600) == .exited(1), "\(check.transcript)")
+        let line = try #require(check.lines.first { $0.hasPrefix("  violations:") }, "\(check.transcript)")
+        #expect(line != "  violations: fifo 0, common-order 0, causality 0", "\(check.transcript)")
+    }
+
+    /// A sender frozen mid-send (staging mark set, SIGSTOP) holds delivery back
+    /// only until the stall timeout; then the receiver moves on and reports it.
+    @Test("A sender stopped mid-send does not stall its receiver forever")
+    func stalledSender() throws {
+        let bus = try BusFixture("stall")
+        let consumer = try bus.peer("consumer", ["name": "st", "count": "201", "stall-ms": "100"])
+        #expect(consumer.awaitLine(prefix: "READY", timeoutSeconds: 30) != nil)
+        let stalled = try bus.peer("stalled", ["name": "st"])
+        #expect(stalled.awaitLine(prefix: "STAGED", timeoutSeconds: 30) != nil, "\(stalled.transcript)")
+        let producer = try bus.peer("producer", ["name": "st", "count": "200"])
+        #expect(producer.finish() == .exited(0), "\(producer.transcript)")
+        #expect(consumer.finish(timeoutSeconds: 60) == .exited(0), "\(consumer.transcript)")
+        #expect(consumer.lines.contains { $0.hasPrefix("ORDERING-STALL") }, "\(consumer.transcript)")
+        #expect(bus.coordinator.orderingStalls >= 1)
+        stalled.signal(SIGKILL)
+        _ = stalled.waitForExit()
+    }
+}
+
+/// Multicast all-or-nothing, with peers of this process (each a separate peer
+/// with its own pool and channels on a real coordinator).
+@Suite("Multicast")
+struct MulticastTests {
+    func connect(_ bus: BusFixture, ringCapacity: Int = 0) throws -> Peer {
+        var options = PeerOptions(address: bus.address)
+        options.ringCapacity = ringCapacity
+        options.waitMode = .park
+        return try Peer.connect(options: options)
+    }
+
+    @Test("A full ring at one destination fails the whole multicast; nobody receives it")
+    func fullRingFailsWhole() throws {
+        let bus = try BusFixture("mcast")
+        let stuck = try connect(bus, ringCapacity: 4)
+        let healthy = try connect(bus, ringCapacity: 64)
+        let sender = try connect(bus)
+        try stuck.publish(try stuck.createNode(), as: "stuck")
+        try healthy.publish(try healthy.createNode(), as: "healthy")
+        let destinations = [try sender.lookup("healthy"), try sender.lookup("stuck")]
+
+        var sent = 0
+        while true {
+            var loan = try sender.loan(8)
+            loan.count = 8
+            loan.bytes.storeBytes(of: UInt64(sent), as: UInt64.self)
+            do {
+                try sender.send(loan, to: destinations)
+                sent += 1
+            } catch .wouldBlock(.ringFull(let handle)) {
+                #expect(handle == destinations[1], "the error names the full destination")
+                break
+            }
+            if sent > 100 { Issue.record("the stuck ring never filled"); return }
+        }
+        #expect(sent == 4)
+        // The healthy receiver got exactly the multicasts that went everywhere.
+        var seen: [UInt64] = []
+        while let message = try healthy.tryReceive() { seen.append(message.payload.load(as: UInt64.self)) }
+        #expect(seen == [0, 1, 2, 3])
+        // The slices come back only when the last receiver releases them.
+        try sender.reclaimCompleted()
+        #expect(sender.currentStatistics.slicesInUse == 4)
+        var stuckSeen = 0
+        while let message = try stuck.tryReceive() { _ = message; stuckSeen += 1 }
+        #expect(stuckSeen == 4)
+        try sender.reclaimCompleted()
+        #expect(sender.currentStatistics.slicesInUse == 0)
+    }
+
+    @Test("Multicast to 256 destinations, and to two nodes of one receiver")
+    func wideMulticast() throws {
+        let bus = try BusFixture("wide")
+        let receivers = try (0..<8).map { _ in try connect(bus) }
+        var destinations: [Handle] = []
+        let sender = try connect(bus)
+        for (i, receiver) in receivers.enumerated() {
+            for n in 0..<32 {
+                try receiver.publish(try receiver.createNode(), as: "wide.\(i).\(n)")
+                destinations.append(try sender.lookup("wide.\(i).\(n)"))
+            }
+        }
+        #expect(destinations.count == 256)
+        var loan = try sender.loan(16)
+        loan.count = 16
+        try sender.send(loan, to: destinations, wait: .park)
+        for receiver in receivers {
+            var count = 0
+            var ticket: UInt64?
+            while let message = try receiver.tryReceive() {
+                count += 1
+                if let ticket { #expect(message.ticket == ticket, "one multicast, one ticket") }
+                ticket = message.ticket
+            }
+            #expect(count == 32)
+            _ = ticket
+        }
+        try sender.reclaimCompleted()
+        #expect(sender.currentStatistics.slicesInUse == 0)
+        do {
+            try sender.send(try sender.loan(1), to: destinations + [destinations[0]])
+            Issue.record("a multicast to 257 destinations was sent")
+        } catch {
+            #expect(error == .badDestinationCount(257, maximum: 256))
+        }
+    }
+}
