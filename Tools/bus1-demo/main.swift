@@ -30,6 +30,9 @@ struct Demo: ParsableCommand {
     @Option(help: "Wait mode: busy, park or spin (spin-then-park).")
     var mode: String = "spin"
 
+    @Option(help: "Bus ordering of the embedded coordinator: global (causal order across all senders) or fifo.")
+    var ordering: String = "global"
+
     @Option(help: "Use the bus at this socket instead of an embedded coordinator.")
     var address: String?
 
@@ -38,6 +41,7 @@ struct Demo: ParsableCommand {
 
     func validate() throws {
         guard ["busy", "park", "spin"].contains(mode) else { throw ValidationError("--mode must be busy, park or spin") }
+        guard ["global", "fifo"].contains(ordering) else { throw ValidationError("--ordering must be global or fifo") }
         guard size >= 2 else { throw ValidationError("--size must be at least 2 (first and last byte are checked)") }
         guard messages > 0, roundTrips > 0 else { throw ValidationError("counts must be positive") }
     }
@@ -63,7 +67,7 @@ struct Demo: ParsableCommand {
         if let address {
             busAddress = address
         } else {
-            let bus = try EmbeddedCoordinator.onPrivateSocket(named: "demo")
+            let bus = try EmbeddedCoordinator.onPrivateSocket(named: "demo") { $0.ordering = ordering == "fifo" ? .fifo : .global }
             embedded = bus
             busAddress = bus.address
         }
@@ -104,7 +108,8 @@ struct Demo: ParsableCommand {
         let child = try spawnConsumer(address: address, producerName: myName)
         let consumer = try lookup(peer, "bus1-demo.consumer.\(child)")
 
-        print("Bus1 demo: producer (pid \(getpid())) -> consumer (pid \(child)), \(size)-byte payloads, wait mode \(waitMode)")
+        print("Bus1 demo: producer (pid \(getpid())) -> consumer (pid \(child)), \(size)-byte payloads, wait mode \(waitMode), "
+              + "ordering \(peer.ordering == .global ? "global" : "fifo")")
         print("  coordinator: \(embedded ? "embedded" : "bus1d at \(address)"); parking: \(peer.parkMechanism)"
               + (peer.parkFallbackReason.map { " (\($0))" } ?? ""))
 
