@@ -39,6 +39,9 @@ struct Bus1Daemon: ParsableCommand {
     @Option(help: "Most channels one peer may send or receive on.")
     var maxChannels: Int = 4096
 
+    @Option(help: "Bus ordering: global (one causal order at every receiver) or fifo (per-channel FIFO only).")
+    var ordering: CoordinatorConfiguration.Ordering = .global
+
     @Option(help: "Event loop backend: automatic, io_uring or poll.")
     var eventBackend: CoordinatorConfiguration.EventBackend = .automatic
 
@@ -70,6 +73,7 @@ struct Bus1Daemon: ParsableCommand {
         configuration.maximumHandlesPerPeer = maxHandles
         configuration.maximumChannelsPerPeer = maxChannels
         configuration.eventBackend = eventBackend
+        configuration.ordering = ordering
 
         let coordinator: Coordinator
         do {
@@ -109,3 +113,4 @@ enum SignalRelay {
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
 extension CoordinatorConfiguration.EventBackend: ExpressibleByArgument {}
+extension CoordinatorConfiguration.Ordering: ExpressibleByArgument {}
