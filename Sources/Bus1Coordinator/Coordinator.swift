@@ -3,6 +3,7 @@ import Bus1Linux
 import CBus1Wire
 import Glibc
 import Logging
+import Synchronization
 
 /// The bus coordinator: authenticates peers, creates and seals every memfd, owns
 /// the node, handle, name and channel tables, and cleans up after dead peers.
@@ -32,12 +33,23 @@ public final class Coordinator: @unchecked Sendable {
     private static let listenerToken: UInt64 = 1
     private static let stopToken: UInt64 = 2
 
-    /// Statistics for tests and logs.
-    public internal(set) var protocolErrors = 0
-    public internal(set) var violationsReported = 0
+    /// Counters, readable from any thread (tests, operators) while the loop runs.
+    let counters = Counters()
+    /// Malformed control datagrams answered with BUS1_ERR_PROTOCOL.
+    public var protocolErrors: Int { counters.protocolErrors.load(ordering: .relaxed) }
+    /// Channels closed because a receiver reported its sender breaking the protocol.
+    public var violationsReported: Int { counters.violationsReported.load(ordering: .relaxed) }
     /// Stalled senders reported by receivers (BUS1_MSG_ORDERING_STALL).
-    public internal(set) var orderingStalls = 0
-    public var peerCount: Int { peers.count }
+    public var orderingStalls: Int { counters.orderingStalls.load(ordering: .relaxed) }
+    /// Connected peers.
+    public var peerCount: Int { counters.peers.load(ordering: .relaxed) }
+
+    final class Counters: Sendable {
+        let protocolErrors = Atomic<Int>(0)
+        let violationsReported = Atomic<Int>(0)
+        let orderingStalls = Atomic<Int>(0)
+        let peers = Atomic<Int>(0)
+    }
 
     /// The readiness mechanism in use (`io_uring` or `poll(2)`).
     public var eventMechanism: String { readiness.mechanism }
@@ -181,6 +193,7 @@ public final class Coordinator: @unchecked Sendable {
         nextPeer += 1
         let peer = PeerRecord(id: id, socket: socket, pidfd: pidfd, pid: credentials.pid, uid: credentials.uid)
         peers[id] = peer
+        counters.peers.store(peers.count, ordering: .relaxed)
         do {
             try readiness.watch(peer.socket.rawValue, token: peer.socketToken)
             if let fd = peer.pidfd?.rawValue { try readiness.watch(fd, token: peer.pidfdToken) }
@@ -227,7 +240,7 @@ public final class Coordinator: @unchecked Sendable {
             decoded = try ControlMessage.decode(UnsafeRawBufferPointer(rebasing: receiveBuffer[..<datagram.count]),
                                                 descriptorCount: datagram.fds.count)
         } catch {
-            protocolErrors += 1
+            counters.protocolErrors.wrappingAdd(1, ordering: .relaxed)
             logger.warning("malformed control message", metadata: ["peer": "\(peer.id)", "error": "\(error)"])
             reply(peer, .error(code: BUS1_ERR_PROTOCOL.rawValue, detail: 0), requestID: 0)
             return true  // the datagram's fds are closed with it
@@ -284,6 +297,7 @@ public final class Coordinator: @unchecked Sendable {
     /// names, nodes and handles, closes its fds.
     func removePeer(_ id: UInt64, reason: String) {
         guard let peer = peers.removeValue(forKey: id) else { return }
+        counters.peers.store(peers.count, ordering: .relaxed)
         logger.debug("peer removed", metadata: ["peer": "\(id)", "reason": "\(reason)"])
         try? readiness.unwatch(peer.socketToken)
         try? readiness.unwatch(peer.pidfdToken)

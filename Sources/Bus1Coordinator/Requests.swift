@@ -61,7 +61,7 @@ extension Coordinator {
                 return .ok
             case (.orderingStall(let channelID), .ready):
                 guard let channel = channels[channelID], channel.receiver == peer.id else { throw RequestError.handleUnknown }
-                orderingStalls += 1
+                counters.orderingStalls.wrappingAdd(1, ordering: .relaxed)
                 logger.warning("sender stalled mid-send past the receiver's timeout; order relaxed for liveness",
                                metadata: ["channel": "\(channelID)", "sender": "\(channel.sender)", "receiver": "\(peer.id)"])
                 return .ok
@@ -73,7 +73,7 @@ extension Coordinator {
                 throw RequestError.protocolError
             }
         } catch let error as RequestError {
-            if case .protocolError = error { protocolErrors += 1 }
+            if case .protocolError = error { counters.protocolErrors.wrappingAdd(1, ordering: .relaxed) }
             return Response(message: error.message)
         } catch {
             return Response(message: RequestError.state.message)
@@ -190,7 +190,7 @@ extension Coordinator {
     /// channel, tell both ends; nothing else is affected.
     private func reportViolation(_ channelID: UInt64, reason: UInt32, by peer: PeerRecord) throws(RequestError) -> Response {
         guard let channel = channels[channelID], channel.receiver == peer.id || channel.sender == peer.id else { throw .handleUnknown }
-        violationsReported += 1
+        counters.violationsReported.wrappingAdd(1, ordering: .relaxed)
         logger.warning("channel protocol violation; closing channel",
                        metadata: ["channel": "\(channelID)", "reporter": "\(peer.id)", "reason": "\(reason)",
                                   "sender": "\(channel.sender)", "receiver": "\(channel.receiver)"])

@@ -249,6 +249,9 @@ case "hostile":
     loan.count = Pattern.size(0)
     Pattern.fill(loan.payload, seq: 0)
     do { try peer.send(loan, to: target, wait: .park) } catch { fail("honest send: \(error)") }
+    // Attack only once the honest message was taken and released: a forged index
+    // would otherwise (rightly) close the channel before the receiver saw it.
+    waitUntilReclaimed(peer)
     let forgery: Peer.Forgery
     switch setting("attack") {
     case "bad-offset": forgery = .init(offset: 1 << 40)
