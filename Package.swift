@@ -17,6 +17,7 @@ let package = Package(
         .executable(name: "bus1d", targets: ["bus1d"]),
         .executable(name: "bus1-demo", targets: ["bus1-demo"]),
         .executable(name: "bus1-order-check", targets: ["bus1-order-check"]),
+        .executable(name: "bus1-bench", targets: ["bus1-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -55,6 +56,12 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log")],
             path: "Tools/bus1-order-check", swiftSettings: strict),
+        .executableTarget(
+            name: "bus1-bench", dependencies: ["Bus1", "Bus1Core", "Bus1Coordinator", "Bus1Linux",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Histogram", package: "hdrhistogram-swift")],
+            path: "Tools/bus1-bench", swiftSettings: strict),
 
         // A peer process driven by the integration tests (producer, consumer, hostile peer).
         .executableTarget(

@@ -407,3 +407,86 @@ extension Peer {
         if !satisfied { throw .timedOut }
     }
 }
+
+extension Peer {
+    /// Sends `count` messages to `handle` as one batch: each slice (of
+    /// `sliceSize` bytes) is filled in place by `fill(index, slice)`, which returns
+    /// the bytes to send. The batch takes one staging mark, `count` consecutive
+    /// tickets with one `fetch_add`, one tail store and one wake check. It needs
+    /// credit and pool space for all of them: without `wait` a shortage is
+    /// ``Bus1Error/wouldBlock(_:)`` and nothing is sent.
+    public func sendBatch(
+        to handle: Handle, count: Int, sliceSize: Int, wait: WaitMode? = nil,
+        fill: (_ index: Int, _ slice: UnsafeMutableRawBufferPointer) -> Int
+    ) throws(Bus1Error) {
+        guard count > 0 else { return }
+        try serviceControl()
+        guard let target = handles[handle.id] else { throw .unknownHandle(handle) }
+        guard let channel = target.channel else { throw .ownNode(handle) }
+        guard count <= channel.producer.capacity else { throw .badDestinationCount(count, maximum: channel.producer.capacity) }
+        guard sliceSize >= 0, sliceSize <= maximumPayload else { throw .payloadTooLarge(requested: sliceSize, maximum: maximumPayload) }
+        if let reason = channel.closedReason { throw .channelClosed(peer: channel.receiver, reason: reason) }
+
+        // Credit and slices for the whole batch, or nothing.
+        batchOffsets.removeAll(keepingCapacity: true)
+        func acquire() throws(Bus1Error) -> Bool {
+            if channel.closedReason != nil { return true }
+            if !channel.producer.hasCredit(count) {
+                try drain(channel)
+                if !channel.producer.hasCredit(count) { return false }
+            }
+            while batchOffsets.count < count {
+                guard let offset = allocator.allocate(sliceSize) else {
+                    try reclaimCompleted()
+                    guard let offset = allocator.allocate(sliceSize) else { return false }
+                    batchOffsets.append(offset)
+                    continue
+                }
+                batchOffsets.append(offset)
+            }
+            return true
+        }
+        if try !acquire() {
+            if let mode = wait {
+                try waitUntil(mode: mode, timeoutNanoseconds: nil) { () throws(Bus1Error) -> Bool in
+                    try self.serviceControl()
+                    return try acquire()
+                }
+            } else {
+                for offset in batchOffsets { allocator.freeLoan(offset) }
+                throw .wouldBlock(.ringFull(handle))
+            }
+        }
+        if let reason = channel.closedReason {
+            for offset in batchOffsets { allocator.freeLoan(offset) }
+            throw .channelClosed(peer: channel.receiver, reason: reason)
+        }
+
+        var descriptor = bus1_descriptor()
+        descriptor.node = target.node
+        var ticket: UInt64
+        if ordering == .global {
+            channel.producer.stage(clock.current())
+            atomicMemoryFence(ordering: .sequentiallyConsistent)  // the mark is visible before the tickets exist
+            ticket = clock.next(UInt64(count))
+        } else {
+            ticket = localTicket + 1
+            localTicket += UInt64(count)
+        }
+        for (index, offset) in batchOffsets.enumerated() {
+            let capacity = allocator.capacity(at: offset)!
+            let used = fill(index, UnsafeMutableRawBufferPointer(start: poolMapping.base + Int(offset), count: capacity))
+            precondition(used >= 0 && used <= capacity, "fill returned more bytes than the slice holds")
+            allocator.markSent(offset, channelTag: channel.tag)
+            descriptor.offset = offset
+            descriptor.length = UInt32(used)
+            descriptor.ticket = ticket
+            ticket &+= 1
+            channel.producer.write(descriptor)
+        }
+        channel.producer.publish()
+        if ordering == .global { channel.producer.unstage() }
+        channel.receiverWake.ring()
+        statistics.messagesSent += count
+    }
+}

@@ -90,6 +90,8 @@ public final class Peer {
     /// A staging mark seen blocking delivery: (channel, mark, since when; `.max`
     /// once excused after the timeout).
     var stall: (channel: UInt64, mark: UInt64, since: UInt64)?
+    /// Scratch space of ``sendBatch(to:count:sliceSize:wait:fill:)``, reused.
+    var batchOffsets: [UInt64] = []
 
     private var nextRequestID: UInt32 = 1
     private var isDisconnected = false

@@ -132,11 +132,24 @@ public struct SubmissionProducer: ~Copyable, @unchecked Sendable {
     /// Publishes one descriptor. Precondition: ``hasCredit``.
     @inline(__always)
     public mutating func submit(_ descriptor: bus1_descriptor) {
+        write(descriptor)
+        publish()
+    }
+
+    /// Fills the next slot without publishing it (batches: several ``write(_:)``,
+    /// one ``publish()``). Precondition: ``hasCredit``.
+    @inline(__always)
+    public mutating func write(_ descriptor: bus1_descriptor) {
         precondition(outstanding < memory.geometry.capacity, "submit without credit")
         memory.descriptors[Int(tail & UInt64(memory.geometry.capacity - 1))] = descriptor
         tail &+= 1
         outstanding += 1
-        memory.subTail.storeReleasing(tail)  // publishes the descriptor to the receiver
+    }
+
+    /// Makes every written descriptor visible to the receiver.
+    @inline(__always)
+    public func publish() {
+        memory.subTail.storeReleasing(tail)  // publishes the descriptors to the receiver
     }
 
     /// Consumes every completion the receiver published, calling `reclaim` with each

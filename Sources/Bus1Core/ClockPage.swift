@@ -32,6 +32,12 @@ public struct ClockPage: @unchecked Sendable {
         ticket.loadRelaxed()  // coherence alone makes it a lower bound of later fetch_adds
     }
 
+    /// Takes `count` consecutive tickets; returns the first.
+    @inline(__always)
+    public func next(_ count: UInt64) -> UInt64 {
+        ticket.fetchAddAcquiringAndReleasing(count)  // orders this send after everything this peer saw
+    }
+
     /// Takes the next ticket.
     @inline(__always)
     public func next() -> UInt64 {

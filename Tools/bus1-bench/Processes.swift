@@ -1,0 +1,83 @@
+import Bus1Linux
+import Foundation
+import Glibc
+
+/// Child processes of the benchmark: this same executable, started as
+/// `bus1-bench __child ROLE key=value...`, optionally pinned to a CPU, with
+/// parent fds mapped to fixed numbers (3, 4, ...).
+enum Child {
+    static func spawn(_ role: String, _ settings: [String: String], fds: [Int32] = [], cpu: Int? = nil) throws -> pid_t {
+        var arguments = ["/proc/self/exe", "__child", role]
+        for (key, value) in settings.sorted(by: { $0.key < $1.key }) { arguments.append("\(key)=\(value)") }
+        if let cpu { arguments.append("cpu=\(cpu)") }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        for (i, fd) in fds.enumerated() { posix_spawn_file_actions_adddup2(&actions, fd, Int32(3 + i)) }
+        let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+        defer { for p in argv { free(p) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, "/proc/self/exe", &actions, nil, argv, environ)
+        guard rc == 0 else { throw LinuxError("posix_spawn", code: rc) }
+        return pid
+    }
+
+    /// Waits for `pid`; throws if it did not exit 0.
+    static func reap(_ pid: pid_t, _ what: String) throws {
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let result = ExitStatus(waitStatus: status)
+        guard result == .exited(0) else { throw BenchError("\(what) child \(result)") }
+    }
+
+    /// Parses `key=value` arguments of a child.
+    static func settings(_ arguments: ArraySlice<String>) -> [String: String] {
+        Dictionary(uniqueKeysWithValues: arguments.compactMap { argument in
+            argument.firstIndex(of: "=").map { (String(argument[..<$0]), String(argument[argument.index(after: $0)...])) }
+        })
+    }
+}
+
+struct BenchError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Pins the caller if `cpu` is given.
+func pin(_ cpu: Int?) throws {
+    if let cpu { try pinCurrentThread(toCPU: cpu) }
+}
+
+/// Reads exactly `count` bytes (streams: sockets, pipes).
+func readFully(_ fd: Int32, _ buffer: UnsafeMutableRawPointer, _ count: Int) throws {
+    var done = 0
+    while done < count {
+        let n = read(fd, buffer + done, count - done)
+        if n < 0 && errno == EINTR { continue }
+        guard n > 0 else { throw BenchError("short read (\(n), errno \(errno))") }
+        done += n
+    }
+}
+
+/// Writes exactly `count` bytes.
+func writeFully(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) throws {
+    var done = 0
+    while done < count {
+        let n = write(fd, buffer + done, count - done)
+        if n < 0 && errno == EINTR { continue }
+        guard n > 0 else { throw BenchError("short write (\(n), errno \(errno))") }
+        done += n
+    }
+}
+
+/// Whether stderr is a terminal: the progress line is for people, not logs.
+let progressShown = isatty(2) != 0
+
+/// Prints a progress line on stderr, overwritten in place.
+func progress(_ text: String) {
+    if progressShown { FileHandle.standardError.write(("\r\u{1B}[K" + text).data(using: .utf8)!) }
+}
+
+func progressDone() {
+    if progressShown { FileHandle.standardError.write("\r\u{1B}[K".data(using: .utf8)!) }
+}
