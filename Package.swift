@@ -14,6 +14,8 @@ let package = Package(
     products: [
         .library(name: "Bus1", targets: ["Bus1"]),
         .library(name: "Bus1Coordinator", targets: ["Bus1Coordinator"]),
+        // Building blocks, for Benchmarks/ and for tools that read the wire directly.
+        .library(name: "Bus1Core", targets: ["Bus1Core"]),
         .executable(name: "bus1d", targets: ["bus1d"]),
         .executable(name: "bus1-demo", targets: ["bus1-demo"]),
         .executable(name: "bus1-order-check", targets: ["bus1-order-check"]),

@@ -28,14 +28,15 @@ public final class EmbeddedCoordinator: @unchecked Sendable {
 
     /// A coordinator on a fresh private socket path under `/tmp`.
     public static func onPrivateSocket(
-        named label: String = "embedded", configure: (inout CoordinatorConfiguration) -> Void = { _ in }
+        named label: String = "embedded", logger: Logger = Logger(label: "bus1.embedded"),
+        configure: (inout CoordinatorConfiguration) -> Void = { _ in }
     ) throws(CoordinatorError) -> EmbeddedCoordinator {
         var template = Array("/tmp/bus1-\(label)-XXXXXX".utf8CString)
         guard mkdtemp(&template) != nil else { throw .system(LinuxError("mkdtemp", code: errno)) }
         let directory = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         var configuration = CoordinatorConfiguration(address: directory + "/bus")
         configure(&configuration)
-        return try EmbeddedCoordinator(configuration: configuration)
+        return try EmbeddedCoordinator(configuration: configuration, logger: logger)
     }
 
     public var address: String { coordinator.configuration.address }

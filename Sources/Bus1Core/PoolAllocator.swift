@@ -11,13 +11,21 @@ import CBus1Wire
 ///   fill) or `sent` (in flight on one channel, identified by a tag, or — a
 ///   multicast — on several: `multicastTags` lists one tag per descriptor still
 ///   outstanding, and the block is freed when the last one completes);
-/// - two free buddies of the same order never coexist (they are merged on free).
+/// - two free buddies of the same order never coexist on the free lists (they are
+///   merged on free); small blocks may instead wait, unmerged and `cached`, on a
+///   per-order quick list (at most `quickListDepth` each), so a steady stream of
+///   small messages reuses the same blocks without splitting and merging 18 levels
+///   every time.
 ///
 /// Offsets are pool offsets (from the start of the memfd), so a descriptor's
 /// offset is the same number the allocator hands out.
 /// States: free → loaned → (free | sent); sent → free (on a matching completion).
 public struct PoolAllocator: ~Copyable {
-    public enum BlockState: UInt8, Sendable { case free = 0, loaned = 1, sent = 2 }
+    public enum BlockState: UInt8, Sendable {
+        case free = 0, loaned = 1, sent = 2
+        /// Free, but parked on a quick list (not merged with its buddy).
+        case cached = 3
+    }
 
     /// Where the payload area starts in the pool.
     public let dataOffset: Int
@@ -35,6 +43,10 @@ public struct PoolAllocator: ~Copyable {
     private let tag: UnsafeMutableBufferPointer<UInt32>
     private var freeHead: [Int32]
     private var nonEmpty: UInt64 = 0
+    /// Quick lists of cached small blocks, by order (0...quickOrders-1).
+    private var quick: [[Int32]]
+    static let quickOrders = 5  // 256 B ... 4 KiB
+    static let quickListDepth = 64
     /// Multicast blocks (by unit): the channel tag of every descriptor not yet
     /// completed. Unicast blocks use `tag` alone and never allocate here.
     private var multicastTags: [Int: [UInt32]] = [:]
@@ -68,6 +80,11 @@ public struct PoolAllocator: ~Copyable {
         next.initialize(repeating: -1)
         prev.initialize(repeating: -1)
         freeHead = Array(repeating: -1, count: maxOrder + 1)
+        quick = (0..<Self.quickOrders).map { _ in
+            var list: [Int32] = []
+            list.reserveCapacity(Self.quickListDepth)
+            return list
+        }
         push(0, order: maxOrder)
     }
 
@@ -82,8 +99,15 @@ public struct PoolAllocator: ~Copyable {
         let units = max(1, (byteCount + Self.unitSize - 1) >> Self.unitShift)
         let wanted = units <= 1 ? 0 : Int.bitWidth - (units - 1).leadingZeroBitCount
         guard wanted <= maxOrder else { return nil }
+        if wanted < Self.quickOrders, let cached = quick[wanted].popLast() {
+            let unit = Int(cached)
+            state[unit] = BlockState.loaned.rawValue
+            bytesInUse += Self.unitSize << wanted
+            slicesInUse += 1
+            return UInt64(dataOffset + unit << Self.unitShift)
+        }
         let candidates = nonEmpty & ~((UInt64(1) << UInt64(wanted)) &- 1)
-        guard candidates != 0 else { return nil }
+        guard candidates != 0 else { return flushQuickLists() ? allocate(byteCount) : nil }
         var k = candidates.trailingZeroBitCount
         let unit = Int(freeHead[k])
         remove(unit, order: k)
@@ -171,7 +195,8 @@ public struct PoolAllocator: ~Copyable {
 
     /// Capacity in bytes of the block at `offset`, if it is a block in use.
     public func capacity(at offset: UInt64) -> Int? {
-        guard let unit = self.unit(offset), order[unit] >= 0, state[unit] != BlockState.free.rawValue else { return nil }
+        guard let unit = self.unit(offset), order[unit] >= 0,
+              state[unit] == BlockState.loaned.rawValue || state[unit] == BlockState.sent.rawValue else { return nil }
         return Self.unitSize << Int(order[unit])
     }
 
@@ -189,7 +214,8 @@ public struct PoolAllocator: ~Copyable {
         while unit < units {
             let k = Int(order[unit])
             precondition(k >= 0 && unit % (1 << k) == 0, "block tiling broken at unit \(unit)")
-            if state[unit] != BlockState.free.rawValue { used += Self.unitSize << k; slices += 1 } else if k < maxOrder {
+            let blockState = BlockState(rawValue: state[unit])!
+            if blockState == .loaned || blockState == .sent { used += Self.unitSize << k; slices += 1 } else if blockState == .free && k < maxOrder {
                 let buddy = unit ^ (1 << k)
                 precondition(!(order[buddy] == Int8(k) && state[buddy] == BlockState.free.rawValue), "unmerged free buddies at \(unit)")
             }
@@ -209,10 +235,22 @@ public struct PoolAllocator: ~Copyable {
     }
 
     private mutating func release(_ start: Int) {
-        var unit = start
-        var k = Int(order[unit])
+        let unit = start
+        let k = Int(order[unit])
         bytesInUse -= Self.unitSize << k
         slicesInUse -= 1
+        if k < Self.quickOrders && quick[k].count < Self.quickListDepth {
+            state[unit] = BlockState.cached.rawValue
+            quick[k].append(Int32(unit))
+            return
+        }
+        coalesce(unit, order: k)
+    }
+
+    /// Frees a block into the buddy lists, merging it with free buddies.
+    private mutating func coalesce(_ start: Int, order startOrder: Int) {
+        var unit = start
+        var k = startOrder
         state[unit] = BlockState.free.rawValue
         while k < maxOrder {
             let buddy = unit ^ (1 << k)
@@ -223,6 +261,19 @@ public struct PoolAllocator: ~Copyable {
             k += 1
         }
         push(unit, order: k)
+    }
+
+    /// Returns every cached block to the buddy lists (when a larger block is
+    /// needed). Returns whether there were any.
+    private mutating func flushQuickLists() -> Bool {
+        var any = false
+        for k in 0..<Self.quickOrders {
+            while let unit = quick[k].popLast() {
+                coalesce(Int(unit), order: k)
+                any = true
+            }
+        }
+        return any
     }
 
     private mutating func push(_ unit: Int, order k: Int) {
