@@ -20,7 +20,7 @@ final class OutboundChannel {
     let id: UInt64
     let receiver: UInt64
     let tag: UInt32
-    var producer: SubmissionProducer
+    @exclusivity(unchecked) var producer: SubmissionProducer
     let receiverWakeMapping: Mapping
     let receiverWake: WakePage
     var closedReason: CloseReason?
@@ -45,7 +45,7 @@ final class OutboundChannel {
 final class InboundChannel {
     let id: UInt64
     let sender: UInt64
-    var consumer: SubmissionConsumer
+    @exclusivity(unchecked) var consumer: SubmissionConsumer
     let pool: Mapping
     let senderWakeMapping: Mapping
     let senderWake: WakePage

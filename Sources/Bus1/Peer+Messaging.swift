@@ -370,16 +370,15 @@ extension Peer {
     /// ``Bus1Error/coordinatorGone`` if the bus dies meanwhile.
     public func receive(mode: WaitMode? = nil, timeoutNanoseconds: UInt64? = nil) throws(Bus1Error) -> Message {
         if let message = try tryReceive() { return message }
-        var message: Message?
         // While a staged sender may be holding delivery back, wake often enough to
         // honour the stall timeout even if nobody rings.
         let slice = ordering == .global && inbound.count > 1
             ? Int64(min(options.orderingStallTimeoutNanoseconds, 200_000_000)) : 200_000_000
         try waitUntil(mode: mode ?? options.waitMode, timeoutNanoseconds: timeoutNanoseconds, sliceNanoseconds: slice) { () throws(Bus1Error) -> Bool in
-            message = try self.tryReceive()
-            return message != nil
+            self.received = try self.tryReceive()
+            return self.received != nil
         }
-        return message.take()!
+        return received.take()!
     }
 
     /// Waits on this peer's doorbell until `ready` holds; checks that the coordinator

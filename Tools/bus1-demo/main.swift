@@ -91,16 +91,21 @@ struct Demo: ParsableCommand {
         throw Bus1Error.refused(.nameUnknown)
     }
 
-    /// Writes the payload once, in place: kind byte first, a marker last.
-    func send(_ peer: Peer, _ kind: Kind, to handle: Handle) throws {
-        let loan = try peer.loan(size, wait: waitMode)
+    /// Writes the payload once, in place: kind byte first, a marker last. (Plain
+    /// parameters: option wrappers cost a metadata lookup per read on a hot path.)
+    static func send(_ peer: Peer, _ kind: Kind, to handle: Handle, size: Int, wait: WaitMode) throws {
+        let loan = try peer.loan(size, wait: wait)
         memset(loan.payload.baseAddress!, 0x42, size)
         loan.payload[0] = kind.rawValue
         loan.payload[size - 1] = 0xA5
-        try peer.send(loan, to: handle, wait: waitMode)
+        try peer.send(loan, to: handle, wait: wait)
     }
 
     func produce(address: String, embedded: Bool) throws {
+        let size = self.size, waitMode = self.waitMode, messages = self.messages, roundTrips = self.roundTrips
+        func send(_ peer: Peer, _ kind: Kind, to handle: Handle) throws {
+            try Self.send(peer, kind, to: handle, size: size, wait: waitMode)
+        }
         let peer = try connect(address)
         let node = try peer.createNode()
         let myName = "bus1-demo.producer.\(getpid())"
@@ -162,6 +167,10 @@ struct Demo: ParsableCommand {
     /// The consumer: reads the first and last byte of every payload in place,
     /// answers pings, releases everything.
     func consume() throws {
+        let size = self.size, waitMode = self.waitMode
+        func send(_ peer: Peer, _ kind: Kind, to handle: Handle) throws {
+            try Self.send(peer, kind, to: handle, size: size, wait: waitMode)
+        }
         let peer = try connect(address!)
         let node = try peer.createNode()
         try peer.publish(node, as: "bus1-demo.consumer.\(getpid())")
