@@ -254,6 +254,19 @@ public final class Peer {
         return Handle(id: grant.handle)
     }
 
+    /// ``lookup(_:)``, retrying every millisecond while the name is not published
+    /// yet, for up to `waitingUpToNanoseconds` (for peers that start together).
+    public func lookup(_ name: String, waitingUpToNanoseconds timeout: UInt64) throws(Bus1Error) -> Handle {
+        let deadline = monotonicNanoseconds() &+ timeout
+        while true {
+            do {
+                return try lookup(name)
+            } catch .refused(.nameUnknown) where monotonicNanoseconds() < deadline {
+                usleep(1000)
+            }
+        }
+    }
+
     /// Drops one reference to a handle of another peer's node.
     public func release(_ handle: Handle) throws(Bus1Error) {
         guard handles[handle.id] != nil else { throw .unknownHandle(handle) }

@@ -124,14 +124,19 @@ func connect() -> Peer {
     do { return try Peer.connect(options: options) } catch { fail("connect: \(error)") }
 }
 
-/// Looks `name` up, retrying while it is not published yet (up to 20 s).
+/// Looks `name` up, waiting up to 20 s for it to be published.
 func lookupWhenPublished(_ peer: Peer, _ name: String) -> Handle {
-    let deadline = monotonicNanoseconds() + 20_000_000_000
-    while true {
-        do { return try peer.lookup(name) } catch .refused(.nameUnknown) where monotonicNanoseconds() < deadline {
-            usleep(2_000)
-        } catch { fail("lookup \(name): \(error)") }
-    }
+    do { return try peer.lookup(name, waitingUpToNanoseconds: 20_000_000_000) } catch { fail("lookup \(name): \(error)") }
+}
+
+/// Sends message 0 of the pattern (1 byte) the honest way.
+func sendFirstHonestMessage(_ peer: Peer, to target: Handle) {
+    do {
+        var loan = try peer.loan(8)
+        loan.count = Pattern.size(0)
+        Pattern.fill(loan.payload, seq: 0)
+        try peer.send(loan, to: target, wait: .park)
+    } catch { fail("honest send: \(error)") }
 }
 
 func printEvents(_ peer: Peer) {
@@ -244,11 +249,7 @@ case "streamer":
 case "hostile":
     let peer = connect()
     let target = lookupWhenPublished(peer, setting("name"))
-    var loan: Loan
-    do { loan = try peer.loan(8) } catch { fail("loan: \(error)") }
-    loan.count = Pattern.size(0)
-    Pattern.fill(loan.payload, seq: 0)
-    do { try peer.send(loan, to: target, wait: .park) } catch { fail("honest send: \(error)") }
+    sendFirstHonestMessage(peer, to: target)
     // Attack only once the honest message was taken and released: a forged index
     // would otherwise (rightly) close the channel before the receiver saw it.
     waitUntilReclaimed(peer)
@@ -291,14 +292,8 @@ case "stalled":
     // Sends one honest message, then freezes mid-send: staging mark set, no ticket.
     let peer = connect()
     let target = lookupWhenPublished(peer, setting("name"))
-    var loan: Loan
-    do { loan = try peer.loan(8) } catch { fail("loan: \(error)") }
-    loan.count = Pattern.size(0)
-    Pattern.fill(loan.payload, seq: 0)
-    do {
-        try peer.send(loan, to: target, wait: .park)
-        try peer.stageWithoutSending(to: target)
-    } catch { fail("stall setup: \(error)") }
+    sendFirstHonestMessage(peer, to: target)
+    do { try peer.stageWithoutSending(to: target) } catch { fail("stall setup: \(error)") }
     say("STAGED")
     raise(SIGSTOP)
     say("CONTINUED")

@@ -51,6 +51,15 @@ struct CommonOptions: ParsableArguments {
     var parsedModes: [Bus1Mode] { modes.split(separator: ",").map { Bus1Mode(name: String($0)) } }
     var format: OutputFormat { json ? .json : csv ? .csv : .table }
 
+    /// The requested modes this kernel supports; says on stderr why any is skipped.
+    var runnableModes: [Bus1Mode] {
+        parsedModes.filter { mode in
+            guard let reason = mode.unavailableReason else { return true }
+            FileHandle.standardError.write("skipping \(mode.name): \(reason)\n".data(using: .utf8)!)
+            return false
+        }
+    }
+
     /// Runs `body` with a bus address (an embedded coordinator unless --address),
     /// pinned if asked; prints the rows; writes the plot.
     func measure(title: String, _ body: (String, [Int]) throws -> [Row]) throws {
@@ -139,11 +148,7 @@ extension Bench {
         func run() throws {
             try common.measure(title: "Round trip latency") { address, cpus in
                 var rows: [Row] = []
-                for mode in common.parsedModes {
-                    if let reason = mode.unavailableReason {
-                        FileHandle.standardError.write("skipping \(mode.name): \(reason)\n".data(using: .utf8)!)
-                        continue
-                    }
+                for mode in common.runnableModes {
                     for size in common.parsedSizes {
                         progress("latency bus1 \(mode.name) \(sizeText(size))")
                         let n = scaled(common.iterations, size: size)
@@ -167,11 +172,7 @@ extension Bench {
         func run() throws {
             try common.measure(title: "Throughput") { address, cpus in
                 var rows: [Row] = []
-                for mode in common.parsedModes {
-                    if let reason = mode.unavailableReason {
-                        FileHandle.standardError.write("skipping \(mode.name): \(reason)\n".data(using: .utf8)!)
-                        continue
-                    }
+                for mode in common.runnableModes {
                     for size in common.parsedSizes {
                         let n = scaled(common.iterations, size: size)
                         for batchSize in batch > 0 ? [nil, batch] : [nil] {
@@ -207,11 +208,7 @@ extension Bench {
             guard !counts.isEmpty, counts.allSatisfy({ $0 >= 1 && $0 <= 256 }) else { throw ValidationError("--receivers: 1...256") }
             try common.measure(title: "Fan-out latency (send → last receiver)") { address, cpus in
                 var rows: [Row] = []
-                for mode in common.parsedModes {
-                    if let reason = mode.unavailableReason {
-                        FileHandle.standardError.write("skipping \(mode.name): \(reason)\n".data(using: .utf8)!)
-                        continue
-                    }
+                for mode in common.runnableModes {
                     for size in common.parsedSizes {
                         for count in counts {
                             progress("fanout bus1 \(mode.name) \(sizeText(size)) ×\(count)")

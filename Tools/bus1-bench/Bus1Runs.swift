@@ -43,17 +43,9 @@ struct Bus1Mode: Hashable {
 /// Pool big enough for the largest payload several times over.
 func poolSize(for size: Int) -> Int { 4096 + max(64 << 20, 1 << (Int.bitWidth - (4 * max(size, 1) - 1).leadingZeroBitCount)) }
 
-/// Looks `name` up, retrying while it is not published yet (up to 20 s).
+/// Looks `name` up, waiting up to 20 s for it to be published.
 func lookup(_ peer: Peer, _ name: String) throws -> Handle {
-    for _ in 0..<20_000 {
-        do {
-            return try peer.lookup(name)
-        } catch {
-            guard case .refused(.nameUnknown) = error else { throw error }
-            usleep(1000)
-        }
-    }
-    throw BenchError("\(name) was never published")
+    try peer.lookup(name, waitingUpToNanoseconds: 20_000_000_000)
 }
 
 /// Loans `size` bytes and writes the first and last byte (the payload is written

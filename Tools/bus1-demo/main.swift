@@ -84,13 +84,6 @@ struct Demo: ParsableCommand {
         return try Peer.connect(options: options)
     }
 
-    func lookup(_ peer: Peer, _ name: String) throws -> Handle {
-        for _ in 0..<10_000 {
-            do { return try peer.lookup(name) } catch .refused(.nameUnknown) { usleep(1000) }
-        }
-        throw Bus1Error.refused(.nameUnknown)
-    }
-
     /// Writes the payload once, in place: kind byte first, a marker last. (Plain
     /// parameters: option wrappers cost a metadata lookup per read on a hot path.)
     static func send(_ peer: Peer, _ kind: Kind, to handle: Handle, size: Int, wait: WaitMode) throws {
@@ -111,7 +104,7 @@ struct Demo: ParsableCommand {
         let myName = "bus1-demo.producer.\(getpid())"
         try peer.publish(node, as: myName)
         let child = try spawnConsumer(address: address, producerName: myName)
-        let consumer = try lookup(peer, "bus1-demo.consumer.\(child)")
+        let consumer = try peer.lookup("bus1-demo.consumer.\(child)", waitingUpToNanoseconds: 20_000_000_000)
 
         print("Bus1 demo: producer (pid \(getpid())) -> consumer (pid \(child)), \(size)-byte payloads, wait mode \(waitMode), "
               + "ordering \(peer.ordering == .global ? "global" : "fifo")")
@@ -174,7 +167,7 @@ struct Demo: ParsableCommand {
         let peer = try connect(address!)
         let node = try peer.createNode()
         try peer.publish(node, as: "bus1-demo.consumer.\(getpid())")
-        let producer = try lookup(peer, "bus1-demo.producer.\(getppid())")
+        let producer = try peer.lookup("bus1-demo.producer.\(getppid())", waitingUpToNanoseconds: 20_000_000_000)
         while true {
             let message = try peer.receive(mode: waitMode)
             guard message.payload.count == size, message.payload[size - 1] == 0xA5 else { throw ValidationError("corrupt payload") }

@@ -69,7 +69,7 @@ struct OrderCheck: ParsableCommand {
     func runSender() throws {
         let peer = try connect()
         var targets: [Handle] = []
-        for r in 0..<receivers { targets.append(try lookup(peer, "order.r\(r)")) }
+        for r in 0..<receivers { targets.append(try peer.lookup("order.r\(r)", waitingUpToNanoseconds: 20_000_000_000)) }
         // fd 3: read end of the pipe from the previous sender; fd 4: write end to the next.
         _ = fcntl(3, F_SETFL, O_NONBLOCK)
         var rng = SplitMix(seed: seed &* 1_000_003 &+ UInt64(index))
@@ -98,19 +98,6 @@ struct OrderCheck: ParsableCommand {
             try peer.reclaimCompleted()
             usleep(100)
         }
-    }
-
-    /// Looks `name` up, retrying for up to 20 s while it is not published yet.
-    func lookup(_ peer: Peer, _ name: String) throws -> Handle {
-        for _ in 0..<20_000 {
-            do {
-                return try peer.lookup(name)
-            } catch {
-                guard case .refused(.nameUnknown) = error else { throw error }
-                usleep(1000)
-            }
-        }
-        throw ValidationError("\(name) was never published")
     }
 
     func send(_ peer: Peer, _ words: [UInt32], to destinations: [Handle]) throws {
