@@ -23,6 +23,8 @@ public enum Bus1Error: Error, Sendable, Equatable, CustomStringConvertible {
     case payloadTooLarge(requested: Int, maximum: Int)
     /// A multicast to more destinations than ``PeerOptions/maximumMulticast`` (or none).
     case badDestinationCount(Int, maximum: Int)
+    /// A batch larger than the channel's ring capacity.
+    case batchTooLarge(Int, maximum: Int)
     /// A name that is empty, too long, or contains NUL.
     case invalidName(String)
     /// A syscall failed.
@@ -49,6 +51,7 @@ public enum Bus1Error: Error, Sendable, Equatable, CustomStringConvertible {
         case .ownNode(let h): "\(h) names one of this peer's own nodes"
         case .payloadTooLarge(let n, let max): "payload of \(n) bytes exceeds the largest slice (\(max))"
         case .badDestinationCount(let n, let max): "multicast to \(n) destinations (1...\(max) allowed)"
+        case .batchTooLarge(let n, let max): "batch of \(n) messages exceeds the ring capacity \(max)"
         case .invalidName(let n): "invalid name \"\(n)\""
         case .system(let e): "\(e)"
         case .protocolViolation(let what): "coordinator protocol violation: \(what)"

@@ -422,22 +422,23 @@ extension Peer {
         try serviceControl()
         guard let target = handles[handle.id] else { throw .unknownHandle(handle) }
         guard let channel = target.channel else { throw .ownNode(handle) }
-        guard count <= channel.producer.capacity else { throw .badDestinationCount(count, maximum: channel.producer.capacity) }
+        guard count <= channel.producer.capacity else { throw .batchTooLarge(count, maximum: channel.producer.capacity) }
         guard sliceSize >= 0, sliceSize <= maximumPayload else { throw .payloadTooLarge(requested: sliceSize, maximum: maximumPayload) }
         if let reason = channel.closedReason { throw .channelClosed(peer: channel.receiver, reason: reason) }
 
         // Credit and slices for the whole batch, or nothing.
         batchOffsets.removeAll(keepingCapacity: true)
+        var shortOf = Bus1Error.WouldBlock.ringFull(handle)
         func acquire() throws(Bus1Error) -> Bool {
             if channel.closedReason != nil { return true }
             if !channel.producer.hasCredit(count) {
                 try drain(channel)
-                if !channel.producer.hasCredit(count) { return false }
+                if !channel.producer.hasCredit(count) { shortOf = .ringFull(handle); return false }
             }
             while batchOffsets.count < count {
                 guard let offset = allocator.allocate(sliceSize) else {
                     try reclaimCompleted()
-                    guard let offset = allocator.allocate(sliceSize) else { return false }
+                    guard let offset = allocator.allocate(sliceSize) else { shortOf = .poolExhausted(requested: sliceSize); return false }
                     batchOffsets.append(offset)
                     continue
                 }
@@ -453,7 +454,7 @@ extension Peer {
                 }
             } else {
                 for offset in batchOffsets { allocator.freeLoan(offset) }
-                throw .wouldBlock(.ringFull(handle))
+                throw .wouldBlock(shortOf)
             }
         }
         if let reason = channel.closedReason {

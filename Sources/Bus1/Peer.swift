@@ -13,7 +13,7 @@ public struct PeerOptions: Sendable {
     public var ringCapacity: Int = 0
     /// How this peer parks when it waits.
     public var parkBackend: ParkBackend = .automatic
-    /// The wait mode of ``Peer/receive(timeout:)`` and of blocking sends when none is given.
+    /// The wait mode of ``Peer/receive(mode:timeoutNanoseconds:)`` when it is given none.
     public var waitMode: WaitMode = .default
     /// How long a receiver waits for a sender that marked a channel as staging
     /// (it took or is taking a ticket) before it delivers later tickets anyway and

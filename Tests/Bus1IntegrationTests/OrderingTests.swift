@@ -136,3 +136,54 @@ struct MulticastTests {
         }
     }
 }
+
+/// `sendBatch`: all-or-nothing, consecutive tickets, typed refusals.
+@Suite("Batches")
+struct BatchTests {
+    func connect(_ bus: BusFixture, ringCapacity: Int = 0, poolSize: Int = 0) throws -> Peer {
+        var options = PeerOptions(address: bus.address)
+        options.ringCapacity = ringCapacity
+        options.poolSize = poolSize
+        options.waitMode = .park
+        return try Peer.connect(options: options)
+    }
+
+    @Test("A batch arrives in order with consecutive tickets; oversize, full-ring and full-pool batches send nothing")
+    func batches() throws {
+        let bus = try BusFixture("batch")
+        let receiver = try connect(bus, ringCapacity: 8)
+        try receiver.publish(try receiver.createNode(), as: "batch.rx")
+        let sender = try connect(bus, poolSize: 4096 + (64 << 10))
+        let handle = try sender.lookup("batch.rx")
+
+        try sender.sendBatch(to: handle, count: 5, sliceSize: 8) { index, slice in
+            slice.storeBytes(of: UInt64(index), as: UInt64.self)
+            return 8
+        }
+        var tickets: [UInt64] = []
+        for index in 0..<5 {
+            let message = try receiver.receive(mode: .park, timeoutNanoseconds: 5_000_000_000)
+            #expect(message.payload.load(as: UInt64.self) == UInt64(index))
+            tickets.append(message.ticket)
+        }
+        #expect(tickets == Array(tickets[0]..<(tickets[0] + 5)), "one fetch_add, consecutive tickets")
+
+        #expect(throws: Bus1Error.batchTooLarge(9, maximum: 8)) {
+            try sender.sendBatch(to: handle, count: 9, sliceSize: 8) { _, _ in 8 }
+        }
+        try sender.sendBatch(to: handle, count: 8, sliceSize: 8) { _, _ in 8 }  // the ring is full now (receiver holds them)
+        #expect(throws: Bus1Error.wouldBlock(.ringFull(handle))) {
+            try sender.sendBatch(to: handle, count: 1, sliceSize: 8) { _, _ in 8 }
+        }
+        while let message = try receiver.tryReceive() { _ = message }
+        try sender.reclaimCompleted()
+        #expect(sender.currentStatistics.slicesInUse == 0)
+
+        // 8 slices of 16 KiB do not fit a 64 KiB pool: refused whole, nothing leaked.
+        #expect(throws: Bus1Error.wouldBlock(.poolExhausted(requested: 16 << 10))) {
+            try sender.sendBatch(to: handle, count: 8, sliceSize: 16 << 10) { _, _ in 16 << 10 }
+        }
+        #expect(sender.currentStatistics.slicesInUse == 0)
+        #expect(try receiver.tryReceive() == nil)
+    }
+}
