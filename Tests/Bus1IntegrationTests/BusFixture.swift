@@ -1,3 +1,4 @@
+import Bus1
 import Bus1Coordinator
 import Logging
 
@@ -12,6 +13,16 @@ final class BusFixture {
     }
 
     deinit { embedded.stop() }
+
+    /// A peer in this process (its own pool and channels on the real coordinator),
+    /// parking when it waits.
+    func connect(ringCapacity: Int = 0, poolSize: Int = 0) throws -> Peer {
+        var options = PeerOptions(address: address)
+        options.ringCapacity = ringCapacity
+        options.poolSize = poolSize
+        options.waitMode = .park
+        return try Peer.connect(options: options)
+    }
 
     /// Spawns the test peer in `role` on this bus.
     func peer(_ role: String, _ settings: [String: String]) throws -> ChildProcess {

@@ -53,19 +53,13 @@ struct OrderingTests {
 /// with its own pool and channels on a real coordinator).
 @Suite("Multicast")
 struct MulticastTests {
-    func connect(_ bus: BusFixture, ringCapacity: Int = 0) throws -> Peer {
-        var options = PeerOptions(address: bus.address)
-        options.ringCapacity = ringCapacity
-        options.waitMode = .park
-        return try Peer.connect(options: options)
-    }
 
     @Test("A full ring at one destination fails the whole multicast; nobody receives it")
     func fullRingFailsWhole() throws {
         let bus = try BusFixture("mcast")
-        let stuck = try connect(bus, ringCapacity: 4)
-        let healthy = try connect(bus, ringCapacity: 64)
-        let sender = try connect(bus)
+        let stuck = try bus.connect(ringCapacity: 4)
+        let healthy = try bus.connect(ringCapacity: 64)
+        let sender = try bus.connect()
         try stuck.publish(try stuck.createNode(), as: "stuck")
         try healthy.publish(try healthy.createNode(), as: "healthy")
         let destinations = [try sender.lookup("healthy"), try sender.lookup("stuck")]
@@ -102,9 +96,9 @@ struct MulticastTests {
     @Test("Multicast to 256 destinations, and to two nodes of one receiver")
     func wideMulticast() throws {
         let bus = try BusFixture("wide")
-        let receivers = try (0..<8).map { _ in try connect(bus) }
+        let receivers = try (0..<8).map { _ in try bus.connect() }
         var destinations: [Handle] = []
-        let sender = try connect(bus)
+        let sender = try bus.connect()
         for (i, receiver) in receivers.enumerated() {
             for n in 0..<32 {
                 try receiver.publish(try receiver.createNode(), as: "wide.\(i).\(n)")
@@ -140,20 +134,13 @@ struct MulticastTests {
 /// `sendBatch`: all-or-nothing, consecutive tickets, typed refusals.
 @Suite("Batches")
 struct BatchTests {
-    func connect(_ bus: BusFixture, ringCapacity: Int = 0, poolSize: Int = 0) throws -> Peer {
-        var options = PeerOptions(address: bus.address)
-        options.ringCapacity = ringCapacity
-        options.poolSize = poolSize
-        options.waitMode = .park
-        return try Peer.connect(options: options)
-    }
 
     @Test("A batch arrives in order with consecutive tickets; oversize, full-ring and full-pool batches send nothing")
     func batches() throws {
         let bus = try BusFixture("batch")
-        let receiver = try connect(bus, ringCapacity: 8)
+        let receiver = try bus.connect(ringCapacity: 8)
         try receiver.publish(try receiver.createNode(), as: "batch.rx")
-        let sender = try connect(bus, poolSize: 4096 + (64 << 10))
+        let sender = try bus.connect(poolSize: 4096 + (64 << 10))
         let handle = try sender.lookup("batch.rx")
 
         try sender.sendBatch(to: handle, count: 5, sliceSize: 8) { index, slice in

@@ -139,6 +139,20 @@ func baselineLatencyRows(_ common: CommonOptions, cpus: [Int], mechanisms: [Base
     return rows
 }
 
+/// The baselines' one-way rates for every size (futex has no one-way form).
+func baselineThroughputRows(_ common: CommonOptions, cpus: [Int]) throws -> [Row] {
+    var rows: [Row] = []
+    for size in common.parsedSizes {
+        let n = scaled(common.iterations, size: size)
+        for baseline in Baseline.allCases {
+            progress("throughput \(baseline.rawValue) \(sizeText(size))")
+            guard let rate = try baseline.throughput(size: size, messages: n, cpus: cpus) else { continue }
+            rows.append(.throughput(baseline.rawValue, "-", size: size, batch: nil, messages: n, seconds: Double(n) / rate))
+        }
+    }
+    return rows
+}
+
 extension Bench {
     struct Latency: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Ping-pong round trips between two processes, per wait mode and size.")
@@ -183,16 +197,7 @@ extension Bench {
                         }
                     }
                 }
-                if !noBaseline {
-                    for size in common.parsedSizes {
-                        let n = scaled(common.iterations, size: size)
-                        for baseline in Baseline.allCases {
-                            progress("throughput \(baseline.rawValue) \(sizeText(size))")
-                            guard let rate = try baseline.throughput(size: size, messages: n, cpus: cpus) else { continue }
-                            rows.append(.throughput(baseline.rawValue, "-", size: size, batch: nil, messages: n, seconds: Double(n) / rate))
-                        }
-                    }
-                }
+                if !noBaseline { rows += try baselineThroughputRows(common, cpus: cpus) }
                 return rows
             }
         }
@@ -234,16 +239,7 @@ extension Bench {
 
         func run() throws {
             try common.measure(title: "Baselines: round trip") { _, cpus in
-                var rows = try baselineLatencyRows(common, cpus: cpus)
-                for size in common.parsedSizes {
-                    let n = scaled(common.iterations, size: size)
-                    for baseline in Baseline.allCases {
-                        progress("throughput \(baseline.rawValue) \(sizeText(size))")
-                        guard let rate = try baseline.throughput(size: size, messages: n, cpus: cpus) else { continue }
-                        rows.append(.throughput(baseline.rawValue, "-", size: size, batch: nil, messages: n, seconds: Double(n) / rate))
-                    }
-                }
-                return rows
+                try baselineLatencyRows(common, cpus: cpus) + baselineThroughputRows(common, cpus: cpus)
             }
         }
     }
