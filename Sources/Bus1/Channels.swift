@@ -47,6 +47,8 @@ final class InboundChannel {
     let sender: UInt64
     @exclusivity(unchecked) var consumer: SubmissionConsumer
     let pool: Mapping
+    /// Where the sender's payload area starts (slices before it are refused).
+    let payloadOffset: UInt64
     let senderWakeMapping: Mapping
     let senderWake: WakePage
     var allowedNodes: Set<UInt64>
@@ -58,13 +60,14 @@ final class InboundChannel {
     /// checks one flag instead of every channel.
     let violations: ViolationInbox
 
-    init(id: UInt64, sender: UInt64, consumer: consuming SubmissionConsumer, pool: consuming Mapping,
+    init(id: UInt64, sender: UInt64, consumer: consuming SubmissionConsumer, pool: consuming Mapping, payloadOffset: UInt64,
          senderWakeMapping: consuming Mapping, senderWake: WakePage, firstNode: UInt64, violations: ViolationInbox) {
         self.violations = violations
         self.id = id
         self.sender = sender
         self.consumer = consumer
         self.pool = pool
+        self.payloadOffset = payloadOffset
         self.senderWakeMapping = senderWakeMapping
         self.senderWake = senderWake
         self.allowedNodes = [firstNode]
@@ -73,7 +76,7 @@ final class InboundChannel {
     /// Whether `[offset, offset + length)` lies in the sender's payload area.
     @inline(__always)
     func sliceIsValid(offset: UInt64, length: UInt32) -> Bool {
-        offset >= UInt64(BUS1_POOL_DATA_OFFSET) && offset <= UInt64(pool.count)
+        offset >= payloadOffset && offset <= UInt64(pool.count)
             && UInt64(length) <= UInt64(pool.count) - offset
     }
 

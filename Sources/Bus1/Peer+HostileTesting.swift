@@ -26,9 +26,9 @@ extension Peer {
         guard let target = handles[handle.id], let channel = target.channel else { throw .unknownHandle(handle) }
         let loan = try self.loan(64)
         let (offset, count) = loan.detach()
-        allocator.markSent(offset, channelTag: channel.tag)
         var descriptor = bus1_descriptor()
         descriptor.ticket = forgery.ticket ?? clock.next()
+        allocator.markSent(offset, channelTag: channel.tag, ticket: descriptor.ticket, receiver: channel.receiver, length: count)
         descriptor.node = forgery.node ?? target.node
         descriptor.offset = forgery.offset ?? offset
         descriptor.length = forgery.length ?? UInt32(count)

@@ -112,7 +112,6 @@ extension Peer {
             if !channel.producer.hasCredit { return loan }
         }
         let (offset, count) = loan.detach()
-        allocator.markSent(offset, channelTag: channel.tag)
         var descriptor = bus1_descriptor()
         descriptor.node = target.node
         descriptor.offset = offset
@@ -121,11 +120,13 @@ extension Peer {
             channel.producer.stage(clock.current())
             atomicMemoryFence(ordering: .sequentiallyConsistent)  // the mark is visible before the ticket exists
             descriptor.ticket = clock.next()
+            allocator.markSent(offset, channelTag: channel.tag, ticket: descriptor.ticket, receiver: channel.receiver, length: count)
             channel.producer.submit(descriptor)
             channel.producer.unstage()
         } else {
             localTicket += 1
             descriptor.ticket = localTicket
+            allocator.markSent(offset, channelTag: channel.tag, ticket: descriptor.ticket, receiver: channel.receiver, length: count)
             channel.producer.submit(descriptor)
         }
         channel.receiverWake.ring()
@@ -176,7 +177,6 @@ extension Peer {
             }
         }
         let (offset, count) = loan.detach()
-        allocator.markSent(offset, channelTags: targets.map { $0.channel.tag })
         var descriptor = bus1_descriptor()
         descriptor.offset = offset
         descriptor.length = UInt32(count)
@@ -189,6 +189,7 @@ extension Peer {
             localTicket += 1
             descriptor.ticket = localTicket
         }
+        allocator.markSent(offset, channelTags: targets.map { $0.channel.tag }, ticket: descriptor.ticket, length: count)
         for target in targets {
             descriptor.node = target.node
             target.channel.producer.submit(descriptor)
@@ -477,7 +478,7 @@ extension Peer {
             let capacity = allocator.capacity(at: offset)!
             let used = fill(index, UnsafeMutableRawBufferPointer(start: poolMapping.base + Int(offset), count: capacity))
             precondition(used >= 0 && used <= capacity, "fill returned more bytes than the slice holds")
-            allocator.markSent(offset, channelTag: channel.tag)
+            allocator.markSent(offset, channelTag: channel.tag, ticket: ticket, receiver: channel.receiver, length: used)
             descriptor.offset = offset
             descriptor.length = UInt32(used)
             descriptor.ticket = ticket

@@ -141,8 +141,8 @@ public final class Peer {
             ordering = flags & BUS1_WELCOME_FIFO_ONLY != 0 ? .fifo : .global
             let pool = FileDescriptor(adopting: fds[0]), wakeFD = FileDescriptor(adopting: fds[1]), clockFD = FileDescriptor(adopting: fds[2])
             fds = []
-            guard try pool.size() == Int(poolSize), poolSize > UInt64(BUS1_POOL_DATA_OFFSET) else {
-                throw Bus1Error.protocolViolation("pool size does not match WELCOME")
+            guard try pool.size() == Int(poolSize), let layout = bus1_pool_layout(poolSize: Int(poolSize)) else {
+                throw Bus1Error.protocolViolation("pool size does not match WELCOME or is not a valid pool layout")
             }
             id = peerID
             poolMapping = try Mapping(pool, count: Int(poolSize), writable: true)
@@ -150,9 +150,8 @@ public final class Peer {
             clockMapping = try Mapping(clockFD, count: Int(BUS1_PAGE_SIZE), writable: true)
             wake = try WakePage(wakeMapping, expectedPeer: peerID)
             clock = try ClockPage(clockMapping)
-            let dataSize = Int(poolSize) - Int(BUS1_POOL_DATA_OFFSET)
-            guard dataSize & (dataSize - 1) == 0 else { throw Bus1Error.protocolViolation("pool payload area is not a power of two") }
-            allocator = PoolAllocator(dataOffset: Int(BUS1_POOL_DATA_OFFSET), dataSize: dataSize)
+            allocator = PoolAllocator(dataOffset: Int(layout.data_offset), dataSize: Int(layout.data_size),
+                                      ledger: SliceLedger(pool: poolMapping.base, layout: layout))
             waiter = DoorbellWaiter(page: wake, parker: parker)
             seenControlSequence = wake.controlSequence.loadAcquiring()
 
@@ -442,13 +441,14 @@ public final class Peer {
             let memory = try ChannelMemory(try Mapping(channelFD, count: geometry.size, writable: true),
                                            channel: opening.channel, capacity: capacity)
             guard try MemFD.seals(of: poolFD).isSuperset(of: [.shrink, .grow, .futureWrite]),
-                  try poolFD.size() == Int(opening.senderPoolSize)
-            else { throw WireError.mismatch("sender pool seals or size") }
+                  try poolFD.size() == Int(opening.senderPoolSize),
+                  let layout = bus1_pool_layout(poolSize: Int(opening.senderPoolSize))
+            else { throw WireError.mismatch("sender pool seals, size or layout") }
             let pool = try Mapping(poolFD, count: Int(opening.senderPoolSize), writable: false)
             let wakeMapping = try Mapping(senderWakeFD, count: Int(BUS1_PAGE_SIZE), writable: true)
             let page = try WakePage(wakeMapping, expectedPeer: opening.sender)
             inbound.append(InboundChannel(id: opening.channel, sender: opening.sender, consumer: SubmissionConsumer(memory),
-                                          pool: pool, senderWakeMapping: wakeMapping, senderWake: page, firstNode: opening.node,
+                                          pool: pool, payloadOffset: layout.data_offset, senderWakeMapping: wakeMapping, senderWake: page, firstNode: opening.node,
                                           violations: violationInbox))
         } catch let error as LinuxError {
             throw .system(error)

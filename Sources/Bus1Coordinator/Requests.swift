@@ -81,15 +81,21 @@ extension Coordinator {
     }
 
     private func welcome(_ peer: PeerRecord, poolSize requested: UInt64, ringCapacity requestedCapacity: UInt32) throws -> Response {
-        let header = UInt64(BUS1_POOL_DATA_OFFSET)
-        var dataSize = requested == 0 ? UInt64(configuration.defaultPoolDataSize) : (requested > header ? requested - header : 1)
-        dataSize = max(dataSize, 64 << 10)
+        // The payload area: a power of two, such that the whole pool (header, ledger,
+        // payload) is at least what was asked for.
+        var dataSize = UInt64(configuration.defaultPoolDataSize)
+        if requested != 0 {
+            dataSize = UInt64(BUS1_POOL_DATA_MIN)
+            while UInt64(bus1_pool_layout.poolSize(forDataSize: Int(dataSize))) < requested && dataSize <= UInt64(configuration.maximumPoolDataSize) {
+                dataSize <<= 1
+            }
+        }
         guard dataSize <= UInt64(configuration.maximumPoolDataSize) else { throw RequestError.quota(BUS1_QUOTA_POOL_BYTES.rawValue) }
-        if dataSize & (dataSize - 1) != 0 { dataSize = 1 << (64 - (dataSize - 1).leadingZeroBitCount) }  // round up to a power of two
         let capacity = requestedCapacity == 0 ? configuration.defaultRingCapacity : Int(requestedCapacity)
         guard capacity >= 2, capacity <= 65536, capacity & (capacity - 1) == 0 else { throw RequestError.protocolError }
 
-        let poolSize = Int(header + dataSize)
+        let poolSize = bus1_pool_layout.poolSize(forDataSize: Int(dataSize))
+        let layout = bus1_pool_layout(poolSize: poolSize)!
         do {
             let pool = try MemFD.create(name: "bus1-pool-\(peer.id)", size: poolSize)
             try MemFD.addSeals([.shrink, .grow], to: pool)  // future-write and seal come once the owner mapped it
@@ -97,7 +103,7 @@ extension Coordinator {
                 let mapping = try Mapping(pool, count: Int(BUS1_PAGE_SIZE), writable: true)
                 var h = bus1_pool_header()
                 h.magic = BUS1_MAGIC_POOL; h.version = BUS1_WIRE_VERSION; h.peer_id = peer.id
-                h.size = UInt64(poolSize); h.data_offset = header
+                h.size = UInt64(poolSize); h.data_offset = layout.data_offset
                 mapping.base.storeBytes(of: h, as: bus1_pool_header.self)
             }
             let wake = try MemFD.create(name: "bus1-wake-\(peer.id)", size: Int(BUS1_PAGE_SIZE))

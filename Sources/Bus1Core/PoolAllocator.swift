@@ -53,6 +53,9 @@ public struct PoolAllocator: ~Copyable {
     /// Sentinel in `tag` for a block whose tags live in `multicastTags`.
     private static let multicastTag: UInt32 = .max
 
+    /// The pool's shared slice ledger, kept in step with `state` (nil: none).
+    private let ledger: SliceLedger?
+
     /// Bytes in loaned or sent blocks.
     public private(set) var bytesInUse = 0
     /// Loaned or sent blocks.
@@ -62,8 +65,10 @@ public struct PoolAllocator: ~Copyable {
     public var largestSlice: Int { dataSize }
 
     /// An allocator for a payload area of `dataSize` bytes (a power of two, at least
-    /// one unit) starting at `dataOffset`.
-    public init(dataOffset: Int, dataSize: Int) {
+    /// one unit) starting at `dataOffset`, mirroring what it hands out into
+    /// `ledger` if given.
+    public init(dataOffset: Int, dataSize: Int, ledger: SliceLedger? = nil) {
+        self.ledger = ledger
         precondition(dataSize >= Self.unitSize && dataSize & (dataSize - 1) == 0, "pool payload area must be a power of two")
         self.dataOffset = dataOffset
         self.dataSize = dataSize
@@ -104,6 +109,7 @@ public struct PoolAllocator: ~Copyable {
             state[unit] = BlockState.loaned.rawValue
             bytesInUse += Self.unitSize << wanted
             slicesInUse += 1
+            ledger?.loaned(unit: unit, blockBytes: Self.unitSize << wanted)
             return UInt64(dataOffset + unit << Self.unitShift)
         }
         let candidates = nonEmpty & ~((UInt64(1) << UInt64(wanted)) &- 1)
@@ -119,27 +125,34 @@ public struct PoolAllocator: ~Copyable {
         state[unit] = BlockState.loaned.rawValue
         bytesInUse += Self.unitSize << k
         slicesInUse += 1
+        ledger?.loaned(unit: unit, blockBytes: Self.unitSize << k)
         return UInt64(dataOffset + unit << Self.unitShift)
     }
 
-    /// Marks a loaned block as sent on the channel identified by `channelTag`.
-    public mutating func markSent(_ offset: UInt64, channelTag: UInt32) {
+    /// Marks a loaned block as sent on the channel identified by `channelTag`, to
+    /// peer `receiver` (for the ledger) as `ticket`, carrying `length` bytes.
+    public mutating func markSent(_ offset: UInt64, channelTag: UInt32, ticket: UInt64, receiver: UInt64, length: Int) {
         let unit = self.unit(offset)!
         precondition(state[unit] == BlockState.loaned.rawValue, "sending a block that is not loaned")
         state[unit] = BlockState.sent.rawValue
         tag[unit] = channelTag
+        ledger?.sent(unit: unit, ticket: ticket, receiver: receiver, length: UInt32(length), pending: 1)
     }
 
     /// Marks a loaned block as sent once per entry of `channelTags` (a multicast: one
     /// descriptor per destination, possibly several on one channel). Tags must not
     /// be `UInt32.max`.
-    public mutating func markSent(_ offset: UInt64, channelTags: [UInt32]) {
-        guard channelTags.count > 1 else { return markSent(offset, channelTag: channelTags[0]) }
+    public mutating func markSent(_ offset: UInt64, channelTags: [UInt32], ticket: UInt64, length: Int) {
         let unit = self.unit(offset)!
         precondition(state[unit] == BlockState.loaned.rawValue, "sending a block that is not loaned")
         state[unit] = BlockState.sent.rawValue
-        tag[unit] = Self.multicastTag
-        multicastTags[unit] = channelTags
+        if channelTags.count == 1 {
+            tag[unit] = channelTags[0]
+        } else {
+            tag[unit] = Self.multicastTag
+            multicastTags[unit] = channelTags
+        }
+        ledger?.sent(unit: unit, ticket: ticket, receiver: .max /* BUS1_INVALID_ID: multicast */, length: UInt32(length), pending: channelTags.count)
     }
 
     /// Frees a loaned block (a loan given up without sending).
@@ -159,6 +172,7 @@ public struct PoolAllocator: ~Copyable {
             tags.remove(at: i)
             if !tags.isEmpty {
                 multicastTags[unit] = tags
+                ledger?.pending(unit: unit, tags.count)
                 return true
             }
             multicastTags[unit] = nil
@@ -184,7 +198,13 @@ public struct PoolAllocator: ~Copyable {
                     doomed.append(unit)
                 } else if tag[unit] == Self.multicastTag, var tags = multicastTags[unit], tags.contains(channelTag) {
                     tags.removeAll { $0 == channelTag }
-                    if tags.isEmpty { multicastTags[unit] = nil; doomed.append(unit) } else { multicastTags[unit] = tags }
+                    if tags.isEmpty {
+                        multicastTags[unit] = nil
+                        doomed.append(unit)
+                    } else {
+                        multicastTags[unit] = tags
+                        ledger?.pending(unit: unit, tags.count)
+                    }
                 }
             }
             unit += 1 << k
@@ -239,6 +259,7 @@ public struct PoolAllocator: ~Copyable {
         let k = Int(order[unit])
         bytesInUse -= Self.unitSize << k
         slicesInUse -= 1
+        ledger?.freed(unit: unit)
         if k < Self.quickOrders && quick[k].count < Self.quickListDepth {
             state[unit] = BlockState.cached.rawValue
             quick[k].append(Int32(unit))

@@ -34,3 +34,12 @@ public func monotonicNanoseconds() -> UInt64 {
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
 }
+
+/// CLOCK_MONOTONIC_COARSE in milliseconds, low 32 bits: a timestamp for ages
+/// measured in seconds, a few nanoseconds to read (no syscall, no TSC read).
+@inline(__always)
+public func coarseMonotonicMilliseconds() -> UInt32 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts)
+    return UInt32(truncatingIfNeeded: UInt64(ts.tv_sec) &* 1000 &+ UInt64(ts.tv_nsec) / 1_000_000)
+}

@@ -1,4 +1,5 @@
 import Bus1Core
+import CBus1Wire
 import Testing
 
 /// A small deterministic generator so every failure replays from its seed.
@@ -15,10 +16,25 @@ struct SplitMix64: RandomNumberGenerator {
 
 @Suite("Pool allocator")
 struct PoolAllocatorTests {
-    @Test("Random loans, sends, frees and completions keep every invariant and never overlap", arguments: [1, 2, 3, 4])
+    /// The slice records with a slice in them, by pool offset.
+    static func ledgerEntries(_ memory: UnsafeMutableRawPointer, _ layout: bus1_pool_layout) -> [UInt64: bus1_slice_record] {
+        let records = (memory + Int(layout.ledger_offset)).assumingMemoryBound(to: bus1_slice_record.self)
+        var entries: [UInt64: bus1_slice_record] = [:]
+        for unit in 0..<Int(layout.data_size) / Int(BUS1_POOL_UNIT) where records[unit].block_bytes != 0 {
+            entries[layout.data_offset + UInt64(unit) * UInt64(BUS1_POOL_UNIT)] = records[unit]
+        }
+        return entries
+    }
+
+    @Test("Random loans, sends, frees and completions keep every invariant, never overlap, and the ledger mirrors them",
+          arguments: [1, 2, 3, 4])
     func randomOperations(seed: UInt64) {
         var rng = SplitMix64(state: seed)
-        var pool = PoolAllocator(dataOffset: 4096, dataSize: 1 << 20)
+        let layout = bus1_pool_layout(poolSize: bus1_pool_layout.poolSize(forDataSize: 1 << 20))!
+        let memory = UnsafeMutableRawPointer.allocate(byteCount: Int(layout.data_offset), alignment: 64)
+        memory.initializeMemory(as: UInt8.self, repeating: 0, count: Int(layout.data_offset))
+        defer { memory.deallocate() }
+        var pool = PoolAllocator(dataOffset: Int(layout.data_offset), dataSize: 1 << 20, ledger: SliceLedger(pool: memory, layout: layout))
         var loaned: [UInt64: Int] = [:]
         var sent: [UInt64: (tag: UInt32, size: Int)] = [:]
         for step in 0..<20_000 {
@@ -40,7 +56,7 @@ struct PoolAllocatorTests {
                 if let (offset, size) = loaned.randomElement(using: &rng) {
                     loaned[offset] = nil
                     let tag = UInt32(rng.next() % 3 + 1)
-                    pool.markSent(offset, channelTag: tag)
+                    pool.markSent(offset, channelTag: tag, ticket: UInt64(step + 1), receiver: UInt64(tag), length: size)
                     sent[offset] = (tag, size)
                 }
             case 3:
@@ -57,7 +73,17 @@ struct PoolAllocatorTests {
                     sent[offset] = nil
                 }
             }
-            if step % 1000 == 0 { _ = pool.verify() }
+            if step % 1000 == 0 {
+                _ = pool.verify()
+                let ledger = Self.ledgerEntries(memory, layout)
+                #expect(ledger.count == loaned.count + sent.count, "ledger size at step \(step)")
+                for (offset, _) in loaned { #expect(ledger[offset]?.state == UInt16(BUS1_SLICE_LOANED.rawValue)) }
+                for (offset, info) in sent {
+                    let record = ledger[offset]
+                    #expect(record?.state == UInt16(BUS1_SLICE_SENT.rawValue) && record?.receiver == UInt64(info.tag)
+                            && record?.length == UInt32(info.size) && record?.pending == 1 && record?.block_bytes == UInt32(pool.capacity(at: offset)!))
+                }
+            }
         }
         let tag: UInt32 = 2
         let onTag = sent.filter { $0.value.tag == tag }.count
@@ -71,6 +97,7 @@ struct PoolAllocatorTests {
         let inUse = pool.verify()
         let counters = (pool.bytesInUse, pool.slicesInUse)
         #expect(inUse == 0 && counters == (0, 0))
+        #expect(Self.ledgerEntries(memory, layout).isEmpty, "ledger keeps freed slices")
         // Everything merged back: the whole area is one block again.
         let whole = pool.allocate(1 << 20)
         #expect(whole != nil)
@@ -81,7 +108,7 @@ struct PoolAllocatorTests {
         var pool = PoolAllocator(dataOffset: 4096, dataSize: 1 << 16)
         let offset = pool.allocate(100)!
         let unsent = pool.reclaim(offset, channelTag: 1)
-        pool.markSent(offset, channelTag: 1)
+        pool.markSent(offset, channelTag: 1, ticket: 1, receiver: 2, length: 100)
         let misaligned = pool.reclaim(offset + 1, channelTag: 1)
         let header = pool.reclaim(0, channelTag: 1)
         let past = pool.reclaim(1 << 40, channelTag: 1)

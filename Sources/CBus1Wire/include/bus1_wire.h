@@ -85,25 +85,90 @@ struct bus1_clock_page {
 };
 
 /* ------------------------------------------------------------------------ */
-/* Pool: one per peer. A header page, then the payload area.                 */
+/* Pool: one per peer. A header page, the slice ledger, the payload area.    */
 /* ------------------------------------------------------------------------ */
 
 /*
+ * Layout: [bus1_pool_header, one page][slice ledger][payload area]
+ *
+ * The payload area is a power of two, data_size bytes, at least
+ * BUS1_POOL_DATA_MIN. The ledger holds one bus1_slice_record per BUS1_POOL_UNIT
+ * of payload (data_size / 8 bytes, a whole number of pages), so the whole
+ * layout follows from the pool's size alone: see bus1_pool_layout_of().
+ *
  * The header is written once by the coordinator before the owner maps the
  * pool. Receivers do not trust it: they take the pool size from the sealed
- * memfd (fstat) and the data offset from BUS1_POOL_DATA_OFFSET.
+ * memfd (fstat) and the layout from bus1_pool_layout_of().
  */
 struct bus1_pool_header {
 	uint32_t magic;            /* BUS1_MAGIC_POOL */
 	uint32_t version;
 	uint64_t peer_id;          /* owner */
 	uint64_t size;             /* total bytes, header included */
-	uint64_t data_offset;      /* == BUS1_POOL_DATA_OFFSET */
+	uint64_t data_offset;      /* == bus1_pool_layout_of().data_offset */
 	uint8_t  _reserved[32];
 };
-#define BUS1_POOL_DATA_OFFSET BUS1_PAGE_SIZE
 /* Slices are allocated in multiples of this many bytes, aligned to it. */
 #define BUS1_POOL_UNIT 256u
+#define BUS1_POOL_LEDGER_OFFSET BUS1_PAGE_SIZE
+#define BUS1_POOL_DATA_MIN (64u << 10)
+
+/*
+ * Slice ledger: what the owner has loaned and sent, for inspectors
+ * (shm-inspect). Record i describes the slice starting at payload unit i;
+ * records of units inside a slice, and of free units, are zero.
+ *
+ * Written by the owner only, with plain stores, in the same step as its own
+ * allocator's bookkeeping: receivers map the pool read-only and nobody acts on
+ * the ledger, so it needs no ordering. Readers see it racily (a record may be
+ * torn while a send is in progress) and must validate every field.
+ */
+struct bus1_slice_record {
+	uint64_t ticket;           /* the send's ticket; 0 while loaned */
+	uint64_t receiver;         /* peer id of the only destination; BUS1_INVALID_ID: multicast; 0 while loaned */
+	uint32_t block_bytes;      /* bytes reserved (a power of two of units); 0: no slice starts here */
+	uint32_t length;           /* payload bytes sent; 0 while loaned */
+	uint16_t pending;          /* descriptors not yet completed; 0 while loaned */
+	uint16_t state;            /* bus1_slice_state */
+	uint32_t since_ms;         /* CLOCK_MONOTONIC_COARSE in ms (low 32 bits) when loaned */
+};
+
+enum bus1_slice_state {
+	BUS1_SLICE_FREE   = 0,
+	BUS1_SLICE_LOANED = 1,     /* handed to the owner's code to fill */
+	BUS1_SLICE_SENT   = 2,     /* in flight: `pending` receivers still hold it */
+};
+
+/* Where a pool of `pool_size` bytes keeps its ledger and payload. */
+struct bus1_pool_layout {
+	uint64_t ledger_offset;
+	uint64_t data_offset;
+	uint64_t data_size;
+};
+
+/* Pool bytes for a payload area of `data_size` (a power of two). */
+static inline uint64_t bus1_pool_size_for(uint64_t data_size)
+{
+	return BUS1_POOL_LEDGER_OFFSET + data_size / BUS1_POOL_UNIT * sizeof(struct bus1_slice_record) + data_size;
+}
+
+/* The layout of a pool of `pool_size` bytes; 0, or -1 if no valid pool has that size. */
+static inline int bus1_pool_layout_of(uint64_t pool_size, struct bus1_pool_layout *out)
+{
+	uint64_t data_size;
+
+	if (pool_size <= BUS1_POOL_LEDGER_OFFSET || pool_size > (1ull << 48))
+		return -1;
+	/* size = ledger offset + data/8 + data */
+	data_size = (pool_size - BUS1_POOL_LEDGER_OFFSET) / 9 * 8;
+	if (data_size < BUS1_POOL_DATA_MIN || (data_size & (data_size - 1)) != 0 ||
+	    bus1_pool_size_for(data_size) != pool_size)
+		return -1;
+	out->ledger_offset = BUS1_POOL_LEDGER_OFFSET;
+	out->data_offset = pool_size - data_size;
+	out->data_size = data_size;
+	return 0;
+}
 
 /* ------------------------------------------------------------------------ */
 /* Channel: one per (sender, receiver) pair.                                 */
@@ -347,6 +412,8 @@ _Static_assert(__builtin_offsetof(struct bus1_wake_page, doorbell) == 64, "doorb
 _Static_assert(sizeof(struct bus1_clock_page) == 128, "clock page layout");
 _Static_assert(__builtin_offsetof(struct bus1_clock_page, ticket) == 64, "ticket on its own line");
 _Static_assert(sizeof(struct bus1_pool_header) == 64, "pool header layout");
+_Static_assert(sizeof(struct bus1_slice_record) == 32, "slice record layout");
+_Static_assert(BUS1_POOL_DATA_MIN / BUS1_POOL_UNIT * 32 % BUS1_PAGE_SIZE == 0, "ledger fills whole pages");
 _Static_assert(sizeof(struct bus1_channel_header) == 192, "channel header layout");
 _Static_assert(__builtin_offsetof(struct bus1_channel_header, sub_tail) == 64, "sender line");
 _Static_assert(__builtin_offsetof(struct bus1_channel_header, sub_head) == 128, "receiver line");
