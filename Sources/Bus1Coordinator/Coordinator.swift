@@ -18,7 +18,7 @@ public final class Coordinator: @unchecked Sendable {
     private let listener: FileDescriptor
     private let readiness: any ReadinessSource
     private let stopPipe: (read: Int32, write: Int32)
-    private let clockFD: FileDescriptor
+    let clockFD: FileDescriptor
     var clockDescriptor: Int32 { clockFD.rawValue }
     private let clockMapping: Mapping
 
@@ -179,7 +179,7 @@ public final class Coordinator: @unchecked Sendable {
             sendDirect(socket.rawValue, .error(code: BUS1_ERR_PERMISSION.rawValue, detail: 0), requestID: 0)
             return
         }
-        let sameUID = peers.values.filter { $0.uid == credentials.uid }.count
+        let sameUID = peers.values.count { $0.uid == credentials.uid && $0.state != .inspecting }
         guard sameUID < configuration.maximumPeersPerUID else {
             sendDirect(socket.rawValue, .error(code: BUS1_ERR_QUOTA.rawValue, detail: BUS1_QUOTA_PEERS.rawValue), requestID: 0)
             return
@@ -193,7 +193,7 @@ public final class Coordinator: @unchecked Sendable {
         nextPeer += 1
         let peer = PeerRecord(id: id, socket: socket, pidfd: pidfd, pid: credentials.pid, uid: credentials.uid)
         peers[id] = peer
-        counters.peers.store(peers.count, ordering: .relaxed)
+        counters.peers.store(connectedPeers(), ordering: .relaxed)
         do {
             try readiness.watch(peer.socket.rawValue, token: peer.socketToken)
             if let fd = peer.pidfd?.rawValue { try readiness.watch(fd, token: peer.pidfdToken) }
@@ -297,7 +297,7 @@ public final class Coordinator: @unchecked Sendable {
     /// names, nodes and handles, closes its fds.
     func removePeer(_ id: UInt64, reason: String) {
         guard let peer = peers.removeValue(forKey: id) else { return }
-        counters.peers.store(peers.count, ordering: .relaxed)
+        counters.peers.store(connectedPeers(), ordering: .relaxed)
         logger.debug("peer removed", metadata: ["peer": "\(id)", "reason": "\(reason)"])
         try? readiness.unwatch(peer.socketToken)
         try? readiness.unwatch(peer.pidfdToken)

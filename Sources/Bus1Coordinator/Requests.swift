@@ -40,6 +40,10 @@ extension Coordinator {
     func serve(_ message: ControlMessage, from peer: PeerRecord) -> Response {
         do {
             switch (message, peer.state) {
+            case (.introspect, .connected):
+                return try beginInspection(peer)
+            case (.getObjects(let first), .inspecting):
+                return try objects(from: first, for: peer)
             case (.hello(let poolSize, let capacity), .connected):
                 return try welcome(peer, poolSize: poolSize, ringCapacity: capacity)
             case (.poolMapped, .welcomed):
@@ -66,7 +70,7 @@ extension Coordinator {
                                metadata: ["channel": "\(channelID)", "sender": "\(channel.sender)", "receiver": "\(peer.id)"])
                 return .ok
             case (.hello, _), (.poolMapped, _), (.nodeCreate, _), (.namePublish, _), (.nameLookup, _),
-                 (.handleRelease, _), (.violation, _), (.channelClose, _), (.orderingStall, _):
+                 (.handleRelease, _), (.violation, _), (.channelClose, _), (.orderingStall, _), (.introspect, _), (.getObjects, _):
                 throw RequestError.state
             default:
                 // Replies and events are the coordinator's to send, never a peer's.

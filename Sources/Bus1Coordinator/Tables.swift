@@ -6,9 +6,10 @@ import CBus1Wire
 ///
 /// States: `connected` (socket accepted, no HELLO yet) → `welcomed` (pool, wake
 /// page and clock sent; waiting for POOL_MAPPED) → `ready` (pool sealed against
-/// future writes; may create nodes, look up names, get channels).
+/// future writes; may create nodes, look up names, get channels). A connection
+/// that sends INTROSPECT instead of HELLO is `inspecting`: no peer at all.
 final class PeerRecord {
-    enum State { case connected, welcomed, ready }
+    enum State { case connected, welcomed, ready, inspecting }
 
     let id: UInt64
     let socket: FileDescriptor
@@ -37,6 +38,8 @@ final class PeerRecord {
     var outbound: [UInt64: UInt64] = [:]
     /// Channels where this peer receives, by channel id.
     var inbound: Set<UInt64> = []
+    /// An inspector's snapshot and objects.
+    var inspection: Inspection?
 
     init(id: UInt64, socket: consuming FileDescriptor, pidfd: OwnedDescriptor?, pid: Int32, uid: UInt32) {
         self.id = id

@@ -14,12 +14,16 @@ public enum ControlMessage: Sendable, Equatable {
     case violation(channel: UInt64, reason: UInt32)
     case channelClose(channel: UInt64)
     case orderingStall(channel: UInt64)
+    case introspect
+    case getObjects(first: UInt32)
     // replies
     case ok
     case error(code: UInt32, detail: UInt32)
     case welcome(peer: UInt64, poolSize: UInt64, ringCapacity: UInt32, flags: UInt32)
     case nodeCreated(handle: UInt64)
     case handleGranted(HandleGrant)
+    case snapshot(size: UInt64, objectCount: UInt32)
+    case objects(first: UInt32, count: UInt32)
     // events
     case channelOpened(ChannelOpening)
     case channelGrant(channel: UInt64, node: UInt64)
@@ -56,11 +60,15 @@ public enum ControlMessage: Sendable, Equatable {
         case .violation: BUS1_MSG_VIOLATION.rawValue
         case .channelClose: BUS1_MSG_CHANNEL_CLOSE.rawValue
         case .orderingStall: BUS1_MSG_ORDERING_STALL.rawValue
+        case .introspect: BUS1_MSG_INTROSPECT.rawValue
+        case .getObjects: BUS1_MSG_GET_OBJECTS.rawValue
         case .ok: BUS1_MSG_OK.rawValue
         case .error: BUS1_MSG_ERROR.rawValue
         case .welcome: BUS1_MSG_WELCOME.rawValue
         case .nodeCreated: BUS1_MSG_NODE_CREATED.rawValue
         case .handleGranted: BUS1_MSG_HANDLE_GRANTED.rawValue
+        case .snapshot: BUS1_MSG_SNAPSHOT.rawValue
+        case .objects: BUS1_MSG_OBJECTS.rawValue
         case .channelOpened: BUS1_MSG_CHANNEL_OPENED.rawValue
         case .channelGrant: BUS1_MSG_CHANNEL_GRANT.rawValue
         case .channelClosed: BUS1_MSG_CHANNEL_CLOSED.rawValue
@@ -73,6 +81,8 @@ public enum ControlMessage: Sendable, Equatable {
         case .welcome: 3  // pool, wake page, clock page
         case .handleGranted(let g): g.newChannel ? 2 : 0  // channel, owner's wake page
         case .channelOpened: 3  // channel, sender pool (read-only), sender wake page
+        case .snapshot: 1  // the snapshot memfd
+        case .objects(_, let count): Int(count)
         default: 0
         }
     }
@@ -85,7 +95,7 @@ public enum ControlMessage: Sendable, Equatable {
         case .hello(let size, let capacity):
             var b = bus1_msg_hello(); b.pool_size = size; b.ring_capacity = capacity
             return Self.frame(type, requestID, b)
-        case .poolMapped, .nodeCreate, .ok:
+        case .poolMapped, .nodeCreate, .ok, .introspect:
             return Self.frame(type, requestID, ())
         case .namePublish(let handle, let name):
             return Self.frame(type, requestID, Self.nameBody(handle: handle, name: name))
@@ -100,6 +110,12 @@ public enum ControlMessage: Sendable, Equatable {
             return Self.frame(type, requestID, bus1_msg_channel(channel_id: channel))
         case .error(let code, let detail):
             return Self.frame(type, requestID, bus1_msg_error(code: code, detail: detail))
+        case .getObjects(let first):
+            return Self.frame(type, requestID, bus1_msg_objects(first: first, count: 0))
+        case .objects(let first, let count):
+            return Self.frame(type, requestID, bus1_msg_objects(first: first, count: count))
+        case .snapshot(let size, let count):
+            return Self.frame(type, requestID, bus1_msg_snapshot(size: size, object_count: count, _reserved: 0))
         case .welcome(let peer, let size, let capacity, let flags):
             var b = bus1_msg_welcome(); b.peer_id = peer; b.pool_size = size; b.ring_capacity = capacity; b.flags = flags
             return Self.frame(type, requestID, b)
@@ -193,6 +209,17 @@ public enum ControlMessage: Sendable, Equatable {
             let b = try load(bus1_msg_violation.self); message = .violation(channel: b.channel_id, reason: b.kind)
         case BUS1_MSG_CHANNEL_CLOSE.rawValue: message = .channelClose(channel: try load(bus1_msg_channel.self).channel_id)
         case BUS1_MSG_ORDERING_STALL.rawValue: message = .orderingStall(channel: try load(bus1_msg_channel.self).channel_id)
+        case BUS1_MSG_INTROSPECT.rawValue: try empty(); message = .introspect
+        case BUS1_MSG_GET_OBJECTS.rawValue:
+            let b = try load(bus1_msg_objects.self)
+            guard b.count == 0 else { throw .badField("count") }
+            message = .getObjects(first: b.first)
+        case BUS1_MSG_SNAPSHOT.rawValue:
+            let b = try load(bus1_msg_snapshot.self); message = .snapshot(size: b.size, objectCount: b.object_count)
+        case BUS1_MSG_OBJECTS.rawValue:
+            let b = try load(bus1_msg_objects.self)
+            guard b.count <= BUS1_MSG_MAX_FDS else { throw .badField("count") }
+            message = .objects(first: b.first, count: b.count)
         case BUS1_MSG_OK.rawValue: try empty(); message = .ok
         case BUS1_MSG_ERROR.rawValue:
             let b = try load(bus1_msg_error.self); message = .error(code: b.code, detail: b.detail)

@@ -12,6 +12,7 @@ struct ControlMessageTests {
         .handleGranted(.init(handle: 5, node: 1, owner: 2, channel: 3, capacity: 256, newChannel: true)),
         .channelOpened(.init(channel: 3, sender: 1, node: 1, senderPoolSize: 1 << 26, capacity: 256)),
         .channelGrant(channel: 3, node: 8), .channelClosed(channel: 3, otherPeer: 2, reason: 2),
+        .introspect, .getObjects(first: 8), .snapshot(size: 4096, objectCount: 9), .objects(first: 4, count: 3),
     ]
 
     @Test("Every message survives encode and decode", arguments: samples)
