@@ -20,6 +20,7 @@ let package = Package(
         .executable(name: "bus1-demo", targets: ["bus1-demo"]),
         .executable(name: "bus1-order-check", targets: ["bus1-order-check"]),
         .executable(name: "bus1-bench", targets: ["bus1-bench"]),
+        .executable(name: "shm-inspect", targets: ["shm-inspect"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -64,6 +65,12 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Histogram", package: "hdrhistogram-swift")],
             path: "Tools/bus1-bench", swiftSettings: strict),
+        // Reads a live bus through the wire header and the platform layer only, never
+        // the runtime, so it can still decode a corrupt or mismatched segment.
+        .executableTarget(
+            name: "shm-inspect", dependencies: ["CBus1Wire", "Bus1Linux",
+                .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Tools/shm-inspect", swiftSettings: strict),
 
         // A peer process driven by the integration tests (producer, consumer, hostile peer).
         .executableTarget(

@@ -108,10 +108,8 @@ extension Coordinator {
             inspector.inspection = Inspection(snapshot: OwnedDescriptor(snapshot), objects: objects)
             return Response(message: .snapshot(size: UInt64(size), objectCount: UInt32(objects.count)),
                             fds: [inspector.inspection!.snapshot.rawValue])
-        } catch let error as LinuxError {
-            throw .system(error)
         } catch {
-            throw .state
+            throw .system(error)
         }
     }
 

@@ -173,7 +173,7 @@ extension Coordinator {
         guard owner.id != peer.id else {
             peer.handles[handle, default: HandleRecord(node: key, references: 0)].references += 1
             return Response(message: .handleGranted(.init(handle: handle, node: key.node, owner: owner.id,
-                                                          channel: .max /* BUS1_INVALID_ID */, capacity: 0, newChannel: false)))
+                                                          channel: BUS1_INVALID_ID, capacity: 0, newChannel: false)))
         }
         let (channel, isNew) = try self.channel(from: peer, to: owner, node: key.node)
         peer.handles[handle, default: HandleRecord(node: key, references: 0)].references += 1

@@ -152,7 +152,7 @@ public struct PoolAllocator: ~Copyable {
             tag[unit] = Self.multicastTag
             multicastTags[unit] = channelTags
         }
-        ledger?.sent(unit: unit, ticket: ticket, receiver: .max /* BUS1_INVALID_ID: multicast */, length: UInt32(length), pending: channelTags.count)
+        ledger?.sent(unit: unit, ticket: ticket, receiver: BUS1_INVALID_ID /* multicast */, length: UInt32(length), pending: channelTags.count)
     }
 
     /// Frees a loaned block (a loan given up without sending).

@@ -1,3 +1,4 @@
+import CBus1Linux
 import Glibc
 
 /// An open file descriptor owned by exactly one value; closed in `deinit`.
@@ -32,6 +33,23 @@ public struct FileDescriptor: ~Copyable, @unchecked Sendable {
         var st = stat()
         try retryingLibcOnInterrupt("fstat") { fstat(rawValue, &st) }
         return Int(st.st_size)
+    }
+
+    /// The parts of `range` (byte offsets) that hold data, skipping holes
+    /// (`SEEK_DATA`/`SEEK_HOLE`): reading a hole of a shared memfd mapping would
+    /// make the kernel allocate pages on the owner's account.
+    public func dataExtents(in range: Range<Int>) -> [Range<Int>] {
+        var result: [Range<Int>] = []
+        var position = max(0, range.lowerBound)
+        while position < range.upperBound {
+            let data = lseek(rawValue, off_t(position), B1L_SEEK_DATA)
+            if data < 0 || Int(data) >= range.upperBound { break }
+            let hole = lseek(rawValue, data, B1L_SEEK_HOLE)
+            let stop = hole < 0 ? range.upperBound : min(range.upperBound, Int(hole))
+            result.append(Int(data)..<stop)
+            position = stop
+        }
+        return result
     }
 
     /// Clears or sets `O_NONBLOCK`.

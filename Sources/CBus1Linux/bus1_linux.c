@@ -353,3 +353,5 @@ int b1l_wifexited(int status) { return WIFEXITED(status); }
 int b1l_wexitstatus(int status) { return WEXITSTATUS(status); }
 int b1l_wifsignaled(int status) { return WIFSIGNALED(status); }
 int b1l_wtermsig(int status) { return WTERMSIG(status); }
+
+_Static_assert(B1L_SEEK_DATA == SEEK_DATA && B1L_SEEK_HOLE == SEEK_HOLE, "lseek whence values");

@@ -26,6 +26,10 @@
 #define B1L_SEAL_WRITE        0x0008
 #define B1L_SEAL_FUTURE_WRITE 0x0010
 
+/* lseek whence values for sparse files [gnu] */
+#define B1L_SEEK_DATA 3
+#define B1L_SEEK_HOLE 4
+
 /* memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING). */
 int b1l_memfd_create(const char *name);
 /* fcntl(F_ADD_SEALS). */

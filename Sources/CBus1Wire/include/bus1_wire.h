@@ -33,7 +33,7 @@
 #include <stdint.h>
 
 #define BUS1_WIRE_VERSION 1u
-#define BUS1_INVALID_ID UINT64_MAX
+#define BUS1_INVALID_ID 0xffffffffffffffffull /* UINT64_MAX, spelled so Swift imports it */
 #define BUS1_CACHE_LINE 64u
 #define BUS1_PAGE_SIZE 4096u
 

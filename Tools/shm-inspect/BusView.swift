@@ -1,0 +1,152 @@
+import Bus1Linux
+import CBus1Wire
+
+/// What `shm-inspect` shows, read from one attachment: the snapshot's tables and
+/// the live state of every pool and channel they name.
+struct BusView {
+    let attachment: Attachment
+    let tables: Tables
+    /// Pool object and its ledger, by peer id.
+    let pools: [UInt64: (MappedObject, PoolState)]
+    let channels: [ChannelState]
+
+    init(_ attachment: Attachment) throws(InspectError) {
+        self.attachment = attachment
+        let tables = try Tables(attachment.snapshot)
+        self.tables = tables
+        var pools: [UInt64: (MappedObject, PoolState)] = [:]
+        for peer in tables.peers {
+            if let pool = attachment.object(peer.pool_object) { pools[peer.peer_id] = (pool, PoolState(pool)) }
+        }
+        self.pools = pools
+        let clock = tables.header.flags & BUS1_WELCOME_FIFO_ONLY == 0 ? attachment.object(0) : nil
+        channels = tables.channels.map { ChannelState($0, memory: attachment.object($0.object), tables: tables, pools: pools, clock: clock) }
+    }
+
+    /// The same tables with the live memory read again.
+    func reread() throws(InspectError) -> BusView { try BusView(attachment) }
+
+    var globalOrder: Bool { tables.header.flags & BUS1_WELCOME_FIFO_ONLY == 0 }
+
+    func peer(named text: String) throws(InspectError) -> bus1_snapshot_peer {
+        guard let id = UInt64(text), let peer = tables.peer(id) else {
+            throw .usage("no peer \(text) on this bus (peers: \(tables.peers.map { String($0.peer_id) }.joined(separator: ", ")))")
+        }
+        return peer
+    }
+
+    // MARK: Rows
+
+    struct PeerRow: Codable {
+        var id: UInt64, pid: Int32, uid: UInt32, command: String, state: String
+        var poolSize: UInt64, poolBytesInUse: UInt64, slicesInUse: Int
+        var nodes: UInt32, handles: UInt32, ringCapacity: UInt32, wait: String
+    }
+
+    func peerRows() -> [PeerRow] {
+        tables.peers.map { p in
+            let pool = pools[p.peer_id]?.1
+            return PeerRow(id: p.peer_id, pid: p.pid, uid: p.uid, command: commandLine(of: p.pid), state: stateName(p.state),
+                           poolSize: p.pool_size, poolBytesInUse: pool?.bytesInUse ?? 0, slicesInUse: pool?.entries.count ?? 0,
+                           nodes: p.nodes, handles: p.handles, ringCapacity: p.ring_capacity,
+                           wait: waitState(attachment.object(p.wake_object), peer: p.peer_id))
+        }
+    }
+
+    struct Holder: Codable { var peer: UInt64, handle: UInt64, references: UInt32 }
+    struct NodeRow: Codable { var owner: UInt64, node: UInt64, names: [String], holders: [Holder] }
+
+    func nodeRows() -> [NodeRow] {
+        tables.handles.filter { $0.holder == $0.owner }.map { own in
+            let holders = tables.handles.filter { $0.owner == own.owner && $0.node == own.node && $0.holder != own.owner }
+                .map { Holder(peer: $0.holder, handle: $0.handle, references: $0.references) }
+            return NodeRow(owner: own.owner, node: own.node, names: tables.names(of: own.owner, own.node), holders: holders)
+        }
+    }
+
+    struct HandleRow: Codable {
+        var holder: UInt64, handle: UInt64, owner: UInt64, node: UInt64, references: UInt32, ownerHandle: Bool, names: [String]
+    }
+
+    func handleRows() -> [HandleRow] {
+        tables.handles.map { h in
+            HandleRow(holder: h.holder, handle: h.handle, owner: h.owner, node: h.node, references: h.references,
+                      ownerHandle: h.holder == h.owner, names: tables.names(of: h.owner, h.node))
+        }
+    }
+
+    struct ChannelRow: Codable {
+        var id: UInt64, sender: UInt64, receiver: UInt64, capacity: UInt64
+        var waiting: UInt64, heldByReceiver: UInt64, completionsPending: UInt64, outstanding: UInt64
+        var subTail: UInt64, subHead: UInt64, compTail: UInt64, compHead: UInt64
+        var staging: UInt64, lastTicket: UInt64?, allowedNodes: UInt32, errors: [String]
+    }
+
+    func channelRows() -> [ChannelRow] {
+        channels.map { c in
+            ChannelRow(id: c.row.channel_id, sender: c.row.sender, receiver: c.row.receiver, capacity: c.capacity,
+                       waiting: c.waiting, heldByReceiver: c.heldByReceiver, completionsPending: c.completionsPending,
+                       outstanding: c.outstanding, subTail: c.subTail, subHead: c.subHead, compTail: c.compTail, compHead: c.compHead,
+                       staging: c.staging, lastTicket: c.lastTicket, allowedNodes: c.row.allowed_nodes,
+                       errors: c.findings.map(\.problem))
+        }
+    }
+
+    struct SliceRow: Codable {
+        var offset: UInt64, blockBytes: UInt32, length: UInt32, state: String, ticket: UInt64
+        /// Receivers still holding it: the one destination, or for a multicast those
+        /// whose descriptor is still readable in a ring.
+        var receivers: [UInt64]
+        var multicast: Bool, pending: UInt16
+        /// "queued" (in the receiver's ring) or "received" (taken, not yet released), per receiver.
+        var where_: [String]
+        var ageMilliseconds: UInt32
+
+        enum CodingKeys: String, CodingKey {
+            case offset, blockBytes, length, state, ticket, receivers, multicast, pending, where_ = "where", ageMilliseconds
+        }
+    }
+
+    func sliceRows(of peer: bus1_snapshot_peer) -> [SliceRow] {
+        guard let (_, pool) = pools[peer.peer_id] else { return [] }
+        let now = coarseMonotonicMilliseconds()
+        let outbound = channels.filter { $0.row.sender == peer.peer_id }
+        return pool.entries.map { entry in
+            let r = entry.record
+            let multicast = r.receiver == BUS1_INVALID_ID
+            var receivers: [UInt64] = []
+            var whereabouts: [String] = []
+            if r.state == UInt16(BUS1_SLICE_SENT.rawValue) {
+                for channel in outbound where multicast || channel.row.receiver == r.receiver {
+                    let queued = channel.queued.contains { $0.descriptor.offset == entry.offset && $0.descriptor.ticket == r.ticket }
+                    if queued || !multicast {
+                        receivers.append(channel.row.receiver)
+                        whereabouts.append(queued ? "queued" : "received")
+                    }
+                }
+                if !multicast && receivers.isEmpty { receivers = [r.receiver]; whereabouts = ["gone"] }
+            }
+            return SliceRow(offset: entry.offset, blockBytes: r.block_bytes, length: r.length, state: sliceStateName(r.state),
+                            ticket: r.ticket, receivers: receivers, multicast: multicast, pending: r.pending, where_: whereabouts,
+                            ageMilliseconds: now &- r.since_ms)
+        }
+    }
+}
+
+func stateName(_ state: UInt32) -> String {
+    switch state {
+    case BUS1_PEER_CONNECTED.rawValue: "connected"
+    case BUS1_PEER_WELCOMED.rawValue: "welcomed"
+    case BUS1_PEER_READY.rawValue: "ready"
+    default: "state \(state)"
+    }
+}
+
+func sliceStateName(_ state: UInt16) -> String {
+    switch UInt32(state) {
+    case BUS1_SLICE_LOANED.rawValue: "loaned"
+    case BUS1_SLICE_SENT.rawValue: "sent"
+    case BUS1_SLICE_FREE.rawValue: "free"
+    default: "state \(state)"
+    }
+}

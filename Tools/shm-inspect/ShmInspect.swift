@@ -1,0 +1,214 @@
+import ArgumentParser
+import Bus1Linux
+import CBus1Wire
+import Foundation
+
+/// `shm-inspect`: attaches read-only to a live bus and shows what is in its
+/// shared memory and who holds what. See README.md for an example session and
+/// the JSON schema.
+@main
+struct ShmInspect: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "shm-inspect",
+        abstract: "Shows what is inside a live Bus1 bus: peers, nodes, handles, channels, pools and slices.",
+        discussion: """
+            Attaches read-only through the coordinator's introspection request (allowed to the \
+            bus's own uid and root). The coordinator's tables are a snapshot; rings, pools and \
+            ledgers are read live.
+            """,
+        subcommands: [Peers.self, Nodes.self, Handles.self, Channels.self, Pool.self, Slice.self, Verify.self, Watch.self])
+}
+
+/// Options every subcommand takes.
+struct BusOptions: ParsableArguments {
+    @Option(name: .customLong("bus"), help: "The bus's socket (default: $BUS1_ADDRESS, $XDG_RUNTIME_DIR/bus1/bus, /tmp/bus1-<uid>/bus).")
+    var address: String?
+
+    @Flag(help: "Print JSON (schema in README.md) instead of a table.")
+    var json = false
+
+    func attach() throws -> BusView {
+        do { return try BusView(Attachment(address: address ?? BusAddress.fromEnvironment())) } catch { throw failure(error) }
+    }
+
+    /// Prints `{"bus": ..., key: rows}` with sorted keys, or the table.
+    func emit<Row: Encodable>(_ view: BusView, _ key: String, _ rows: Row, table: () -> Table) throws {
+        if json {
+            print(try jsonText(["bus": AnyEncodable(view.attachment.address), key: AnyEncodable(rows)]))
+        } else {
+            print(table().render(), terminator: "")
+        }
+    }
+}
+
+/// Prints `shm-inspect: <what>` to stderr; the exit status is 2 (1 is `verify`'s
+/// "violations found").
+func failure(_ error: InspectError) -> ExitCode {
+    FileHandle.standardError.write(Data("shm-inspect: \(error)\n".utf8))
+    return ExitCode(2)
+}
+
+struct Peers: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Peers: pid, uid, command line, pool size and use, nodes, handles, wait state.")
+    @OptionGroup var bus: BusOptions
+
+    func run() throws {
+        let view = try bus.attach()
+        let rows = view.peerRows()
+        try bus.emit(view, "peers", rows) {
+            var t = Table(["PEER", "PID", "UID", "STATE", "POOL", "IN USE", "SLICES", "NODES", "HANDLES", "RING", "WAIT", "COMMAND"])
+            for r in rows {
+                t.add([r.id, r.pid, r.uid, r.state, bytes(r.poolSize), bytes(r.poolBytesInUse), r.slicesInUse, r.nodes, r.handles,
+                       r.ringCapacity, r.wait, r.command])
+            }
+            return t
+        }
+    }
+}
+
+struct Nodes: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Nodes: owner, names, and who holds handles to each.")
+    @OptionGroup var bus: BusOptions
+
+    func run() throws {
+        let view = try bus.attach()
+        let rows = view.nodeRows()
+        try bus.emit(view, "nodes", rows) {
+            var t = Table(["OWNER", "NODE", "NAMES", "HOLDERS (peer:handle x refs)"])
+            for r in rows {
+                t.add([r.owner, r.node, r.names.joined(separator: ","),
+                       r.holders.map { "\($0.peer):\($0.handle)x\($0.references)" }.joined(separator: " ")])
+            }
+            return t
+        }
+    }
+}
+
+struct Handles: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Handles: every peer's handles, with the node each names.")
+    @OptionGroup var bus: BusOptions
+
+    func run() throws {
+        let view = try bus.attach()
+        let rows = view.handleRows()
+        try bus.emit(view, "handles", rows) {
+            var t = Table(["HOLDER", "HANDLE", "OWNER", "NODE", "REFS", "KIND", "NAMES"])
+            for r in rows {
+                t.add([r.holder, r.handle, r.owner, r.node, r.references, r.ownerHandle ? "owner" : "handle", r.names.joined(separator: ",")])
+            }
+            return t
+        }
+    }
+}
+
+struct Channels: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Channels: per sender and receiver, ring fill, staging, last ticket, completions, errors.")
+    @OptionGroup var bus: BusOptions
+
+    func run() throws {
+        let view = try bus.attach()
+        let rows = view.channelRows()
+        try bus.emit(view, "channels", rows) {
+            var t = Table(["CHANNEL", "SENDER", "RECEIVER", "FILL", "HELD", "COMPLETIONS", "OUTSTANDING", "STAGING", "LAST TICKET", "ERRORS"])
+            for r in rows {
+                t.add([r.id, r.sender, r.receiver, "\(r.waiting)/\(r.capacity)", r.heldByReceiver, r.completionsPending,
+                       "\(r.outstanding)/\(r.capacity)", r.staging == 0 ? "-" : String(r.staging), r.lastTicket.map(String.init) ?? "-",
+                       r.errors.isEmpty ? "-" : r.errors.joined(separator: "; ")])
+            }
+            return t
+        }
+    }
+}
+
+struct Pool: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "A peer's pool: slices in use, by which receivers, since when.")
+    @OptionGroup var bus: BusOptions
+    @Argument(help: "The peer id (see `peers`).") var peer: String
+
+    func run() throws {
+        let view = try bus.attach()
+        let peer: bus1_snapshot_peer
+        do { peer = try view.peer(named: self.peer) } catch { throw failure(error) }
+        let rows = view.sliceRows(of: peer)
+        try bus.emit(view, "slices", rows) {
+            var t = Table(["OFFSET", "BLOCK", "LENGTH", "STATE", "TICKET", "RECEIVERS", "WHERE", "AGE"])
+            for r in rows {
+                let receivers = r.receivers.map(String.init).joined(separator: ",") + (r.multicast ? " (multicast, \(r.pending) pending)" : "")
+                t.add([r.offset, bytes(UInt64(r.blockBytes)), r.length, r.state, r.ticket == 0 ? "-" : String(r.ticket),
+                       receivers.isEmpty ? "-" : receivers, r.where_.joined(separator: ","), age(r.ageMilliseconds)])
+            }
+            return t
+        }
+    }
+}
+
+struct Slice: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "A slice of a peer's pool: its ledger record and a hex/ASCII dump of its payload.")
+    @OptionGroup var bus: BusOptions
+    @Argument(help: "The peer id.") var peer: String
+    @Argument(help: "The slice's pool offset (decimal or 0x hex), as `pool` lists it.") var offset: String
+    @Option(help: "Bytes to dump (default: the payload length, at most 4096).") var length: Int?
+
+    func run() throws {
+        let view = try bus.attach()
+        let peer: bus1_snapshot_peer
+        do { peer = try view.peer(named: self.peer) } catch { throw failure(error) }
+        let parsed = offset.hasPrefix("0x") ? UInt64(offset.dropFirst(2), radix: 16) : UInt64(offset)
+        guard let at = parsed else { throw failure(.usage("offset \(offset) is not a number")) }
+        guard let (pool, state) = view.pools[peer.peer_id], let layout = state.layout,
+              at >= layout.data_offset, at < UInt64(pool.size) else {
+            throw failure(.usage("offset \(at) is not in peer \(peer.peer_id)'s payload area"))
+        }
+        let row = view.sliceRows(of: peer).first { $0.offset == at }
+        let count = max(0, min(length ?? Int(row?.length ?? 256), 1 << 20))
+        let data = pool.bytes(at: Int(at), count: count)
+        if bus.json {
+            struct SliceDump: Encodable { var peer: UInt64, offset: UInt64, record: BusView.SliceRow?, hex: String }
+            print(try jsonText(["bus": AnyEncodable(view.attachment.address),
+                                "slice": AnyEncodable(SliceDump(peer: peer.peer_id, offset: at, record: row,
+                                                                hex: data.map { String(format: "%02x", $0) }.joined()))]))
+            return
+        }
+        if let row {
+            print("slice \(at) of peer \(peer.peer_id): \(row.state), block \(row.blockBytes) bytes, length \(row.length), ticket \(row.ticket), receivers \(row.receivers), age \(age(row.ageMilliseconds))")
+        } else {
+            print("no slice starts at \(at) of peer \(peer.peer_id) (ledger); dumping the bytes anyway")
+        }
+        print(hexDump(data, base: at), terminator: "")
+    }
+}
+
+struct Verify: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Checks every invariant it can; prints each violation with where it is; exit status 1 on any.")
+    @OptionGroup var bus: BusOptions
+
+    func run() throws {
+        let view = try bus.attach()
+        let findings: [Finding]
+        do { findings = try view.stableFindings() } catch { throw failure(error) }
+        if bus.json {
+            print(try jsonText(["bus": AnyEncodable(view.attachment.address), "violations": AnyEncodable(findings)]))
+        } else if findings.isEmpty {
+            print("ok: \(view.tables.peers.count) peers, \(view.channels.count) channels, \(view.pools.values.reduce(0) { $0 + $1.1.entries.count }) slices in use; no violations")
+        } else {
+            for f in findings { print("VIOLATION \(f.place): \(f.problem) [\(f.check)]") }
+            print("\(findings.count) violation\(findings.count == 1 ? "" : "s")")
+        }
+        if !findings.isEmpty { throw ExitCode(1) }
+    }
+}
+
+/// Encodes `value` as pretty, key-sorted JSON.
+func jsonText(_ value: some Encodable) throws -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    return String(decoding: try encoder.encode(value), as: UTF8.self)
+}
+
+/// Type erasure for heterogeneous JSON objects.
+struct AnyEncodable: Encodable {
+    let encode: (any Encoder) throws -> Void
+    init(_ value: some Encodable) { encode = value.encode }
+    func encode(to encoder: any Encoder) throws { try encode(encoder) }
+}

@@ -1,0 +1,121 @@
+import Bus1Linux
+import CBus1Wire
+import Glibc
+
+extension BusView {
+    /// Every invariant the tool can check from outside, on memory read now.
+    ///
+    /// Rings and ledgers move while they are read. Each ring check is sound on its
+    /// own (see ``ChannelState``); checks that compare two objects (a ledger's
+    /// reference counts against its channels' rings) can catch a sender between two
+    /// stores, so ``stableFindings(rounds:)`` keeps only what every round reports.
+    func findings() -> [Finding] {
+        var found: [Finding] = []
+        func finding(_ check: String, _ place: String, _ problem: String) { found.append(Finding(check: check, place: place, problem: problem)) }
+        let live = Set(tables.peers.map(\.peer_id))
+
+        if let clock = attachment.object(0), let page = clock.load(bus1_clock_page.self, at: 0) {
+            if page.magic != BUS1_MAGIC_CLOCK || page.version != BUS1_WIRE_VERSION {
+                finding("clock.header", "clock page", "bad magic 0x\(String(page.magic, radix: 16)) or version \(page.version)")
+            } else if let ticket = clockTicket(clock), ticket == 0 {
+                finding("clock.header", "clock page", "next ticket is 0 (tickets start at 1)")
+            }
+        } else {
+            finding("object.missing", "clock page", "missing or too small")
+        }
+
+        for peer in tables.peers {
+            let place = "peer \(peer.peer_id)"
+            if peer.state == BUS1_PEER_READY.rawValue && (attachment.object(peer.pool_object) == nil || attachment.object(peer.wake_object) == nil) {
+                finding("object.missing", place, "ready without a pool or wake page")
+            }
+            if let wake = attachment.object(peer.wake_object) {
+                if let page = wake.load(bus1_wake_page.self, at: 0) {
+                    if page.magic != BUS1_MAGIC_WAKE || page.version != BUS1_WIRE_VERSION || page.peer_id != peer.peer_id {
+                        finding("wake.header", "\(place) wake page", "magic 0x\(String(page.magic, radix: 16)), version \(page.version), peer \(page.peer_id)")
+                    }
+                } else {
+                    finding("wake.header", "\(place) wake page", "smaller than a wake page")
+                }
+            }
+            guard let (pool, state) = pools[peer.peer_id] else { continue }
+            let poolPlace = "\(place) pool"
+            if UInt64(pool.size) != peer.pool_size { finding("pool.header", poolPlace, "memfd has \(pool.size) bytes, coordinator says \(peer.pool_size)") }
+            guard let layout = state.layout else {
+                finding("pool.header", poolPlace, "\(pool.size) bytes is no valid pool layout"); continue
+            }
+            if let h = state.header {
+                if h.magic != BUS1_MAGIC_POOL || h.version != BUS1_WIRE_VERSION || h.peer_id != peer.peer_id
+                    || h.size != UInt64(pool.size) || h.data_offset != layout.data_offset {
+                    finding("pool.header", poolPlace, "header (magic 0x\(String(h.magic, radix: 16)), peer \(h.peer_id), size \(h.size), data at \(h.data_offset)) disagrees")
+                }
+            }
+            found += ledgerFindings(peer: peer, pool: state, layout: layout, live: live)
+        }
+
+        for channel in channels {
+            let place = "channel \(channel.row.channel_id)"
+            for end in [channel.row.sender, channel.row.receiver] where !live.contains(end) {
+                finding("peer.dead", place, "peer \(end) is not connected")
+            }
+            found += channel.findings
+        }
+        return found
+    }
+
+    /// The ledger of one pool: records well-formed, inside the payload area, not
+    /// overlapping, held by live peers, and its reference counts equal to the
+    /// slices outstanding on the peer's channels.
+    private func ledgerFindings(peer: bus1_snapshot_peer, pool: PoolState, layout: bus1_pool_layout, live: Set<UInt64>) -> [Finding] {
+        var found: [Finding] = []
+        let place = "peer \(peer.peer_id) ledger"
+        func finding(_ check: String, _ problem: String) { found.append(Finding(check: check, place: place, problem: problem)) }
+        var end: UInt64 = 0
+        var pending: UInt64 = 0
+        let issued = globalOrder ? clockTicket(attachment.object(0)) : nil
+        for entry in pool.entries {
+            let r = entry.record, at = "slice \(entry.offset)"
+            let block = UInt64(r.block_bytes)
+            guard block >= UInt64(BUS1_POOL_UNIT), block & (block - 1) == 0, block <= layout.data_size,
+                  (entry.offset - layout.data_offset) % block == 0, entry.offset + block <= layout.data_offset + layout.data_size
+            else { finding("slice.bounds", "\(at): block of \(block) bytes is not a buddy block of the payload area"); continue }
+            if entry.offset < end { finding("slice.overlap", "\(at) overlaps the slice before it (which ends at \(end))") }
+            end = max(end, entry.offset + block)
+            if UInt64(r.length) > block { finding("slice.bounds", "\(at): length \(r.length) exceeds its block of \(block)") }
+            switch UInt32(r.state) {
+            case BUS1_SLICE_LOANED.rawValue:
+                if r.pending != 0 { finding("slice.state", "\(at): loaned with \(r.pending) receivers") }
+            case BUS1_SLICE_SENT.rawValue:
+                pending += UInt64(r.pending)
+                if r.pending == 0 { finding("slice.state", "\(at): sent with no receiver pending") }
+                if r.ticket == 0 { finding("ticket.future", "\(at): sent with ticket 0") }
+                if let issued, r.ticket >= issued { finding("ticket.future", "\(at): ticket \(r.ticket) not yet issued (clock \(issued))") }
+                if r.receiver != BUS1_INVALID_ID && !live.contains(r.receiver) {
+                    finding("slice.dead-receiver", "\(at): held by peer \(r.receiver), which is gone (the sender reclaims it at its next call)")
+                }
+            default:
+                finding("slice.state", "\(at): state \(r.state)")
+            }
+        }
+        let outstanding = channels.filter { $0.row.sender == peer.peer_id }.reduce(UInt64(0)) { $0 + $1.outstanding }
+        if pending != outstanding {
+            finding("slice.refcount", "ledger counts \(pending) descriptors pending, its channels have \(outstanding) slices outstanding (a sender that has not yet seen a channel close still counts its slices)")
+        }
+        return found
+    }
+
+    /// Findings that every one of `rounds` fresh reads (2 ms apart) reports, by
+    /// check and place: a sender caught between two stores shows up once, a
+    /// broken segment every time.
+    func stableFindings(rounds: Int = 3) throws(InspectError) -> [Finding] {
+        var view = self
+        var latest = view.findings()
+        for _ in 1..<max(1, rounds) where !latest.isEmpty {
+            usleep(2000)
+            view = try view.reread()
+            let before = Set(latest.map { "\($0.check)|\($0.place)" })
+            latest = view.findings().filter { before.contains("\($0.check)|\($0.place)") }
+        }
+        return latest
+    }
+}

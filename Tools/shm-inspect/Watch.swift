@@ -1,0 +1,62 @@
+import ArgumentParser
+import Bus1Linux
+import Foundation
+
+/// A live, refreshing view (top-like): peers, message rates, ring fill, pool use.
+/// Each frame re-attaches, so peers that come and go show up.
+struct Watch: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "A live, refreshing view of the bus (top-like; fits tmux).")
+    @OptionGroup var bus: BusOptions
+    @Option(help: "Seconds between frames.") var interval: Double = 1
+    @Option(help: "Frames to draw before exiting (default: until interrupted).") var count: Int?
+
+    func run() throws {
+        var previous: (at: UInt64, view: BusView)?
+        var frame = 0
+        while count.map({ frame < $0 }) ?? true {
+            let view = try bus.attach()
+            let now = monotonicNanoseconds()
+            if !bus.json && isatty(1) != 0 { print("\u{1B}[H\u{1B}[2J", terminator: "") }
+            print(render(view, since: previous, now: now), terminator: "")
+            fflush(nil)
+            previous = (now, view)
+            frame += 1
+            if count.map({ frame < $0 }) ?? true { usleep(useconds_t(max(0.05, interval) * 1_000_000)) }
+        }
+    }
+
+    private func render(_ view: BusView, since previous: (at: UInt64, view: BusView)?, now: UInt64) -> String {
+        let seconds = previous.map { Double(now - $0.at) / 1e9 } ?? 0
+        /// Messages per second through `channel` since the last frame, if it existed then.
+        func rate(_ channel: ChannelState) -> String {
+            guard seconds > 0, let old = previous?.view.channels.first(where: { $0.row.channel_id == channel.row.channel_id }),
+                  channel.subTail >= old.subTail else { return "-" }
+            return String(format: "%.0f", Double(channel.subTail - old.subTail) / seconds)
+        }
+        let clock = clockTicket(view.attachment.object(0)) ?? 0
+        let oldClock = previous.flatMap { clockTicket($0.view.attachment.object(0)) } ?? clock
+        var out = "bus \(view.attachment.address)  peers \(view.tables.peers.count)  channels \(view.channels.count)"
+        if view.globalOrder && seconds > 0 && clock >= oldClock {
+            out += String(format: "  tickets/s %.0f", Double(clock - oldClock) / seconds)
+        }
+        out += "  errors \(view.tables.header.protocol_errors)  violations \(view.tables.header.violations)  stalls \(view.tables.header.ordering_stalls)\n\n"
+
+        var peers = Table(["PEER", "PID", "POOL USE", "SLICES", "WAIT", "SENT/S", "COMMAND"])
+        for p in view.peerRows() {
+            let sent = view.channels.filter { $0.row.sender == p.id }
+            let rates = sent.map(rate)
+            let total = rates.contains("-") || rates.isEmpty ? (seconds > 0 && sent.isEmpty ? "0" : "-")
+                : String(rates.compactMap { Double($0) }.reduce(0, +))
+            let use = p.poolSize == 0 ? "-" : String(format: "%.1f%%", Double(p.poolBytesInUse) * 100 / Double(p.poolSize))
+            peers.add([p.id, p.pid, use, p.slicesInUse, p.wait, total, String(p.command.prefix(40))])
+        }
+        var channels = Table(["CHANNEL", "FROM", "TO", "FILL", "HELD", "MSG/S", "ERRORS"])
+        for c in view.channels {
+            let fill = Int(Double(c.waiting) / Double(max(1, c.capacity)) * 10)
+            let bar = "[" + String(repeating: "#", count: fill) + String(repeating: ".", count: 10 - min(10, fill)) + "]"
+            channels.add([c.row.channel_id, c.row.sender, c.row.receiver, "\(bar) \(c.waiting)/\(c.capacity)", c.heldByReceiver, rate(c),
+                          c.findings.isEmpty ? "-" : "\(c.findings.count)"])
+        }
+        return out + peers.render() + "\n" + channels.render() + "\n"
+    }
+}
