@@ -48,6 +48,14 @@ extension Peer {
         channel.producer.stage(clock.current())
     }
 
+    /// Overwrites 8 bytes of the channel memory behind `handle` at `byteOffset`
+    /// (header fields, ring slots): corruption for inspectors to find.
+    public func overwriteChannel(to handle: Handle, atByteOffset byteOffset: Int, with value: UInt64) throws(Bus1Error) {
+        guard let target = handles[handle.id], let channel = target.channel else { throw .unknownHandle(handle) }
+        precondition(byteOffset >= 0 && byteOffset + 8 <= channel.producer.memory.mapping.count, "offset outside the channel")
+        channel.producer.memory.mapping.base.storeBytes(of: value, toByteOffset: byteOffset, as: UInt64.self)
+    }
+
     /// This peer's outbound channel ids, for tests.
     public var outboundChannelIDs: [UInt64] { Array(outbound.keys) }
 }

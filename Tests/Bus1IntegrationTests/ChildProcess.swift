@@ -20,10 +20,10 @@ final class ChildProcess {
         return String(exe[..<exe.lastIndex(of: "/")!])
     }()
 
-    /// Spawns `executable` (a product of this package) with `arguments`.
+    /// Spawns `executable` (a product of this package, or an absolute path) with `arguments`.
     /// `mergeStandardError`: the child's stderr goes to the same pipe (daemon logs).
     init(_ executable: String, _ arguments: [String], environment: [String: String] = [:], mergeStandardError: Bool = false) throws {
-        let path = Self.buildDirectory + "/" + executable
+        let path = executable.hasPrefix("/") ? executable : Self.buildDirectory + "/" + executable
         name = "\(executable) \(arguments.first ?? "")"
         var fds: [Int32] = [-1, -1]
         guard pipe(&fds) == 0 else { throw LinuxError("pipe", code: errno) }

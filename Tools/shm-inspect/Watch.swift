@@ -11,7 +11,7 @@ struct Watch: ParsableCommand {
     @Option(help: "Frames to draw before exiting (default: until interrupted).") var count: Int?
 
     func run() throws {
-        var previous: (at: UInt64, view: BusView)?
+        var previous: Frame?
         var frame = 0
         while count.map({ frame < $0 }) ?? true {
             let view = try bus.attach()
@@ -19,13 +19,20 @@ struct Watch: ParsableCommand {
             if !bus.json && isatty(1) != 0 { print("\u{1B}[H\u{1B}[2J", terminator: "") }
             print(render(view, since: previous, now: now), terminator: "")
             fflush(nil)
-            previous = (now, view)
+            previous = Frame(at: now, view: view, clock: clockTicket(view.attachment.object(0)) ?? 0)
             frame += 1
             if count.map({ frame < $0 }) ?? true { usleep(useconds_t(max(0.05, interval) * 1_000_000)) }
         }
     }
 
-    private func render(_ view: BusView, since previous: (at: UInt64, view: BusView)?, now: UInt64) -> String {
+    /// What the last frame saw (the clock is live memory, so its value is kept).
+    struct Frame {
+        let at: UInt64
+        let view: BusView
+        let clock: UInt64
+    }
+
+    private func render(_ view: BusView, since previous: Frame?, now: UInt64) -> String {
         let seconds = previous.map { Double(now - $0.at) / 1e9 } ?? 0
         /// Messages per second through `channel` since the last frame, if it existed then.
         func rate(_ channel: ChannelState) -> String {
@@ -34,7 +41,7 @@ struct Watch: ParsableCommand {
             return String(format: "%.0f", Double(channel.subTail - old.subTail) / seconds)
         }
         let clock = clockTicket(view.attachment.object(0)) ?? 0
-        let oldClock = previous.flatMap { clockTicket($0.view.attachment.object(0)) } ?? clock
+        let oldClock = previous?.clock ?? clock
         var out = "bus \(view.attachment.address)  peers \(view.tables.peers.count)  channels \(view.channels.count)"
         if view.globalOrder && seconds > 0 && clock >= oldClock {
             out += String(format: "  tickets/s %.0f", Double(clock - oldClock) / seconds)
@@ -46,7 +53,7 @@ struct Watch: ParsableCommand {
             let sent = view.channels.filter { $0.row.sender == p.id }
             let rates = sent.map(rate)
             let total = rates.contains("-") || rates.isEmpty ? (seconds > 0 && sent.isEmpty ? "0" : "-")
-                : String(rates.compactMap { Double($0) }.reduce(0, +))
+                : String(format: "%.0f", rates.compactMap { Double($0) }.reduce(0, +))
             let use = p.poolSize == 0 ? "-" : String(format: "%.1f%%", Double(p.poolBytesInUse) * 100 / Double(p.poolSize))
             peers.add([p.id, p.pid, use, p.slicesInUse, p.wait, total, String(p.command.prefix(40))])
         }
