@@ -9,11 +9,15 @@ struct BusView {
     /// Pool object and its ledger, by peer id.
     let pools: [UInt64: (MappedObject, PoolState)]
     let channels: [ChannelState]
+    /// Senders whose channels' `sub_tail` and `comp_head` did not move while their
+    /// ledger was read: only for them is the ledger comparable with the rings.
+    let quiescentSenders: Set<UInt64>
 
     init(_ attachment: Attachment) throws(InspectError) {
         self.attachment = attachment
         let tables = try Tables(attachment.snapshot)
         self.tables = tables
+        let before = Self.senderCounters(tables, attachment)
         var pools: [UInt64: (MappedObject, PoolState)] = [:]
         for peer in tables.peers {
             if let pool = attachment.object(peer.pool_object) { pools[peer.peer_id] = (pool, PoolState(pool)) }
@@ -21,6 +25,19 @@ struct BusView {
         self.pools = pools
         let clock = tables.header.flags & BUS1_WELCOME_FIFO_ONLY == 0 ? attachment.object(0) : nil
         channels = tables.channels.map { ChannelState($0, memory: attachment.object($0.object), tables: tables, pools: pools, clock: clock) }
+        let after = Self.senderCounters(tables, attachment)
+        quiescentSenders = Set(tables.peers.map(\.peer_id).filter { before[$0] == after[$0] })
+    }
+
+    /// Every sender's (sub_tail, comp_head) per channel, in snapshot order.
+    private static func senderCounters(_ tables: Tables, _ attachment: Attachment) -> [UInt64: [UInt64]] {
+        let tail = MemoryLayout<bus1_channel_header>.offset(of: \.sub_tail)!, head = MemoryLayout<bus1_channel_header>.offset(of: \.comp_head)!
+        var counters: [UInt64: [UInt64]] = [:]
+        for channel in tables.channels {
+            let memory = attachment.object(channel.object)
+            counters[channel.sender, default: []] += [memory?.word(at: tail) ?? 0, memory?.word(at: head) ?? 0]
+        }
+        return counters
     }
 
     /// The same tables with the live memory read again.
