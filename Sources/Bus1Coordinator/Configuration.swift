@@ -12,6 +12,9 @@ public struct CoordinatorConfiguration: Sendable {
     public var defaultPoolDataSize: Int = 64 << 20
     /// Largest payload area a peer may ask for.
     public var maximumPoolDataSize: Int = 1 << 30
+    /// Control messages (events and replies) the coordinator holds for one peer
+    /// whose socket is full before it disconnects the peer as not reading.
+    public var maximumQueuedControlMessages: Int = 1024
     /// Entries per inbound ring when a peer asks for 0.
     public var defaultRingCapacity: Int = 256
     public var maximumPeersPerUID: Int = 1024

@@ -211,6 +211,10 @@ public final class Coordinator: @unchecked Sendable {
             removePeer(id, reason: "process exited")
             return
         }
+        if token & 3 == 2 {
+            flushOutbox(of: peer)
+            return
+        }
         // Serve every queued datagram, then re-arm.
         while peers[id] != nil {
             guard receiveOne(from: peer) else { break }
@@ -252,20 +256,66 @@ public final class Coordinator: @unchecked Sendable {
 
     // MARK: Sending
 
-    /// Sends without blocking; a peer whose queue is full is not reading its socket
-    /// and is disconnected rather than allowed to stall the bus.
+    /// Sends without blocking. A socket that is full (the kernel holds only what
+    /// fits the coordinator's send buffer: a few hundred small datagrams) parks the
+    /// message, and every later one, in the peer's outbox until it has room, so a
+    /// peer busy for a moment misses nothing (a burst of grants or channel
+    /// closes when many peers come and go overflowed it before); only a peer that lets
+    /// more than ``CoordinatorConfiguration/maximumQueuedControlMessages`` pile up
+    /// is not reading its socket, and is disconnected rather than allowed to grow
+    /// the coordinator without bound.
     @discardableResult
     func send(_ peer: PeerRecord, _ message: ControlMessage, requestID: UInt32, fds: [Int32] = []) -> Bool {
         let bytes = message.encode(requestID: requestID)
+        if peer.outbox.isEmpty {
+            do {
+                try SeqPacket.send(peer.socket.rawValue, bytes, fds: fds, dontWait: true)
+                return true
+            } catch where error.code == EAGAIN {
+                // queue below
+            } catch {
+                if error.code != EPIPE && error.code != ECONNRESET {
+                    logger.warning("cannot send to peer; disconnecting it", metadata: ["peer": "\(peer.id)", "error": "\(error)"])
+                }
+                removePeer(peer.id, reason: "send failed: \(error)")
+                return false
+            }
+        }
+        guard peer.outbox.count < configuration.maximumQueuedControlMessages else {
+            logger.warning("peer does not read its control socket; disconnecting it",
+                           metadata: ["peer": "\(peer.id)", "queued": "\(peer.outbox.count)"])
+            removePeer(peer.id, reason: "control queue overflow")
+            return false
+        }
         do {
-            try SeqPacket.send(peer.socket.rawValue, bytes, fds: fds, dontWait: true)
+            var owned: [OwnedDescriptor] = []
+            for fd in fds { owned.append(OwnedDescriptor(try FileDescriptor.duplicating(fd))) }
+            peer.outbox.append(QueuedMessage(bytes: bytes, fds: owned))
+            if peer.outbox.count == 1 { try readiness.watch(peer.socket.rawValue, token: peer.writableToken, writable: true) }
             return true
         } catch {
-            if error.code != EPIPE && error.code != ECONNRESET {
-                logger.warning("cannot send to peer; disconnecting it", metadata: ["peer": "\(peer.id)", "error": "\(error)"])
-            }
-            removePeer(peer.id, reason: "send failed: \(error)")
+            removePeer(peer.id, reason: "cannot queue a control message: \(error)")
             return false
+        }
+    }
+
+    /// Sends what the outbox holds until the socket is full again, then tells the
+    /// peer to look (it reads its socket only when `control_seq` moves).
+    private func flushOutbox(of peer: PeerRecord) {
+        defer { announceControl(to: peer) }
+        while let next = peer.outbox.first {
+            do {
+                try SeqPacket.send(peer.socket.rawValue, next.bytes, fds: next.fds.map(\.rawValue), dontWait: true)
+                peer.outbox.removeFirst()
+            } catch where error.code == EAGAIN {
+                do { try readiness.watch(peer.socket.rawValue, token: peer.writableToken, writable: true) } catch {
+                    removePeer(peer.id, reason: "cannot watch: \(error)")
+                }
+                return
+            } catch {
+                removePeer(peer.id, reason: "send failed: \(error)")
+                return
+            }
         }
     }
 
@@ -285,10 +335,14 @@ public final class Coordinator: @unchecked Sendable {
     /// Queues an event and makes sure the peer looks: bump `control_seq`, ring.
     func notify(_ peer: PeerRecord, _ message: ControlMessage, fds: [Int32] = []) {
         guard send(peer, message, requestID: 0, fds: fds) else { return }
-        if let page = peer.wakePage {
-            _ = page.controlSequence.fetchAddReleasing(1)  // the event is queued before the peer can see the bump
-            page.ring()
-        }
+        if peer.outbox.isEmpty { announceControl(to: peer) }  // else the flush announces it
+    }
+
+    /// Bumps `control_seq` and rings: the peer reads its socket when it sees the bump.
+    private func announceControl(to peer: PeerRecord) {
+        guard let page = peer.wakePage else { return }
+        _ = page.controlSequence.fetchAddReleasing(1)  // the events are in the socket before the peer can see the bump
+        page.ring()
     }
 
     // MARK: Peer removal
@@ -298,9 +352,11 @@ public final class Coordinator: @unchecked Sendable {
     func removePeer(_ id: UInt64, reason: String) {
         guard let peer = peers.removeValue(forKey: id) else { return }
         counters.peers.store(connectedPeers(), ordering: .relaxed)
-        logger.debug("peer removed", metadata: ["peer": "\(id)", "reason": "\(reason)"])
+        let routine = ["disconnected", "process exited", "coordinator stopping"].contains(reason) || reason.contains("Connection reset")
+        logger.log(level: routine ? .debug : .notice, "peer removed", metadata: ["peer": "\(id)", "reason": "\(reason)"])
         try? readiness.unwatch(peer.socketToken)
         try? readiness.unwatch(peer.pidfdToken)
+        try? readiness.unwatch(peer.writableToken)
         for channelID in Array(peer.outbound.values) + Array(peer.inbound) {
             closeChannel(channelID, reason: BUS1_CLOSE_PEER_GONE.rawValue)
         }

@@ -2,12 +2,12 @@ import Bus1Linux
 import Glibc
 
 /// Readiness notification for the coordinator's loop: "tell me when this fd has
-/// input or hung up". A token fires once, then is disarmed until watched again, in
+/// input or hung up" (or, `writable`, "has room to send"). A token fires once, then is disarmed until watched again, in
 /// both implementations, so the loop's logic does not depend on the backend.
 protocol ReadinessSource: AnyObject {
     var mechanism: String { get }
     /// Arms `token` for `fd`. Tokens are never reused for another fd.
-    func watch(_ fd: Int32, token: UInt64) throws(LinuxError)
+    func watch(_ fd: Int32, token: UInt64, writable: Bool) throws(LinuxError)
     /// Disarms `token` (its fd is about to be closed).
     func unwatch(_ token: UInt64) throws(LinuxError)
     /// Waits until at least one token fires or the timeout passes; returns the fired tokens.
@@ -26,9 +26,9 @@ final class IOURingReadiness: ReadinessSource {
 
     init() throws(LinuxError) { ring = try IOURing(entries: 256) }
 
-    func watch(_ fd: Int32, token: UInt64) throws(LinuxError) {
+    func watch(_ fd: Int32, token: UInt64, writable: Bool) throws(LinuxError) {
         guard armed.insert(token).inserted else { return }
-        try ring.queuePoll(fd, events: UInt32(POLLIN), userData: token)
+        try ring.queuePoll(fd, events: UInt32(writable ? POLLOUT : POLLIN), userData: token)
     }
 
     func unwatch(_ token: UInt64) throws(LinuxError) {
@@ -50,15 +50,17 @@ final class IOURingReadiness: ReadinessSource {
 
 /// `poll(2)` over the armed fds: the fallback where io_uring is refused.
 final class PollReadiness: ReadinessSource {
-    private var armed: [UInt64: Int32] = [:]
+    private var armed: [UInt64: (fd: Int32, events: Int16)] = [:]
     var mechanism: String { "poll(2)" }
 
-    func watch(_ fd: Int32, token: UInt64) throws(LinuxError) { armed[token] = fd }
+    func watch(_ fd: Int32, token: UInt64, writable: Bool) throws(LinuxError) {
+        armed[token] = (fd, Int16(writable ? POLLOUT : POLLIN))
+    }
     func unwatch(_ token: UInt64) throws(LinuxError) { armed[token] = nil }
 
     func wait(timeoutNanoseconds: Int64?) throws(LinuxError) -> [UInt64] {
         let tokens = Array(armed.keys)
-        var fds = tokens.map { pollfd(fd: armed[$0]!, events: Int16(POLLIN), revents: 0) }
+        var fds = tokens.map { pollfd(fd: armed[$0]!.fd, events: armed[$0]!.events, revents: 0) }
         let timeout = timeoutNanoseconds.map { Int32(clamping: ($0 + 999_999) / 1_000_000) } ?? -1
         let n = try retryingLibcOnInterrupt("poll") { poll(&fds, nfds_t(fds.count), timeout) }
         guard n > 0 else { return [] }
@@ -69,4 +71,9 @@ final class PollReadiness: ReadinessSource {
         }
         return fired
     }
+}
+
+extension ReadinessSource {
+    /// Arms `token` for input or hang-up on `fd`.
+    func watch(_ fd: Int32, token: UInt64) throws(LinuxError) { try watch(fd, token: token, writable: false) }
 }

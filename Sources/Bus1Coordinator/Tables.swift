@@ -40,6 +40,10 @@ final class PeerRecord {
     var inbound: Set<UInt64> = []
     /// An inspector's snapshot and objects.
     var inspection: Inspection?
+    /// Control messages the socket had no room for, oldest first, with their fds
+    /// duplicated (the table entries they came from may close before they go out).
+    /// While it is not empty every message to this peer queues behind it.
+    var outbox: [QueuedMessage] = []
 
     init(id: UInt64, socket: consuming FileDescriptor, pidfd: OwnedDescriptor?, pid: Int32, uid: UInt32) {
         self.id = id
@@ -51,6 +55,14 @@ final class PeerRecord {
 
     var socketToken: UInt64 { id << 2 }
     var pidfdToken: UInt64 { id << 2 | 1 }
+    /// Fires when the socket has room again (while `outbox` is not empty).
+    var writableToken: UInt64 { id << 2 | 2 }
+}
+
+/// A datagram waiting for room in a peer's socket, owning duplicates of its fds.
+struct QueuedMessage {
+    let bytes: [UInt8]
+    let fds: [OwnedDescriptor]
 }
 
 /// A node, named by its owner and the owner's handle id for it.

@@ -24,8 +24,13 @@ public struct FileDescriptor: ~Copyable, @unchecked Sendable {
 
     /// A second descriptor for the same open file description (`F_DUPFD_CLOEXEC`).
     public func duplicate() throws(LinuxError) -> FileDescriptor {
-        let fd = try retryingLibcOnInterrupt("fcntl(F_DUPFD_CLOEXEC)") { fcntl(rawValue, F_DUPFD_CLOEXEC, 0) }
-        return FileDescriptor(adopting: fd)
+        try Self.duplicating(rawValue)
+    }
+
+    /// A new close-on-exec descriptor for the open file description behind the
+    /// (borrowed) number `fd`.
+    public static func duplicating(_ fd: Int32) throws(LinuxError) -> FileDescriptor {
+        FileDescriptor(adopting: try retryingLibcOnInterrupt("fcntl(F_DUPFD_CLOEXEC)") { fcntl(fd, F_DUPFD_CLOEXEC, 0) })
     }
 
     /// Size of the file (`fstat`).

@@ -13,6 +13,10 @@
 //             then print "CLOSED reason=... slices=N" once the pool is reclaimed.
 //   hostile   name= attack=  send one honest message, then the attack; print
 //             "CLOSED reason=..." when the coordinator closes its channel.
+//   burst     names= count= [size=]  send `count` messages to every name (multicast)
+//             without waiting, print "SENT", then reclaim and print "INUSE n" until killed.
+//   chaos     index= survivors= [seed=] [final=]  random work among peers that die (see
+//             the role); on SIGUSR1 send `final` messages to "final" and print fd counts.
 //   garbage   malformed control datagrams at the coordinator; print "OK" if each got
 //             BUS1_ERR_PROTOCOL and the bus still serves a lookup afterwards.
 // Every line goes to stdout, flushed; failures print "FAIL ..." and exit 1.
@@ -271,6 +275,122 @@ case "burst":
         if now != inUse { inUse = now; say("INUSE \(now)") }
         usleep(2000)
     }
+
+case "chaos":
+    // Random work on a bus where peers die: publishes chaos.<index>, talks to the
+    // survivors chaos.0 ..< survivors (and to every peer that says hello), sends
+    // unicast and multicast slices of random sizes, holds received messages for a
+    // while, releases handles. Errors a dying peer causes are expected; anything
+    // else fails. On SIGUSR1 (a survivor's cue) it stops, sends `final` honest
+    // messages to the consumer `final`, waits until every slice came back, and
+    // prints its fd counts: "OK final sent=N fds=START->END".
+    var pendingSignals = sigset_t()
+    sigemptyset(&pendingSignals)
+    sigaddset(&pendingSignals, SIGUSR1)
+    sigprocmask(SIG_BLOCK, &pendingSignals, nil)
+    func stopRequested() -> Bool {
+        var pending = sigset_t()
+        sigpending(&pending)
+        return sigismember(&pending, SIGUSR1) == 1
+    }
+    func openDescriptors() -> Int {
+        guard let dir = opendir("/proc/self/fd") else { return -1 }
+        defer { closedir(dir) }
+        var count = -1  // opendir's own descriptor
+        while let entry = readdir(dir) { if entry.pointee.d_name.0 != 0x2e { count += 1 } }
+        return count
+    }
+    /// Whether `error` is what a peer dying or a full ring or pool causes.
+    func expected(_ error: Bus1Error) -> Bool {
+        switch error {
+        case .wouldBlock, .channelClosed, .unknownHandle, .timedOut: true
+        case .refused(let refusal): refusal == .nameUnknown || refusal == .handleUnknown
+        default: false
+        }
+    }
+    final class Held {
+        let message: Message
+        init(_ message: consuming Message) { self.message = message }
+    }
+    let peer = connect()
+    let me = intSetting("index"), survivors = intSetting("survivors")
+    var rng = JitterSource(seed: UInt64(intSetting("seed", me + 1)))
+    do { try peer.publish(try peer.createNode(), as: "chaos.\(me)") } catch { fail("publish: \(error)") }
+    let startFDs = openDescriptors()
+    var targets: [Handle] = []  // distinct: a lookup of a known node returns the same handle
+    func add(_ handle: Handle) { if !targets.contains(handle) { targets.append(handle) } }
+    for k in 0..<survivors where k != me {
+        do { targets.append(try peer.lookup("chaos.\(k)", waitingUpToNanoseconds: 30_000_000_000)) } catch { fail("lookup chaos.\(k): \(error)") }
+    }
+    for target in targets {
+        let hello = Array("hello \(me)".utf8)
+        do {
+            let loan = try peer.loan(hello.count)
+            loan.payload.copyBytes(from: hello)
+            try peer.send(loan, to: target)
+        } catch {
+            if !expected(error) { fail("hello: \(error)") }
+        }
+    }
+    say("READY peer=\(peer.id)")
+    var held: [Held] = []
+    while !stopRequested() {
+        do {
+            for _ in 0..<4 {
+                guard let message = try peer.tryReceive() else { break }
+                if message.payload.count > 6, message.payload.starts(with: Array("hello ".utf8)),
+                   let k = Int(String(decoding: message.payload.dropFirst(6), as: UTF8.self)), k != me {
+                    do { add(try peer.lookup("chaos.\(k)")) } catch where expected(error) {}
+                }
+                if held.count < 32 && rng.next() % 2 == 0 { held.append(Held(message)) }
+            }
+            _ = peer.takeEvents()
+            if !held.isEmpty && rng.next() % 5 == 0 { held.remove(at: Int(rng.next() % UInt64(held.count))) }
+            if !targets.isEmpty {
+                let fanout = min(targets.count, 1 + Int(rng.next() % 3))
+                var destinations: [Handle] = []
+                while destinations.count < fanout {
+                    let pick = targets[Int(rng.next() % UInt64(targets.count))]
+                    if !destinations.contains(pick) { destinations.append(pick) }
+                }
+                let size = rng.next() % 8 == 0 ? 65536 : 1 + Int(rng.next() % 4096)
+                do {
+                    let loan = try peer.loan(size)
+                    loan.payload.initializeMemory(as: UInt8.self, repeating: 0x78)  // never a stale "hello"
+                    try peer.send(loan, to: destinations)
+                } catch .channelClosed {
+                    targets.removeAll { destinations.contains($0) }
+                }
+                if rng.next() % 100 == 0 {
+                    try peer.release(targets.remove(at: Int(rng.next() % UInt64(targets.count))))
+                }
+            }
+            if rng.next() % 50 == 0, survivors > 1 {
+                let k = Int(rng.next() % UInt64(survivors))
+                if k != me { add(try peer.lookup("chaos.\(k)")) }
+            }
+            _ = try peer.reclaimCompleted()
+            if rng.next() % 16 == 0 { usleep(UInt32(rng.next() % 500)) }
+        } catch {
+            if !expected(error) { fail("chaos: \(error)") }
+        }
+    }
+    held.removeAll()
+    let final = intSetting("final", 100)
+    let consumer: Handle
+    do { consumer = try peer.lookup("final", waitingUpToNanoseconds: 30_000_000_000) } catch { fail("lookup final: \(error)") }
+    for seq in 0..<final {
+        do {
+            var loan = try peer.loan(Pattern.size(seq), wait: .park, timeoutNanoseconds: 60_000_000_000)
+            loan.count = Pattern.size(seq)
+            Pattern.fill(loan.payload, seq: seq)
+            try peer.send(loan, to: consumer, wait: .park, timeoutNanoseconds: 60_000_000_000)
+        } catch {
+            fail("final send \(seq): \(error)")
+        }
+    }
+    waitUntilReclaimed(peer)
+    say("OK final sent=\(final) fds=\(startFDs)->\(openDescriptors())")
 
 case "hostile":
     let peer = connect()

@@ -39,6 +39,9 @@ struct Bus1Daemon: ParsableCommand {
     @Option(help: "Most channels one peer may send or receive on.")
     var maxChannels: Int = 4096
 
+    @Option(help: "Control messages held for a peer whose socket is full before it is disconnected as not reading.")
+    var maxQueuedControlMessages: Int = 1024
+
     @Option(help: "Bus ordering: global (one causal order at every receiver) or fifo (per-channel FIFO only).")
     var ordering: CoordinatorConfiguration.Ordering = .global
 
@@ -72,6 +75,7 @@ struct Bus1Daemon: ParsableCommand {
         configuration.maximumNodesPerPeer = maxNodes
         configuration.maximumHandlesPerPeer = maxHandles
         configuration.maximumChannelsPerPeer = maxChannels
+        configuration.maximumQueuedControlMessages = maxQueuedControlMessages
         configuration.eventBackend = eventBackend
         configuration.ordering = ordering
 
