@@ -325,7 +325,9 @@ public final class Coordinator: @unchecked Sendable {
     }
 
     private func reply(_ peer: PeerRecord, _ response: Response, requestID: UInt32) {
-        send(peer, response.message, requestID: requestID, fds: response.fds)
+        _ = withExtendedLifetime(response.owners) {
+            send(peer, response.message, requestID: requestID, fds: response.fds)
+        }
     }
 
     private func reply(_ peer: PeerRecord, _ message: ControlMessage, requestID: UInt32) {
@@ -352,7 +354,8 @@ public final class Coordinator: @unchecked Sendable {
     func removePeer(_ id: UInt64, reason: String) {
         guard let peer = peers.removeValue(forKey: id) else { return }
         counters.peers.store(connectedPeers(), ordering: .relaxed)
-        let routine = ["disconnected", "process exited", "coordinator stopping"].contains(reason) || reason.contains("Connection reset")
+        let routine = ["disconnected", "process exited", "coordinator stopping"].contains(reason)
+            || reason.contains("Connection reset") || reason.contains("Broken pipe")
         logger.log(level: routine ? .debug : .notice, "peer removed", metadata: ["peer": "\(id)", "reason": "\(reason)"])
         try? readiness.unwatch(peer.socketToken)
         try? readiness.unwatch(peer.pidfdToken)

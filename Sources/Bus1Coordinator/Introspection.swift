@@ -107,7 +107,7 @@ extension Coordinator {
             try MemFD.addSeals([.shrink, .grow, .write, .seal], to: snapshot)
             inspector.inspection = Inspection(snapshot: OwnedDescriptor(snapshot), objects: objects)
             return Response(message: .snapshot(size: UInt64(size), objectCount: UInt32(objects.count)),
-                            fds: [inspector.inspection!.snapshot.rawValue])
+                            fds: [inspector.inspection!.snapshot.rawValue], owners: [inspector])
         } catch {
             throw .system(error)
         }
@@ -119,7 +119,7 @@ extension Coordinator {
         guard Int(first) < inspection.objects.count else { throw .protocolError }
         let end = min(inspection.objects.count, Int(first) + Int(BUS1_MSG_MAX_FDS))
         return Response(message: .objects(first: first, count: UInt32(end - Int(first))),
-                        fds: inspection.objects[Int(first)..<end].map(\.rawValue))
+                        fds: inspection.objects[Int(first)..<end].map(\.rawValue), owners: [inspection])
     }
 
     /// Connected peers, inspectors not counted.

@@ -3,12 +3,16 @@ import Bus1Linux
 import CBus1Wire
 import Glibc
 
-/// A reply and the fds it carries (borrowed from the tables; sendmsg duplicates them).
+/// A reply and the fds it carries, borrowed from the tables (sendmsg duplicates
+/// them). `owners` keeps the objects that own those fds alive until the reply is
+/// sent: serving a request can remove a peer (a notification to it failed), and
+/// its fds must not close under a reply still to go out.
 struct Response {
     var message: ControlMessage
     var fds: [Int32] = []
+    var owners: [AnyObject] = []
 
-    static let ok = Response(message: .ok)
+    static var ok: Response { Response(message: .ok) }
 }
 
 /// Why a request was refused; becomes a `BUS1_MSG_ERROR`.
@@ -122,7 +126,7 @@ extension Coordinator {
         peer.state = .welcomed
         let flags = configuration.ordering == .fifo ? BUS1_WELCOME_FIFO_ONLY : 0
         return Response(message: .welcome(peer: peer.id, poolSize: UInt64(poolSize), ringCapacity: UInt32(capacity), flags: flags),
-                        fds: [peer.memory!.pool.rawValue, peer.memory!.wake.rawValue, clockDescriptor])
+                        fds: [peer.memory!.pool.rawValue, peer.memory!.wake.rawValue, clockDescriptor], owners: [peer])
     }
 
     /// Seals the pool against new writable mappings (the owner's stays) and makes
@@ -176,11 +180,14 @@ extension Coordinator {
                                                           channel: BUS1_INVALID_ID, capacity: 0, newChannel: false)))
         }
         let (channel, isNew) = try self.channel(from: peer, to: owner, node: key.node)
+        // Telling the owner about the channel can fail and remove it (it died meanwhile).
+        guard peers[owner.id] != nil, channels[channel.id] != nil else { throw .nameUnknown }
         peer.handles[handle, default: HandleRecord(node: key, references: 0)].references += 1
         peer.handleByNode[key] = handle
         let grant = ControlMessage.HandleGrant(handle: handle, node: key.node, owner: owner.id, channel: channel.id,
                                                capacity: UInt32(channel.capacity), newChannel: isNew)
-        return Response(message: .handleGranted(grant), fds: isNew ? [channel.memory.rawValue, owner.memory!.wake.rawValue] : [])
+        return Response(message: .handleGranted(grant), fds: isNew ? [channel.memory.rawValue, owner.memory!.wake.rawValue] : [],
+                        owners: [channel, owner])
     }
 
     private func release(handle: UInt64, by peer: PeerRecord) throws(RequestError) -> Response {

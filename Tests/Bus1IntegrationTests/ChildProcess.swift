@@ -121,6 +121,15 @@ final class ChildProcess {
         return waitForExit()
     }
 
+    /// The exit status if the process has ended, without waiting (reaps it).
+    func exitStatusIfEnded() -> ExitStatus? {
+        if let status { return status }
+        var s: Int32 = 0
+        guard waitpid(pid, &s, WNOHANG) == pid else { return nil }
+        status = ExitStatus(waitStatus: s)
+        return status
+    }
+
     func waitForExit() -> ExitStatus {
         if let status { return status }
         var s: Int32 = 0

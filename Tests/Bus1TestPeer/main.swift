@@ -283,15 +283,16 @@ case "chaos":
     // while, releases handles. Errors a dying peer causes are expected; anything
     // else fails. On SIGUSR1 (a survivor's cue) it stops, sends `final` honest
     // messages to the consumer `final`, waits until every slice came back, and
-    // prints its fd counts: "OK final sent=N fds=START->END".
+    // prints its fd counts: "OK final sent=N fds=START->END"; on a second SIGUSR1
+    // it exits.
     var pendingSignals = sigset_t()
     sigemptyset(&pendingSignals)
     sigaddset(&pendingSignals, SIGUSR1)
     sigprocmask(SIG_BLOCK, &pendingSignals, nil)
-    func stopRequested() -> Bool {
-        var pending = sigset_t()
-        sigpending(&pending)
-        return sigismember(&pending, SIGUSR1) == 1
+    /// Takes a pending SIGUSR1, if one came (it stays blocked: no handler races).
+    func takeCue() -> Bool {
+        var zero = timespec()
+        return sigtimedwait(&pendingSignals, nil, &zero) == SIGUSR1
     }
     func openDescriptors() -> Int {
         guard let dir = opendir("/proc/self/fd") else { return -1 }
@@ -334,7 +335,7 @@ case "chaos":
     }
     say("READY peer=\(peer.id)")
     var held: [Held] = []
-    while !stopRequested() {
+    while !takeCue() {
         do {
             for _ in 0..<4 {
                 guard let message = try peer.tryReceive() else { break }
@@ -361,7 +362,7 @@ case "chaos":
                 } catch .channelClosed {
                     targets.removeAll { destinations.contains($0) }
                 }
-                if rng.next() % 100 == 0 {
+                if !targets.isEmpty, rng.next() % 100 == 0 {
                     try peer.release(targets.remove(at: Int(rng.next() % UInt64(targets.count))))
                 }
             }
@@ -389,8 +390,26 @@ case "chaos":
             fail("final send \(seq): \(error)")
         }
     }
-    waitUntilReclaimed(peer)
+    // Other survivors wait for their slices too: keep taking and releasing what
+    // they sent here, or everyone waits for everyone.
+    let deadline = monotonicNanoseconds() + 30_000_000_000
+    while peer.currentStatistics.slicesInUse > 0 {
+        do {
+            while try peer.tryReceive() != nil {}
+            try peer.reclaimCompleted()
+        } catch {
+            if !expected(error) { fail("final reclaim: \(error)") }
+        }
+        if monotonicNanoseconds() > deadline { fail("pool not reclaimed: \(peer.currentStatistics)") }
+        usleep(500)
+    }
     say("OK final sent=\(final) fds=\(startFDs)->\(openDescriptors())")
+    // Stay, still releasing what arrives, until the second cue: the test gives it
+    // once every survivor is done, as the others may still be sending here.
+    while !takeCue() {
+        do { while try peer.tryReceive() != nil {} } catch { if !expected(error) { fail("draining: \(error)") } }
+        usleep(1000)
+    }
 
 case "hostile":
     let peer = connect()
