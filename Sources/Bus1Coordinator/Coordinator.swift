@@ -250,7 +250,12 @@ public final class Coordinator: @unchecked Sendable {
             return true  // the datagram's fds are closed with it
         }
         let response = serve(decoded.message, from: peer)
-        if peers[peer.id] != nil { reply(peer, response, requestID: decoded.requestID) }
+        guard peers[peer.id] != nil else { return true }
+        if let after = response.after, let other = peers[after.peer], other.messagesDelivered < after.position {
+            other.heldReplies.append(HeldReply(position: after.position, requester: peer.id, requestID: decoded.requestID, response: response))
+        } else {
+            reply(peer, response, requestID: decoded.requestID)
+        }
         return true
     }
 
@@ -270,6 +275,8 @@ public final class Coordinator: @unchecked Sendable {
         if peer.outbox.isEmpty {
             do {
                 try SeqPacket.send(peer.socket.rawValue, bytes, fds: fds, dontWait: true)
+                peer.messagesAccepted += 1
+                peer.messagesDelivered += 1
                 return true
             } catch where error.code == EAGAIN {
                 // queue below
@@ -291,6 +298,7 @@ public final class Coordinator: @unchecked Sendable {
             var owned: [OwnedDescriptor] = []
             for fd in fds { owned.append(OwnedDescriptor(try FileDescriptor.duplicating(fd))) }
             peer.outbox.append(QueuedMessage(bytes: bytes, fds: owned))
+            peer.messagesAccepted += 1
             if peer.outbox.count == 1 { try readiness.watch(peer.socket.rawValue, token: peer.writableToken, writable: true) }
             return true
         } catch {
@@ -299,23 +307,30 @@ public final class Coordinator: @unchecked Sendable {
         }
     }
 
-    /// Sends what the outbox holds until the socket is full again, then tells the
-    /// peer to look (it reads its socket only when `control_seq` moves).
+    /// Sends what the outbox holds until the socket is full again, tells the peer
+    /// to look (it reads its socket only when `control_seq` moves), and then lets
+    /// out the replies to others that waited for what was just delivered.
     private func flushOutbox(of peer: PeerRecord) {
-        defer { announceControl(to: peer) }
         while let next = peer.outbox.first {
             do {
                 try SeqPacket.send(peer.socket.rawValue, next.bytes, fds: next.fds.map(\.rawValue), dontWait: true)
                 peer.outbox.removeFirst()
+                peer.messagesDelivered += 1
             } catch where error.code == EAGAIN {
                 do { try readiness.watch(peer.socket.rawValue, token: peer.writableToken, writable: true) } catch {
                     removePeer(peer.id, reason: "cannot watch: \(error)")
+                    return
                 }
-                return
+                break
             } catch {
                 removePeer(peer.id, reason: "send failed: \(error)")
                 return
             }
+        }
+        announceControl(to: peer)
+        while let held = peer.heldReplies.first, held.position <= peer.messagesDelivered {
+            peer.heldReplies.removeFirst()
+            if let requester = peers[held.requester] { reply(requester, held.response, requestID: held.requestID) }
         }
     }
 
@@ -364,6 +379,12 @@ public final class Coordinator: @unchecked Sendable {
             closeChannel(channelID, reason: BUS1_CLOSE_PEER_GONE.rawValue)
         }
         for (name, key) in names where key.owner == id { names[name] = nil }
+        // Replies that waited for this peer to hear of something never will: undo and refuse.
+        for held in peer.heldReplies {
+            held.response.rollback?()
+            if let requester = peers[held.requester] { reply(requester, RequestError.nameUnknown.message, requestID: held.requestID) }
+        }
+        peer.heldReplies.removeAll()
     }
 
     /// Removes a channel and tells whichever ends are still connected.

@@ -11,6 +11,13 @@ struct Response {
     var message: ControlMessage
     var fds: [Int32] = []
     var owners: [AnyObject] = []
+    /// The reply may go out only once `peer`'s socket holds its message number
+    /// `position` (an event the reply depends on, such as the grant of the node a
+    /// new handle names): see ``Coordinator/receiveOne(from:)``.
+    var after: (peer: UInt64, position: UInt64)?
+    /// Undoes the request's effect if the reply can never go out as it is (the
+    /// peer in `after` went away first); the requester then gets `nameUnknown`.
+    var rollback: (() -> Void)?
 
     static var ok: Response { Response(message: .ok) }
 }
@@ -184,10 +191,18 @@ extension Coordinator {
         guard peers[owner.id] != nil, channels[channel.id] != nil else { throw .nameUnknown }
         peer.handles[handle, default: HandleRecord(node: key, references: 0)].references += 1
         peer.handleByNode[key] = handle
+        let rollback = { [weak peer] in
+            guard let peer, var record = peer.handles[handle] else { return }
+            record.references -= 1
+            if record.references > 0 { peer.handles[handle] = record } else { peer.handles[handle] = nil; peer.handleByNode[key] = nil }
+        }
         let grant = ControlMessage.HandleGrant(handle: handle, node: key.node, owner: owner.id, channel: channel.id,
                                                capacity: UInt32(channel.capacity), newChannel: isNew)
+        // The owner must have the grant (and, for a new channel, its announcement) in
+        // its socket before the requester can send: else a descriptor could reach it
+        // naming a node it has not heard of, or carry a ticket its merge cannot see.
         return Response(message: .handleGranted(grant), fds: isNew ? [channel.memory.rawValue, owner.memory!.wake.rawValue] : [],
-                        owners: [channel, owner])
+                        owners: [channel, owner], after: (owner.id, owner.messagesAccepted), rollback: rollback)
     }
 
     private func release(handle: UInt64, by peer: PeerRecord) throws(RequestError) -> Response {

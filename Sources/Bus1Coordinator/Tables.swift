@@ -44,6 +44,13 @@ final class PeerRecord {
     /// duplicated (the table entries they came from may close before they go out).
     /// While it is not empty every message to this peer queues behind it.
     var outbox: [QueuedMessage] = []
+    /// Messages handed to `send` for this peer, and how many of them are in its
+    /// socket (the difference sits in `outbox`).
+    var messagesAccepted: UInt64 = 0
+    var messagesDelivered: UInt64 = 0
+    /// Replies to other peers that wait until this peer's socket holds a message
+    /// they depend on (ordered by position).
+    var heldReplies: [HeldReply] = []
 
     init(id: UInt64, socket: consuming FileDescriptor, pidfd: OwnedDescriptor?, pid: Int32, uid: UInt32) {
         self.id = id
@@ -63,6 +70,15 @@ final class PeerRecord {
 struct QueuedMessage {
     let bytes: [UInt8]
     let fds: [OwnedDescriptor]
+}
+
+/// A reply to `requester` that may go out once the holding peer's
+/// `messagesDelivered` reaches `position`.
+struct HeldReply {
+    let position: UInt64
+    let requester: UInt64
+    let requestID: UInt32
+    let response: Response
 }
 
 /// A node, named by its owner and the owner's handle id for it.

@@ -1,48 +1,50 @@
 import Bus1
 import Bus1Linux
+import Dispatch
 import Testing
 
 /// A peer's control socket holds only what fits the coordinator's socket send
-/// buffer (a few hundred small datagrams); the coordinator must hold the rest for
-/// a peer that is busy, in order, and give up only on one that lets a whole
+/// buffer (a few hundred small datagrams). The coordinator holds the rest for a
+/// peer that is busy, in order, and answers a lookup only once the node's owner
+/// has the grant in its socket; it gives up only on a peer that lets a whole
 /// outbox pile up.
 @Suite("Control queue")
 struct ControlQueueTests {
-    /// One CHANNEL_GRANT per node, unread while the sender looks them all up.
-    static func grantFlood(_ bus: BusFixture, nodes: Int) throws -> (receiver: Peer, sender: Peer, handles: [Handle]) {
-        let receiver = try bus.connect()
-        for i in 0..<nodes { try receiver.publish(try receiver.createNode(), as: "flood.\(i)") }
-        let sender = try bus.connect()
-        var handles: [Handle] = []
-        for i in 0..<nodes {
-            guard let handle = try? sender.lookup("flood.\(i)") else { break }
-            handles.append(handle)
-        }
-        return (receiver, sender, handles)
-    }
-
-    @Test("A peer busy while 1,000 grants pile up misses none and keeps working")
+    @Test("A peer busy while 1,000 grants pile up misses none: lookups wait for it, then a message to the last node is accepted")
     func busyPeerKeepsEvents() throws {
         let bus = try BusFixture("queue")
-        let (receiver, sender, handles) = try Self.grantFlood(bus, nodes: 1000)
-        #expect(handles.count == 1000)
-        // The last node's grant came last: a message to it is accepted only if the
-        // receiver has seen every grant before it, in order.
-        for handle in [handles[0], handles[999]] {
-            try sender.send(copying: UnsafeRawBufferPointer(start: nil, count: 0), to: handle)
-            let message = try receiver.receive(timeoutNanoseconds: 10_000_000_000)
-            #expect(message.sender == sender.id)
-        }
-        #expect(receiver.currentStatistics.violationsDetected == 0)
-        #expect(bus.coordinator.peerCount == 2)
+        let sink = try bus.peer("slowsink", ["nodes": "1000", "sleep": "300", "count": "2"])
+        #expect(sink.awaitLine(prefix: "READY", timeoutSeconds: 60) != nil, "\(sink.transcript)")
+        let sender = try bus.connect()
+        var handles: [Handle] = []
+        for i in 0..<1000 { handles.append(try sender.lookup("flood.\(i)")) }
+        for handle in [handles[0], handles[999]] { try sender.send(copying: UnsafeRawBufferPointer(start: nil, count: 0), to: handle) }
+        #expect(sink.finish(timeoutSeconds: 60) == .exited(0), "\(sink.transcript)")
+        #expect(sink.lines.last == "OK received=2 violations=0", "\(sink.transcript)")
     }
 
-    @Test("A peer that lets more than the limit pile up is disconnected; nobody else is")
+    /// The owner never reads; twelve requesters (threads, each its own peer) look
+    /// its nodes up until the grants overflow the limit.
+    @Test("A peer that lets more than the limit pile up is disconnected; the lookups waiting on it are refused")
     func overflowingPeerIsDisconnected() throws {
         let bus = try BusFixture("queue-overflow") { $0.maximumQueuedControlMessages = 8 }
-        let (receiver, sender, _) = try Self.grantFlood(bus, nodes: 1000)
-        #expect(throws: Bus1Error.coordinatorGone) { _ = try receiver.receive(timeoutNanoseconds: 5_000_000_000) }
-        #expect(throws: Bus1Error.refused(.nameUnknown)) { _ = try sender.lookup("flood.0") }
-        #expect(bus.coordinator.peerCount == 1)
+        let deaf = try bus.connect()
+        for i in 0..<2000 { try deaf.publish(try deaf.createNode(), as: "flood.\(i)") }
+        let group = DispatchGroup()
+        let address = bus.address
+        for thread in 0..<12 {
+            DispatchQueue.global().async(group: group) {
+                var options = PeerOptions(address: address)
+                options.waitMode = .park
+                guard let requester = try? Peer.connect(options: options) else { return }
+                for i in stride(from: thread, to: 2000, by: 12) {
+                    do { _ = try requester.lookup("flood.\(i)") } catch { return }
+                }
+            }
+        }
+        #expect(group.wait(timeout: .now() + 60) == .success, "lookups still waiting on a peer that was never disconnected")
+        #expect(throws: Bus1Error.coordinatorGone) { _ = try deaf.receive(timeoutNanoseconds: 5_000_000_000) }
+        let other = try bus.connect()
+        #expect(throws: Bus1Error.refused(.nameUnknown)) { _ = try other.lookup("flood.0") }
     }
 }

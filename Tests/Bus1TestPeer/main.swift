@@ -411,6 +411,21 @@ case "chaos":
         usleep(1000)
     }
 
+case "slowsink":
+    // Publishes nodes flood.0 ..< nodes, says READY, does not look at its socket
+    // for `sleep` ms (busy elsewhere), then receives `count` messages and prints
+    // "OK received=N violations=V".
+    let peer = connect()
+    for i in 0..<intSetting("nodes") {
+        do { try peer.publish(try peer.createNode(), as: "flood.\(i)") } catch { fail("publish: \(error)") }
+    }
+    say("READY peer=\(peer.id)")
+    usleep(UInt32(intSetting("sleep")) * 1000)
+    for _ in 0..<intSetting("count") {
+        do { _ = try peer.receive(timeoutNanoseconds: 30_000_000_000) } catch { fail("receive: \(error)") }
+    }
+    say("OK received=\(intSetting("count")) violations=\(peer.currentStatistics.violationsDetected)")
+
 case "hostile":
     let peer = connect()
     let target = lookupWhenPublished(peer, setting("name"))
