@@ -70,6 +70,25 @@ struct DaemonTests {
         #expect(waiter.lines.contains { $0.hasPrefix("GONE") }, "\(waiter.transcript)")
     }
 
+    /// The waiter keeps trying `Peer.connect` (a typed `coordinatorGone` while no
+    /// daemon listens) until a new bus1d serves the same path.
+    @Test("Peers reconnect to a coordinator restarted on the same path")
+    func reconnect() throws {
+        let path = Self.socketPath("restart")
+        let first = try ChildProcess("bus1d", ["--address", path], mergeStandardError: true)
+        #expect(Self.waitForSocket(path))
+        let waiter = try ChildProcess("bus1-test-peer", ["waiter", "address=\(path)", "name=r", "mode=park", "reconnect=1"])
+        #expect(waiter.awaitLine(prefix: "READY", timeoutSeconds: 30) != nil, "\(waiter.transcript)")
+        first.signal(SIGKILL)
+        #expect(first.waitForExit() == .signaled(SIGKILL))
+        #expect(waiter.awaitLine(prefix: "OK", timeoutSeconds: 30) != nil, "\(waiter.transcript)")
+        let second = try ChildProcess("bus1d", ["--address", path], mergeStandardError: true)  // replaces the stale socket
+        #expect(waiter.finish(timeoutSeconds: 60) == .exited(0), "\(waiter.transcript)")
+        #expect(waiter.lines.contains { $0.hasPrefix("RECONNECTED") }, "\(waiter.transcript)")
+        second.signal(SIGTERM)
+        #expect(second.finish(timeoutSeconds: 30) == .exited(0), "\(second.transcript)")
+    }
+
     @Test("--help describes the daemon")
     func help() throws {
         let help = try ChildProcess("bus1d", ["--help"], mergeStandardError: true)

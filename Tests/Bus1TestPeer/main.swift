@@ -552,6 +552,24 @@ case "waiter":
     } catch {
         fail("createNode: \(error)")
     }
+    // reconnect=1: a restarted coordinator on the same path takes a new peer, which
+    // can publish the same name again (the old bus's state is gone with it).
+    if settings["reconnect"] == "1" {
+        let deadline = monotonicNanoseconds() + 30_000_000_000
+        while true {
+            do {
+                let again = try Peer.connect(options: options)
+                try again.publish(try again.createNode(), as: setting("name"))
+                say("RECONNECTED peer=\(again.id)")
+                break
+            } catch .coordinatorGone {
+                if monotonicNanoseconds() > deadline { fail("no coordinator came back") }
+                usleep(10_000)
+            } catch {
+                fail("reconnect: \(error)")
+            }
+        }
+    }
 
 case "garbage":
     let address = settings["address"] ?? Peer.defaultAddress()
