@@ -76,10 +76,12 @@ let package = Package(
         .executableTarget(
             name: "bus1-test-peer", dependencies: ["Bus1", "Bus1Core", "Bus1Linux", "CBus1Wire"],
             path: "Tests/Bus1TestPeer", swiftSettings: strict),
-        .testTarget(name: "Bus1CoreTests", dependencies: ["Bus1Core", "Bus1Linux", "CBus1Wire"], swiftSettings: strict),
+        // Helpers shared by the test targets (seeded randomness).
+        .target(name: "Bus1TestSupport", path: "Tests/Bus1TestSupport", swiftSettings: strict),
+        .testTarget(name: "Bus1CoreTests", dependencies: ["Bus1Core", "Bus1Linux", "CBus1Wire", "Bus1TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "Bus1IntegrationTests",
-            dependencies: ["Bus1", "Bus1Coordinator", "Bus1Core", "Bus1Linux", "CBus1Wire"],
+            dependencies: ["Bus1", "Bus1Coordinator", "Bus1Core", "Bus1Linux", "CBus1Wire", "Bus1TestSupport"],
             swiftSettings: strict),
     ]
 )

@@ -1,4 +1,5 @@
 import Bus1Linux
+import Bus1TestSupport
 import Glibc
 import Testing
 
@@ -36,7 +37,7 @@ struct KillTests {
         }
         for survivor in survivors { #expect(survivor.awaitLine(prefix: "READY", timeoutSeconds: 60) != nil, "\(survivor.transcript)") }
 
-        var rng = SplitMixSource(seed: 0xB051)
+        var rng = SplitMix64(state: 0xB051)
         var victims: [ChildProcess] = []
         var next = survivorCount
         var killedAfterReady = 0
@@ -108,18 +109,5 @@ struct KillTests {
         // notice or a warning is not.
         let remarks = daemon.lines.filter { $0.contains(" notice ") || $0.contains(" warning ") || $0.contains(" error ") }
         #expect(remarks.isEmpty, "\(remarks.joined(separator: "\n"))")
-    }
-}
-
-/// Seeded random numbers for test schedules.
-struct SplitMixSource {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
