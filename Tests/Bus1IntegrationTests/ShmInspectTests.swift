@@ -54,7 +54,7 @@ struct ShmInspectTests {
         #expect((sink?["holders"] as? [[String: Any]])?.contains { Self.number($0, "peer") == producerID } == true, "\(nodes)")
         let handles = try Self.rows(bus.address, ["handles"], "handles")
         #expect(handles.contains { Self.number($0, "holder") == producerID && Self.number($0, "owner") == consumerID
-            && ($0["ownerHandle"] as? Bool) == false }, "\(handles)")
+            && ($0["ownerHandle"] as? Bool) == false && ($0["ownerConnected"] as? Bool) == true }, "\(handles)")
 
         var channels = try Self.rows(bus.address, ["channels"], "channels")
         #expect(channels.count == 1)
@@ -108,6 +108,15 @@ struct ShmInspectTests {
             && Set(($0["receivers"] as? [NSNumber])?.map(\.uint64Value) ?? []) == [first.id, second.id] }, "\(slices)")
         let (status, verify) = try Self.inspect(bus.address, ["verify"])
         #expect(status == .exited(0), "\(verify)")
+        // A holder's handle to a node whose owner left stays, marked.
+        first.disconnect()
+        var handles: [[String: Any]] = []
+        for _ in 0..<100 {
+            handles = try Self.rows(bus.address, ["handles"], "handles")
+            if handles.contains(where: { ($0["ownerConnected"] as? Bool) == false }) { break }
+            usleep(10_000)
+        }
+        #expect(handles.contains { Self.number($0, "owner") == Int(first.id) && ($0["ownerConnected"] as? Bool) == false }, "\(handles)")
         producer.signal(SIGKILL)
         _ = producer.finish()
     }

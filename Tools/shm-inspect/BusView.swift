@@ -83,12 +83,15 @@ struct BusView {
 
     struct HandleRow: Codable {
         var holder: UInt64, handle: UInt64, owner: UInt64, node: UInt64, references: UInt32, ownerHandle: Bool, names: [String]
+        /// False for a handle to a node whose owner has left the bus (kept until released).
+        var ownerConnected: Bool
     }
 
     func handleRows() -> [HandleRow] {
         tables.handles.map { h in
             HandleRow(holder: h.holder, handle: h.handle, owner: h.owner, node: h.node, references: h.references,
-                      ownerHandle: h.holder == h.owner, names: tables.names(of: h.owner, h.node))
+                      ownerHandle: h.holder == h.owner, names: tables.names(of: h.owner, h.node),
+                      ownerConnected: tables.peer(h.owner) != nil)
         }
     }
 

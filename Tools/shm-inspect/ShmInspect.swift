@@ -94,7 +94,8 @@ struct Handles: ParsableCommand {
         try bus.emit(view, "handles", rows) {
             var t = Table(["HOLDER", "HANDLE", "OWNER", "NODE", "REFS", "KIND", "NAMES"])
             for r in rows {
-                t.add([r.holder, r.handle, r.owner, r.node, r.references, r.ownerHandle ? "owner" : "handle", r.names.joined(separator: ",")])
+                t.add([r.holder, r.handle, r.owner, r.node, r.references,
+                       r.ownerHandle ? "owner" : r.ownerConnected ? "handle" : "owner gone", r.names.joined(separator: ",")])
             }
             return t
         }
