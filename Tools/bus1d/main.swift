@@ -79,6 +79,7 @@ struct Bus1Daemon: ParsableCommand {
         configuration.eventBackend = eventBackend
         configuration.ordering = ordering
 
+        raiseDescriptorLimit(logger)
         let coordinator: Coordinator
         do {
             coordinator = try Coordinator(configuration: configuration, logger: logger)
@@ -93,6 +94,21 @@ struct Bus1Daemon: ParsableCommand {
             logger.critical("coordinator failed: \(error)")
             throw ExitCode(1)
         }
+    }
+}
+
+/// Raises the soft fd limit to the hard one: the daemon holds several fds per peer
+/// and channel (plus duplicates for queued control messages), and the usual soft
+/// default of 1024 would make it refuse work long before the machine runs out.
+private func raiseDescriptorLimit(_ logger: Logger) {
+    var limit = rlimit()
+    guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+    let before = limit.rlim_cur
+    limit.rlim_cur = limit.rlim_max
+    if setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 {
+        logger.debug("raised the open-file limit", metadata: ["from": "\(before)", "to": "\(limit.rlim_max)"])
+    } else {
+        logger.warning("cannot raise the open-file limit", metadata: ["limit": "\(before)", "errno": "\(errno)"])
     }
 }
 
