@@ -74,9 +74,9 @@ let package = Package(
 
         // A peer process driven by the integration tests (producer, consumer, hostile peer).
         .executableTarget(
-            name: "bus1-test-peer", dependencies: ["Bus1", "Bus1Core", "Bus1Linux", "CBus1Wire"],
+            name: "bus1-test-peer", dependencies: ["Bus1", "Bus1Core", "Bus1Linux", "CBus1Wire", "Bus1TestSupport"],
             path: "Tests/Bus1TestPeer", swiftSettings: strict),
-        // Helpers shared by the test targets (seeded randomness).
+        // Helpers shared by the test targets and the test peer (seeded randomness, fd counts).
         .target(name: "Bus1TestSupport", path: "Tests/Bus1TestSupport", swiftSettings: strict),
         .testTarget(name: "Bus1CoreTests", dependencies: ["Bus1Core", "Bus1Linux", "CBus1Wire", "Bus1TestSupport"], swiftSettings: strict),
         .testTarget(

@@ -12,15 +12,6 @@ import Testing
 /// `BUS1_SOAK=N` multiplies the kills.
 @Suite("Crash cleanup")
 struct KillTests {
-    /// Open descriptors of process `pid`.
-    static func descriptorCount(_ pid: pid_t) -> Int {
-        guard let dir = opendir("/proc/\(pid)/fd") else { return -1 }
-        defer { closedir(dir) }
-        var count = 0
-        while let entry = readdir(dir) { if entry.pointee.d_name.0 != 0x2e { count += 1 } }
-        return count
-    }
-
     @Test("200 random SIGKILLs leak no memfd, slice, handle, channel or fd, and every survivor still works")
     func randomKills() throws {
         let kills = 200 * StressTests.soak
@@ -29,7 +20,7 @@ struct KillTests {
         let daemon = try ChildProcess("bus1d", ["--address", path], mergeStandardError: true)
         #expect(DaemonTests.waitForSocket(path))
         usleep(100_000)
-        let baseline = Self.descriptorCount(daemon.pid)
+        let baseline = openDescriptorCount(of: daemon.pid)
 
         var survivors: [ChildProcess] = []
         for index in 0..<survivorCount {
@@ -96,7 +87,7 @@ struct KillTests {
             peers = try ShmInspectTests.rows(path, ["peers"], "peers")
             channels = try ShmInspectTests.rows(path, ["channels"], "channels")
             handles = try ShmInspectTests.rows(path, ["handles"], "handles")
-            descriptors = Self.descriptorCount(daemon.pid)
+            descriptors = openDescriptorCount(of: daemon.pid)
             if peers.isEmpty && channels.isEmpty && handles.isEmpty && descriptors == baseline { break }
             usleep(50_000)
         }

@@ -24,6 +24,7 @@ import Bus1
 @_spi(HostileTesting) import Bus1
 import Bus1Core
 import Bus1Linux
+import Bus1TestSupport
 import CBus1Wire
 import Glibc
 
@@ -294,13 +295,6 @@ case "chaos":
         var zero = timespec()
         return sigtimedwait(&pendingSignals, nil, &zero) == SIGUSR1
     }
-    func openDescriptors() -> Int {
-        guard let dir = opendir("/proc/self/fd") else { return -1 }
-        defer { closedir(dir) }
-        var count = -1  // opendir's own descriptor
-        while let entry = readdir(dir) { if entry.pointee.d_name.0 != 0x2e { count += 1 } }
-        return count
-    }
     /// Whether `error` is what a peer dying or a full ring or pool causes.
     func expected(_ error: Bus1Error) -> Bool {
         switch error {
@@ -317,7 +311,7 @@ case "chaos":
     let me = intSetting("index"), survivors = intSetting("survivors")
     var rng = JitterSource(seed: UInt64(intSetting("seed", me + 1)))
     do { try peer.publish(try peer.createNode(), as: "chaos.\(me)") } catch { fail("publish: \(error)") }
-    let startFDs = openDescriptors()
+    let startFDs = openDescriptorCount()
     var targets: [Handle] = []  // distinct: a lookup of a known node returns the same handle
     func add(_ handle: Handle) { if !targets.contains(handle) { targets.append(handle) } }
     for k in 0..<survivors where k != me {
@@ -403,7 +397,7 @@ case "chaos":
         if monotonicNanoseconds() > deadline { fail("pool not reclaimed: \(peer.currentStatistics)") }
         usleep(500)
     }
-    say("OK final sent=\(final) fds=\(startFDs)->\(openDescriptors())")
+    say("OK final sent=\(final) fds=\(startFDs)->\(openDescriptorCount())")
     // Stay, still releasing what arrives, until the second cue: the test gives it
     // once every survivor is done, as the others may still be sending here.
     while !takeCue() {
