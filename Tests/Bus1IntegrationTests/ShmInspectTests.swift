@@ -1,4 +1,5 @@
 @_spi(HostileTesting) import Bus1
+import Bus1Core
 import Bus1Linux
 import CBus1Wire
 import Foundation
@@ -191,5 +192,51 @@ struct ShmInspectTests {
         #expect(status == .exited(2), "\(output)")
         #expect(output.contains("introspection refused: uid \(nobody) may not inspect the bus") && output.contains("only the bus's own uid and root"),
                 "\(output)")
+    }
+
+    /// The introspection requests misused on a raw socket: each a typed error,
+    /// and the connection keeps being served.
+    @Test("Introspection misuse is refused: objects before a snapshot, an index past the end, HELLO from an inspector")
+    func introspectionMisuse() throws {
+        let bus = try BusFixture("inspect-misuse")
+        let socket = try SeqPacket.connect(path: bus.address)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1024, alignment: 8)
+        defer { buffer.deallocate() }
+        func ask(_ message: ControlMessage, id: UInt32) throws -> (ControlMessage, Int) {
+            try SeqPacket.send(socket.rawValue, message.encode(requestID: id))
+            guard var datagram = try SeqPacket.receive(socket.rawValue, into: buffer) else { throw LinuxError("no reply", code: EIO) }
+            let fds = datagram.takeDescriptors()
+            for fd in fds { close(fd) }
+            let (reply, replyID) = try ControlMessage.decode(UnsafeRawBufferPointer(rebasing: buffer[..<datagram.count]), descriptorCount: fds.count)
+            #expect(replyID == id)
+            return (reply, fds.count)
+        }
+        let state = ControlMessage.error(code: BUS1_ERR_STATE.rawValue, detail: 0)
+        let malformed = ControlMessage.error(code: BUS1_ERR_PROTOCOL.rawValue, detail: 0)
+        #expect(try ask(.getObjects(first: 0), id: 1).0 == state)
+        let (snapshot, fds) = try ask(.introspect, id: 2)
+        guard case .snapshot(_, let objects) = snapshot else { Issue.record("no snapshot: \(snapshot)"); return }
+        #expect(fds == 1 && objects >= 1)
+        #expect(try ask(.getObjects(first: objects), id: 3).0 == malformed)
+        #expect(try ask(.hello(poolSize: 0, ringCapacity: 0), id: 4).0 == state)
+        #expect(try ask(.introspect, id: 5).0 == state)
+        let (first, firstFDs) = try ask(.getObjects(first: 0), id: 6)
+        #expect(first == .objects(first: 0, count: UInt32(firstFDs)) && firstFDs == min(4, Int(objects)))
+    }
+
+    @Test("Bad arguments and a missing bus are clear errors with exit status 2")
+    func badArguments() throws {
+        let bus = try BusFixture("inspect-args")
+        let peer = try bus.connect()
+        for (arguments, message) in [
+            (["peers", "--bus", bus.address + ".missing"], "no bus at"),
+            (["pool", "999", "--bus", bus.address], "no peer 999 on this bus"),
+            (["slice", "\(peer.id)", "zz", "--bus", bus.address], "offset zz is not a number"),
+            (["slice", "\(peer.id)", "16", "--bus", bus.address], "offset 16 is not in peer \(peer.id)'s payload area"),
+        ] {
+            let process = try ChildProcess("shm-inspect", arguments, mergeStandardError: true)
+            #expect(process.finish(timeoutSeconds: 60) == .exited(2), "\(process.transcript)")
+            #expect(process.lines.contains { $0.hasPrefix("shm-inspect: ") && $0.contains(message) }, "\(process.transcript)")
+        }
     }
 }

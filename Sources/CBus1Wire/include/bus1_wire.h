@@ -249,7 +249,9 @@ struct bus1_completion {
 /*
  * Peers send requests; the coordinator answers each with exactly one reply
  * carrying the same request_id (or BUS1_MSG_ERROR), and also sends events
- * (request_id 0) at any time. File descriptors travel as SCM_RIGHTS, in the
+ * (request_id 0) at any time. Events a peer has no room for wait, in order, in
+ * the coordinator; a HANDLE_GRANTED reply goes out only once the node's owner
+ * has the matching CHANNEL_OPENED or CHANNEL_GRANT in its socket. File descriptors travel as SCM_RIGHTS, in the
  * order each body's comment lists them. A datagram whose size, magic, version,
  * type or fd count does not match is a protocol error: the coordinator answers
  * BUS1_MSG_ERROR(BUS1_ERR_PROTOCOL) and keeps serving.
