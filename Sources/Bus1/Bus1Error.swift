@@ -19,6 +19,10 @@ public enum Bus1Error: Error, Sendable, Equatable, CustomStringConvertible {
     case unknownHandle(Handle)
     /// A handle to one of this peer's own nodes: Bus1 does not loop messages back.
     case ownNode(Handle)
+    /// The node the handle names was destroyed (this peer received the notification).
+    case nodeDestroyed(Handle)
+    /// More handles (16) or fds (4) attached to one message than fit.
+    case attachmentTooLarge(handles: Int, fileDescriptors: Int)
     /// A payload larger than one pool slice can be.
     case payloadTooLarge(requested: Int, maximum: Int)
     /// A multicast to more destinations than ``PeerOptions/maximumMulticast`` (or none).
@@ -49,6 +53,8 @@ public enum Bus1Error: Error, Sendable, Equatable, CustomStringConvertible {
         case .channelClosed(let peer, let reason): "channel to peer \(peer) closed: \(reason)"
         case .unknownHandle(let h): "unknown handle \(h)"
         case .ownNode(let h): "\(h) names one of this peer's own nodes"
+        case .nodeDestroyed(let h): "the node \(h) names was destroyed"
+        case .attachmentTooLarge(let h, let f): "attachment of \(h) handles and \(f) fds (at most \(BUS1_ATTACH_MAX_HANDLES) and \(BUS1_MSG_MAX_FDS))"
         case .payloadTooLarge(let n, let max): "payload of \(n) bytes exceeds the largest slice (\(max))"
         case .badDestinationCount(let n, let max): "multicast to \(n) destinations (1...\(max) allowed)"
         case .batchTooLarge(let n, let max): "batch of \(n) messages exceeds the ring capacity \(max)"
@@ -64,11 +70,25 @@ public enum Refusal: Sendable, Equatable, CustomStringConvertible {
     case protocolError, versionMismatch, nameTaken, nameUnknown, nameInvalid
     case handleUnknown, notOwner, permissionDenied, invalidState
     case quotaExceeded(Quota)
+    /// An attached fd may not travel on the bus.
+    case descriptorRefused(DescriptorRefusal)
     case internalError(errno: Int32)
     case unknown(code: UInt32, detail: UInt32)
 
     public enum Quota: UInt32, Sendable {
         case peers = 1, nodes = 2, handles = 3, channels = 4, poolBytes = 5
+        /// Fds in attachments one uid has waiting in the coordinator.
+        case fileDescriptors = 6
+        /// The sending uid's fair share of a receiver's control queue.
+        case messages = 7
+    }
+
+    /// Why an attached fd was refused (`enum bus1_fd_refusal`).
+    public enum DescriptorRefusal: UInt32, Sendable {
+        /// A Unix socket (could form reference cycles of sockets in flight).
+        case unixSocket = 1
+        /// One of the bus's own memfds (pool, ring, wake or clock page).
+        case busObject = 2
     }
 
     init(code: UInt32, detail: UInt32) {
@@ -85,6 +105,8 @@ public enum Refusal: Sendable, Equatable, CustomStringConvertible {
         case BUS1_ERR_QUOTA.rawValue:
             self = Quota(rawValue: detail).map { .quotaExceeded($0) } ?? .unknown(code: code, detail: detail)
         case BUS1_ERR_INTERNAL.rawValue: self = .internalError(errno: Int32(bitPattern: detail))
+        case BUS1_ERR_FD_REFUSED.rawValue:
+            self = DescriptorRefusal(rawValue: detail).map { .descriptorRefused($0) } ?? .unknown(code: code, detail: detail)
         default: self = .unknown(code: code, detail: detail)
         }
     }
@@ -101,6 +123,7 @@ public enum Refusal: Sendable, Equatable, CustomStringConvertible {
         case .permissionDenied: "permission denied by policy"
         case .invalidState: "request not valid now"
         case .quotaExceeded(let q): "quota exceeded: \(q)"
+        case .descriptorRefused(let why): "fd refused: \(why)"
         case .internalError(let e): "coordinator internal error (errno \(e))"
         case .unknown(let c, let d): "error \(c)/\(d)"
         }

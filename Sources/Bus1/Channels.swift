@@ -1,6 +1,7 @@
 import Bus1Core
 import Bus1Linux
 import CBus1Wire
+import Glibc
 
 public typealias ChannelViolation = Bus1Core.ChannelViolation
 public typealias WaitMode = Bus1Core.WaitMode
@@ -11,7 +12,11 @@ public typealias ParkBackend = Bus1Core.ParkBackend
 public struct Handle: Hashable, Sendable, CustomStringConvertible {
     public let id: UInt64
     public init(id: UInt64) { self.id = id }
-    public var description: String { "handle \(id)" }
+    /// What a message carries in place of a handle whose node was destroyed
+    /// before the message's ticket.
+    public static let invalid = Handle(id: BUS1_INVALID_ID)
+    public var isValid: Bool { id != BUS1_INVALID_ID }
+    public var description: String { isValid ? "handle \(id)" : "invalid handle" }
 }
 
 /// A channel this peer sends on: its submission producer, the receiver's wake
@@ -39,6 +44,8 @@ final class OutboundChannel {
 /// A channel this peer receives on: the submission consumer, the sender's pool
 /// (mapped read-only: payloads are read in place), the sender's wake page (to
 /// wake it after returning slices), and the nodes the sender may address.
+/// The coordinator ring is one too, with no pool and no wake page: its
+/// descriptors are notifications, merged with data by ticket.
 ///
 /// Kept alive by every ``Message`` taken from it, so a message can be released
 /// after the channel closed (the release is then dropped).
@@ -46,12 +53,19 @@ final class InboundChannel {
     let id: UInt64
     let sender: UInt64
     @exclusivity(unchecked) var consumer: SubmissionConsumer
-    let pool: Mapping
+    /// The sender's pool and wake page mappings (nil: the coordinator ring).
+    let sharedMemory: SenderMemory?
+    /// The sender's pool, mapped read-only (empty for the coordinator ring).
+    let poolBase: UnsafeRawPointer
+    let poolCount: Int
     /// Where the sender's payload area starts (slices before it are refused).
     let payloadOffset: UInt64
-    let senderWakeMapping: Mapping
-    let senderWake: WakePage
+    let senderWake: WakePage?
+    var isCoordinatorRing: Bool { sharedMemory == nil }
     var allowedNodes: Set<UInt64>
+    /// Attachments the coordinator delivered for this channel, oldest first; each
+    /// `BUS1_DESC_ATTACHMENT` descriptor takes the first.
+    var attachments: [Attachment] = []
     var isClosed = false
     /// A violation found while releasing (in a `deinit`, which cannot throw); the
     /// peer reports it at its next call.
@@ -60,24 +74,25 @@ final class InboundChannel {
     /// checks one flag instead of every channel.
     let violations: ViolationInbox
 
-    init(id: UInt64, sender: UInt64, consumer: consuming SubmissionConsumer, pool: consuming Mapping, payloadOffset: UInt64,
-         senderWakeMapping: consuming Mapping, senderWake: WakePage, firstNode: UInt64, violations: ViolationInbox) {
+    init(id: UInt64, sender: UInt64, consumer: consuming SubmissionConsumer, memory: SenderMemory?, payloadOffset: UInt64,
+         senderWake: WakePage?, firstNode: UInt64?, violations: ViolationInbox) {
         self.violations = violations
         self.id = id
         self.sender = sender
         self.consumer = consumer
-        self.pool = pool
+        self.sharedMemory = memory
+        self.poolBase = memory.map { UnsafeRawPointer($0.pool.base) } ?? UnsafeRawPointer(bitPattern: 8)!
+        self.poolCount = memory?.pool.count ?? 0
         self.payloadOffset = payloadOffset
-        self.senderWakeMapping = senderWakeMapping
         self.senderWake = senderWake
-        self.allowedNodes = [firstNode]
+        self.allowedNodes = firstNode.map { [$0] } ?? []
     }
 
     /// Whether `[offset, offset + length)` lies in the sender's payload area.
     @inline(__always)
     func sliceIsValid(offset: UInt64, length: UInt32) -> Bool {
-        offset >= payloadOffset && offset <= UInt64(pool.count)
-            && UInt64(length) <= UInt64(pool.count) - offset
+        offset >= payloadOffset && offset <= UInt64(poolCount)
+            && UInt64(length) <= UInt64(poolCount) - offset
     }
 
     /// Returns a slice to the sender and wakes it if it sleeps.
@@ -86,13 +101,48 @@ final class InboundChannel {
         guard !isClosed else { return }
         do {
             try consumer.complete(offset: offset)
-            senderWake.ring()
+            senderWake?.ring()
         } catch {
             if pendingViolation == nil {
                 pendingViolation = error
                 violations.channels.append(self)
             }
         }
+    }
+}
+
+/// The sender's pool (read-only) and wake page, mapped for an inbound channel.
+final class SenderMemory {
+    let pool: Mapping
+    let wake: Mapping
+    init(pool: consuming Mapping, wake: consuming Mapping) {
+        self.pool = pool
+        self.wake = wake
+    }
+}
+
+/// Handles and fds that came with a message (`BUS1_MSG_ATTACHMENT`). The fds are
+/// the receiver's (close-on-exec); those nobody takes are closed with it.
+public final class Attachment {
+    /// This peer's handles, one per handle the sender passed (``Handle/invalid``
+    /// where the node was destroyed first). Each valid one holds a reference: give
+    /// it back with ``Peer/release(_:)``.
+    public internal(set) var handles: [Handle]
+    private var descriptors: [Int32]
+
+    init(handles: [Handle], descriptors: [Int32]) {
+        self.handles = handles
+        self.descriptors = descriptors
+    }
+
+    /// Takes ownership of the fds (in the order they were attached).
+    public func takeFileDescriptors() -> [Int32] {
+        defer { descriptors = [] }
+        return descriptors
+    }
+
+    deinit {
+        for fd in descriptors { _ = Glibc.close(fd) }
     }
 }
 

@@ -13,8 +13,11 @@ extension Peer {
         public var length: UInt32?
         /// Publishes this sub_tail instead of tail + 1 (ring-index attacks).
         public var tailOverride: UInt64?
-        public init(ticket: UInt64? = nil, node: UInt64? = nil, offset: UInt64? = nil, length: UInt32? = nil, tailOverride: UInt64? = nil) {
-            self.ticket = ticket; self.node = node; self.offset = offset; self.length = length; self.tailOverride = tailOverride
+        public var flags: UInt32?
+        public init(ticket: UInt64? = nil, node: UInt64? = nil, offset: UInt64? = nil, length: UInt32? = nil,
+                    tailOverride: UInt64? = nil, flags: UInt32? = nil) {
+            self.ticket = ticket; self.node = node; self.offset = offset; self.length = length
+            self.tailOverride = tailOverride; self.flags = flags
         }
     }
 
@@ -32,6 +35,7 @@ extension Peer {
         descriptor.node = forgery.node ?? target.node
         descriptor.offset = forgery.offset ?? offset
         descriptor.length = forgery.length ?? UInt32(count)
+        descriptor.flags = forgery.flags ?? 0
         if let tail = forgery.tailOverride {
             channel.producer.memory.mapping.base.storeBytes(of: tail, toByteOffset: MemoryLayout<bus1_channel_header>.offset(of: \.sub_tail)!, as: UInt64.self)
         } else {

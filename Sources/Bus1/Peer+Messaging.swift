@@ -45,30 +45,67 @@ public struct Loan: ~Copyable {
 
 /// A received message: its payload is read in place from the sender's pool, mapped
 /// read-only. Dropping the message returns the slice to the sender.
+///
+/// Notifications come the same way, in the same order (by ticket), with an
+/// empty payload: see ``Kind``.
 public struct Message: ~Copyable {
+    /// What a message is.
+    public enum Kind: Sendable, Equatable {
+        /// Bytes (and perhaps an ``Attachment``) sent to ``Message/node``.
+        case data
+        /// The node this peer's handle ``Message/node`` names was destroyed
+        /// (``Message/sender``: its owner). Sends to it now fail with
+        /// ``Bus1Error/nodeDestroyed(_:)``; its owner drops those already ordered after.
+        case nodeDestroyed
+        /// No other peer holds a handle to this peer's node ``Message/node`` any
+        /// more (``Message/sender``: the peer that released the last one).
+        case nodeReleased
+    }
+
     private let channel: InboundChannel
+    /// The slice to give back; `.max` for notifications.
     private let offset: UInt64
+    public let kind: Kind
     /// The bus-wide ticket the sender took for this message.
     public let ticket: UInt64
-    /// This peer's node the message was sent to.
+    /// This peer's node the message was sent to (for ``Kind/nodeDestroyed``: this
+    /// peer's handle to the destroyed node).
     public let node: Handle
     /// The sending peer's id.
     public let sender: UInt64
     /// The payload, valid while the message lives. Honest limit of user space: a
     /// hostile sender can still change these bytes while you read them.
     public let payload: UnsafeRawBufferPointer
+    /// Handles and fds that came with it, if the sender attached any.
+    public let attachment: Attachment?
 
-    init(channel: InboundChannel, descriptor: bus1_descriptor) {
+    init(channel: InboundChannel, descriptor: bus1_descriptor, attachment: Attachment? = nil) {
         self.channel = channel
         self.offset = descriptor.offset
+        self.kind = .data
         self.ticket = descriptor.ticket
         self.node = Handle(id: descriptor.node)
         self.sender = channel.sender
-        self.payload = UnsafeRawBufferPointer(start: channel.pool.base + Int(descriptor.offset), count: Int(descriptor.length))
+        self.payload = UnsafeRawBufferPointer(start: channel.poolBase + Int(descriptor.offset), count: Int(descriptor.length))
+        self.attachment = attachment
     }
 
+    init(notification kind: Kind, channel: InboundChannel, descriptor: bus1_descriptor) {
+        self.channel = channel
+        self.offset = .max
+        self.kind = kind
+        self.ticket = descriptor.ticket
+        self.node = Handle(id: descriptor.node)
+        self.sender = descriptor.offset
+        self.payload = UnsafeRawBufferPointer(start: channel.poolBase, count: 0)
+        self.attachment = nil
+    }
+
+    /// The handles that came with it (none if nothing was attached).
+    public var handles: [Handle] { attachment?.handles ?? [] }
+
     deinit {
-        channel.release(offset: offset)
+        if offset != .max { channel.release(offset: offset) }
     }
 }
 
@@ -104,18 +141,35 @@ extension Peer {
     /// messages); throws for everything else (the loan is then freed).
     public func trySend(_ loan: consuming Loan, to handle: Handle) throws(Bus1Error) -> Loan? {
         try serviceControl()
-        guard let target = handles[handle.id] else { throw .unknownHandle(handle) }
-        guard let channel = target.channel else { throw .ownNode(handle) }
-        if let reason = channel.closedReason { throw .channelClosed(peer: channel.receiver, reason: reason) }
+        let (target, channel) = try sendTarget(handle)
         if !channel.producer.hasCredit {
             try drain(channel)
             if !channel.producer.hasCredit { return loan }
         }
+        publish(loan, to: target, on: channel, flags: 0)
+        return nil
+    }
+
+    /// Where a send to `handle` goes; throws for an unknown, own, destroyed or closed one.
+    @inline(__always)
+    private func sendTarget(_ handle: Handle) throws(Bus1Error) -> (HandleTarget, OutboundChannel) {
+        guard let target = handles[handle.id] else { throw .unknownHandle(handle) }
+        guard let channel = target.channel else { throw .ownNode(handle) }
+        if target.isDestroyed { throw .nodeDestroyed(handle) }
+        if let reason = channel.closedReason { throw .channelClosed(peer: channel.receiver, reason: reason) }
+        return (target, channel)
+    }
+
+    /// Publishes one filled loan on `channel` (which has credit): stage, ticket,
+    /// ledger, descriptor, unstage, wake.
+    @inline(__always)
+    private func publish(_ loan: consuming Loan, to target: HandleTarget, on channel: OutboundChannel, flags: UInt32) {
         let (offset, count) = loan.detach()
         var descriptor = bus1_descriptor()
         descriptor.node = target.node
         descriptor.offset = offset
         descriptor.length = UInt32(count)
+        descriptor.flags = flags
         if ordering == .global {
             channel.producer.stage(clock.current())
             atomicMemoryFence(ordering: .sequentiallyConsistent)  // the mark is visible before the ticket exists
@@ -131,7 +185,40 @@ extension Peer {
         }
         channel.receiverWake.ring()
         statistics.messagesSent += 1
-        return nil
+    }
+
+    /// Sends a filled loan to `handle` with handles and fds attached (up to 16
+    /// handles this peer holds, up to 4 fds; Unix sockets and the bus's own
+    /// memfds are refused with ``Refusal/descriptorRefused(_:)``). The receiver gets
+    /// its own handles (one reference each) and duplicates of the fds in
+    /// ``Message/attachment``; the caller keeps its fds. A handle whose node is
+    /// destroyed before the message's ticket arrives as ``Handle/invalid``.
+    /// Costs a coordinator round trip; the payload still travels zero-copy.
+    public func send(_ loan: consuming Loan, to handle: Handle, attaching passed: [Handle], fileDescriptors: [Int32] = [],
+                     wait: WaitMode? = nil, timeoutNanoseconds: UInt64? = nil) throws(Bus1Error) {
+        guard passed.count <= Int(BUS1_ATTACH_MAX_HANDLES), fileDescriptors.count <= Int(BUS1_MSG_MAX_FDS) else {
+            throw .attachmentTooLarge(handles: passed.count, fileDescriptors: fileDescriptors.count)
+        }
+        try serviceControl()
+        var (target, channel) = try sendTarget(handle)
+        for handle in passed where handles[handle.id] == nil { throw .unknownHandle(handle) }
+        if !channel.producer.hasCredit {
+            try drain(channel)
+            if !channel.producer.hasCredit {
+                guard let mode = wait else { throw .wouldBlock(.ringFull(handle)) }
+                try waitUntil(mode: mode, timeoutNanoseconds: timeoutNanoseconds) { () throws(Bus1Error) -> Bool in
+                    try self.serviceControl()
+                    if channel.closedReason != nil { return true }
+                    try self.drain(channel)
+                    return channel.producer.hasCredit
+                }
+            }
+        }
+        (target, channel) = try sendTarget(handle)
+        _ = try request(.attach(destination: handle.id, handles: passed.map(\.id), fdCount: UInt32(fileDescriptors.count)),
+                        fds: fileDescriptors)
+        (target, channel) = try sendTarget(handle)  // the request served events: still there?
+        publish(loan, to: target, on: channel, flags: BUS1_DESC_ATTACHMENT)
     }
 
     /// Sends one slice to every node in `destinations` (1...``PeerOptions/maximumMulticast``),
@@ -154,6 +241,7 @@ extension Peer {
         for handle in destinations {
             guard let target = handles[handle.id] else { throw .unknownHandle(handle) }
             guard let channel = target.channel else { throw .ownNode(handle) }
+            if target.isDestroyed { throw .nodeDestroyed(handle) }
             targets.append((channel, target.node))
             if let i = channels.firstIndex(where: { $0 === channel }) { needed[i] += 1 } else { channels.append(channel); needed.append(1) }
         }
@@ -272,6 +360,16 @@ extension Peer {
                 try serviceControl()
                 continue
             }
+            if channel.isCoordinatorRing {
+                channel.consumer.advance(ticket: descriptor.ticket)
+                return notification(descriptor, from: channel)
+            }
+            if !destroyedNodes.isEmpty, let destroyedAt = destroyedNodes[descriptor.node],
+               ordering == .fifo || descriptor.ticket > destroyedAt {
+                // Ordered after the node's destruction: not delivered; the slice goes back.
+                try drop(descriptor, from: channel)
+                continue
+            }
             if !channel.allowedNodes.contains(descriptor.node) {
                 // A grant may be queued behind the descriptor: serve the socket, then judge.
                 try checkCoordinatorAlive()
@@ -284,10 +382,54 @@ extension Peer {
                 try reportViolation(channel, .badSlice)
                 continue
             }
+            var attachment: Attachment?
+            if descriptor.flags & BUS1_DESC_ATTACHMENT != 0 {
+                guard let taken = try takeAttachment(from: channel) else {
+                    try reportViolation(channel, .badDescriptor)
+                    continue
+                }
+                attachment = taken
+            }
             channel.consumer.advance(ticket: descriptor.ticket)
             statistics.messagesReceived += 1
-            return Message(channel: channel, descriptor: descriptor)
+            return Message(channel: channel, descriptor: descriptor, attachment: attachment)
         }
+    }
+
+    /// The oldest attachment of `channel`, with handles whose node this peer has
+    /// seen destroyed (ordered before this message) made invalid. The coordinator
+    /// put it in the socket before the sender could publish the descriptor, so if
+    /// it is not here yet, reading the socket finds it; nil if a lying sender set
+    /// the flag without one.
+    private func takeAttachment(from channel: InboundChannel) throws(Bus1Error) -> Attachment? {
+        if channel.attachments.isEmpty { try checkCoordinatorAlive() }
+        guard !channel.attachments.isEmpty else { return nil }
+        let attachment = channel.attachments.removeFirst()
+        attachment.handles = attachment.handles.map { handle in
+            guard let target = handles[handle.id], target.isDestroyed, target.owner != id else { return handle }
+            handles[handle.id] = nil  // the coordinator forgot it when it destroyed the node
+            return .invalid
+        }
+        return attachment
+    }
+
+    /// Takes a descriptor without delivering it: its slice goes back to the sender,
+    /// its attachment's handles back to the coordinator.
+    private func drop(_ descriptor: bus1_descriptor, from channel: InboundChannel) throws(Bus1Error) {
+        if descriptor.flags & BUS1_DESC_ATTACHMENT != 0, let attachment = try takeAttachment(from: channel) {
+            dropAttachment(attachment)
+        }
+        channel.consumer.advance(ticket: descriptor.ticket)
+        channel.release(offset: descriptor.offset)
+    }
+
+    /// A notification from the coordinator ring, applied to this peer's tables.
+    private func notification(_ descriptor: bus1_descriptor, from ring: InboundChannel) -> Message {
+        if descriptor.flags == BUS1_NOTE_NODE_DESTROYED.rawValue {
+            handles[descriptor.node]?.isDestroyed = true
+            return Message(notification: .nodeDestroyed, channel: ring, descriptor: descriptor)
+        }
+        return Message(notification: .nodeReleased, channel: ring, descriptor: descriptor)
     }
 
     /// Round robin over the inbound channels: the next one with a descriptor.
@@ -421,11 +563,9 @@ extension Peer {
     ) throws(Bus1Error) {
         guard count > 0 else { return }
         try serviceControl()
-        guard let target = handles[handle.id] else { throw .unknownHandle(handle) }
-        guard let channel = target.channel else { throw .ownNode(handle) }
+        let (target, channel) = try sendTarget(handle)
         guard count <= channel.producer.capacity else { throw .batchTooLarge(count, maximum: channel.producer.capacity) }
         guard sliceSize >= 0, sliceSize <= maximumPayload else { throw .payloadTooLarge(requested: sliceSize, maximum: maximumPayload) }
-        if let reason = channel.closedReason { throw .channelClosed(peer: channel.receiver, reason: reason) }
 
         // Credit and slices for the whole batch, or nothing.
         batchOffsets.removeAll(keepingCapacity: true)

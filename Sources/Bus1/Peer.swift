@@ -82,6 +82,12 @@ public final class Peer {
     @exclusivity(unchecked) var inbound: [InboundChannel] = []
     @exclusivity(unchecked) var handles: [UInt64: HandleTarget] = [:]
     @exclusivity(unchecked) var events: [PeerEvent] = []
+    /// This peer's nodes it destroyed, with the destruction's ticket: messages to
+    /// them with a later ticket are dropped (checked only while it is not empty).
+    @exclusivity(unchecked) var destroyedNodes: [UInt64: UInt64] = [:]
+    /// Handles the library must give back (attachments of messages that were
+    /// dropped); released at the next top-level call, never inside a request.
+    var pendingReleases: [UInt64] = []
     let violationInbox = ViolationInbox()
     @exclusivity(unchecked) var statistics = PeerStatistics()
     private var seenControlSequence: UInt64 = 0
@@ -108,6 +114,8 @@ public final class Peer {
         let owner: UInt64
         /// nil for a handle to one of this peer's own nodes.
         let channel: OutboundChannel?
+        /// The node was destroyed (this peer saw the notification, or destroyed its own node).
+        var isDestroyed = false
     }
 
     /// Connects to a bus: HELLO, maps the pool, wake page and clock the
@@ -129,17 +137,18 @@ public final class Peer {
             parkMechanism = parker.mechanism
             parkFallbackReason = fallback
 
-            // HELLO -> WELCOME(pool, wake page, clock page)
+            // HELLO -> WELCOME(pool, wake page, clock page, coordinator ring)
             var (reply, fds) = try Self.roundTrip(socket.rawValue, .hello(poolSize: UInt64(options.poolSize), ringCapacity: UInt32(options.ringCapacity)),
                                                   requestID: 1, buffer: receiveBuffer)
             defer { for fd in fds { close(fd) } }
-            guard case .welcome(let peerID, let poolSize, let capacity, let flags) = reply else {
+            guard case .welcome(let welcome) = reply else {
                 if case .error(let code, let detail) = reply { throw Bus1Error.refused(Refusal(code: code, detail: detail)) }
                 throw Bus1Error.protocolViolation("expected WELCOME, got \(reply)")
             }
-            _ = capacity
-            ordering = flags & BUS1_WELCOME_FIFO_ONLY != 0 ? .fifo : .global
+            let peerID = welcome.peer, poolSize = welcome.poolSize
+            ordering = welcome.flags & BUS1_WELCOME_FIFO_ONLY != 0 ? .fifo : .global
             let pool = FileDescriptor(adopting: fds[0]), wakeFD = FileDescriptor(adopting: fds[1]), clockFD = FileDescriptor(adopting: fds[2])
+            let ringFD = FileDescriptor(adopting: fds[3])
             fds = []
             guard try pool.size() == Int(poolSize), let layout = bus1_pool_layout(poolSize: Int(poolSize)) else {
                 throw Bus1Error.protocolViolation("pool size does not match WELCOME or is not a valid pool layout")
@@ -154,6 +163,17 @@ public final class Peer {
                                       ledger: SliceLedger(pool: poolMapping.base, layout: layout))
             waiter = DoorbellWaiter(page: wake, parker: parker)
             seenControlSequence = wake.controlSequence.loadAcquiring()
+
+            // The coordinator ring: notifications, merged with data by ticket.
+            let ringCapacity = Int(welcome.coordinatorRingCapacity)
+            guard ringCapacity >= 2, ringCapacity <= 65536, ringCapacity & (ringCapacity - 1) == 0 else {
+                throw Bus1Error.protocolViolation("coordinator ring capacity \(ringCapacity)")
+            }
+            let ringMemory = try ChannelMemory(try Mapping(ringFD, count: ChannelGeometry(capacity: ringCapacity).size, writable: true),
+                                               channel: welcome.coordinatorRing, capacity: ringCapacity)
+            inbound.append(InboundChannel(id: welcome.coordinatorRing, sender: UInt64(BUS1_COORDINATOR_PEER),
+                                          consumer: SubmissionConsumer(ringMemory, acceptedFlags: [BUS1_NOTE_NODE_DESTROYED.rawValue, BUS1_NOTE_NODE_RELEASED.rawValue]),
+                                          memory: nil, payloadOffset: 0, senderWake: nil, firstNode: nil, violations: violationInbox))
 
             // POOL_MAPPED -> OK: from now on nobody else can map the pool writable.
             let (sealed, _) = try Self.roundTrip(socket.rawValue, .poolMapped, requestID: 2, buffer: receiveBuffer)
@@ -235,9 +255,17 @@ public final class Peer {
         var (reply, fds) = try request(.nameLookup(name: name))
         defer { for fd in fds { close(fd) } }
         guard case .handleGranted(let grant) = reply else { throw .protocolViolation("expected HANDLE_GRANTED") }
+        try install(grant, fds: &fds)
+        return Handle(id: grant.handle)
+    }
+
+    /// Records a handle the coordinator granted (by lookup or in an attachment),
+    /// mapping the channel to the node's owner if it is new (`fds`: its channel
+    /// and the owner's wake page, taken).
+    private func install(_ grant: ControlMessage.HandleGrant, fds: inout [Int32]) throws(Bus1Error) {
         if grant.owner == id {
             handles[grant.handle] = HandleTarget(node: grant.node, owner: id, channel: nil)
-            return Handle(id: grant.handle)
+            return
         }
         let channel: OutboundChannel
         if grant.newChannel {
@@ -247,10 +275,9 @@ public final class Peer {
         } else if let existing = outbound[grant.channel] {
             channel = existing
         } else {
-            throw .protocolViolation("HANDLE_GRANTED names an unknown channel")
+            throw .protocolViolation("a handle grant names an unknown channel")
         }
         handles[grant.handle] = HandleTarget(node: grant.node, owner: grant.owner, channel: channel)
-        return Handle(id: grant.handle)
     }
 
     /// ``lookup(_:)``, retrying every millisecond while the name is not published
@@ -266,10 +293,61 @@ public final class Peer {
         }
     }
 
-    /// Drops one reference to a handle of another peer's node.
+    /// Drops one reference to a handle of another peer's node. A handle whose node
+    /// was destroyed is gone at the coordinator already: releasing it only forgets it.
     public func release(_ handle: Handle) throws(Bus1Error) {
-        guard handles[handle.id] != nil else { throw .unknownHandle(handle) }
-        _ = try request(.handleRelease(handle: handle.id))
+        guard let target = handles[handle.id] else { throw .unknownHandle(handle) }
+        if target.isDestroyed && target.owner != id {
+            handles[handle.id] = nil
+            return
+        }
+        do {
+            _ = try request(.handleRelease(handle: handle.id))
+        } catch .refused(.handleUnknown) where target.owner != id {
+            handles[handle.id] = nil  // destroyed meanwhile; the notification is on its way
+        }
+    }
+
+    /// Destroys nodes of this peer, atomically (up to 32 at once): every holder
+    /// gets a ``Message/Kind/nodeDestroyed`` notification ordered with data, and
+    /// messages to these nodes ordered after the destruction are dropped. Returns
+    /// the destruction's ticket. Anyone but the owner is refused (`notOwner`).
+    @discardableResult
+    public func destroy(_ nodes: [Handle]) throws(Bus1Error) -> UInt64 {
+        guard nodes.count >= 1, nodes.count <= Int(BUS1_DESTROY_MAX) else { throw .batchTooLarge(nodes.count, maximum: Int(BUS1_DESTROY_MAX)) }
+        guard case .destroyed(let ticket) = try request(.nodeDestroy(handles: nodes.map(\.id))).message else {
+            throw .protocolViolation("expected DESTROYED")
+        }
+        for node in nodes {
+            destroyedNodes[node.id] = ticket
+            handles[node.id]?.isDestroyed = true
+        }
+        return ticket
+    }
+
+    /// Destroys every node of this peer and releases every handle it holds, in one
+    /// step (one ticket), and flushes its queue (its inbound channels close); what
+    /// it sent before is still delivered. The peer stays connected.
+    @discardableResult
+    public func reset() throws(Bus1Error) -> UInt64 {
+        guard case .destroyed(let ticket) = try request(.reset).message else { throw .protocolViolation("expected DESTROYED") }
+        for (handle, target) in handles {
+            if target.owner == id {
+                destroyedNodes[handle] = ticket
+                handles[handle]?.isDestroyed = true
+            } else {
+                handles[handle] = nil
+            }
+        }
+        return ticket
+    }
+
+    /// Gives back handles of attachments the library dropped (outside any request).
+    func flushPendingReleases() throws(Bus1Error) {
+        while let handle = pendingReleases.popLast() {
+            guard let target = handles[handle], !target.isDestroyed else { continue }
+            do { _ = try request(.handleRelease(handle: handle)) } catch .refused(.handleUnknown) {}
+        }
     }
 
     private static func checkName(_ name: String) throws(Bus1Error) {
@@ -300,12 +378,12 @@ public final class Peer {
 
     /// Sends a request and reads until its reply, serving events that arrive first.
     @discardableResult
-    func request(_ message: ControlMessage) throws(Bus1Error) -> (message: ControlMessage, fds: [Int32]) {
+    func request(_ message: ControlMessage, fds attached: [Int32] = []) throws(Bus1Error) -> (message: ControlMessage, fds: [Int32]) {
         guard !isDisconnected else { throw .coordinatorGone }
         let requestID = nextRequestID
         nextRequestID = nextRequestID == .max ? 3 : nextRequestID + 1
         do {
-            try SeqPacket.send(socket.rawValue, message.encode(requestID: requestID))
+            try SeqPacket.send(socket.rawValue, message.encode(requestID: requestID), fds: attached)
         } catch {
             throw error.code == EPIPE || error.code == ECONNRESET ? .coordinatorGone : .system(error)
         }
@@ -341,6 +419,7 @@ public final class Peer {
                 if let violation = channel.pendingViolation { try reportViolation(channel, violation) }
             }
         }
+        if !pendingReleases.isEmpty { try flushPendingReleases() }
     }
 
     /// Whether the coordinator announced events this peer has not served yet.
@@ -408,6 +487,16 @@ public final class Peer {
             try openInbound(opening, channelFD: channelFD, poolFD: poolFD, senderWakeFD: wakeFD)
         case .channelGrant(let channelID, let node):
             inbound.first { $0.id == channelID }?.allowedNodes.insert(node)
+        case .handleArrived(let grant):
+            try install(grant, fds: &fds)
+        case .attachment(let channelID, let ids, _):
+            let attachment = Attachment(handles: ids.map { Handle(id: $0) }, descriptors: fds)
+            fds = []
+            if let channel = inbound.first(where: { $0.id == channelID && !$0.isCoordinatorRing }) {
+                channel.attachments.append(attachment)
+            } else {
+                dropAttachment(attachment)  // the channel closed meanwhile: no message will take it
+            }
         case .channelClosed(let channelID, let other, let rawReason):
             let reason = CloseReason(rawReason)
             if let channel = outbound.removeValue(forKey: channelID) {
@@ -416,8 +505,10 @@ public final class Peer {
                 allocator.reclaimAll(channelTag: channel.tag)  // its slices in flight come back
                 events.append(.outboundClosed(peer: other, reason: reason))
             }
-            if let index = inbound.firstIndex(where: { $0.id == channelID }) {
+            if let index = inbound.firstIndex(where: { $0.id == channelID && !$0.isCoordinatorRing }) {
                 inbound[index].isClosed = true
+                for attachment in inbound[index].attachments { dropAttachment(attachment) }
+                inbound[index].attachments.removeAll()
                 inbound.remove(at: index)
                 events.append(.inboundClosed(peer: other, reason: reason))
             }
@@ -427,6 +518,12 @@ public final class Peer {
         default:
             throw .protocolViolation("unexpected event \(event)")
         }
+    }
+
+    /// Gives back the handles of an attachment no message will deliver (its fds
+    /// close with it).
+    func dropAttachment(_ attachment: Attachment) {
+        for handle in attachment.handles where handle.isValid && handles[handle.id]?.owner != id { pendingReleases.append(handle.id) }
     }
 
     /// Maps a new inbound channel after checking everything about it: the channel
@@ -448,8 +545,8 @@ public final class Peer {
             let wakeMapping = try Mapping(senderWakeFD, count: Int(BUS1_PAGE_SIZE), writable: true)
             let page = try WakePage(wakeMapping, expectedPeer: opening.sender)
             inbound.append(InboundChannel(id: opening.channel, sender: opening.sender, consumer: SubmissionConsumer(memory),
-                                          pool: pool, payloadOffset: layout.data_offset, senderWakeMapping: wakeMapping, senderWake: page, firstNode: opening.node,
-                                          violations: violationInbox))
+                                          memory: SenderMemory(pool: pool, wake: wakeMapping), payloadOffset: layout.data_offset,
+                                          senderWake: page, firstNode: opening.node, violations: violationInbox))
         } catch let error as LinuxError {
             throw .system(error)
         } catch {
@@ -463,6 +560,8 @@ public final class Peer {
         guard !channel.isClosed else { return }
         channel.isClosed = true
         inbound.removeAll { $0 === channel }
+        for attachment in channel.attachments { dropAttachment(attachment) }
+        channel.attachments.removeAll()
         statistics.violationsDetected += 1
         events.append(.violationDetected(peer: channel.sender, violation: violation))
         do {

@@ -21,6 +21,12 @@ public struct CoordinatorConfiguration: Sendable {
     public var maximumNodesPerPeer: Int = 65536
     public var maximumHandlesPerPeer: Int = 65536
     public var maximumChannelsPerPeer: Int = 4096
+    /// Entries of each peer's coordinator ring (notifications not yet consumed);
+    /// a peer that lets it fill is disconnected.
+    public var coordinatorRingCapacity: Int = 4096
+    /// Fds in attachments one uid may have waiting in the coordinator (queued for
+    /// receivers whose sockets are full).
+    public var maximumQueuedDescriptorsPerUID: Int = 256
     /// Who may connect and use names: by default the coordinator's own uid (and root).
     public var allowedUIDs: Set<UInt32> = [getuid(), 0]
     /// Global causal order (the default) or per-channel FIFO only, for the whole bus.

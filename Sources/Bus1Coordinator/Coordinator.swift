@@ -21,12 +21,16 @@ public final class Coordinator: @unchecked Sendable {
     let clockFD: FileDescriptor
     var clockDescriptor: Int32 { clockFD.rawValue }
     private let clockMapping: Mapping
+    /// The bus clock: notifications take their tickets here like any send.
+    let clock: ClockPage
 
     var peers: [UInt64: PeerRecord] = [:]
     var channels: [UInt64: ChannelRecord] = [:]
     var names: [String: NodeKey] = [:]
     private var nextPeer: UInt64 = 1
-    private var nextChannel: UInt64 = 1
+    var nextChannel: UInt64 = 1
+    /// Fds in attachments waiting in outboxes, by the uid that attached them.
+    var queuedDescriptorsByUID: [UInt32: Int] = [:]
     /// One datagram; a byte larger than the largest valid one, so oversize shows as such.
     private let receiveBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(BUS1_MSG_MAX) + 1, alignment: 8)
 
@@ -78,12 +82,13 @@ public final class Coordinator: @unchecked Sendable {
             try MemFD.addSeals([.shrink, .grow, .seal], to: clockFD)
             clockMapping = try Mapping(clockFD, count: Int(BUS1_PAGE_SIZE), writable: true)
             ClockPage.initialize(clockMapping)
+            clock = try ClockPage(clockMapping)
         } catch let error as CoordinatorError {
             throw error
         } catch let error as LinuxError {
             throw .system(error)
         } catch {
-            throw .system(LinuxError("coordinator setup", code: EIO))
+            throw .system(LinuxError("coordinator setup: \(error)", code: EIO))
         }
 
         switch configuration.eventBackend {
@@ -249,14 +254,26 @@ public final class Coordinator: @unchecked Sendable {
             reply(peer, .error(code: BUS1_ERR_PROTOCOL.rawValue, detail: 0), requestID: 0)
             return true  // the datagram's fds are closed with it
         }
-        let response = serve(decoded.message, from: peer)
+        // Only ATTACH carries fds (the decoder checked the count); they become the coordinator's.
+        let attached = datagram.takeDescriptors().map { OwnedDescriptor(FileDescriptor(adopting: $0)) }
+        let response = serve(decoded.message, attached: attached, from: peer)
         guard peers[peer.id] != nil else { return true }
-        if let after = response.after, let other = peers[after.peer], other.messagesDelivered < after.position {
-            other.heldReplies.append(HeldReply(position: after.position, requester: peer.id, requestID: decoded.requestID, response: response))
-        } else {
-            reply(peer, response, requestID: decoded.requestID)
-        }
+        dispatch(response, to: peer.id, requestID: decoded.requestID)
         return true
+    }
+
+    /// Sends a reply once every peer in its `after` list that is still connected
+    /// has the message it depends on in its socket; until then it waits on the
+    /// first such peer (see ``flushOutbox(of:)``).
+    func dispatch(_ response: Response, to requester: UInt64, requestID: UInt32) {
+        guard let peer = peers[requester] else { return }
+        for condition in response.after {
+            if let other = peers[condition.peer], other.messagesDelivered < condition.position {
+                other.heldReplies.append(HeldReply(position: condition.position, requester: requester, requestID: requestID, response: response))
+                return
+            }
+        }
+        reply(peer, response, requestID: requestID)
     }
 
     // MARK: Sending
@@ -269,8 +286,10 @@ public final class Coordinator: @unchecked Sendable {
     /// more than ``CoordinatorConfiguration/maximumQueuedControlMessages`` pile up
     /// is not reading its socket, and is disconnected rather than allowed to grow
     /// the coordinator without bound.
+    /// `chargedTo`: the uid whose request caused the message, when it is not the
+    /// peer's own; what waits in the outbox counts against that uid's fair share.
     @discardableResult
-    func send(_ peer: PeerRecord, _ message: ControlMessage, requestID: UInt32, fds: [Int32] = []) -> Bool {
+    func send(_ peer: PeerRecord, _ message: ControlMessage, requestID: UInt32, fds: [Int32] = [], chargedTo: UInt32? = nil) -> Bool {
         let bytes = message.encode(requestID: requestID)
         if peer.outbox.isEmpty {
             do {
@@ -297,7 +316,11 @@ public final class Coordinator: @unchecked Sendable {
         do {
             var owned: [OwnedDescriptor] = []
             for fd in fds { owned.append(OwnedDescriptor(try FileDescriptor.duplicating(fd))) }
-            peer.outbox.append(QueuedMessage(bytes: bytes, fds: owned))
+            peer.outbox.append(QueuedMessage(bytes: bytes, fds: owned, chargedTo: chargedTo))
+            if let uid = chargedTo {
+                peer.queuedByUID[uid, default: 0] += 1
+                queuedDescriptorsByUID[uid, default: 0] += fds.count
+            }
             peer.messagesAccepted += 1
             if peer.outbox.count == 1 { try readiness.watch(peer.socket.rawValue, token: peer.writableToken, writable: true) }
             return true
@@ -314,7 +337,7 @@ public final class Coordinator: @unchecked Sendable {
         while let next = peer.outbox.first {
             do {
                 try SeqPacket.send(peer.socket.rawValue, next.bytes, fds: next.fds.map(\.rawValue), dontWait: true)
-                peer.outbox.removeFirst()
+                uncharge(peer.outbox.removeFirst(), at: peer)
                 peer.messagesDelivered += 1
             } catch where error.code == EAGAIN {
                 do { try readiness.watch(peer.socket.rawValue, token: peer.writableToken, writable: true) } catch {
@@ -330,8 +353,17 @@ public final class Coordinator: @unchecked Sendable {
         announceControl(to: peer)
         while let held = peer.heldReplies.first, held.position <= peer.messagesDelivered {
             peer.heldReplies.removeFirst()
-            if let requester = peers[held.requester] { reply(requester, held.response, requestID: held.requestID) }
+            dispatch(held.response, to: held.requester, requestID: held.requestID)
         }
+    }
+
+    /// A queued message left the outbox (sent, or dropped with its peer).
+    private func uncharge(_ message: QueuedMessage, at peer: PeerRecord) {
+        guard let uid = message.chargedTo else { return }
+        peer.queuedByUID[uid, default: 1] -= 1
+        if peer.queuedByUID[uid] == 0 { peer.queuedByUID[uid] = nil }
+        queuedDescriptorsByUID[uid, default: message.fds.count] -= message.fds.count
+        if queuedDescriptorsByUID[uid] == 0 { queuedDescriptorsByUID[uid] = nil }
     }
 
     private func sendDirect(_ socket: Int32, _ message: ControlMessage, requestID: UInt32) {
@@ -350,8 +382,8 @@ public final class Coordinator: @unchecked Sendable {
     }
 
     /// Queues an event and makes sure the peer looks: bump `control_seq`, ring.
-    func notify(_ peer: PeerRecord, _ message: ControlMessage, fds: [Int32] = []) {
-        guard send(peer, message, requestID: 0, fds: fds) else { return }
+    func notify(_ peer: PeerRecord, _ message: ControlMessage, fds: [Int32] = [], chargedTo: UInt32? = nil) {
+        guard send(peer, message, requestID: 0, fds: fds, chargedTo: chargedTo) else { return }
         if peer.outbox.isEmpty { announceControl(to: peer) }  // else the flush announces it
     }
 
@@ -364,8 +396,9 @@ public final class Coordinator: @unchecked Sendable {
 
     // MARK: Peer removal
 
-    /// Tears a peer down: closes its channels (telling the other sides), drops its
-    /// names, nodes and handles, closes its fds.
+    /// Tears a peer down in one step: destroys its nodes and releases its handles
+    /// (notifications under one ticket), closes its channels (telling the other
+    /// sides), drops its names and queued messages, closes its fds.
     func removePeer(_ id: UInt64, reason: String) {
         guard let peer = peers.removeValue(forKey: id) else { return }
         counters.peers.store(connectedPeers(), ordering: .relaxed)
@@ -375,16 +408,25 @@ public final class Coordinator: @unchecked Sendable {
         try? readiness.unwatch(peer.socketToken)
         try? readiness.unwatch(peer.pidfdToken)
         try? readiness.unwatch(peer.writableToken)
+        publish(forgetNodes(Array(peer.ownedNodes), of: peer) + forgetHandles(of: peer))
         for channelID in Array(peer.outbound.values) + Array(peer.inbound) {
             closeChannel(channelID, reason: BUS1_CLOSE_PEER_GONE.rawValue)
         }
-        for (name, key) in names where key.owner == id { names[name] = nil }
-        // Replies that waited for this peer to hear of something never will: undo and refuse.
-        for held in peer.heldReplies {
-            held.response.rollback?()
-            if let requester = peers[held.requester] { reply(requester, RequestError.nameUnknown.message, requestID: held.requestID) }
-        }
+        for message in peer.outbox { uncharge(message, at: peer) }
+        peer.outbox.removeAll()
+        // Replies that waited for this peer to hear of something never will: a
+        // reply that can be undone (a lookup's grant) is undone and refused; any
+        // other goes on to its remaining conditions.
+        let held = peer.heldReplies
         peer.heldReplies.removeAll()
+        for waiting in held {
+            if let rollback = waiting.response.rollback {
+                rollback()
+                if let requester = peers[waiting.requester] { reply(requester, RequestError.nameUnknown.message, requestID: waiting.requestID) }
+            } else {
+                dispatch(waiting.response, to: waiting.requester, requestID: waiting.requestID)
+            }
+        }
     }
 
     /// Removes a channel and tells whichever ends are still connected.
@@ -400,10 +442,12 @@ public final class Coordinator: @unchecked Sendable {
     // MARK: Channels
 
     /// The channel sender → receiver, created (and announced to the receiver) if new.
-    func channel(from sender: PeerRecord, to receiver: PeerRecord, node: UInt64) throws(RequestError) -> (ChannelRecord, isNew: Bool) {
+    /// `chargedTo`: the uid whose request made it (see ``send(_:_:requestID:fds:chargedTo:)``).
+    func channel(from sender: PeerRecord, to receiver: PeerRecord, node: UInt64,
+                 chargedTo uid: UInt32? = nil) throws(RequestError) -> (ChannelRecord, isNew: Bool) {
         if let id = sender.outbound[receiver.id], let existing = channels[id] {
             if existing.allowedNodes.insert(node).inserted {
-                notify(receiver, .channelGrant(channel: id, node: node))  // before the sender learns of its handle
+                notify(receiver, .channelGrant(channel: id, node: node), chargedTo: uid)  // before the sender learns of its handle
             }
             return (existing, false)
         }
@@ -431,7 +475,7 @@ public final class Coordinator: @unchecked Sendable {
         // The receiver learns of the channel before the sender can use it.
         notify(receiver, .channelOpened(.init(channel: id, sender: sender.id, node: node,
                                               senderPoolSize: UInt64(sender.poolSize), capacity: UInt32(geometry.capacity))),
-               fds: [record.memory.rawValue, poolReadOnly, senderWake])
+               fds: [record.memory.rawValue, poolReadOnly, senderWake], chargedTo: uid)
         return (record, true)
     }
 }

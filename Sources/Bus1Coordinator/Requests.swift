@@ -11,10 +11,10 @@ struct Response {
     var message: ControlMessage
     var fds: [Int32] = []
     var owners: [AnyObject] = []
-    /// The reply may go out only once `peer`'s socket holds its message number
+    /// The reply may go out only once each `peer`'s socket holds its message number
     /// `position` (an event the reply depends on, such as the grant of the node a
-    /// new handle names): see ``Coordinator/receiveOne(from:)``.
-    var after: (peer: UInt64, position: UInt64)?
+    /// new handle names): see ``Coordinator/dispatch(_:to:requestID:)``.
+    var after: [(peer: UInt64, position: UInt64)] = []
     /// Undoes the request's effect if the reply can never go out as it is (the
     /// peer in `after` went away first); the requester then gets `nameUnknown`.
     var rollback: (() -> Void)?
@@ -29,6 +29,7 @@ enum RequestError: Error {
     case nameTaken, nameUnknown
     case handleUnknown, notOwner, permission
     case quota(UInt32)
+    case descriptorRefused(UInt32)
     case system(LinuxError)
 
     var message: ControlMessage {
@@ -41,6 +42,7 @@ enum RequestError: Error {
         case .notOwner: .error(code: BUS1_ERR_NOT_OWNER.rawValue, detail: 0)
         case .permission: .error(code: BUS1_ERR_PERMISSION.rawValue, detail: 0)
         case .quota(let which): .error(code: BUS1_ERR_QUOTA.rawValue, detail: which)
+        case .descriptorRefused(let why): .error(code: BUS1_ERR_FD_REFUSED.rawValue, detail: why)
         case .system(let e): .error(code: BUS1_ERR_INTERNAL.rawValue, detail: UInt32(bitPattern: e.code))
         }
     }
@@ -48,7 +50,7 @@ enum RequestError: Error {
 
 extension Coordinator {
     /// Serves one decoded request and returns its reply.
-    func serve(_ message: ControlMessage, from peer: PeerRecord) -> Response {
+    func serve(_ message: ControlMessage, attached: [OwnedDescriptor] = [], from peer: PeerRecord) -> Response {
         do {
             switch (message, peer.state) {
             case (.introspect, .connected):
@@ -67,6 +69,12 @@ extension Coordinator {
                 return try lookup(name: name, by: peer)
             case (.handleRelease(let handle), .ready):
                 return try release(handle: handle, by: peer)
+            case (.nodeDestroy(let handles), .ready):
+                return try destroy(handles, by: peer)
+            case (.reset, .ready):
+                return reset(peer)
+            case (.attach(let destination, let handles, _), .ready):
+                return try attach(handles, descriptors: attached, to: destination, by: peer)
             case (.violation(let channelID, let reason), .ready):
                 return try reportViolation(channelID, reason: reason, by: peer)
             case (.channelClose(let channelID), .ready):
@@ -81,7 +89,8 @@ extension Coordinator {
                                metadata: ["channel": "\(channelID)", "sender": "\(channel.sender)", "receiver": "\(peer.id)"])
                 return .ok
             case (.hello, _), (.poolMapped, _), (.nodeCreate, _), (.namePublish, _), (.nameLookup, _),
-                 (.handleRelease, _), (.violation, _), (.channelClose, _), (.orderingStall, _), (.introspect, _), (.getObjects, _):
+                 (.handleRelease, _), (.violation, _), (.channelClose, _), (.orderingStall, _), (.introspect, _), (.getObjects, _),
+                 (.nodeDestroy, _), (.reset, _), (.attach, _):
                 throw RequestError.state
             default:
                 // Replies and events are the coordinator's to send, never a peer's.
@@ -127,13 +136,26 @@ extension Coordinator {
             WakePage.initialize(wakeMapping, peer: peer.id)
             let page = try WakePage(wakeMapping, expectedPeer: peer.id)
             peer.memory = PeerMemory(pool: pool, wake: wake, wakeMapping: wakeMapping, wakePage: page)
+
+            let ringID = nextChannel
+            nextChannel += 1
+            let geometry = ChannelGeometry(capacity: configuration.coordinatorRingCapacity)
+            let ring = try MemFD.create(name: "bus1-notes-\(peer.id)", size: geometry.size)
+            try MemFD.addSeals([.shrink, .grow, .seal], to: ring)
+            let ringMapping = try Mapping(ring, count: geometry.size, writable: true)
+            geometry.initialize(ringMapping, channel: ringID, sender: UInt64(BUS1_COORDINATOR_PEER), receiver: peer.id)
+            let producer = SubmissionProducer(try ChannelMemory(ringMapping, channel: ringID, capacity: geometry.capacity))
+            peer.notifications = NotificationRing(id: ringID, memory: ring, producer: producer)
         }
         peer.poolSize = poolSize
         peer.ringCapacity = capacity
         peer.state = .welcomed
         let flags = configuration.ordering == .fifo ? BUS1_WELCOME_FIFO_ONLY : 0
-        return Response(message: .welcome(peer: peer.id, poolSize: UInt64(poolSize), ringCapacity: UInt32(capacity), flags: flags),
-                        fds: [peer.memory!.pool.rawValue, peer.memory!.wake.rawValue, clockDescriptor], owners: [peer])
+        let ring = peer.notifications!
+        let welcome = ControlMessage.Welcome(peer: peer.id, poolSize: UInt64(poolSize), ringCapacity: UInt32(capacity), flags: flags,
+                                             coordinatorRing: ring.id, coordinatorRingCapacity: UInt32(ring.producer.capacity))
+        return Response(message: .welcome(welcome),
+                        fds: [peer.memory!.pool.rawValue, peer.memory!.wake.rawValue, clockDescriptor, ring.memory.rawValue], owners: [peer])
     }
 
     /// Seals the pool against new writable mappings (the owner's stays) and makes
@@ -186,7 +208,8 @@ extension Coordinator {
             return Response(message: .handleGranted(.init(handle: handle, node: key.node, owner: owner.id,
                                                           channel: BUS1_INVALID_ID, capacity: 0, newChannel: false)))
         }
-        let (channel, isNew) = try self.channel(from: peer, to: owner, node: key.node)
+        try chargeFairShare(of: peer.uid, at: owner, messages: 1, descriptors: 0)
+        let (channel, isNew) = try self.channel(from: peer, to: owner, node: key.node, chargedTo: peer.uid)
         // Telling the owner about the channel can fail and remove it (it died meanwhile).
         guard peers[owner.id] != nil, channels[channel.id] != nil else { throw .nameUnknown }
         peer.handles[handle, default: HandleRecord(node: key, references: 0)].references += 1
@@ -202,7 +225,7 @@ extension Coordinator {
         // its socket before the requester can send: else a descriptor could reach it
         // naming a node it has not heard of, or carry a ticket its merge cannot see.
         return Response(message: .handleGranted(grant), fds: isNew ? [channel.memory.rawValue, owner.memory!.wake.rawValue] : [],
-                        owners: [channel, owner], after: (owner.id, owner.messagesAccepted), rollback: rollback)
+                        owners: [channel, owner], after: [(owner.id, owner.messagesAccepted)], rollback: rollback)
     }
 
     private func release(handle: UInt64, by peer: PeerRecord) throws(RequestError) -> Response {
@@ -214,6 +237,7 @@ extension Coordinator {
         } else {
             peer.handles[handle] = nil
             peer.handleByNode[record.node] = nil
+            if let note = releaseNotification(for: record.node, releasedBy: peer) { publish([note]) }
         }
         return .ok
     }

@@ -25,6 +25,8 @@ final class PeerRecord {
     var poolReadOnly: OwnedDescriptor?
     var poolSize: Int = 0
     var wakePage: WakePage? { memory?.wakePage }
+    /// The coordinator's end of this peer's coordinator ring (notifications), made at HELLO.
+    var notifications: NotificationRing?
     var ringCapacity: Int = 0
 
     /// Handle id → handle. Ids come from `nextHandle` and are never reused.
@@ -44,6 +46,9 @@ final class PeerRecord {
     /// duplicated (the table entries they came from may close before they go out).
     /// While it is not empty every message to this peer queues behind it.
     var outbox: [QueuedMessage] = []
+    /// Messages in `outbox` that other peers' requests caused, by their uid (the
+    /// fair share of this peer's control queue is decided on these).
+    var queuedByUID: [UInt32: Int] = [:]
     /// Messages handed to `send` for this peer, and how many of them are in its
     /// socket (the difference sits in `outbox`).
     var messagesAccepted: UInt64 = 0
@@ -70,10 +75,12 @@ final class PeerRecord {
 struct QueuedMessage {
     let bytes: [UInt8]
     let fds: [OwnedDescriptor]
+    /// The uid whose request caused it, if another peer's.
+    let chargedTo: UInt32?
 }
 
 /// A reply to `requester` that may go out once the holding peer's
-/// `messagesDelivered` reaches `position`.
+/// `messagesDelivered` reaches `position` (and then its other conditions hold).
 struct HeldReply {
     let position: UInt64
     let requester: UInt64
@@ -109,6 +116,21 @@ final class ChannelRecord {
         self.receiver = receiver
         self.capacity = capacity
         self.memory = memory
+    }
+}
+
+/// The coordinator's producer end of a peer's coordinator ring: it stages,
+/// tickets and publishes notifications there like a sender (see
+/// ``Coordinator/publish(_:)``), and takes credit from the peer's `sub_head`.
+final class NotificationRing {
+    let id: UInt64
+    let memory: FileDescriptor
+    var producer: SubmissionProducer
+
+    init(id: UInt64, memory: consuming FileDescriptor, producer: consuming SubmissionProducer) {
+        self.id = id
+        self.memory = memory
+        self.producer = producer
     }
 }
 

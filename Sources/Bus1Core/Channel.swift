@@ -175,6 +175,16 @@ public struct SubmissionProducer: ~Copyable, @unchecked Sendable {
     /// Forgets every outstanding slice (the channel is closed; the caller reclaims
     /// the slices itself).
     public mutating func abandonOutstanding() { outstanding = 0 }
+
+    /// Credit for a ring without completions (the coordinator ring): every
+    /// descriptor the receiver consumed (`sub_head`) frees its slot. Throws if
+    /// `sub_head` moved backwards or past what was published.
+    public mutating func reclaimConsumed() throws(ChannelViolation) {
+        let head = memory.subHead.loadAcquiring()  // pairs with the receiver's release of sub_head
+        let used = tail &- head
+        guard used <= UInt64(outstanding) else { throw .badRingIndex }
+        outstanding = Int(used)
+    }
 }
 
 /// The receiver's end of a channel: takes descriptors, publishes completions.
@@ -186,6 +196,10 @@ public struct SubmissionProducer: ~Copyable, @unchecked Sendable {
 /// knows the pool and the node table).
 public struct SubmissionConsumer: ~Copyable, @unchecked Sendable {
     public let memory: ChannelMemory
+    /// Descriptor flags this ring may carry (`BUS1_DESC_*` on data channels, the
+    /// `bus1_notification` kinds on the coordinator ring); anything else is
+    /// ``ChannelViolation/badDescriptor``.
+    private let acceptedFlags: Set<UInt32>
     private var head: UInt64 = 0
     private var tailSeen: UInt64 = 0
     private var completionTail: UInt64 = 0
@@ -193,8 +207,9 @@ public struct SubmissionConsumer: ~Copyable, @unchecked Sendable {
     /// The last ticket taken from this channel.
     public private(set) var lastTicket: UInt64 = 0
 
-    public init(_ memory: consuming ChannelMemory) {
+    public init(_ memory: consuming ChannelMemory, acceptedFlags: Set<UInt32> = [0, BUS1_DESC_ATTACHMENT]) {
         self.memory = memory
+        self.acceptedFlags = acceptedFlags
     }
 
     /// The next descriptor, copied out, without taking it; nil if the ring is empty.
@@ -208,7 +223,7 @@ public struct SubmissionConsumer: ~Copyable, @unchecked Sendable {
         }
         let descriptor = memory.descriptors[Int(head & UInt64(memory.geometry.capacity - 1))]
         guard descriptor.ticket >= lastTicket, descriptor.ticket != 0 else { throw .badTicket }
-        guard descriptor.flags == 0 else { throw .badDescriptor }
+        guard descriptor.flags == 0 || acceptedFlags.contains(descriptor.flags) else { throw .badDescriptor }
         return descriptor
     }
 

@@ -16,18 +16,35 @@ public enum ControlMessage: Sendable, Equatable {
     case orderingStall(channel: UInt64)
     case introspect
     case getObjects(first: UInt32)
+    case nodeDestroy(handles: [UInt64])
+    case attach(destination: UInt64, handles: [UInt64], fdCount: UInt32)
+    case reset
     // replies
     case ok
     case error(code: UInt32, detail: UInt32)
-    case welcome(peer: UInt64, poolSize: UInt64, ringCapacity: UInt32, flags: UInt32)
+    case welcome(Welcome)
     case nodeCreated(handle: UInt64)
     case handleGranted(HandleGrant)
     case snapshot(size: UInt64, objectCount: UInt32)
     case objects(first: UInt32, count: UInt32)
+    case destroyed(ticket: UInt64)
     // events
     case channelOpened(ChannelOpening)
     case channelGrant(channel: UInt64, node: UInt64)
     case channelClosed(channel: UInt64, otherPeer: UInt64, reason: UInt32)
+    case handleArrived(HandleGrant)
+    case attachment(channel: UInt64, handles: [UInt64], fdCount: UInt32)
+
+    /// `bus1_msg_welcome`.
+    public struct Welcome: Sendable, Equatable {
+        public var peer: UInt64, poolSize: UInt64, ringCapacity: UInt32, flags: UInt32
+        public var coordinatorRing: UInt64, coordinatorRingCapacity: UInt32
+        public init(peer: UInt64, poolSize: UInt64, ringCapacity: UInt32, flags: UInt32,
+                    coordinatorRing: UInt64, coordinatorRingCapacity: UInt32) {
+            self.peer = peer; self.poolSize = poolSize; self.ringCapacity = ringCapacity; self.flags = flags
+            self.coordinatorRing = coordinatorRing; self.coordinatorRingCapacity = coordinatorRingCapacity
+        }
+    }
 
     /// `bus1_msg_handle_granted`.
     public struct HandleGrant: Sendable, Equatable {
@@ -62,6 +79,12 @@ public enum ControlMessage: Sendable, Equatable {
         case .orderingStall: BUS1_MSG_ORDERING_STALL.rawValue
         case .introspect: BUS1_MSG_INTROSPECT.rawValue
         case .getObjects: BUS1_MSG_GET_OBJECTS.rawValue
+        case .nodeDestroy: BUS1_MSG_NODE_DESTROY.rawValue
+        case .attach: BUS1_MSG_ATTACH.rawValue
+        case .reset: BUS1_MSG_RESET.rawValue
+        case .destroyed: BUS1_MSG_DESTROYED.rawValue
+        case .handleArrived: BUS1_MSG_HANDLE_ARRIVED.rawValue
+        case .attachment: BUS1_MSG_ATTACHMENT.rawValue
         case .ok: BUS1_MSG_OK.rawValue
         case .error: BUS1_MSG_ERROR.rawValue
         case .welcome: BUS1_MSG_WELCOME.rawValue
@@ -78,8 +101,9 @@ public enum ControlMessage: Sendable, Equatable {
     /// How many fds must travel with this message (SCM_RIGHTS).
     public var descriptorCount: Int {
         switch self {
-        case .welcome: 3  // pool, wake page, clock page
-        case .handleGranted(let g): g.newChannel ? 2 : 0  // channel, owner's wake page
+        case .welcome: 4  // pool, wake page, clock page, coordinator ring
+        case .handleGranted(let g), .handleArrived(let g): g.newChannel ? 2 : 0  // channel, owner's wake page
+        case .attach(_, _, let fdCount), .attachment(_, _, let fdCount): Int(fdCount)
         case .channelOpened: 3  // channel, sender pool (read-only), sender wake page
         case .snapshot: 1  // the snapshot memfd
         case .objects(_, let count): Int(count)
@@ -95,7 +119,7 @@ public enum ControlMessage: Sendable, Equatable {
         case .hello(let size, let capacity):
             var b = bus1_msg_hello(); b.pool_size = size; b.ring_capacity = capacity
             return Self.frame(type, requestID, b)
-        case .poolMapped, .nodeCreate, .ok, .introspect:
+        case .poolMapped, .nodeCreate, .ok, .introspect, .reset:
             return Self.frame(type, requestID, ())
         case .namePublish(let handle, let name):
             return Self.frame(type, requestID, Self.nameBody(handle: handle, name: name))
@@ -116,10 +140,25 @@ public enum ControlMessage: Sendable, Equatable {
             return Self.frame(type, requestID, bus1_msg_objects(first: first, count: count))
         case .snapshot(let size, let count):
             return Self.frame(type, requestID, bus1_msg_snapshot(size: size, object_count: count, _reserved: 0))
-        case .welcome(let peer, let size, let capacity, let flags):
-            var b = bus1_msg_welcome(); b.peer_id = peer; b.pool_size = size; b.ring_capacity = capacity; b.flags = flags
+        case .welcome(let w):
+            var b = bus1_msg_welcome(); b.peer_id = w.peer; b.pool_size = w.poolSize; b.ring_capacity = w.ringCapacity; b.flags = w.flags
+            b.coordinator_ring = w.coordinatorRing; b.coordinator_ring_capacity = w.coordinatorRingCapacity
             return Self.frame(type, requestID, b)
-        case .handleGranted(let g):
+        case .nodeDestroy(let handles):
+            var b = bus1_msg_node_destroy(); b.count = UInt32(handles.count)
+            withUnsafeMutableBytes(of: &b.handles) { $0.bindMemory(to: UInt64.self).update(fromContentsOf: handles.prefix(Int(BUS1_DESTROY_MAX))) }
+            return Self.frame(type, requestID, b)
+        case .attach(let destination, let handles, let fdCount):
+            var b = bus1_msg_attach(); b.destination = destination; b.handle_count = UInt32(handles.count); b.fd_count = fdCount
+            withUnsafeMutableBytes(of: &b.handles) { $0.bindMemory(to: UInt64.self).update(fromContentsOf: handles.prefix(Int(BUS1_ATTACH_MAX_HANDLES))) }
+            return Self.frame(type, requestID, b)
+        case .attachment(let channel, let handles, let fdCount):
+            var b = bus1_msg_attachment(); b.channel_id = channel; b.handle_count = UInt32(handles.count); b.fd_count = fdCount
+            withUnsafeMutableBytes(of: &b.handles) { $0.bindMemory(to: UInt64.self).update(fromContentsOf: handles.prefix(Int(BUS1_ATTACH_MAX_HANDLES))) }
+            return Self.frame(type, requestID, b)
+        case .destroyed(let ticket):
+            return Self.frame(type, requestID, bus1_msg_ticket(ticket: ticket))
+        case .handleGranted(let g), .handleArrived(let g):
             var b = bus1_msg_handle_granted()
             b.handle = g.handle; b.node = g.node; b.owner_peer = g.owner; b.channel_id = g.channel
             b.capacity = g.capacity; b.new_channel = g.newChannel ? 1 : 0
@@ -144,6 +183,11 @@ public enum ControlMessage: Sendable, Equatable {
         body.length = UInt32(bytes.count)
         withUnsafeMutableBytes(of: &body.name) { $0.copyBytes(from: bytes) }
         return body
+    }
+
+    /// The first `count` ids of a fixed-size id array of the wire.
+    private static func ids<Fixed>(_ array: Fixed, count: UInt32) -> [UInt64] {
+        withUnsafeBytes(of: array) { Array($0.bindMemory(to: UInt64.self).prefix(Int(count))) }
     }
 
     private static func frame<Body>(_ type: UInt32, _ requestID: UInt32, _ body: Body) -> [UInt8] {
@@ -214,6 +258,22 @@ public enum ControlMessage: Sendable, Equatable {
             let b = try load(bus1_msg_objects.self)
             guard b.count == 0 else { throw .badField("count") }
             message = .getObjects(first: b.first)
+        case BUS1_MSG_NODE_DESTROY.rawValue:
+            let b = try load(bus1_msg_node_destroy.self)
+            guard b.count >= 1, b.count <= BUS1_DESTROY_MAX else { throw .badField("count") }
+            message = .nodeDestroy(handles: Self.ids(b.handles, count: b.count))
+        case BUS1_MSG_ATTACH.rawValue:
+            let b = try load(bus1_msg_attach.self)
+            guard b.handle_count <= BUS1_ATTACH_MAX_HANDLES else { throw .badField("handle_count") }
+            guard b.fd_count <= BUS1_MSG_MAX_FDS else { throw .badField("fd_count") }
+            message = .attach(destination: b.destination, handles: Self.ids(b.handles, count: b.handle_count), fdCount: b.fd_count)
+        case BUS1_MSG_ATTACHMENT.rawValue:
+            let b = try load(bus1_msg_attachment.self)
+            guard b.handle_count <= BUS1_ATTACH_MAX_HANDLES else { throw .badField("handle_count") }
+            guard b.fd_count <= BUS1_MSG_MAX_FDS else { throw .badField("fd_count") }
+            message = .attachment(channel: b.channel_id, handles: Self.ids(b.handles, count: b.handle_count), fdCount: b.fd_count)
+        case BUS1_MSG_RESET.rawValue: try empty(); message = .reset
+        case BUS1_MSG_DESTROYED.rawValue: message = .destroyed(ticket: try load(bus1_msg_ticket.self).ticket)
         case BUS1_MSG_SNAPSHOT.rawValue:
             let b = try load(bus1_msg_snapshot.self); message = .snapshot(size: b.size, objectCount: b.object_count)
         case BUS1_MSG_OBJECTS.rawValue:
@@ -225,13 +285,15 @@ public enum ControlMessage: Sendable, Equatable {
             let b = try load(bus1_msg_error.self); message = .error(code: b.code, detail: b.detail)
         case BUS1_MSG_WELCOME.rawValue:
             let b = try load(bus1_msg_welcome.self)
-            message = .welcome(peer: b.peer_id, poolSize: b.pool_size, ringCapacity: b.ring_capacity, flags: b.flags)
+            message = .welcome(Welcome(peer: b.peer_id, poolSize: b.pool_size, ringCapacity: b.ring_capacity, flags: b.flags,
+                                       coordinatorRing: b.coordinator_ring, coordinatorRingCapacity: b.coordinator_ring_capacity))
         case BUS1_MSG_NODE_CREATED.rawValue: message = .nodeCreated(handle: try load(bus1_msg_handle.self).handle)
-        case BUS1_MSG_HANDLE_GRANTED.rawValue:
+        case BUS1_MSG_HANDLE_GRANTED.rawValue, BUS1_MSG_HANDLE_ARRIVED.rawValue:
             let b = try load(bus1_msg_handle_granted.self)
             guard b.new_channel <= 1 else { throw .badField("new_channel") }
-            message = .handleGranted(HandleGrant(handle: b.handle, node: b.node, owner: b.owner_peer, channel: b.channel_id,
-                                                 capacity: b.capacity, newChannel: b.new_channel == 1))
+            let grant = HandleGrant(handle: b.handle, node: b.node, owner: b.owner_peer, channel: b.channel_id,
+                                    capacity: b.capacity, newChannel: b.new_channel == 1)
+            message = UInt32(header.type) == BUS1_MSG_HANDLE_GRANTED.rawValue ? .handleGranted(grant) : .handleArrived(grant)
         case BUS1_MSG_CHANNEL_OPENED.rawValue:
             let b = try load(bus1_msg_channel_opened.self)
             message = .channelOpened(ChannelOpening(channel: b.channel_id, sender: b.sender_peer, node: b.node,

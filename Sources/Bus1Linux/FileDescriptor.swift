@@ -36,7 +36,7 @@ public struct FileDescriptor: ~Copyable, @unchecked Sendable {
     /// Size of the file (`fstat`).
     public func size() throws(LinuxError) -> Int {
         var st = stat()
-        try retryingLibcOnInterrupt("fstat") { fstat(rawValue, &st) }
+        _ = try retryingLibcOnInterrupt("fstat") { fstat(rawValue, &st) }
         return Int(st.st_size)
     }
 
@@ -67,5 +67,35 @@ public struct FileDescriptor: ~Copyable, @unchecked Sendable {
     deinit {
         // EINTR on close still closes the descriptor on Linux: never retry.
         _ = Glibc.close(rawValue)
+    }
+}
+
+/// What an fd someone else handed over refers to, as far as passing it on matters.
+public enum DescriptorKind: Equatable, Sendable {
+    /// An `AF_UNIX` socket (passing those on can build reference cycles of sockets
+    /// in flight that nothing collects).
+    case unixSocket
+    /// A memfd, with the name it was created with (`memfd:` stripped).
+    case memfd(name: String)
+    case other
+
+    /// Classifies `fd` by `fstat`, `SO_DOMAIN` and its `/proc/self/fd` link.
+    public static func of(_ fd: Int32) throws(LinuxError) -> DescriptorKind {
+        var status = stat()
+        _ = try retryingLibcOnInterrupt("fstat") { fstat(fd, &status) }
+        if status.st_mode & S_IFMT == S_IFSOCK {
+            var domain: Int32 = 0
+            var length = socklen_t(MemoryLayout<Int32>.size)
+            _ = try retryingLibcOnInterrupt("getsockopt SO_DOMAIN") { getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &length) }
+            return domain == AF_UNIX ? .unixSocket : .other
+        }
+        var buffer = [CChar](repeating: 0, count: 512)
+        let n = readlink("/proc/self/fd/\(fd)", &buffer, buffer.count - 1)
+        guard n > 0 else { return .other }
+        let target = String(decoding: buffer.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        guard target.hasPrefix("/memfd:") else { return .other }
+        var name = String(target.dropFirst("/memfd:".count))
+        if name.hasSuffix(" (deleted)") { name = String(name.dropLast(" (deleted)".count)) }
+        return .memfd(name: name)
     }
 }

@@ -86,7 +86,7 @@ struct ChannelTests {
 
         var other = try ChannelPair(capacity: 4)
         var flagged = descriptor(1)
-        flagged.flags = 1
+        flagged.flags = 0x80  // no such BUS1_DESC_* flag
         other.producer.submit(flagged)
         #expect(throws: ChannelViolation.badDescriptor) { _ = try other.consumer.peek() }
     }

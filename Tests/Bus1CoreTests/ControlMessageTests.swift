@@ -8,11 +8,15 @@ struct ControlMessageTests {
         .hello(poolSize: 1 << 20, ringCapacity: 64), .poolMapped, .nodeCreate,
         .namePublish(handle: 3, name: "org.example.service"), .nameLookup(name: "ü-name"),
         .handleRelease(handle: 9), .violation(channel: 4, reason: 6), .channelClose(channel: 4), .orderingStall(channel: 4), .ok,
-        .error(code: 3, detail: 0), .welcome(peer: 2, poolSize: 1 << 26, ringCapacity: 256, flags: 1), .nodeCreated(handle: 1),
+        .error(code: 3, detail: 0), .welcome(.init(peer: 2, poolSize: 1 << 26, ringCapacity: 256, flags: 1, coordinatorRing: 7, coordinatorRingCapacity: 4096)), .nodeCreated(handle: 1),
         .handleGranted(.init(handle: 5, node: 1, owner: 2, channel: 3, capacity: 256, newChannel: true)),
         .channelOpened(.init(channel: 3, sender: 1, node: 1, senderPoolSize: 1 << 26, capacity: 256)),
         .channelGrant(channel: 3, node: 8), .channelClosed(channel: 3, otherPeer: 2, reason: 2),
         .introspect, .getObjects(first: 8), .snapshot(size: 4096, objectCount: 9), .objects(first: 4, count: 3),
+        .nodeDestroy(handles: [1, 2, 3]), .nodeDestroy(handles: Array(1...32)), .destroyed(ticket: 77), .reset,
+        .attach(destination: 4, handles: [], fdCount: 2), .attach(destination: 4, handles: Array(10...25), fdCount: 0),
+        .attachment(channel: 3, handles: [5, BUS1_INVALID_ID], fdCount: 4),
+        .handleArrived(.init(handle: 6, node: 2, owner: 3, channel: 9, capacity: 64, newChannel: false)),
     ]
 
     @Test("Every message survives encode and decode", arguments: samples)
@@ -46,6 +50,22 @@ struct ControlMessageTests {
         name = ControlMessage.nameLookup(name: "abc").encode(requestID: 1)
         name[29] = 0  // a NUL inside the name
         #expect(throws: ProtocolError.badName) { try decode(name) }
+
+        // Counts past the fixed arrays, or an empty destroy, are refused before anything reads them.
+        var destroy = ControlMessage.nodeDestroy(handles: [1]).encode(requestID: 1)
+        destroy[16] = 0
+        #expect(throws: ProtocolError.badField("count")) { try decode(destroy) }
+        destroy[16] = 33
+        #expect(throws: ProtocolError.badField("count")) { try decode(destroy) }
+        var attach = ControlMessage.attach(destination: 1, handles: [], fdCount: 0).encode(requestID: 1)
+        attach[24] = 17
+        #expect(throws: ProtocolError.badField("handle_count")) { try decode(attach) }
+        attach[24] = 0; attach[28] = 5
+        #expect(throws: ProtocolError.badField("fd_count")) { try decode(attach, fds: 5) }
+        attach[28] = 2  // says two fds, came with one
+        #expect(throws: ProtocolError.descriptorCount(type: UInt16(BUS1_MSG_ATTACH.rawValue), expected: 2, actual: 1)) {
+            try decode(attach, fds: 1)
+        }
     }
 }
 

@@ -19,6 +19,15 @@
 //             the role); on SIGUSR1 send `final` messages to "final" and print fd counts.
 //   garbage   malformed control datagrams at the coordinator; print "OK" if each got
 //             BUS1_ERR_PROTOCOL and the bus still serves a lookup afterwards.
+//   relay     name= [next=]  publish a node, receive one message carrying a handle;
+//             with next=: pass the handle on to `next` and release it ("FORWARDED"),
+//             else send "reached" through it and release it ("REACHED"); then linger.
+//   racer     name=  send numbered messages to `name` until a send fails because the
+//             node was destroyed ("STOPPED sent=N ticket=T": T is the notification's).
+//   watch     names= notes=  look the names up, print "READY", then print every
+//             notification as "NOTE kind=K node=N from=P ticket=T" until `notes` came.
+//   fdsink    name=  receive one message with fds attached, write "fd <i>" into each,
+//             print "WROTE fds=N cloexec=C" (C: how many were close-on-exec); linger.
 // Every line goes to stdout, flushed; failures print "FAIL ..." and exit 1.
 import Bus1
 @_spi(HostileTesting) import Bus1
@@ -181,7 +190,7 @@ case "consumer":
     for _ in 0..<count {
         jitter?.maybePause()
         let message: Message
-        do { message = try peer.receive(timeoutNanoseconds: 60_000_000_000) } catch { fail("receive: \(error)") }
+        do { message = try receiveData(peer, timeoutNanoseconds: 60_000_000_000) } catch { fail("receive: \(error)") }
         printEvents(peer)
         // Per-channel FIFO is the guarantee here; a lower ticket after a higher one
         // from another sender is counted (global order is the ordering issue's work).
@@ -298,7 +307,7 @@ case "chaos":
     /// Whether `error` is what a peer dying or a full ring or pool causes.
     func expected(_ error: Bus1Error) -> Bool {
         switch error {
-        case .wouldBlock, .channelClosed, .unknownHandle, .timedOut: true
+        case .wouldBlock, .channelClosed, .unknownHandle, .nodeDestroyed, .timedOut: true
         case .refused(let refusal): refusal == .nameUnknown || refusal == .handleUnknown
         default: false
         }
@@ -416,9 +425,87 @@ case "slowsink":
     say("READY peer=\(peer.id)")
     usleep(UInt32(intSetting("sleep")) * 1000)
     for _ in 0..<intSetting("count") {
-        do { _ = try peer.receive(timeoutNanoseconds: 30_000_000_000) } catch { fail("receive: \(error)") }
+        do { _ = try receiveData(peer, timeoutNanoseconds: 30_000_000_000) } catch { fail("receive: \(error)") }
     }
     say("OK received=\(intSetting("count")) violations=\(peer.currentStatistics.violationsDetected)")
+
+case "relay":
+    let peer = connect()
+    do { try peer.publish(try peer.createNode(), as: setting("name")) } catch { fail("publish: \(error)") }
+    let next = settings["next"].map { lookupWhenPublished(peer, $0) }
+    say("READY peer=\(peer.id)")
+    let message: Message
+    do { message = try receiveData(peer, timeoutNanoseconds: 30_000_000_000) } catch { fail("receive: \(error)") }
+    guard message.handles.count == 1, let passed = message.handles.first, passed.isValid else { fail("expected one valid handle, got \(message.handles)") }
+    do {
+        if let next {
+            try peer.send(try peer.loan(0), to: next, attaching: [passed])
+            try peer.release(passed)
+            say("FORWARDED handle=\(passed.id)")
+        } else {
+            try Array("reached".utf8).withUnsafeBytes { try peer.send(copying: $0, to: passed) }
+            try peer.release(passed)
+            say("REACHED handle=\(passed.id)")
+        }
+    } catch { fail("relay: \(error)") }
+    while true { pause() }
+
+case "racer":
+    let peer = connect()
+    let target = lookupWhenPublished(peer, setting("name"))
+    say("READY peer=\(peer.id)")
+    var sent: UInt64 = 0
+    var notifiedAt: UInt64 = 0
+    while true {
+        do {
+            while let note = try peer.tryReceive() {
+                if note.kind == .nodeDestroyed && note.node == target { notifiedAt = note.ticket }
+            }
+            let loan = try peer.loan(8, wait: .park)
+            loan.bytes.storeBytes(of: sent, as: UInt64.self)
+            try peer.send(loan, to: target, wait: .park)
+            sent += 1
+        } catch .nodeDestroyed(target) {
+            guard notifiedAt != 0 else { fail("nodeDestroyed before the notification") }
+            break
+        } catch { fail("racer: \(error)") }
+    }
+    say("STOPPED sent=\(sent) ticket=\(notifiedAt)")
+    while true { pause() }
+
+case "watch":
+    let peer = connect()
+    let names = setting("names").split(separator: ",").map(String.init)
+    let held = names.map { lookupWhenPublished(peer, $0) }
+    say("READY peer=\(peer.id) handles=\(held.map { String($0.id) }.joined(separator: ","))")
+    var notes = 0
+    while notes < intSetting("notes") {
+        let message: Message
+        do { message = try peer.receive(timeoutNanoseconds: 30_000_000_000) } catch { fail("receive: \(error)") }
+        guard message.kind != .data else { continue }
+        notes += 1
+        say("NOTE kind=\(message.kind) node=\(message.node.id) from=\(message.sender) ticket=\(message.ticket)")
+    }
+    say("DONE")
+    while true { pause() }
+
+case "fdsink":
+    let peer = connect()
+    do { try peer.publish(try peer.createNode(), as: setting("name")) } catch { fail("publish: \(error)") }
+    say("READY peer=\(peer.id)")
+    let message: Message
+    do { message = try receiveData(peer, timeoutNanoseconds: 30_000_000_000) } catch { fail("receive: \(error)") }
+    guard let attachment = message.attachment else { fail("no attachment") }
+    let fds = attachment.takeFileDescriptors()
+    var closeOnExec = 0
+    for (i, fd) in fds.enumerated() {
+        if fcntl(fd, F_GETFD) & FD_CLOEXEC != 0 { closeOnExec += 1 }
+        let text = Array("fd \(i)".utf8)
+        guard write(fd, text, text.count) == text.count else { fail("write to fd \(i): errno \(errno)") }
+        close(fd)
+    }
+    say("WROTE fds=\(fds.count) cloexec=\(closeOnExec)")
+    while true { pause() }
 
 case "hostile":
     let peer = connect()
@@ -434,6 +521,8 @@ case "hostile":
     case "unknown-node": forgery = .init(node: 987_654_321)
     case "ticket-backwards": forgery = .init(ticket: 0)  // below the honest message's ticket (tickets start at 1)
     case "ring-index": forgery = .init(tailOverride: 1 << 20)
+    case "lying-attachment": forgery = .init(flags: BUS1_DESC_ATTACHMENT)  // no attachment was asked for
+    case "unknown-flag": forgery = .init(flags: 0x80)
     default: fail("unknown attack")
     }
     do { try peer.sendForged(to: target, forgery) } catch { fail("forged send: \(error)") }
@@ -479,7 +568,7 @@ case "intruder":
     do { node = try peer.createNode(); try peer.publish(node, as: setting("name")) } catch { fail("setup: \(error)") }
     say("READY peer=\(peer.id)")
     let message: Message
-    do { message = try peer.receive(timeoutNanoseconds: 30_000_000_000) } catch { fail("receive: \(error)") }
+    do { message = try receiveData(peer, timeoutNanoseconds: 30_000_000_000) } catch { fail("receive: \(error)") }
     let page = Int(sysconf(Int32(_SC_PAGESIZE)))
     let address = UInt(bitPattern: message.payload.baseAddress!)
     let pageStart = UnsafeMutableRawPointer(bitPattern: address & ~UInt(page - 1))!
@@ -605,4 +694,14 @@ case "garbage":
 
 default:
     fail("unknown role \(arguments[1])")
+}
+
+/// The next data message; notifications (destroyed and released nodes) are printed
+/// as NOTE lines and skipped.
+func receiveData(_ peer: Peer, timeoutNanoseconds: UInt64) throws(Bus1Error) -> Message {
+    while true {
+        let message = try peer.receive(timeoutNanoseconds: timeoutNanoseconds)
+        if message.kind == .data { return message }
+        say("NOTE kind=\(message.kind) node=\(message.node.id) from=\(message.sender)")
+    }
 }

@@ -93,6 +93,7 @@ enum Bus1Runs {
         let parent = try lookup(peer, s["parent"]!)
         while true {
             let message = try peer.receive(mode: mode.waitMode, timeoutNanoseconds: 120_000_000_000)
+            guard message.kind == .data else { continue }  // a notification (a node released or destroyed)
             if message.payload.isEmpty { return }
             let marker = message.payload[size - 1] & message.payload[0]  // read first and last byte in place
             try sendTouched(peer, size, marker, to: parent, mode: mode.waitMode)
@@ -140,6 +141,7 @@ enum Bus1Runs {
         var sum = 0
         for _ in 0..<count {
             let message = try peer.receive(mode: mode.waitMode, timeoutNanoseconds: 120_000_000_000)
+            guard message.kind == .data else { continue }  // a notification (a node released or destroyed)
             if size > 0 { sum &+= Int(message.payload[0]) &+ Int(message.payload[size - 1]) }
         }
         try sendTouched(peer, 8, UInt8(truncatingIfNeeded: sum), to: parent, mode: mode.waitMode)
@@ -191,6 +193,7 @@ enum Bus1Runs {
         let parent = try lookup(peer, s["parent"]!)
         while true {
             let message = try peer.receive(mode: mode.waitMode, timeoutNanoseconds: 120_000_000_000)
+            guard message.kind == .data else { continue }  // a notification (a node released or destroyed)
             let arrived = monotonicNanoseconds()
             if message.payload.isEmpty { return }
             _ = message.payload[0] &+ message.payload[message.payload.count - 1]

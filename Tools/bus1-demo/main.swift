@@ -170,6 +170,7 @@ struct Demo: ParsableCommand {
         let producer = try peer.lookup("bus1-demo.producer.\(getppid())", waitingUpToNanoseconds: 20_000_000_000)
         while true {
             let message = try peer.receive(mode: waitMode)
+            guard message.kind == .data else { continue }  // a notification (a node released or destroyed)
             guard message.payload.count == size, message.payload[size - 1] == 0xA5 else { throw ValidationError("corrupt payload") }
             switch Kind(rawValue: message.payload[0]) {
             case .data: continue

@@ -119,6 +119,7 @@ struct OrderCheck: ParsableCommand {
         var stopped = 0
         while stopped < senders {
             let message = try peer.receive(timeoutNanoseconds: 600_000_000_000)
+            guard message.kind == .data else { continue }  // a notification (a node released or destroyed)
             guard message.payload.count == 16 else { throw ValidationError("bad payload size") }
             let sender = message.payload.load(fromByteOffset: 0, as: UInt32.self)
             let seq = message.payload.load(fromByteOffset: 4, as: UInt32.self)

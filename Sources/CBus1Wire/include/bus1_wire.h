@@ -23,6 +23,9 @@
  *  - clock page:   one per bus. The global ticket counter (fetch_add by senders).
  *  - pool:         one per peer; payloads are written there by the owner and read
  *                  in place by receivers through a read-only mapping.
+ *  - coordinator ring: one per peer, a channel whose sender is the coordinator:
+ *                  node-destroyed and handle-released notifications, ordered
+ *                  with data (see BUS1_COORDINATOR_PEER).
  *  - channel:      one per (sender, receiver) pair: a submission ring of
  *                  descriptors (sender -> receiver) and a completion ring of
  *                  released slices (receiver -> sender).
@@ -234,7 +237,45 @@ struct bus1_descriptor {
 	uint64_t node;             /* receiver-local node id */
 	uint64_t offset;           /* slice start in the sender's pool */
 	uint32_t length;           /* payload bytes */
-	uint32_t flags;            /* reserved, 0 */
+	uint32_t flags;            /* data channels: BUS1_DESC_*; coordinator ring: bus1_notification */
+};
+
+/*
+ * The message carries the oldest attachment (handles, fds) the coordinator
+ * delivered to the receiver for this channel (BUS1_MSG_ATTACHMENT) and that no
+ * earlier message took. The sender asks for it with BUS1_MSG_ATTACH and
+ * publishes the descriptor only after the reply, so the attachment is in the
+ * receiver's socket before the descriptor can be seen; a descriptor with this
+ * flag and no attachment waiting is BUS1_CLOSE_BAD_DESCRIPTOR.
+ */
+#define BUS1_DESC_ATTACHMENT 0x1u
+
+/*
+ * Coordinator ring: one per peer, a channel (same layout) whose sender is the
+ * coordinator (sender_peer BUS1_COORDINATOR_PEER) and which has no completion
+ * traffic: the coordinator takes credit from `sub_head`. It carries the
+ * notifications that must be ordered with data. The coordinator publishes them
+ * exactly as a sender publishes a multicast: stage every destination ring, seq_cst
+ * fence, one ticket for the whole batch, write, publish, unstage, ring. So a
+ * receiver's merge orders them with every data message, and a batch (a destroy of
+ * several nodes, a peer's disconnect) is atomic: one ticket.
+ * Descriptor fields: ticket; flags = bus1_notification; node = the receiver's id
+ * (see below); offset = the peer that caused it; length = 0.
+ * A ring with no room is a receiver that does not consume its notifications: the
+ * coordinator disconnects it rather than wait or drop one.
+ */
+#define BUS1_COORDINATOR_PEER 0u
+
+enum bus1_notification {
+	/* The node the receiver's handle `node` names was destroyed (by its owner,
+	 * or because the owner left). Messages to it with a later ticket are dropped
+	 * by the owner; the coordinator has forgotten the receiver's handle. */
+	BUS1_NOTE_NODE_DESTROYED = 1,
+	/* The last handle another peer held to the receiver's node `node` was
+	 * released (decided when the coordinator serves the release: a handle
+	 * already attached to a message in flight counts, so such a transfer
+	 * cancels it). Ordered after every message the releasing peer sent before. */
+	BUS1_NOTE_NODE_RELEASED  = 2,
 };
 
 /* One released slice, receiver -> sender. */
@@ -269,20 +310,26 @@ enum bus1_msg_type {
 	BUS1_MSG_ORDERING_STALL = 9,  /* bus1_msg_channel -> OK; a staged sender stalled past the timeout */
 	BUS1_MSG_INTROSPECT     = 10, /* (no body) -> SNAPSHOT; instead of HELLO, from the bus's uid or root only */
 	BUS1_MSG_GET_OBJECTS    = 11, /* bus1_msg_objects (first; count ignored) -> OBJECTS; after SNAPSHOT */
+	BUS1_MSG_NODE_DESTROY   = 12, /* bus1_msg_node_destroy -> DESTROYED; owner only, atomic */
+	BUS1_MSG_ATTACH         = 13, /* bus1_msg_attach; fds: fd_count -> OK (see BUS1_DESC_ATTACHMENT) */
+	BUS1_MSG_RESET          = 14, /* (no body) -> DESTROYED; destroys every node, releases every handle, closes every channel */
 
 	/* replies: coordinator -> peer */
 	BUS1_MSG_OK             = 64, /* (no body) */
 	BUS1_MSG_ERROR          = 65, /* bus1_msg_error */
-	BUS1_MSG_WELCOME        = 66, /* bus1_msg_welcome; fds: pool, wake page, clock page */
+	BUS1_MSG_WELCOME        = 66, /* bus1_msg_welcome; fds: pool, wake page, clock page, coordinator ring */
 	BUS1_MSG_NODE_CREATED   = 67, /* bus1_msg_handle */
 	BUS1_MSG_HANDLE_GRANTED = 68, /* bus1_msg_handle_granted; fds if new channel: channel, receiver wake page */
 	BUS1_MSG_SNAPSHOT       = 69, /* bus1_msg_snapshot; fds: the snapshot (sealed memfd) */
 	BUS1_MSG_OBJECTS        = 70, /* bus1_msg_objects; fds: objects first ... first + count - 1, read-only */
+	BUS1_MSG_DESTROYED      = 71, /* bus1_msg_ticket: the destruction's ticket (0: nothing was destroyed) */
 
 	/* events: coordinator -> peer, request_id 0 */
 	BUS1_MSG_CHANNEL_OPENED = 128,/* bus1_msg_channel_opened; fds: channel, sender pool (read-only), sender wake page */
 	BUS1_MSG_CHANNEL_GRANT  = 129,/* bus1_msg_channel_grant: the sender may now address `node` */
 	BUS1_MSG_CHANNEL_CLOSED = 130,/* bus1_msg_channel_closed */
+	BUS1_MSG_HANDLE_ARRIVED = 131,/* bus1_msg_handle_granted: a handle that came in an attachment; fds as HANDLE_GRANTED */
+	BUS1_MSG_ATTACHMENT     = 132,/* bus1_msg_attachment; fds: fd_count, close-on-exec */
 };
 
 enum bus1_error_code {
@@ -297,6 +344,14 @@ enum bus1_error_code {
 	BUS1_ERR_QUOTA          = 9,  /* detail: which quota (bus1_quota) */
 	BUS1_ERR_STATE          = 10, /* request not valid in the peer's current state */
 	BUS1_ERR_INTERNAL       = 11, /* the coordinator failed a syscall; detail: errno */
+	BUS1_ERR_FD_REFUSED     = 12, /* an attached fd may not travel; detail: bus1_fd_refusal */
+};
+
+/* Fds BUS1_MSG_ATTACH refuses (as BUS1 does: they could form reference cycles
+ * no one can collect, or hand a bus object to a peer it was not made for). */
+enum bus1_fd_refusal {
+	BUS1_FD_UNIX_SOCKET     = 1,
+	BUS1_FD_BUS_OBJECT      = 2,  /* a memfd the coordinator made (pool, ring, wake or clock page) */
 };
 
 enum bus1_quota {
@@ -305,6 +360,8 @@ enum bus1_quota {
 	BUS1_QUOTA_HANDLES      = 3,
 	BUS1_QUOTA_CHANNELS     = 4,
 	BUS1_QUOTA_POOL_BYTES   = 5,
+	BUS1_QUOTA_FDS          = 6,  /* fds in attachments in flight, per uid */
+	BUS1_QUOTA_MESSAGES     = 7,  /* coordinator-path messages queued for one receiver, per sending uid (fair share) */
 };
 
 /* Why a channel was closed (bus1_msg_violation.kind, bus1_msg_channel_closed.reason). */
@@ -340,6 +397,9 @@ struct bus1_msg_welcome {
 	uint64_t pool_size;        /* granted bytes, header included */
 	uint32_t ring_capacity;    /* granted entries per inbound ring */
 	uint32_t flags;            /* BUS1_WELCOME_* */
+	uint64_t coordinator_ring; /* channel id of the coordinator ring (its header says so too) */
+	uint32_t coordinator_ring_capacity;
+	uint32_t _reserved;
 };
 
 /*
@@ -392,6 +452,35 @@ struct bus1_msg_channel_grant {
 
 struct bus1_msg_channel {
 	uint64_t channel_id;
+};
+
+#define BUS1_DESTROY_MAX 32u
+#define BUS1_ATTACH_MAX_HANDLES 16u
+
+struct bus1_msg_node_destroy {
+	uint32_t count;            /* 1...BUS1_DESTROY_MAX */
+	uint32_t _reserved;
+	uint64_t handles[BUS1_DESTROY_MAX]; /* the owner's handles of the nodes; the rest 0 */
+};
+
+struct bus1_msg_ticket {
+	uint64_t ticket;
+};
+
+/* Attach handles and fds to the caller's next message to `destination`'s owner. */
+struct bus1_msg_attach {
+	uint64_t destination;      /* the caller's handle to the receiving node */
+	uint32_t handle_count;     /* 0...BUS1_ATTACH_MAX_HANDLES */
+	uint32_t fd_count;         /* 0...BUS1_MSG_MAX_FDS; the fds travel as SCM_RIGHTS */
+	uint64_t handles[BUS1_ATTACH_MAX_HANDLES]; /* the caller's handles to pass; the rest 0 */
+};
+
+/* What the next BUS1_DESC_ATTACHMENT descriptor on `channel_id` carries. */
+struct bus1_msg_attachment {
+	uint64_t channel_id;       /* the inbound channel the message comes on */
+	uint32_t handle_count;
+	uint32_t fd_count;
+	uint64_t handles[BUS1_ATTACH_MAX_HANDLES]; /* the receiver's new handle ids; BUS1_INVALID_ID: node already destroyed */
 };
 
 struct bus1_msg_violation {
@@ -530,7 +619,7 @@ _Static_assert(sizeof(struct bus1_descriptor) == 32, "descriptor layout");
 _Static_assert(sizeof(struct bus1_completion) == 8, "completion layout");
 _Static_assert(sizeof(struct bus1_msg_header) == 16, "message header layout");
 _Static_assert(sizeof(struct bus1_msg_hello) == 16, "hello layout");
-_Static_assert(sizeof(struct bus1_msg_welcome) == 24, "welcome layout");
+_Static_assert(sizeof(struct bus1_msg_welcome) == 40, "welcome layout");
 _Static_assert(sizeof(struct bus1_msg_error) == 8, "error layout");
 _Static_assert(sizeof(struct bus1_msg_name) == 272, "name layout");
 _Static_assert(sizeof(struct bus1_msg_handle_granted) == 48, "handle granted layout");
@@ -538,6 +627,10 @@ _Static_assert(sizeof(struct bus1_msg_channel_opened) == 40, "channel opened lay
 _Static_assert(sizeof(struct bus1_msg_channel_closed) == 24, "channel closed layout");
 _Static_assert(sizeof(struct bus1_msg_header) + sizeof(struct bus1_msg_name) <= BUS1_MSG_MAX, "max message");
 _Static_assert(sizeof(struct bus1_msg_snapshot) == 16, "snapshot message layout");
+_Static_assert(sizeof(struct bus1_msg_node_destroy) == 264, "node destroy layout");
+_Static_assert(sizeof(struct bus1_msg_attach) == 144, "attach layout");
+_Static_assert(sizeof(struct bus1_msg_attachment) == 144, "attachment layout");
+_Static_assert(sizeof(struct bus1_msg_header) + sizeof(struct bus1_msg_node_destroy) <= BUS1_MSG_MAX, "max message");
 _Static_assert(sizeof(struct bus1_msg_objects) == 8, "objects message layout");
 _Static_assert(sizeof(struct bus1_snapshot_header) == 128, "snapshot header layout");
 _Static_assert(sizeof(struct bus1_snapshot_peer) == 48, "snapshot peer layout");

@@ -1,0 +1,231 @@
+import Bus1Core
+import Bus1Linux
+import CBus1Wire
+import Synchronization
+
+/// One notification for a peer's coordinator ring.
+struct Notification {
+    let target: PeerRecord
+    let kind: bus1_notification
+    /// The target's id: its handle (destroyed) or its node (released).
+    let id: UInt64
+    /// The peer that caused it.
+    let cause: UInt64
+}
+
+/// The capability lifecycle: node destroy, handle release, reset, and handles and
+/// fds attached to messages.
+///
+/// Invariants the coordinator keeps:
+/// - a node lives while its owner has not destroyed it, reset, or left; when it
+///   goes, every holder's handle to it goes in the same step, and each holder gets
+///   one `BUS1_NOTE_NODE_DESTROYED`, all of a step under one ticket;
+/// - a node's owner gets `BUS1_NOTE_NODE_RELEASED` when the last handle another
+///   peer held goes (released or its holder left) and the node still lives; a
+///   handle attached to a message in flight is held (by the receiver) already;
+/// - a handle can be attached only by a peer that holds it, and only to a message
+///   for a node whose owner is connected.
+extension Coordinator {
+    // MARK: Notifications
+
+    /// Publishes `batch` to the targets' coordinator rings under one ticket, as a
+    /// sender publishes a multicast: stage every ring, fence, take the ticket,
+    /// write, publish, unstage, ring. A target whose ring has no room (it does not
+    /// consume its notifications) is disconnected instead. Returns the ticket.
+    @discardableResult
+    func publish(_ batch: [Notification]) -> UInt64 {
+        var rings: [(peer: PeerRecord, notes: [Notification])] = []
+        var overflowing: [UInt64] = []
+        for note in batch {
+            if let i = rings.firstIndex(where: { $0.peer === note.target }) { rings[i].notes.append(note) } else { rings.append((note.target, [note])) }
+        }
+        rings.removeAll { entry in
+            guard peers[entry.peer.id] != nil, let ring = entry.peer.notifications else { return true }
+            do { try ring.producer.reclaimConsumed() } catch {
+                overflowing.append(entry.peer.id)  // sub_head moved backwards or past the tail
+                return true
+            }
+            guard ring.producer.hasCredit(entry.notes.count) else { overflowing.append(entry.peer.id); return true }
+            return false
+        }
+        let mark = clock.current()
+        for entry in rings { entry.peer.notifications!.producer.stage(mark) }
+        atomicMemoryFence(ordering: .sequentiallyConsistent)  // every mark is visible before the ticket exists
+        let ticket = clock.next()
+        for entry in rings {
+            let ring = entry.peer.notifications!
+            for note in entry.notes {
+                var descriptor = bus1_descriptor()
+                descriptor.ticket = ticket
+                descriptor.node = note.id
+                descriptor.offset = note.cause
+                descriptor.flags = note.kind.rawValue
+                ring.producer.write(descriptor)
+            }
+            ring.producer.publish()
+        }
+        for entry in rings {
+            entry.peer.notifications!.producer.unstage()
+            entry.peer.wakePage?.ring()
+        }
+        for id in overflowing {
+            logger.warning("peer does not consume its notifications; disconnecting it", metadata: ["peer": "\(id)"])
+            removePeer(id, reason: "coordinator ring overflow")
+        }
+        return ticket
+    }
+
+    /// Removes `nodes` of `owner` from every table (handles, names, channel grants)
+    /// and returns the destroy notifications for their holders.
+    func forgetNodes(_ nodes: [UInt64], of owner: PeerRecord) -> [Notification] {
+        var notes: [Notification] = []
+        for node in nodes {
+            let key = NodeKey(owner: owner.id, node: node)
+            for holder in peers.values where holder !== owner {
+                guard let handle = holder.handleByNode.removeValue(forKey: key) else { continue }
+                holder.handles[handle] = nil
+                if let channelID = holder.outbound[owner.id] { channels[channelID]?.allowedNodes.remove(node) }
+                notes.append(Notification(target: holder, kind: BUS1_NOTE_NODE_DESTROYED, id: handle, cause: owner.id))
+            }
+            owner.ownedNodes.remove(node)
+            owner.handles[node] = nil
+            owner.handleByNode[key] = nil
+        }
+        let gone = Set(nodes)
+        for (name, key) in names where key.owner == owner.id && gone.contains(key.node) {
+            names[name] = nil
+        }
+        return notes
+    }
+
+    /// Drops every handle `peer` holds to other peers' nodes and returns the release
+    /// notifications of the nodes left without holders.
+    func forgetHandles(of peer: PeerRecord) -> [Notification] {
+        var notes: [Notification] = []
+        for (handle, record) in peer.handles where record.node.owner != peer.id {
+            peer.handles[handle] = nil
+            peer.handleByNode[record.node] = nil
+            if let note = releaseNotification(for: record.node, releasedBy: peer) { notes.append(note) }
+        }
+        return notes
+    }
+
+    /// The release notification for `key`, if its owner is connected, the node
+    /// lives, and no peer but the owner holds a handle to it any more.
+    func releaseNotification(for key: NodeKey, releasedBy peer: PeerRecord) -> Notification? {
+        guard let owner = peers[key.owner], owner.ownedNodes.contains(key.node),
+              !peers.values.contains(where: { $0 !== owner && $0.handleByNode[key] != nil })
+        else { return nil }
+        return Notification(target: owner, kind: BUS1_NOTE_NODE_RELEASED, id: key.node, cause: peer.id)
+    }
+
+    // MARK: Requests
+
+    /// NODE_DESTROY: the owner destroys up to `BUS1_DESTROY_MAX` nodes atomically;
+    /// anyone else is refused before anything changes.
+    func destroy(_ handles: [UInt64], by owner: PeerRecord) throws(RequestError) -> Response {
+        for handle in handles where !owner.ownedNodes.contains(handle) {
+            throw owner.handles[handle] == nil ? .handleUnknown : .notOwner
+        }
+        var unique: [UInt64] = []
+        for handle in handles where !unique.contains(handle) { unique.append(handle) }
+        return Response(message: .destroyed(ticket: publish(forgetNodes(unique, of: owner))))
+    }
+
+    /// RESET: the peer's nodes destroyed, its handles released (one ticket), its
+    /// queue flushed (inbound channels closed, their senders get their slices
+    /// back); it stays connected with its pool and rings. Its outbound channels
+    /// stay: what it sent before the reset is still delivered.
+    func reset(_ peer: PeerRecord) -> Response {
+        let ticket = publish(forgetNodes(Array(peer.ownedNodes), of: peer) + forgetHandles(of: peer))
+        for channelID in peer.inbound { closeChannel(channelID, reason: BUS1_CLOSE_BY_PEER.rawValue) }
+        for channelID in peer.outbound.values { channels[channelID]?.allowedNodes.removeAll() }
+        return Response(message: .destroyed(ticket: ticket))
+    }
+
+    /// ATTACH: installs `handles` (the sender's) in the receiver's table and queues
+    /// them with `descriptors` as the receiver's next attachment on the sender's
+    /// channel. The reply waits until the receiver's socket holds the attachment
+    /// and every owner of a passed node has the receiver's grant, so the message
+    /// the sender publishes next can be taken, and the handles in it used, at once.
+    func attach(_ handles: [UInt64], descriptors: [OwnedDescriptor], to destination: UInt64,
+                by sender: PeerRecord) throws(RequestError) -> Response {
+        guard let target = sender.handles[destination], target.node.owner != sender.id,
+              let receiver = peers[target.node.owner], receiver.state == .ready,
+              let channelID = sender.outbound[receiver.id], channels[channelID] != nil
+        else { throw .handleUnknown }
+        for descriptor in descriptors {
+            let kind: DescriptorKind
+            do { kind = try DescriptorKind.of(descriptor.rawValue) } catch { throw .system(error) }
+            switch kind {
+            case .unixSocket: throw .descriptorRefused(BUS1_FD_UNIX_SOCKET.rawValue)
+            case .memfd(let name) where name.hasPrefix("bus1-"): throw .descriptorRefused(BUS1_FD_BUS_OBJECT.rawValue)
+            default: break
+            }
+        }
+        // A handle the sender had once but not any more (its node was destroyed, or
+        // it released it) travels as invalid; one it never had is refused.
+        var keys: [NodeKey?] = []
+        for handle in handles {
+            guard let record = sender.handles[handle] else {
+                guard handle < sender.nextHandle else { throw .handleUnknown }
+                keys.append(nil)
+                continue
+            }
+            keys.append(record.node)
+        }
+        try chargeFairShare(of: sender.uid, at: receiver, messages: 1 + keys.count, descriptors: descriptors.count)
+        let newHandles = Set(keys.compactMap { $0 }.filter { $0.owner != receiver.id && receiver.handleByNode[$0] == nil })
+        guard receiver.handles.count + newHandles.count <= configuration.maximumHandlesPerPeer else {
+            throw .quota(BUS1_QUOTA_HANDLES.rawValue)
+        }
+
+        var ids: [UInt64] = []
+        var waits: [(peer: UInt64, position: UInt64)] = []
+        var owners: [AnyObject] = [receiver]
+        for key in keys {
+            guard let key, let owner = peers[key.owner], owner.ownedNodes.contains(key.node) else {
+                ids.append(BUS1_INVALID_ID)  // destroyed before the message could carry it
+                continue
+            }
+            if owner === receiver { ids.append(key.node); continue }  // its own node: its own id
+            let handle = receiver.handleByNode[key] ?? {
+                defer { receiver.nextHandle += 1 }
+                return receiver.nextHandle
+            }()
+            let (channel, isNew) = try self.channel(from: receiver, to: owner, node: key.node, chargedTo: sender.uid)
+            guard peers[receiver.id] != nil else { throw .handleUnknown }  // it went away meanwhile
+            receiver.handles[handle, default: HandleRecord(node: key, references: 0)].references += 1
+            receiver.handleByNode[key] = handle
+            owners.append(channel)
+            owners.append(owner)
+            if peers[owner.id] != nil, owner !== sender { waits.append((owner.id, owner.messagesAccepted)) }
+            let grant = ControlMessage.HandleGrant(handle: handle, node: key.node, owner: owner.id, channel: channel.id,
+                                                   capacity: UInt32(channel.capacity), newChannel: isNew)
+            send(receiver, .handleArrived(grant), requestID: 0,
+                 fds: isNew ? [channel.memory.rawValue, owner.memory!.wake.rawValue] : [], chargedTo: sender.uid)
+            ids.append(handle)
+        }
+        notify(receiver, .attachment(channel: channelID, handles: ids, fdCount: UInt32(descriptors.count)),
+               fds: descriptors.map(\.rawValue), chargedTo: sender.uid)
+        guard peers[receiver.id] != nil else { throw .handleUnknown }
+        waits.append((receiver.id, receiver.messagesAccepted))
+        return Response(message: .ok, owners: owners + descriptors, after: waits)
+    }
+
+    /// The fair share of a receiver's control queue (as dbus-broker shares a
+    /// receiver's buffers between users): a uid may add to what waits for one
+    /// receiver only while it holds less than half of what the other uids leave
+    /// free, so a flooding uid can take at most half, a second one half the rest,
+    /// and the queue's limit is never reached through requests; and it may have at
+    /// most ``CoordinatorConfiguration/maximumQueuedDescriptorsPerUID`` fds waiting.
+    func chargeFairShare(of uid: UInt32, at receiver: PeerRecord, messages: Int, descriptors: Int) throws(RequestError) {
+        let mine = receiver.queuedByUID[uid] ?? 0
+        let others = receiver.outbox.count - mine
+        let free = configuration.maximumQueuedControlMessages - others
+        guard receiver.outbox.isEmpty || (mine + messages) * 2 <= free else { throw .quota(BUS1_QUOTA_MESSAGES.rawValue) }
+        guard (queuedDescriptorsByUID[uid] ?? 0) + descriptors <= configuration.maximumQueuedDescriptorsPerUID else {
+            throw .quota(BUS1_QUOTA_FDS.rawValue)
+        }
+    }
+}
