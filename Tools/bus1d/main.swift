@@ -42,6 +42,12 @@ struct Bus1Daemon: ParsableCommand {
     @Option(help: "Control messages held for a peer whose socket is full before it is disconnected as not reading.")
     var maxQueuedControlMessages: Int = 1024
 
+    @Option(help: "Entries of each peer's coordinator ring (notifications not yet consumed; a peer that lets it fill is disconnected).")
+    var coordinatorRingCapacity: Int = 4096
+
+    @Option(help: "Fds in attachments one uid may have waiting in the coordinator for receivers whose sockets are full.")
+    var maxQueuedFdsPerUid: Int = 256
+
     @Option(help: "Bus ordering: global (one causal order at every receiver) or fifo (per-channel FIFO only).")
     var ordering: CoordinatorConfiguration.Ordering = .global
 
@@ -52,10 +58,12 @@ struct Bus1Daemon: ParsableCommand {
     var logLevel: Logger.Level = .info
 
     func validate() throws {
-        for (name, value) in [("--pool-size", poolSize), ("--ring-capacity", ringCapacity)] where value <= 0 || value & (value - 1) != 0 {
+        for (name, value) in [("--pool-size", poolSize), ("--ring-capacity", ringCapacity), ("--coordinator-ring-capacity", coordinatorRingCapacity)]
+        where value <= 0 || value & (value - 1) != 0 {
             throw ValidationError("\(name) must be a power of two")
         }
         guard (2...65536).contains(ringCapacity) else { throw ValidationError("--ring-capacity must be 2...65536") }
+        guard (2...65536).contains(coordinatorRingCapacity) else { throw ValidationError("--coordinator-ring-capacity must be 2...65536") }
         guard poolSize <= maxPoolSize else { throw ValidationError("--pool-size exceeds --max-pool-size") }
     }
 
@@ -76,6 +84,8 @@ struct Bus1Daemon: ParsableCommand {
         configuration.maximumHandlesPerPeer = maxHandles
         configuration.maximumChannelsPerPeer = maxChannels
         configuration.maximumQueuedControlMessages = maxQueuedControlMessages
+        configuration.coordinatorRingCapacity = coordinatorRingCapacity
+        configuration.maximumQueuedDescriptorsPerUID = maxQueuedFdsPerUid
         configuration.eventBackend = eventBackend
         configuration.ordering = ordering
 
