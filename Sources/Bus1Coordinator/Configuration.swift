@@ -29,6 +29,15 @@ public struct CoordinatorConfiguration: Sendable {
     public var maximumQueuedDescriptorsPerUID: Int = 256
     /// Who may connect and use names: by default the coordinator's own uid (and root).
     public var allowedUIDs: Set<UInt32> = [getuid(), 0]
+    /// Who may look a name up.
+    public var nameLookup: NameLookup = .sameUID
+
+    public enum NameLookup: String, Sendable, CaseIterable {
+        /// Peers of the name owner's uid, and root.
+        case sameUID = "same-uid"
+        /// Any peer allowed on the bus (services for several users).
+        case anyAllowedUID = "any-allowed-uid"
+    }
     /// Global causal order (the default) or per-channel FIFO only, for the whole bus.
     public var ordering: Ordering = .global
 

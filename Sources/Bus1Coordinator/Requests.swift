@@ -193,7 +193,7 @@ extension Coordinator {
 
     private func lookup(name: String, by peer: PeerRecord) throws(RequestError) -> Response {
         guard let key = names[name], let owner = peers[key.owner], owner.state == .ready else { throw .nameUnknown }
-        guard owner.uid == peer.uid || peer.uid == 0 else { throw .permission }  // default policy: same uid
+        guard owner.uid == peer.uid || peer.uid == 0 || configuration.nameLookup == .anyAllowedUID else { throw .permission }
 
         let handle: UInt64
         if let existing = peer.handleByNode[key] {

@@ -70,6 +70,77 @@ struct ControlQueueTests {
         _ = try deaf.createNode()  // still connected
         #expect(bus.coordinator.peerCount >= 1)
     }
+
+    /// One uid (65534, sixteen peers in one process) floods a receiver that is not
+    /// reading with attachments; a second uid (root, three peers) sends to the same
+    /// receiver meanwhile. Needs root and util-linux `setpriv`; skipped with a
+    /// printed reason otherwise.
+    @Test("A uid flooding a receiver is refused past its fair share; a second uid's messages still get through")
+    func floodingUIDGetsItsShareOnly() throws {
+        let setpriv = "/usr/bin/setpriv"
+        guard getuid() == 0, access(setpriv, X_OK) == 0 else {
+            print("skipping: needs root and \(setpriv) to run a peer as another uid")
+            return
+        }
+        let nobody: UInt32 = 65534
+        let bus = try BusFixture("flood") {
+            $0.allowedUIDs.insert(nobody)
+            $0.nameLookup = .anyAllowedUID
+            $0.maximumQueuedControlMessages = 32
+        }
+        chmod(String(bus.address[..<bus.address.lastIndex(of: "/")!]), 0o755)
+        var template = Array("/tmp/bus1-flood-XXXXXX".utf8CString)
+        let directory = String(cString: try #require(mkdtemp(&template)))
+        defer { unlink(directory + "/bus1-test-peer"); rmdir(directory) }
+        chmod(directory, 0o755)
+        #expect(try ChildProcess("/bin/cp", [ChildProcess.buildDirectory + "/bus1-test-peer", directory + "/bus1-test-peer"]).finish() == .exited(0))
+
+        let receiver = try bus.connect(ringCapacity: 4096)
+        try receiver.publish(try receiver.createNode(), as: "flood.sink")
+        // The fair uid's peers look the sink up first (the receiver serves its socket
+        // meanwhile) and then wait for a cue.
+        let fair = try bus.peer("attachflood", ["name": "flood.sink", "threads": "3", "count": "1", "cue": "1"])
+        var started = false
+        for _ in 0..<3000 where !started {
+            _ = try receiver.reclaimCompleted()
+            started = fair.awaitLine(prefix: "STARTED", timeoutSeconds: 0.01) != nil
+        }
+        #expect(started, "\(fair.transcript)")
+        let flooder = try ChildProcess(setpriv, ["--reuid=\(nobody)", "--regid=\(nobody)", "--clear-groups",
+                                                 directory + "/bus1-test-peer", "attachflood", "address=\(bus.address)",
+                                                 "name=flood.sink", "threads=16", "count=100"])
+        // The receiver does not read: the flooder fills its socket, then its share of the outbox.
+        #expect(flooder.awaitLine(prefix: "REFUSED", timeoutSeconds: 60) != nil, "\(flooder.transcript)")
+        fair.signal(SIGUSR1)
+        usleep(300_000)  // the fair uid's attachments reach the coordinator while the flood holds its share
+
+        // Now the receiver reads: everything accepted arrives.
+        var fromFair = 0, total = 0
+        let deadline = monotonicNanoseconds() + 60_000_000_000
+        var done: [String] = []
+        while done.count < 2 && monotonicNanoseconds() < deadline {
+            while let message = try receiver.tryReceive() {
+                guard message.kind == .data else { continue }  // flooder nodes released or destroyed
+                total += 1
+                if let handle = message.handles.first, handle.isValid { try receiver.release(handle) }
+            }
+            for child in [flooder, fair] where !done.contains(child.name) {
+                if child.awaitLine(prefix: "DONE", timeoutSeconds: 0.002) != nil { done.append(child.name) }
+            }
+        }
+        while let message = try receiver.tryReceive() { if message.kind == .data { total += 1 } }
+        #expect(done.count == 2, "\(flooder.transcript)\n\(fair.transcript)")
+        let fairDone = fair.lines.first { $0.hasPrefix("DONE") }
+        let floodDone = flooder.lines.first { $0.hasPrefix("DONE") }
+        #expect(fairDone == "DONE attached=3 refused=0", "\(fair.transcript)")
+        let flooded = try #require(floodDone.flatMap { LifecycleTests.field($0, "attached") })
+        #expect(LifecycleTests.field(floodDone, "refused") ?? 0 >= 1)
+        fromFair = total - Int(flooded)
+        #expect(fromFair == 3, "every accepted message arrives: \(total) received, \(flooded) from the flooder; \(receiver.currentStatistics) \(receiver.takeEvents())")
+        print("flood: the flooding uid got \(flooded) attachments through and was refused \(LifecycleTests.field(floodDone, "refused") ?? 0) times; the fair uid 3 of 3")
+        flooder.signal(SIGKILL); fair.signal(SIGKILL)
+        _ = flooder.finish(); _ = fair.finish()
+    }
 }
 
 /// Outcomes counted across the requester threads.

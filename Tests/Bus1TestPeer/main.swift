@@ -26,6 +26,11 @@
 //             node was destroyed ("STOPPED sent=N ticket=T": T is the notification's).
 //   watch     names= notes=  look the names up, print "READY", then print every
 //             notification as "NOTE kind=K node=N from=P ticket=T" until `notes` came.
+//   attachflood name= threads= count= [cue=1]  `threads` peers (threads) each send up to
+//             `count` messages to `name` with a handle attached, as fast as the
+//             coordinator answers; a thread stops at its first fair-share refusal (prints
+//             "REFUSED" the first time); "STARTED" once all looked up (with cue=1 they
+//             then wait for SIGUSR1), "DONE attached=A refused=R"; then linger.
 //   fdsink    name=  receive one message with fds attached, write "fd <i>" into each,
 //             print "WROTE fds=N cloexec=C" (C: how many were close-on-exec); linger.
 // Every line goes to stdout, flushed; failures print "FAIL ..." and exit 1.
@@ -489,6 +494,29 @@ case "watch":
     say("DONE")
     while true { pause() }
 
+case "attachflood":
+    let tally = FloodTally()
+    let threads = intSetting("threads"), count = intSetting("count")
+    let name = setting("name"), peerOptions = options
+    var cue = sigset_t()
+    sigemptyset(&cue)
+    sigaddset(&cue, SIGUSR1)
+    sigprocmask(SIG_BLOCK, &cue, nil)  // before the threads exist: they inherit it
+    if settings["cue"] != "1" { tally.go = true }
+    let workers = (0..<threads).map { _ in
+        startThread { attachFloodThread(tally, options: peerOptions, name: name, threads: threads, count: count) }
+    }
+    while tally.lock.locked({ tally.started < threads }) { usleep(100) }
+    say("STARTED")
+    if !tally.go {
+        var signal: Int32 = 0
+        sigwait(&cue, &signal)
+        tally.lock.locked { tally.go = true }
+    }
+    for thread in workers { pthread_join(thread, nil) }
+    say("DONE attached=\(tally.attached) refused=\(tally.refused)")
+    while true { pause() }  // the receiver may still be taking our messages
+
 case "fdsink":
     let peer = connect()
     do { try peer.publish(try peer.createNode(), as: setting("name")) } catch { fail("publish: \(error)") }
@@ -704,4 +732,75 @@ func receiveData(_ peer: Peer, timeoutNanoseconds: UInt64) throws(Bus1Error) -> 
         if message.kind == .data { return message }
         say("NOTE kind=\(message.kind) node=\(message.node.id) from=\(message.sender)")
     }
+}
+
+/// A pthread mutex, for the few threads of `attachflood`.
+final class NSLockLike: @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+    init() { pthread_mutex_init(&mutex, nil) }
+    func locked<T>(_ body: () -> T) -> T {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        return body()
+    }
+}
+
+/// What the `attachflood` threads did, under its lock.
+final class FloodTally: @unchecked Sendable {
+    var attached = 0, refused = 0, ready = 0, started = 0, go = false
+    /// The threads' peers, kept connected until the process ends.
+    var peers: [Peer] = []
+    let lock = NSLockLike()
+}
+
+/// One `attachflood` thread: its own peer sends up to `count` messages with a
+/// handle attached until the fair share refuses it.
+@Sendable nonisolated func attachFloodThread(_ tally: FloodTally, options: PeerOptions, name: String, threads: Int, count: Int) {
+    let peer: Peer, own: Handle, target: Handle
+    do {
+        peer = try Peer.connect(options: options)
+        own = try peer.createNode()
+        target = try peer.lookup(name, waitingUpToNanoseconds: 20_000_000_000)
+    } catch { fail("attachflood setup: \(error)") }
+    tally.lock.locked { tally.peers.append(peer) }
+    tally.lock.locked { tally.ready += 1; tally.started += 1 }
+    while tally.lock.locked({ tally.started < threads || !tally.go }) { usleep(100) }
+    for _ in 0..<count {
+        let outcome: Bus1Error?
+        do {
+            try peer.send(try peer.loan(8, wait: .park), to: target, attaching: [own], wait: .park)
+            outcome = nil
+        } catch {
+            outcome = error
+        }
+        switch outcome {
+        case nil:
+            tally.lock.locked { tally.attached += 1 }
+        case .refused(.quotaExceeded(.messages))?:
+            if tally.lock.locked({ () -> Bool in tally.refused += 1; return tally.refused == 1 }) { say("REFUSED") }
+            tally.lock.locked { tally.ready -= 1 }
+            while tally.lock.locked({ tally.ready > 0 }) { usleep(1000) }
+            return
+        case let error?:
+            fail("attachflood: \(error)")
+        }
+    }
+    // Stay connected until every thread is done (the receiver may still be taking our messages).
+    tally.lock.locked { tally.ready -= 1 }
+    while tally.lock.locked({ tally.ready > 0 }) { usleep(1000) }
+}
+
+/// Runs `body` on a new pthread (outside any actor: the role's peers are per thread).
+nonisolated func startThread(_ body: @escaping @Sendable () -> Void) -> pthread_t {
+    final class Job: @unchecked Sendable {
+        let run: @Sendable () -> Void
+        init(_ run: @escaping @Sendable () -> Void) { self.run = run }
+    }
+    var thread = pthread_t()
+    let box = Unmanaged.passRetained(Job(body)).toOpaque()
+    guard pthread_create(&thread, nil, { raw in
+        Unmanaged<Job>.fromOpaque(raw!).takeRetainedValue().run()
+        return nil
+    }, box) == 0 else { fail("pthread_create") }
+    return thread
 }

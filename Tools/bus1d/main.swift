@@ -48,6 +48,12 @@ struct Bus1Daemon: ParsableCommand {
     @Option(help: "Fds in attachments one uid may have waiting in the coordinator for receivers whose sockets are full.")
     var maxQueuedFdsPerUid: Int = 256
 
+    @Option(help: "Also allow this uid to connect (repeatable; the daemon's own uid and root always may).")
+    var allowUid: [UInt32] = []
+
+    @Option(help: "Who may look a name up: same-uid (the owner's uid and root) or any-allowed-uid.")
+    var names: CoordinatorConfiguration.NameLookup = .sameUID
+
     @Option(help: "Bus ordering: global (one causal order at every receiver) or fifo (per-channel FIFO only).")
     var ordering: CoordinatorConfiguration.Ordering = .global
 
@@ -85,6 +91,8 @@ struct Bus1Daemon: ParsableCommand {
         configuration.maximumChannelsPerPeer = maxChannels
         configuration.maximumQueuedControlMessages = maxQueuedControlMessages
         configuration.coordinatorRingCapacity = coordinatorRingCapacity
+        configuration.allowedUIDs.formUnion(allowUid)
+        configuration.nameLookup = names
         configuration.maximumQueuedDescriptorsPerUID = maxQueuedFdsPerUid
         configuration.eventBackend = eventBackend
         configuration.ordering = ordering
@@ -144,3 +152,4 @@ enum SignalRelay {
 extension Logger.Level: @retroactive ExpressibleByArgument {}
 extension CoordinatorConfiguration.EventBackend: ExpressibleByArgument {}
 extension CoordinatorConfiguration.Ordering: ExpressibleByArgument {}
+extension CoordinatorConfiguration.NameLookup: ExpressibleByArgument {}
