@@ -61,7 +61,6 @@ final class InboundChannel {
     /// Where the sender's payload area starts (slices before it are refused).
     let payloadOffset: UInt64
     let senderWake: WakePage?
-    var isCoordinatorRing: Bool { sharedMemory == nil }
     var allowedNodes: Set<UInt64>
     /// Attachments the coordinator delivered for this channel, oldest first; each
     /// `BUS1_DESC_ATTACHMENT` descriptor takes the first.

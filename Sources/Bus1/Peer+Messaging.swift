@@ -352,18 +352,31 @@ extension Peer {
             } else {
                 next = try nextInOrder()
             }
-            guard let (channel, descriptor) = next else { return nil }
-            if ordering == .global && controlEventsPending() {
+            if controlEventsPending() {
                 // A channel we have not mapped yet may hold a lower ticket: the coordinator
                 // announced it before that ticket existed, so this load (after reading the
-                // candidate's tail) sees the announcement. Learn of it, then merge again.
+                // candidate's tail) sees the announcement. So does a notification being
+                // staged on the coordinator ring. Learn of them, then merge again.
                 try serviceControl()
                 continue
             }
-            if channel.isCoordinatorRing {
-                channel.consumer.advance(ticket: descriptor.ticket)
-                return notification(descriptor, from: channel)
+            if ringMayHoldNotifications {
+                // The coordinator ring is merged last, as pass 2 of the merge reads every
+                // other channel: its mark, then its tail, both after the candidate's tail.
+                let ringMark = coordinatorRing.consumer.stagingMark()
+                let note: bus1_descriptor?
+                do { note = try coordinatorRing.consumer.peek() } catch { throw .protocolViolation("coordinator ring: \(error)") }
+                if let note, ordering == .fifo || next.map({ note.ticket < $0.descriptor.ticket }) ?? true {
+                    coordinatorRing.consumer.advance(ticket: note.ticket)
+                    return notification(note)
+                }
+                if note == nil && ringMark == 0 {
+                    ringMayHoldNotifications = false
+                } else if let next, note == nil, ordering == .global, ringMark <= next.descriptor.ticket {
+                    return nil  // a notification below it is being published
+                }
             }
+            guard let (channel, descriptor) = next else { return nil }
             if !destroyedNodes.isEmpty, let destroyedAt = destroyedNodes[descriptor.node],
                ordering == .fifo || descriptor.ticket > destroyedAt {
                 // Ordered after the node's destruction: not delivered; the slice goes back.
@@ -424,12 +437,12 @@ extension Peer {
     }
 
     /// A notification from the coordinator ring, applied to this peer's tables.
-    private func notification(_ descriptor: bus1_descriptor, from ring: InboundChannel) -> Message {
+    private func notification(_ descriptor: bus1_descriptor) -> Message {
         if descriptor.flags == BUS1_NOTE_NODE_DESTROYED.rawValue {
             handles[descriptor.node]?.isDestroyed = true
-            return Message(notification: .nodeDestroyed, channel: ring, descriptor: descriptor)
+            return Message(notification: .nodeDestroyed, channel: coordinatorRing, descriptor: descriptor)
         }
-        return Message(notification: .nodeReleased, channel: ring, descriptor: descriptor)
+        return Message(notification: .nodeReleased, channel: coordinatorRing, descriptor: descriptor)
     }
 
     /// Round robin over the inbound channels: the next one with a descriptor.

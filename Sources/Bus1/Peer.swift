@@ -80,6 +80,13 @@ public final class Peer {
     @exclusivity(unchecked) var outbound: [UInt64: OutboundChannel] = [:]
     var outboundByTag: [OutboundChannel] = []
     @exclusivity(unchecked) var inbound: [InboundChannel] = []
+    /// The coordinator ring: notifications, merged with `inbound` by ticket
+    /// (kept apart so a peer with one data channel keeps its single-channel path).
+    let coordinatorRing: InboundChannel
+    /// Whether the coordinator ring may hold or be staging a notification: set
+    /// whenever `control_seq` moves (the coordinator bumps it after staging the
+    /// ring), cleared when the ring is seen empty and unstaged.
+    @exclusivity(unchecked) var ringMayHoldNotifications = true
     @exclusivity(unchecked) var handles: [UInt64: HandleTarget] = [:]
     @exclusivity(unchecked) var events: [PeerEvent] = []
     /// This peer's nodes it destroyed, with the destruction's ticket: messages to
@@ -171,9 +178,9 @@ public final class Peer {
             }
             let ringMemory = try ChannelMemory(try Mapping(ringFD, count: ChannelGeometry(capacity: ringCapacity).size, writable: true),
                                                channel: welcome.coordinatorRing, capacity: ringCapacity)
-            inbound.append(InboundChannel(id: welcome.coordinatorRing, sender: UInt64(BUS1_COORDINATOR_PEER),
+            coordinatorRing = InboundChannel(id: welcome.coordinatorRing, sender: UInt64(BUS1_COORDINATOR_PEER),
                                           consumer: SubmissionConsumer(ringMemory, acceptedFlags: [BUS1_NOTE_NODE_DESTROYED.rawValue, BUS1_NOTE_NODE_RELEASED.rawValue]),
-                                          memory: nil, payloadOffset: 0, senderWake: nil, firstNode: nil, violations: violationInbox))
+                                          memory: nil, payloadOffset: 0, senderWake: nil, firstNode: nil, violations: violationInbox)
 
             // POOL_MAPPED -> OK: from now on nobody else can map the pool writable.
             let (sealed, _) = try Self.roundTrip(socket.rawValue, .poolMapped, requestID: 2, buffer: receiveBuffer)
@@ -408,6 +415,7 @@ public final class Peer {
         let sequence = wake.controlSequence.loadAcquiring()  // pairs with the coordinator's bump after queuing
         if sequence != seenControlSequence {
             seenControlSequence = sequence
+            ringMayHoldNotifications = true
             while let (event, _, fds) = try receiveControl(blocking: false) {
                 try handleEvent(event, fds: fds)
             }
@@ -492,7 +500,7 @@ public final class Peer {
         case .attachment(let channelID, let ids, _):
             let attachment = Attachment(handles: ids.map { Handle(id: $0) }, descriptors: fds)
             fds = []
-            if let channel = inbound.first(where: { $0.id == channelID && !$0.isCoordinatorRing }) {
+            if let channel = inbound.first(where: { $0.id == channelID }) {
                 channel.attachments.append(attachment)
             } else {
                 dropAttachment(attachment)  // the channel closed meanwhile: no message will take it
@@ -505,7 +513,7 @@ public final class Peer {
                 allocator.reclaimAll(channelTag: channel.tag)  // its slices in flight come back
                 events.append(.outboundClosed(peer: other, reason: reason))
             }
-            if let index = inbound.firstIndex(where: { $0.id == channelID && !$0.isCoordinatorRing }) {
+            if let index = inbound.firstIndex(where: { $0.id == channelID }) {
                 inbound[index].isClosed = true
                 for attachment in inbound[index].attachments { dropAttachment(attachment) }
                 inbound[index].attachments.removeAll()

@@ -39,6 +39,7 @@ extension Coordinator {
                 row.handles = UInt32(peer.handles.count - peer.ownedNodes.count)
                 row.pool_object = BUS1_NO_OBJECT
                 row.wake_object = BUS1_NO_OBJECT
+                row.next_handle = peer.nextHandle
                 if let memory = peer.memory {
                     row.pool_object = try add(memory.pool)
                     row.wake_object = try add(memory.wake)

@@ -49,8 +49,14 @@ extension Coordinator {
             return false
         }
         let mark = clock.current()
-        for entry in rings { entry.peer.notifications!.producer.stage(mark) }
-        atomicMemoryFence(ordering: .sequentiallyConsistent)  // every mark is visible before the ticket exists
+        for entry in rings {
+            entry.peer.notifications!.producer.stage(mark)
+            // After the mark, before the ticket: a receiver that sees a ticket above
+            // ours sees this bump, and then the mark, so it looks at its ring (it
+            // skips the ring while nothing was announced since it found it idle).
+            _ = entry.peer.wakePage?.controlSequence.fetchAddReleasing(1)
+        }
+        atomicMemoryFence(ordering: .sequentiallyConsistent)  // every mark and bump is visible before the ticket exists
         let ticket = clock.next()
         for entry in rings {
             let ring = entry.peer.notifications!

@@ -143,7 +143,7 @@ struct ChannelState {
             var ok = true
             if d.ticket == 0 || d.ticket < previous { finding("ticket.order", "\(at): ticket \(d.ticket) after \(previous)"); ok = false }
             if let clockAfter, d.ticket >= clockAfter { finding("ticket.future", "\(at): ticket \(d.ticket) not yet issued (clock \(clockAfter))"); ok = false }
-            if d.flags != 0 { finding("descriptor.flags", "\(at): reserved flags 0x\(String(d.flags, radix: 16))"); ok = false }
+            if d.flags & ~BUS1_DESC_ATTACHMENT != 0 { finding("descriptor.flags", "\(at): unknown flags 0x\(String(d.flags, radix: 16))"); ok = false }
             if let (pool, state) = senderPool {
                 if !state.holds(offset: d.offset, length: UInt64(d.length), poolSize: UInt64(pool.size)) {
                     finding("slice.bounds", "\(at): slice [\(d.offset), +\(d.length)) outside the sender's payload area"); ok = false
@@ -151,7 +151,10 @@ struct ChannelState {
                     finding("slice.bounds", "\(at): offset \(d.offset) not on a \(BUS1_POOL_UNIT)-byte unit"); ok = false
                 }
             }
-            if !tables.owns(row.receiver, node: d.node) { finding("descriptor.node", "\(at): node \(d.node) is no node of receiver \(row.receiver)"); ok = false }
+            if !tables.owns(row.receiver, node: d.node) && d.node >= tables.peer(row.receiver)?.next_handle ?? 0 {
+                // (a node id issued before may name a node destroyed since: its owner drops those)
+                finding("descriptor.node", "\(at): node \(d.node) is no node of receiver \(row.receiver)"); ok = false
+            }
             previous = max(previous, d.ticket)
             if ok { queued.append((index, d)) }
         }

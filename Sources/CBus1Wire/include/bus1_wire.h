@@ -569,6 +569,9 @@ struct bus1_snapshot_peer {
 	uint32_t handles;          /* handles held to other peers' nodes */
 	uint32_t pool_object;      /* object index or BUS1_NO_OBJECT */
 	uint32_t wake_object;
+	uint64_t next_handle;      /* every handle and node id below it was issued; a node
+	                            * destroyed since may still be named by descriptors in
+	                            * flight (its owner drops them) */
 };
 
 struct bus1_snapshot_channel {
@@ -633,7 +636,7 @@ _Static_assert(sizeof(struct bus1_msg_attachment) == 144, "attachment layout");
 _Static_assert(sizeof(struct bus1_msg_header) + sizeof(struct bus1_msg_node_destroy) <= BUS1_MSG_MAX, "max message");
 _Static_assert(sizeof(struct bus1_msg_objects) == 8, "objects message layout");
 _Static_assert(sizeof(struct bus1_snapshot_header) == 128, "snapshot header layout");
-_Static_assert(sizeof(struct bus1_snapshot_peer) == 48, "snapshot peer layout");
+_Static_assert(sizeof(struct bus1_snapshot_peer) == 56, "snapshot peer layout");
 _Static_assert(sizeof(struct bus1_snapshot_channel) == 40, "snapshot channel layout");
 _Static_assert(sizeof(struct bus1_snapshot_handle) == 40, "snapshot handle layout");
 _Static_assert(sizeof(struct bus1_snapshot_name) == 280, "snapshot name layout");
