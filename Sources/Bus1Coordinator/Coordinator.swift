@@ -445,6 +445,9 @@ public final class Coordinator: @unchecked Sendable {
     /// `chargedTo`: the uid whose request made it (see ``send(_:_:requestID:fds:chargedTo:)``).
     func channel(from sender: PeerRecord, to receiver: PeerRecord, node: UInt64,
                  chargedTo uid: UInt32? = nil) throws(RequestError) -> (ChannelRecord, isNew: Bool) {
+        // Serving a request can remove a peer (a message to it failed): never give a
+        // channel to one that is gone, or the channel would outlive both tables.
+        guard peers[sender.id] === sender, peers[receiver.id] === receiver else { throw .nameUnknown }
         if let id = sender.outbound[receiver.id], let existing = channels[id] {
             if existing.allowedNodes.insert(node).inserted {
                 notify(receiver, .channelGrant(channel: id, node: node), chargedTo: uid)  // before the sender learns of its handle

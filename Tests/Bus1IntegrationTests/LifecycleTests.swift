@@ -195,7 +195,7 @@ struct LifecycleTests {
         _ = sink.finish()
     }
 
-    @Test("A sender may pass only handles it holds (a lying attachment flag: HostileTests); a handle to the receiver's own node comes back as its own")
+    @Test("A sender may pass only handles it holds (a lying attachment flag: HostileTests); a handle to the receiver's own node comes back as its own; one to a node destroyed first arrives invalid")
     func attachmentsAreChecked() throws {
         let bus = try BusFixture("attach-checks")
         let receiver = try bus.connect()
@@ -212,5 +212,17 @@ struct LifecycleTests {
         try sender.send(try sender.loan(8), to: target, attaching: [target])
         let message = try receiver.receive(timeoutNanoseconds: 10_000_000_000)
         #expect(message.handles == [message.node])
+
+        // A handle whose node is destroyed before the message's ticket arrives
+        // invalid, even though the sender had not heard of the destruction yet.
+        let owner = try bus.connect()
+        let doomedNode = try owner.createNode()
+        try owner.publish(doomedNode, as: "checks.doomed")
+        let doomed = try sender.lookup("checks.doomed")
+        let destroyedAt = try owner.destroy([doomedNode])
+        try sender.send(try sender.loan(8), to: target, attaching: [doomed, target])
+        let late = try receiver.receive(timeoutNanoseconds: 10_000_000_000)
+        #expect(late.kind == .data && late.ticket > destroyedAt)
+        #expect(late.handles == [.invalid, late.node])
     }
 }

@@ -313,7 +313,7 @@ case "chaos":
     func expected(_ error: Bus1Error) -> Bool {
         switch error {
         case .wouldBlock, .channelClosed, .unknownHandle, .nodeDestroyed, .timedOut: true
-        case .refused(let refusal): refusal == .nameUnknown || refusal == .handleUnknown
+        case .refused(let refusal): refusal == .nameUnknown || refusal == .handleUnknown || refusal == .quotaExceeded(.messages)
         default: false
         }
     }
@@ -324,7 +324,9 @@ case "chaos":
     let peer = connect()
     let me = intSetting("index"), survivors = intSetting("survivors")
     var rng = JitterSource(seed: UInt64(intSetting("seed", me + 1)))
-    do { try peer.publish(try peer.createNode(), as: "chaos.\(me)") } catch { fail("publish: \(error)") }
+    let myNode: Handle
+    do { myNode = try peer.createNode(); try peer.publish(myNode, as: "chaos.\(me)") } catch { fail("publish: \(error)") }
+    let devNull = open("/dev/null", O_WRONLY | O_CLOEXEC)  // passed in attachments
     let startFDs = openDescriptorCount()
     var targets: [Handle] = []  // distinct: a lookup of a known node returns the same handle
     func add(_ handle: Handle) { if !targets.contains(handle) { targets.append(handle) } }
@@ -351,6 +353,8 @@ case "chaos":
                    let k = Int(String(decoding: message.payload.dropFirst(6), as: UTF8.self)), k != me {
                     do { add(try peer.lookup("chaos.\(k)")) } catch where expected(error) {}
                 }
+                if message.kind == .nodeDestroyed { targets.removeAll { $0 == message.node } }
+                for handle in message.handles where handle.isValid && handle != myNode { add(handle) }  // a handle that travelled
                 if held.count < 32 && rng.next() % 2 == 0 { held.append(Held(message)) }
             }
             _ = peer.takeEvents()
@@ -366,9 +370,17 @@ case "chaos":
                 do {
                     let loan = try peer.loan(size)
                     loan.payload.initializeMemory(as: UInt8.self, repeating: 0x78)  // never a stale "hello"
-                    try peer.send(loan, to: destinations)
+                    if rng.next() % 8 == 0 {
+                        // Mid handle transfer: a handle of ours and perhaps an fd, through the coordinator.
+                        let passed = [targets[Int(rng.next() % UInt64(targets.count))], myNode]
+                        try peer.send(loan, to: destinations[0], attaching: passed, fileDescriptors: rng.next() % 2 == 0 ? [devNull] : [])
+                    } else {
+                        try peer.send(loan, to: destinations)
+                    }
                 } catch .channelClosed {
                     targets.removeAll { destinations.contains($0) }
+                } catch .nodeDestroyed(let handle) {
+                    targets.removeAll { $0 == handle }
                 }
                 if !targets.isEmpty, rng.next() % 100 == 0 {
                     try peer.release(targets.remove(at: Int(rng.next() % UInt64(targets.count))))
