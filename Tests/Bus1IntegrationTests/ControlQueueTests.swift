@@ -77,23 +77,13 @@ struct ControlQueueTests {
     /// printed reason otherwise.
     @Test("A uid flooding a receiver is refused past its fair share; a second uid's messages still get through")
     func floodingUIDGetsItsShareOnly() throws {
-        let setpriv = "/usr/bin/setpriv"
-        guard getuid() == 0, access(setpriv, X_OK) == 0 else {
-            print("skipping: needs root and \(setpriv) to run a peer as another uid")
-            return
-        }
-        let nobody: UInt32 = 65534
+        guard let other = try OtherUID.make(copying: ["bus1-test-peer"]) else { return }
         let bus = try BusFixture("flood") {
-            $0.allowedUIDs.insert(nobody)
+            $0.allowedUIDs.insert(OtherUID.uid)
             $0.nameLookup = .anyAllowedUID
             $0.maximumQueuedControlMessages = 32
         }
-        chmod(String(bus.address[..<bus.address.lastIndex(of: "/")!]), 0o755)
-        var template = Array("/tmp/bus1-flood-XXXXXX".utf8CString)
-        let directory = String(cString: try #require(mkdtemp(&template)))
-        defer { unlink(directory + "/bus1-test-peer"); rmdir(directory) }
-        chmod(directory, 0o755)
-        #expect(try ChildProcess("/bin/cp", [ChildProcess.buildDirectory + "/bus1-test-peer", directory + "/bus1-test-peer"]).finish() == .exited(0))
+        bus.openDirectoryToOtherUIDs()
 
         let receiver = try bus.connect(ringCapacity: 4096)
         try receiver.publish(try receiver.createNode(), as: "flood.sink")
@@ -106,9 +96,7 @@ struct ControlQueueTests {
             started = fair.awaitLine(prefix: "STARTED", timeoutSeconds: 0.01) != nil
         }
         #expect(started, "\(fair.transcript)")
-        let flooder = try ChildProcess(setpriv, ["--reuid=\(nobody)", "--regid=\(nobody)", "--clear-groups",
-                                                 directory + "/bus1-test-peer", "attachflood", "address=\(bus.address)",
-                                                 "name=flood.sink", "threads=16", "count=100"])
+        let flooder = try other.spawn("bus1-test-peer", ["attachflood", "address=\(bus.address)", "name=flood.sink", "threads=16", "count=100"])
         // The receiver does not read: the flooder fills its socket, then its share of the outbox.
         #expect(flooder.awaitLine(prefix: "REFUSED", timeoutSeconds: 60) != nil, "\(flooder.transcript)")
         fair.signal(SIGUSR1)

@@ -171,23 +171,11 @@ struct ShmInspectTests {
     /// the refusal tested is the introspection rule's, not the connection policy's.
     @Test("Introspection from another uid is refused with a clear error")
     func refusedForOtherUID() throws {
-        let setpriv = "/usr/bin/setpriv"
-        guard getuid() == 0, access(setpriv, X_OK) == 0 else {
-            print("skipping: needs root and \(setpriv) to run shm-inspect as another uid")
-            return
-        }
-        let nobody: UInt32 = 65534
+        guard let other = try OtherUID.make(copying: ["shm-inspect"]) else { return }
+        let nobody = OtherUID.uid
         let bus = try BusFixture("inspect-uid") { $0.allowedUIDs.insert(nobody) }
-        chmod(String(bus.address[..<bus.address.lastIndex(of: "/")!]), 0o755)
-        // A copy of the binary the other uid can execute, whatever the build tree's modes.
-        var template = Array("/tmp/shm-inspect-XXXXXX".utf8CString)
-        let directory = String(cString: try #require(mkdtemp(&template)))
-        defer { unlink(directory + "/shm-inspect"); rmdir(directory) }
-        chmod(directory, 0o755)
-        let copy = try ChildProcess("/bin/cp", [ChildProcess.buildDirectory + "/shm-inspect", directory + "/shm-inspect"])
-        #expect(copy.finish() == .exited(0))
-        let process = try ChildProcess(setpriv, ["--reuid=\(nobody)", "--regid=\(nobody)", "--clear-groups",
-                                                 directory + "/shm-inspect", "peers", "--bus", bus.address], mergeStandardError: true)
+        bus.openDirectoryToOtherUIDs()
+        let process = try other.spawn("shm-inspect", ["peers", "--bus", bus.address], mergeStandardError: true)
         let status = process.finish(timeoutSeconds: 60)
         let output = process.lines.joined(separator: "\n")
         #expect(status == .exited(2), "\(output)")
