@@ -231,8 +231,9 @@ public final class Peer {
         return events
     }
 
-    /// Leaves the bus: closes the socket (the coordinator tears down this peer's
-    /// channels and names). Messages and loans still alive stay readable.
+    /// Leaves the bus: closes the socket (the coordinator destroys this peer's
+    /// nodes and releases its handles in one step, and tears down its channels and
+    /// names). Messages and loans still alive stay readable.
     public func disconnect() {
         guard !isDisconnected else { return }
         isDisconnected = true
