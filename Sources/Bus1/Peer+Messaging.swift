@@ -206,15 +206,10 @@ extension Peer {
             try drain(channel)
             if !channel.producer.hasCredit {
                 guard let mode = wait else { throw .wouldBlock(.ringFull(handle)) }
-                try waitUntil(mode: mode, timeoutNanoseconds: timeoutNanoseconds) { () throws(Bus1Error) -> Bool in
-                    try self.serviceControl()
-                    if channel.closedReason != nil { return true }
-                    try self.drain(channel)
-                    return channel.producer.hasCredit
-                }
+                try awaitCredit(on: channel, mode: mode, timeoutNanoseconds: timeoutNanoseconds)
             }
         }
-        (target, channel) = try sendTarget(handle)
+        (target, channel) = try sendTarget(handle)  // closed while waiting?
         _ = try request(.attach(destination: handle.id, handles: passed.map(\.id), fdCount: UInt32(fileDescriptors.count)),
                         fds: fileDescriptors)
         (target, channel) = try sendTarget(handle)  // the request served events: still there?
@@ -295,15 +290,19 @@ extension Peer {
     public func send(_ loan: consuming Loan, to handle: Handle, wait: WaitMode? = nil, timeoutNanoseconds: UInt64? = nil) throws(Bus1Error) {
         guard let pending = try trySend(loan, to: handle) else { return }
         guard let mode = wait else { throw .wouldBlock(.ringFull(handle)) }
-        let channel = handles[handle.id]!.channel!
+        try awaitCredit(on: handles[handle.id]!.channel!, mode: mode, timeoutNanoseconds: timeoutNanoseconds)
+        // Credit (or a close) arrived; one thread owns this peer, so it cannot vanish again.
+        if try trySend(pending, to: handle) != nil { preconditionFailure("credit vanished while waiting") }
+    }
+
+    /// Waits until `channel` has credit again (its receiver released messages) or closed.
+    private func awaitCredit(on channel: OutboundChannel, mode: WaitMode, timeoutNanoseconds: UInt64?) throws(Bus1Error) {
         try waitUntil(mode: mode, timeoutNanoseconds: timeoutNanoseconds) { () throws(Bus1Error) -> Bool in
             try self.serviceControl()
             if channel.closedReason != nil { return true }
             try self.drain(channel)
             return channel.producer.hasCredit
         }
-        // Credit (or a close) arrived; one thread owns this peer, so it cannot vanish again.
-        if try trySend(pending, to: handle) != nil { preconditionFailure("credit vanished while waiting") }
     }
 
     /// Convenience: loans, copies `bytes` in, sends. (The zero-copy path is

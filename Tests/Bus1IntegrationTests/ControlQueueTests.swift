@@ -103,7 +103,7 @@ struct ControlQueueTests {
         usleep(300_000)  // the fair uid's attachments reach the coordinator while the flood holds its share
 
         // Now the receiver reads: everything accepted arrives.
-        var fromFair = 0, total = 0
+        var total = 0
         let deadline = monotonicNanoseconds() + 60_000_000_000
         var done: [String] = []
         while done.count < 2 && monotonicNanoseconds() < deadline {
@@ -123,7 +123,7 @@ struct ControlQueueTests {
         #expect(fairDone == "DONE attached=3 refused=0", "\(fair.transcript)")
         let flooded = try #require(floodDone.flatMap { LifecycleTests.field($0, "attached") })
         #expect(LifecycleTests.field(floodDone, "refused") ?? 0 >= 1)
-        fromFair = total - Int(flooded)
+        let fromFair = total - Int(flooded)
         #expect(fromFair == 3, "every accepted message arrives: \(total) received, \(flooded) from the flooder; \(receiver.currentStatistics) \(receiver.takeEvents())")
         print("flood: the flooding uid got \(flooded) attachments through and was refused \(LifecycleTests.field(floodDone, "refused") ?? 0) times; the fair uid 3 of 3")
         flooder.signal(SIGKILL); fair.signal(SIGKILL)

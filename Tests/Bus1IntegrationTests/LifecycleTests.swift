@@ -225,4 +225,38 @@ struct LifecycleTests {
         #expect(late.kind == .data && late.ticket > destroyedAt)
         #expect(late.handles == [.invalid, late.node])
     }
+
+    @Test("Limits are typed: fds past the per-uid cap are refused; a peer that lets its coordinator ring fill is disconnected, the destroy goes on")
+    func lifecycleLimits() throws {
+        let bus = try BusFixture("lifecycle-limits") {
+            $0.maximumQueuedDescriptorsPerUID = 1
+            $0.coordinatorRingCapacity = 2
+        }
+        let owner = try bus.connect()
+        let nodes = try (0..<3).map { i in
+            let node = try owner.createNode()
+            try owner.publish(node, as: "limits.\(i)")
+            return node
+        }
+        let sender = try bus.connect()
+        let target = try sender.lookup("limits.0")
+        var fds: [Int32] = [-1, -1]
+        #expect(pipe(&fds) == 0)
+        defer { close(fds[0]); close(fds[1]) }
+        #expect(throws: Bus1Error.refused(.quotaExceeded(.fileDescriptors))) {
+            try sender.send(try sender.loan(8), to: target, attaching: [], fileDescriptors: [fds[0], fds[1]])
+        }
+        try sender.send(try sender.loan(8), to: target, attaching: [], fileDescriptors: [fds[1]])
+
+        // The holder never receives: three notifications do not fit its ring of two.
+        let holder = try bus.connect()
+        for i in 0..<3 { _ = try holder.lookup("limits.\(i)") }
+        let before = bus.coordinator.peerCount
+        let ticket = try owner.destroy(nodes)
+        #expect(ticket > 0)
+        #expect(bus.coordinator.peerCount == before - 1, "the holder was disconnected")
+        #expect(throws: Bus1Error.coordinatorGone) { _ = try holder.receive(timeoutNanoseconds: 5_000_000_000) }
+        let note = try sender.receive(timeoutNanoseconds: 5_000_000_000)  // a holder with room is notified
+        #expect(note.kind == .nodeDestroyed && note.node == target && note.ticket == ticket)
+    }
 }
