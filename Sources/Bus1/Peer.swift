@@ -137,7 +137,7 @@ public final class Peer {
         do {
             socket = try SeqPacket.connect(path: address)
         } catch {
-            throw error.code == ENOENT || error.code == ECONNREFUSED ? .coordinatorGone : .system(error)
+            throw error.code == ENOENT || error.code == ECONNREFUSED ? .noBus(address: address, cause: error) : .system(error)
         }
         do {
             let (parker, fallback) = try options.parkBackend.makeParker()
@@ -467,21 +467,41 @@ public final class Peer {
         }
     }
 
+    /// One request and its reply during the handshake. A coordinator that refuses
+    /// the connection (policy, a quota) sends its reason and closes: a send or
+    /// receive that then fails with `EPIPE`/`ECONNRESET` looks for that reason
+    /// before calling the coordinator gone.
     private static func roundTrip(_ socket: Int32, _ message: ControlMessage, requestID: UInt32,
                                   buffer: UnsafeMutableRawBufferPointer) throws -> (ControlMessage, [Int32]) {
         do {
             try SeqPacket.send(socket, message.encode(requestID: requestID))
         } catch {
-            throw error.code == EPIPE || error.code == ECONNRESET ? Bus1Error.coordinatorGone : Bus1Error.system(error)
+            guard error.code == EPIPE || error.code == ECONNRESET else { throw Bus1Error.system(error) }
+            throw pendingRefusal(socket, buffer: buffer).map(Bus1Error.refused) ?? .coordinatorGone
         }
-        guard var datagram = try SeqPacket.receive(socket, into: buffer, maxDescriptors: Int(BUS1_MSG_MAX_FDS)) else {
-            throw Bus1Error.coordinatorGone
+        let received: SeqPacket.Datagram?
+        do {
+            received = try SeqPacket.receive(socket, into: buffer, maxDescriptors: Int(BUS1_MSG_MAX_FDS))
+        } catch {
+            guard error.code == ECONNRESET else { throw Bus1Error.system(error) }
+            throw pendingRefusal(socket, buffer: buffer).map(Bus1Error.refused) ?? .coordinatorGone
         }
+        guard var datagram = received else { throw Bus1Error.coordinatorGone }
         if datagram.isHangUp { throw Bus1Error.coordinatorGone }
         let (reply, replyID) = try ControlMessage.decode(UnsafeRawBufferPointer(rebasing: buffer[..<datagram.count]),
                                                          descriptorCount: datagram.fds.count)
         guard replyID == requestID || replyID == 0 else { throw Bus1Error.protocolViolation("reply to another request") }
         return (reply, datagram.takeDescriptors())
+    }
+
+    /// The refusal the coordinator left in the socket before closing it, if any.
+    private static func pendingRefusal(_ socket: Int32, buffer: UnsafeMutableRawBufferPointer) -> Refusal? {
+        guard let datagram = try? SeqPacket.receive(socket, into: buffer, dontWait: true), !datagram.isHangUp,
+              let (message, _) = try? ControlMessage.decode(UnsafeRawBufferPointer(rebasing: buffer[..<datagram.count]),
+                                                            descriptorCount: datagram.fds.count),
+              case .error(let code, let detail) = message
+        else { return nil }
+        return Refusal(code: code, detail: detail)
     }
 
     private func handleEvent(_ event: ControlMessage, fds: [Int32]) throws(Bus1Error) {

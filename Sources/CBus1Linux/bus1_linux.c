@@ -191,6 +191,11 @@ int b1l_ring_poll_remove(struct b1l_ring *ring, uint64_t target_user_data, uint6
 	return 0;
 }
 
+int b1l_ring_submit(struct b1l_ring *ring) {
+	int ret = io_uring_submit(&ring->ring);
+	return ret < 0 ? ret : 0;
+}
+
 int b1l_ring_submit_and_wait(struct b1l_ring *ring, int64_t timeout_ns) {
 	struct io_uring_cqe *cqe = NULL;
 	if (timeout_ns < 0) {

@@ -70,7 +70,7 @@ struct DaemonTests {
         #expect(waiter.lines.contains { $0.hasPrefix("GONE") }, "\(waiter.transcript)")
     }
 
-    /// The waiter keeps trying `Peer.connect` (a typed `coordinatorGone` while no
+    /// The waiter keeps trying `Peer.connect` (a typed `noBus` while no
     /// daemon listens) until a new bus1d serves the same path.
     @Test("Peers reconnect to a coordinator restarted on the same path")
     func reconnect() throws {

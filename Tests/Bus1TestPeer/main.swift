@@ -685,7 +685,7 @@ case "waiter":
                 try again.publish(try again.createNode(), as: setting("name"))
                 say("RECONNECTED peer=\(again.id)")
                 break
-            } catch .coordinatorGone {
+            } catch .coordinatorGone, .noBus {
                 if monotonicNanoseconds() > deadline { fail("no coordinator came back") }
                 usleep(10_000)
             } catch {

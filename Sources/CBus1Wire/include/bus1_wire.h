@@ -345,6 +345,7 @@ enum bus1_error_code {
 	BUS1_ERR_STATE          = 10, /* request not valid in the peer's current state */
 	BUS1_ERR_INTERNAL       = 11, /* the coordinator failed a syscall; detail: errno */
 	BUS1_ERR_FD_REFUSED     = 12, /* an attached fd may not travel; detail: bus1_fd_refusal */
+	BUS1_ERR_TIMEOUT        = 13, /* the reply waited for a peer that did not read its socket in time; the request was undone */
 };
 
 /* Fds BUS1_MSG_ATTACH refuses (as BUS1 does: they could form reference cycles
@@ -362,6 +363,11 @@ enum bus1_quota {
 	BUS1_QUOTA_POOL_BYTES   = 5,
 	BUS1_QUOTA_FDS          = 6,  /* fds in attachments in flight, per uid */
 	BUS1_QUOTA_MESSAGES     = 7,  /* coordinator-path messages queued for one receiver, per sending uid (fair share) */
+	BUS1_QUOTA_HANDSHAKES   = 8,  /* connections that have not finished HELLO, per uid or on the whole bus */
+	BUS1_QUOTA_UID_POOL_BYTES = 9,  /* pool bytes of all peers of one uid */
+	BUS1_QUOTA_UID_NODES    = 10, /* nodes owned by all peers of one uid */
+	BUS1_QUOTA_UID_HANDLES  = 11, /* handles charged to one uid (held by its peers, or attached by them to others) */
+	BUS1_QUOTA_UID_CHANNELS = 12, /* channels made at the request of one uid */
 };
 
 /* Why a channel was closed (bus1_msg_violation.kind, bus1_msg_channel_closed.reason). */
