@@ -104,7 +104,8 @@ public enum Refusal: Sendable, Equatable, CustomStringConvertible {
         case busObject = 2
     }
 
-    init(code: UInt32, detail: UInt32) {
+    /// The refusal a `BUS1_MSG_ERROR` carries.
+    public init(code: UInt32, detail: UInt32) {
         switch code {
         case BUS1_ERR_PROTOCOL.rawValue: self = .protocolError
         case BUS1_ERR_VERSION.rawValue: self = .versionMismatch

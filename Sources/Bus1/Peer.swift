@@ -22,6 +22,10 @@ public struct PeerOptions: Sendable {
     /// Most destinations of one multicast.
     public var maximumMulticast: Int = 256
 
+    /// How long ``Peer/connect(options:)`` may take, from connect to a sealed pool,
+    /// before it fails with ``Bus1Error/timedOut`` (a coordinator at its fd limit
+    /// leaves connections waiting in its backlog).
+    public var connectTimeout: Duration = .seconds(30)
     public init(address: String? = nil) { self.address = address }
 }
 
@@ -135,9 +139,14 @@ public final class Peer {
         self.options = options
         let address = options.address ?? Self.defaultAddress()
         do {
-            socket = try SeqPacket.connect(path: address)
+            let (seconds, attoseconds) = options.connectTimeout.components
+            socket = try SeqPacket.connect(path: address, timeoutNanoseconds: max(1, seconds * 1_000_000_000 + attoseconds / 1_000_000_000))
         } catch {
-            throw error.code == ENOENT || error.code == ECONNREFUSED ? .noBus(address: address, cause: error) : .system(error)
+            switch error.code {
+            case ENOENT, ECONNREFUSED: throw .noBus(address: address, cause: error)
+            case EAGAIN: throw .timedOut
+            default: throw .system(error)
+            }
         }
         do {
             let (parker, fallback) = try options.parkBackend.makeParker()
@@ -189,6 +198,7 @@ public final class Peer {
                 throw Bus1Error.protocolViolation("pool not sealed against future writes")
             }
             nextRequestID = 3
+            try SeqPacket.setTimeouts(socket.rawValue, nanoseconds: nil)  // requests from now on wait as their callers ask
         } catch let error as Bus1Error {
             receiveBuffer.deallocate()
             throw error
@@ -483,6 +493,7 @@ public final class Peer {
         do {
             received = try SeqPacket.receive(socket, into: buffer, maxDescriptors: Int(BUS1_MSG_MAX_FDS))
         } catch {
+            if error.code == EAGAIN { throw Bus1Error.timedOut }  // the connect timeout passed
             guard error.code == ECONNRESET else { throw Bus1Error.system(error) }
             throw pendingRefusal(socket, buffer: buffer).map(Bus1Error.refused) ?? .coordinatorGone
         }

@@ -102,6 +102,10 @@ extension Coordinator {
         } catch let error as RequestError {
             if case .protocolError = error { counters.protocolErrors.wrappingAdd(1, ordering: .relaxed) }
             return Response(message: error.message)
+        } catch let error as LinuxError {
+            // A memfd, seal or mapping the coordinator could not make (EMFILE at its fd
+            // limit, ENOMEM): the peer gets the errno, not a misleading state error.
+            return Response(message: RequestError.system(error).message)
         } catch {
             return Response(message: RequestError.state.message)
         }

@@ -10,9 +10,17 @@ public enum SeqPacket {
         FileDescriptor(adopting: try retryingOnInterrupt("bind/listen \(path)") { b1l_listen_seqpacket(path, backlog) })
     }
 
-    /// Connects to `path` (blocking, close-on-exec).
-    public static func connect(path: String) throws(LinuxError) -> FileDescriptor {
-        FileDescriptor(adopting: try retryingOnInterrupt("connect \(path)") { b1l_connect_seqpacket(path) })
+    /// Connects to `path` (blocking, close-on-exec). With `timeoutNanoseconds`,
+    /// the connect, and every blocking send and receive until
+    /// ``setTimeouts(_:nanoseconds:)`` lifts it, fail with `EAGAIN` after that long
+    /// (a coordinator that stopped accepting leaves a connect in its backlog).
+    public static func connect(path: String, timeoutNanoseconds: Int64? = nil) throws(LinuxError) -> FileDescriptor {
+        FileDescriptor(adopting: try retryingOnInterrupt("connect \(path)") { b1l_connect_seqpacket(path, timeoutNanoseconds ?? -1) })
+    }
+
+    /// Sets (or, nil, lifts) the send and receive timeouts of a blocking socket.
+    public static func setTimeouts(_ socket: Int32, nanoseconds: Int64?) throws(LinuxError) {
+        try retryingOnInterrupt("setsockopt SO_RCVTIMEO") { b1l_socket_set_timeouts(socket, nanoseconds ?? -1) }
     }
 
     /// Accepts one connection (non-blocking, close-on-exec); nil if none is pending.

@@ -10,6 +10,12 @@ final class OtherUID {
     let directory: String
     private let binaries: [String]
 
+    /// Why tests cannot run binaries as another uid here, or nil if they can
+    /// (for `.enabled(if:)`).
+    static var unavailableReason: String? {
+        getuid() == 0 && access(setpriv, X_OK) == 0 ? nil : "needs root and \(setpriv) to run binaries as another uid"
+    }
+
     static func make(copying binaries: [String]) throws -> OtherUID? {
         guard getuid() == 0, access(setpriv, X_OK) == 0 else {
             print("skipping: needs root and \(setpriv) to run \(binaries.joined(separator: ", ")) as another uid")

@@ -77,8 +77,11 @@ int b1l_ring_reap(struct b1l_ring *ring, uint64_t *user_data, int32_t *result, i
 /* Unix SOCK_SEQPACKET sockets [gnu: accept4, ucred; macro: CMSG_*] */
 /* socket + bind + listen; fd is CLOEXEC and NONBLOCK. */
 int b1l_listen_seqpacket(const char *path, int backlog);
-/* socket + connect; fd is CLOEXEC (blocking). */
-int b1l_connect_seqpacket(const char *path);
+/* socket + connect; fd is CLOEXEC (blocking; timeout_ns > 0 sets SO_SNDTIMEO/SO_RCVTIMEO first). */
+int b1l_connect_seqpacket(const char *path, int64_t timeout_ns);
+/* SO_SNDTIMEO and SO_RCVTIMEO (timeout_ns <= 0: block without limit). With them a
+ * connect to a full backlog, or a send or receive, fails with -EAGAIN in time. */
+int b1l_socket_set_timeouts(int fd, int64_t timeout_ns);
 /* accept4(fd, SOCK_CLOEXEC | SOCK_NONBLOCK). */
 int b1l_accept(int fd);
 /* sendmsg with fds as SCM_RIGHTS (nfds may be 0); flags are MSG_* flags. Returns bytes sent. */
