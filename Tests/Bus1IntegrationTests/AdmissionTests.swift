@@ -207,3 +207,52 @@ struct AdmissionTests {
         _ = granted
     }
 }
+
+/// One peer holding handles to thousands: the limits that bound a uid must not
+/// cost a peer of that uid its connection.
+@Suite("Connections and quotas: a hub")
+struct HubTests {
+    @Test("A hub holding handles to 2,000 peers stays connected and reaches every one", .timeLimit(.minutes(3)))
+    func hubOf2000() throws {
+        let count = 2000
+        let path = DaemonTests.socketPath("hub")
+        let daemon = try ChildProcess("bus1d", ["--address", path, "--max-peers-per-uid", "\(count + 1)", "--log-level", "warning"],
+                                      mergeStandardError: true)
+        #expect(DaemonTests.waitForSocket(path))
+        var options = PeerOptions(address: path)
+        options.poolSize = 64 << 10
+        options.waitMode = .park
+        options.parkBackend = .futex
+        var spokes: [Peer] = []
+        var nodes: [Handle] = []
+        for i in 0..<count {
+            let spoke = try Peer.connect(options: options)
+            let node = try spoke.createNode()
+            try spoke.publish(node, as: "hub.\(i)")
+            spokes.append(spoke)
+            nodes.append(node)
+        }
+        var hubOptions = options
+        hubOptions.poolSize = 4 << 20
+        let hub = try Peer.connect(options: hubOptions)
+        // The uid is at its limit now: one more is refused with that quota, typed,
+        // and costs nobody else anything.
+        #expect(throws: Bus1Error.refused(.quotaExceeded(.peers))) { _ = try Peer.connect(options: options) }
+        let handles = try (0..<count).map { try hub.lookup("hub.\($0)") }
+        for (i, handle) in handles.enumerated() {
+            var loan = try hub.loan(8)
+            loan.count = 8
+            loan.payload.storeBytes(of: UInt64(i), as: UInt64.self)
+            try hub.send(loan, to: handle, wait: .park, timeoutNanoseconds: 10_000_000_000)
+        }
+        for (i, spoke) in spokes.enumerated() {
+            let message = try spoke.receive(timeoutNanoseconds: 10_000_000_000)
+            #expect(message.node == nodes[i] && message.payload.load(as: UInt64.self) == UInt64(i), "spoke \(i)")
+        }
+        _ = try hub.createNode()  // still connected and served
+        #expect(daemon.exitStatusIfEnded() == nil, "\(daemon.transcript)")
+        spokes.removeAll()
+        daemon.signal(SIGTERM)
+        #expect(daemon.finish(timeoutSeconds: 60) == .exited(0), "\(daemon.transcript)")
+    }
+}
