@@ -529,8 +529,8 @@ public final class Peer {
             inbound.first { $0.id == channelID }?.allowedNodes.insert(node)
         case .handleArrived(let grant):
             try install(grant, fds: &fds)
-        case .attachment(let channelID, let ids, _):
-            let attachment = Attachment(handles: ids.map { Handle(id: $0) }, descriptors: fds)
+        case .attachment(let channelID, let ids, _, let sequence):
+            let attachment = Attachment(handles: ids.map { Handle(id: $0) }, descriptors: fds, sequence: sequence)
             fds = []
             if let channel = inbound.first(where: { $0.id == channelID }) {
                 channel.attachments.append(attachment)

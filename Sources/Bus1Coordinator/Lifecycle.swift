@@ -185,7 +185,7 @@ extension Coordinator {
     /// channel. The reply waits until the receiver's socket holds the attachment
     /// and every owner of a passed node has the receiver's grant, so the message
     /// the sender publishes next can be taken, and the handles in it used, at once.
-    func attach(_ handles: [UInt64], descriptors: [OwnedDescriptor], to destination: UInt64,
+    func attach(_ handles: [UInt64], descriptors: [OwnedDescriptor], to destination: UInt64, sequence: UInt64,
                 by sender: PeerRecord) throws(RequestError) -> Response {
         guard let target = sender.handles[destination], target.node.owner != sender.id,
               let receiver = peers[target.node.owner], receiver.state == .ready,
@@ -253,7 +253,7 @@ extension Coordinator {
                  fds: isNew ? [channel.memory.rawValue, owner.memory!.wake.rawValue] : [], chargedTo: sender.uid)
             ids.append(handle)
         }
-        notify(receiver, .attachment(channel: channelID, handles: ids, fdCount: UInt32(descriptors.count)),
+        notify(receiver, .attachment(channel: channelID, handles: ids, fdCount: UInt32(descriptors.count), sequence: sequence),
                fds: descriptors.map(\.rawValue), chargedTo: sender.uid)
         guard peers[receiver.id] != nil else { throw .handleUnknown }
         waits.append((receiver.id, receiver.messagesAccepted))

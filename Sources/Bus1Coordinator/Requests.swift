@@ -76,8 +76,8 @@ extension Coordinator {
                 return try destroy(handles, by: peer)
             case (.reset, .ready):
                 return reset(peer)
-            case (.attach(let destination, let handles, _), .ready):
-                return try attach(handles, descriptors: attached, to: destination, by: peer)
+            case (.attach(let destination, let handles, _, let sequence), .ready):
+                return try attach(handles, descriptors: attached, to: destination, sequence: sequence, by: peer)
             case (.violation(let channelID, let reason), .ready):
                 return try reportViolation(channelID, reason: reason, by: peer)
             case (.channelClose(let channelID), .ready):

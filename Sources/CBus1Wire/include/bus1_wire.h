@@ -35,7 +35,7 @@
 
 #include <stdint.h>
 
-#define BUS1_WIRE_VERSION 1u
+#define BUS1_WIRE_VERSION 2u
 #define BUS1_INVALID_ID 0xffffffffffffffffull /* UINT64_MAX, spelled so Swift imports it */
 #define BUS1_CACHE_LINE 64u
 #define BUS1_PAGE_SIZE 4096u
@@ -479,14 +479,18 @@ struct bus1_msg_attach {
 	uint32_t handle_count;     /* 0...BUS1_ATTACH_MAX_HANDLES */
 	uint32_t fd_count;         /* 0...BUS1_MSG_MAX_FDS; the fds travel as SCM_RIGHTS */
 	uint64_t handles[BUS1_ATTACH_MAX_HANDLES]; /* the caller's handles to pass; the rest 0 */
+	uint64_t sequence;         /* the submission index (sub_tail) the attached message will take */
 };
 
-/* What the next BUS1_DESC_ATTACHMENT descriptor on `channel_id` carries. */
+/* What the BUS1_DESC_ATTACHMENT descriptor at submission index `sequence` on `channel_id` carries. */
 struct bus1_msg_attachment {
 	uint64_t channel_id;       /* the inbound channel the message comes on */
 	uint32_t handle_count;
 	uint32_t fd_count;
 	uint64_t handles[BUS1_ATTACH_MAX_HANDLES]; /* the receiver's new handle ids; BUS1_INVALID_ID: node already destroyed */
+	uint64_t sequence;         /* as in the ATTACH: the descriptor at this submission index carries it; the
+	                            * receiver drops (releasing handles, closing fds) one whose index passed
+	                            * without it (the sender attached, then did not send) */
 };
 
 struct bus1_msg_violation {
@@ -637,8 +641,8 @@ _Static_assert(sizeof(struct bus1_msg_channel_closed) == 24, "channel closed lay
 _Static_assert(sizeof(struct bus1_msg_header) + sizeof(struct bus1_msg_name) <= BUS1_MSG_MAX, "max message");
 _Static_assert(sizeof(struct bus1_msg_snapshot) == 16, "snapshot message layout");
 _Static_assert(sizeof(struct bus1_msg_node_destroy) == 264, "node destroy layout");
-_Static_assert(sizeof(struct bus1_msg_attach) == 144, "attach layout");
-_Static_assert(sizeof(struct bus1_msg_attachment) == 144, "attachment layout");
+_Static_assert(sizeof(struct bus1_msg_attach) == 152, "attach layout");
+_Static_assert(sizeof(struct bus1_msg_attachment) == 152, "attachment layout");
 _Static_assert(sizeof(struct bus1_msg_header) + sizeof(struct bus1_msg_node_destroy) <= BUS1_MSG_MAX, "max message");
 _Static_assert(sizeof(struct bus1_msg_objects) == 8, "objects message layout");
 _Static_assert(sizeof(struct bus1_snapshot_header) == 128, "snapshot header layout");
