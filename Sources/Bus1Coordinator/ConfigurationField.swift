@@ -1,0 +1,24 @@
+extension CoordinatorConfiguration {
+    /// Names one setting of a bus, the same way everywhere an operator meets it:
+    /// the `bus1d` flag is `--` and this name, the configuration file key is this
+    /// name (in its section), and a ``ConfigurationError`` names it so.
+    public enum Field: String, Sendable, CaseIterable, CustomStringConvertible {
+        case address
+        case poolSize = "pool-size"
+        case maxPoolSize = "max-pool-size"
+        case ringCapacity = "ring-capacity"
+        case coordinatorRingCapacity = "coordinator-ring-capacity"
+        case maxPeersPerUID = "max-peers-per-uid"
+        case maxNodes = "max-nodes"
+        case maxHandles = "max-handles"
+        case maxChannels = "max-channels"
+        case maxQueuedControlMessages = "max-queued-control-messages"
+        case maxQueuedFDsPerUID = "max-queued-fds-per-uid"
+        case allowUIDs = "allow-uid"
+        case names
+        case ordering
+        case eventBackend = "event-backend"
+
+        public var description: String { rawValue }
+    }
+}
