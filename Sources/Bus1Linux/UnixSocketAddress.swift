@@ -37,6 +37,7 @@ public struct UnixSocketAddress: Equatable, Sendable, CustomStringConvertible {
 
     /// Calls `body` with the address as a `sockaddr` and its length: for a path,
     /// up to and including its NUL; for an abstract name, exactly its bytes.
+    @discardableResult
     public func withSockaddr<R>(_ body: (UnsafePointer<sockaddr>, socklen_t) throws(LinuxError) -> R) throws(LinuxError) -> R {
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)

@@ -18,7 +18,7 @@ struct SourceLines {
             if line.hasPrefix("[") {
                 let header = line.dropFirst().prefix { $0 != "]" }
                 current = header.trimmingSpaces()
-                if current == section && section == key { return index + 1 }  // the table itself is the problem
+                if current == (section.isEmpty ? key : "\(section).\(key)") { return index + 1 }  // the key is this table
                 continue
             }
             guard current == section, let equals = line.firstIndex(of: "=") else { continue }
