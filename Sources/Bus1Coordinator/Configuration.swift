@@ -88,6 +88,21 @@ public struct CoordinatorConfiguration: Sendable {
     /// with `BUS1_ERR_TIMEOUT`.
     public var heldReplyTimeout: Duration = .seconds(5)
 
+    /// ``handshakeTimeout`` in whole milliseconds (the configuration file's unit).
+    public var handshakeTimeoutMilliseconds: Int {
+        get { Self.milliseconds(handshakeTimeout) }
+        set { handshakeTimeout = .milliseconds(newValue) }
+    }
+    /// ``heldReplyTimeout`` in whole milliseconds (the configuration file's unit).
+    public var heldReplyTimeoutMilliseconds: Int {
+        get { Self.milliseconds(heldReplyTimeout) }
+        set { heldReplyTimeout = .milliseconds(newValue) }
+    }
+    private static func milliseconds(_ duration: Duration) -> Int {
+        let (seconds, attoseconds) = duration.components
+        return Int(clamping: seconds.multipliedReportingOverflow(by: 1000).partialValue + attoseconds / 1_000_000_000_000_000)
+    }
+
     public init(address: String) { self.address = address }
 
     /// `$BUS1_ADDRESS`, else `$XDG_RUNTIME_DIR/bus1/bus`, else

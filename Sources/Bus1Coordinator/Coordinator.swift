@@ -16,6 +16,8 @@ public final class Coordinator: @unchecked Sendable {
     public let configuration: CoordinatorConfiguration
     let logger: Logger
     let listener: FileDescriptor
+    /// Whether ``shutdown()`` removes the socket path (not when systemd owns it).
+    private let ownsAddress: Bool
     let readiness: any ReadinessSource
     private let stopPipe: (read: Int32, write: Int32)
     let clockFD: FileDescriptor
@@ -85,21 +87,28 @@ public final class Coordinator: @unchecked Sendable {
     /// The readiness mechanism in use (`io_uring` or `poll(2)`).
     public var eventMechanism: String { readiness.mechanism }
 
-    /// Binds the socket. Refuses (``CoordinatorError/addressInUse``) a path a live
-    /// bus serves; replaces a stale socket file nobody listens on.
-    public init(configuration: CoordinatorConfiguration, logger: Logger = Logger(label: "bus1d")) throws(CoordinatorError) {
+    /// Checks the configuration (``CoordinatorConfiguration/validate()``), then
+    /// binds its address (``BusListener/bind(path:)``): refuses a path a live bus
+    /// serves and anything that is not a socket; replaces a stale socket file
+    /// nobody listens on.
+    public convenience init(configuration: CoordinatorConfiguration, logger: Logger = Logger(label: "bus1d")) throws(CoordinatorError) {
+        do { try configuration.validate() } catch { throw .invalidConfiguration(error) }
+        try self.init(configuration: configuration, listener: try BusListener.bind(path: configuration.address), logger: logger)
+    }
+
+    /// Serves on `listener`, bound here or handed over (socket activation); the
+    /// configuration's address becomes the listener's. Removes the socket path at
+    /// shutdown only if `listener` owns it.
+    public init(configuration: CoordinatorConfiguration, listener: consuming BusListener,
+                logger: Logger = Logger(label: "bus1d")) throws(CoordinatorError) {
+        var configuration = configuration
+        configuration.address = listener.address
+        do { try configuration.validate() } catch { throw .invalidConfiguration(error) }
         self.configuration = configuration
         self.logger = logger
-        let path = configuration.address
+        ownsAddress = listener.ownsAddress
+        self.listener = listener.socket
         do {
-            try Self.makeParentDirectory(of: path)
-            if access(path, F_OK) == 0 {
-                if (try? SeqPacket.connect(path: path)) != nil { throw CoordinatorError.addressInUse(path) }
-                unlink(path)  // a socket file left behind by a dead coordinator
-            }
-            listener = try SeqPacket.listen(path: path)
-            chmod(path, 0o666)  // access is decided by SO_PEERCRED and policy, not file mode
-
             var fds: [Int32] = [-1, -1]
             try retryingLibcOnInterrupt("pipe") { pipe(&fds) }
             for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC); _ = fcntl(fd, F_SETFL, O_NONBLOCK) }
@@ -139,13 +148,11 @@ public final class Coordinator: @unchecked Sendable {
         close(stopPipe.write)
     }
 
-    private static func makeParentDirectory(of path: String) throws(LinuxError) {
-        guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return }
-        let parent = String(path[..<slash])
-        if mkdir(parent, 0o700) != 0 && errno != EEXIST {
-            throw LinuxError("mkdir \(parent)", code: errno)
-        }
-    }
+    /// Called on ``run()``'s thread each time the loop turns, and at least every
+    /// `interval` while it waits (the wait times out then): `bus1d` pings systemd's
+    /// watchdog from here, so a loop that hangs stops the pings. Set it before
+    /// ``run()``; nil (the default) lets the loop wait without a timeout.
+    public var onTurn: (interval: Duration, action: () -> Void)?
 
     /// Asks ``run()`` to return. Safe from any thread and from signal handlers.
     public func stop() {
@@ -165,11 +172,14 @@ public final class Coordinator: @unchecked Sendable {
             shutdown()
             throw .system(error)
         }
+        let turnInterval = onTurn.map { Int64($0.interval / .nanoseconds(1)) }
         loop: while true {
+            onTurn?.action()
             armListenerIfDue()
             let fired: [UInt64]
             do {
-                fired = try readiness.wait(timeoutNanoseconds: timers.nanosecondsUntilNextDeadline())
+                let deadline = timers.nanosecondsUntilNextDeadline()
+                fired = try readiness.wait(timeoutNanoseconds: [deadline, turnInterval].compactMap { $0 }.min())
             } catch {
                 counters.loopFailures.wrappingAdd(1, ordering: .relaxed)
                 throttledLog.log(.error, "event loop wait failed; retrying", key: "loop", error: error)
@@ -194,7 +204,7 @@ public final class Coordinator: @unchecked Sendable {
 
     private func shutdown() {
         for id in Array(peers.keys) { removePeer(id, reason: "coordinator stopping") }
-        unlink(configuration.address)
+        if ownsAddress { unlink(configuration.address) }
         logger.info("bus1 coordinator stopped")
     }
 
@@ -276,11 +286,20 @@ public final class Coordinator: @unchecked Sendable {
 public enum CoordinatorError: Error, CustomStringConvertible, Sendable {
     /// A live bus already serves this socket path.
     case addressInUse(String)
+    /// The path exists and is not a socket (a file, a directory, a symlink): left untouched.
+    case addressNotASocket(String)
+    /// A socket handed over (socket activation) that a bus cannot serve on.
+    case unusableListener(String)
+    /// A setting out of range (``CoordinatorConfiguration/validate()``).
+    case invalidConfiguration(ConfigurationError)
     case system(LinuxError)
 
     public var description: String {
         switch self {
         case .addressInUse(let path): "a bus is already running at \(path)"
+        case .addressNotASocket(let path): "\(path) exists and is not a socket; refusing to replace it"
+        case .unusableListener(let why): "cannot serve on the socket handed over: \(why)"
+        case .invalidConfiguration(let error): "invalid configuration: \(error)"
         case .system(let error): "\(error)"
         }
     }

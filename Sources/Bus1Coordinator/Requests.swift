@@ -113,21 +113,12 @@ extension Coordinator {
 
     private func welcome(_ peer: PeerRecord, poolSize requested: UInt64, ringCapacity requestedCapacity: UInt32) throws -> Response {
         // The payload area: a power of two, such that the whole pool (header, ledger,
-        // payload) is at least what was asked for.
-        var dataSize = UInt64(configuration.defaultPoolDataSize)
-        if requested != 0 {
-            dataSize = UInt64(BUS1_POOL_DATA_MIN)
-            while UInt64(bus1_pool_layout.poolSize(forDataSize: Int(dataSize))) < requested && dataSize <= UInt64(configuration.maximumPoolDataSize) {
-                dataSize <<= 1
-            }
-        }
-        guard dataSize <= UInt64(configuration.maximumPoolDataSize) else { throw RequestError.quota(BUS1_QUOTA_POOL_BYTES.rawValue) }
-        try accounts.check(.poolBytes, bus1_pool_layout.poolSize(forDataSize: Int(dataSize)), for: peer.uid)
+        // payload) is at least what was asked for; never traps (see `pool(forRequest:)`).
+        guard let (poolSize, layout) = configuration.pool(forRequest: requested) else { throw RequestError.quota(BUS1_QUOTA_POOL_BYTES.rawValue) }
+        try accounts.check(.poolBytes, poolSize, for: peer.uid)
         let capacity = requestedCapacity == 0 ? configuration.defaultRingCapacity : Int(requestedCapacity)
-        guard capacity >= 2, capacity <= 65536, capacity & (capacity - 1) == 0 else { throw RequestError.protocolError }
-
-        let poolSize = bus1_pool_layout.poolSize(forDataSize: Int(dataSize))
-        let layout = bus1_pool_layout(poolSize: poolSize)!
+        guard CoordinatorConfiguration.isRingCapacity(capacity) else { throw RequestError.protocolError }
+        guard CoordinatorConfiguration.isRingCapacity(configuration.coordinatorRingCapacity) else { throw RequestError.state }
         do {
             let pool = try MemFD.create(name: "bus1-pool-\(peer.id)", size: poolSize)
             try MemFD.addSeals([.shrink, .grow], to: pool)  // future-write and seal come once the owner mapped it
