@@ -117,7 +117,9 @@ public final class Peer {
 
     private var nextRequestID: UInt32 = 1
     private var isDisconnected = false
-    private let receiveBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(BUS1_MSG_MAX) + 1, alignment: 8)
+    /// One control datagram; a byte larger than the largest valid one, so oversize shows.
+    private let controlBuffer = ControlBuffer()
+    private var receiveBuffer: UnsafeMutableRawBufferPointer { controlBuffer.bytes }
 
     /// Where a handle leads.
     struct HandleTarget {
@@ -155,7 +157,7 @@ public final class Peer {
 
             // HELLO -> WELCOME(pool, wake page, clock page, coordinator ring)
             var (reply, fds) = try Self.roundTrip(socket.rawValue, .hello(poolSize: UInt64(options.poolSize), ringCapacity: UInt32(options.ringCapacity)),
-                                                  requestID: 1, buffer: receiveBuffer)
+                                                  requestID: 1, buffer: controlBuffer.bytes)
             defer { for fd in fds { close(fd) } }
             guard case .welcome(let welcome) = reply else {
                 if case .error(let code, let detail) = reply { throw Bus1Error.refused(Refusal(code: code, detail: detail)) }
@@ -192,7 +194,8 @@ public final class Peer {
                                           memory: nil, payloadOffset: 0, senderWake: nil, firstNode: nil, violations: violationInbox)
 
             // POOL_MAPPED -> OK: from now on nobody else can map the pool writable.
-            let (sealed, _) = try Self.roundTrip(socket.rawValue, .poolMapped, requestID: 2, buffer: receiveBuffer)
+            let (sealed, _) = try Self.roundTrip(socket.rawValue, .poolMapped, requestID: 2, buffer: controlBuffer.bytes)
+            if case .error(let code, let detail) = sealed { throw Bus1Error.refused(Refusal(code: code, detail: detail)) }
             guard sealed == .ok else { throw Bus1Error.protocolViolation("pool sealing failed: \(sealed)") }
             guard try MemFD.seals(of: pool).isSuperset(of: [.shrink, .grow, .futureWrite]) else {
                 throw Bus1Error.protocolViolation("pool not sealed against future writes")
@@ -200,25 +203,16 @@ public final class Peer {
             nextRequestID = 3
             try SeqPacket.setTimeouts(socket.rawValue, nanoseconds: nil)  // requests from now on wait as their callers ask
         } catch let error as Bus1Error {
-            receiveBuffer.deallocate()
             throw error
         } catch let error as LinuxError {
-            receiveBuffer.deallocate()
             throw .system(error)
         } catch let error as WireError {
-            receiveBuffer.deallocate()
             throw .protocolViolation("\(error)")
         } catch let error as ParkerUnavailable {
-            receiveBuffer.deallocate()
             throw .system(LinuxError(error.reason, code: ENOSYS))
         } catch {
-            receiveBuffer.deallocate()
             throw .protocolViolation("\(error)")
         }
-    }
-
-    deinit {
-        receiveBuffer.deallocate()
     }
 
     /// The default bus address (see ``PeerOptions/address``).
@@ -610,4 +604,13 @@ public final class Peer {
             // The coordinator closed it already (the sender left): nothing to report.
         }
     }
+}
+
+/// The buffer control datagrams are read into, freed with its owner. A class, so
+/// a `Peer` whose initializer throws at any point frees it exactly once (a raw
+/// buffer freed by hand in the initializer's error path and again in `deinit` was
+/// freed twice when the throw came after every property was set).
+private final class ControlBuffer {
+    let bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(BUS1_MSG_MAX) + 1, alignment: 8)
+    deinit { bytes.deallocate() }
 }

@@ -47,7 +47,7 @@ extension CoordinatorConfiguration {
                                (.maxHandles, maximumHandlesPerPeer), (.maxChannels, maximumChannelsPerPeer),
                                (.maxQueuedControlMessages, maximumQueuedControlMessages),
                                (.maxQueuedFDsPerUID, maximumQueuedDescriptorsPerUID),
-                               (.maxPoolBytesPerUID, maximumPoolBytesPerUID), (.maxNodesPerUID, maximumNodesPerUID),
+                               (.maxNodesPerUID, maximumNodesPerUID),
                                (.maxHandlesPerUID, maximumHandlesPerUID), (.maxChannelsPerUID, maximumChannelsPerUID),
                                (.maxHandshakes, maximumHandshakes), (.maxHandshakesPerUID, maximumHandshakesPerUID)] {
             try Self.require(field, value, in: Self.countLimits, powerOfTwo: false)

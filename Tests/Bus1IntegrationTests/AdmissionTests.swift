@@ -95,7 +95,7 @@ struct AdmissionTests {
         #expect(consumer.awaitLine(prefix: "READY", timeoutSeconds: 30) != nil, "\(consumer.transcript)")
         let producer = try ChildProcess("bus1-test-peer", ["producer", "address=\(path)", "name=steady", "count=6000", "pace-us=800"])
         #expect(producer.awaitLine(prefix: "READY", timeoutSeconds: 30) != nil, "\(producer.transcript)")
-        let flooder = try other.spawn("bus1-test-peer", ["flood", "address=\(path)", "seconds=5", "seed=7"])
+        let flooder = try other.spawn("bus1-test-peer", ["flood", "address=\(path)", "seconds=5", "seed=7"], mergeStandardError: true)
         #expect(flooder.awaitLine(prefix: "FLOODING", timeoutSeconds: 30) != nil, "\(flooder.transcript)")
 
         #expect(producer.finish(timeoutSeconds: 90) == .exited(0), "\(producer.transcript)")

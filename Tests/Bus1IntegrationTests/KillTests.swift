@@ -59,8 +59,16 @@ struct KillTests {
         print("kill test: \(kills) kills, \(killedAfterReady) of them after the victim was working")
         #expect(killedAfterReady >= kills / 2, "too few kills landed while victims were working")
 
-        // The bus as the survivors see it is consistent.
-        let (verifyStatus, verify) = try ShmInspectTests.inspect(path, ["verify"])
+        // The bus as the survivors see it is consistent. The last victims died just
+        // now: a survivor reclaims a dead receiver's slices only at its next call
+        // (`slice.dead-receiver` until then), which a loaded machine may not schedule
+        // for a while. A leak stays; give the survivors 2 s to catch up.
+        var (verifyStatus, verify) = try ShmInspectTests.inspect(path, ["verify"])
+        let verifyDeadline = monotonicNanoseconds() + 2_000_000_000
+        while verifyStatus != .exited(0) && monotonicNanoseconds() < verifyDeadline {
+            usleep(50_000)
+            (verifyStatus, verify) = try ShmInspectTests.inspect(path, ["verify"])
+        }
         #expect(verifyStatus == .exited(0), "\(verify)")
 
         // Every survivor still works: each sends 100 checked messages to a fresh
