@@ -60,7 +60,7 @@ struct KillTests {
         #expect(killedAfterReady >= kills / 2, "too few kills landed while victims were working")
 
         // The bus as the survivors see it is consistent.
-        let (verifyStatus, verify) = try ShmInspectTests.inspect(path, ["verify"])
+        let (verifyStatus, verify) = try Inspector(build: .debug, address: path).run(["verify"])
         #expect(verifyStatus == .exited(0), "\(verify)")
 
         // Every survivor still works: each sends 100 checked messages to a fresh
@@ -84,9 +84,9 @@ struct KillTests {
         var peers: [[String: Any]] = [[:]], channels: [[String: Any]] = [[:]], handles: [[String: Any]] = [[:]]
         var descriptors = -1
         for _ in 0..<100 {
-            peers = try ShmInspectTests.rows(path, ["peers"], "peers")
-            channels = try ShmInspectTests.rows(path, ["channels"], "channels")
-            handles = try ShmInspectTests.rows(path, ["handles"], "handles")
+            peers = try Inspector(build: .debug, address: path).rows(["peers"], "peers")
+            channels = try Inspector(build: .debug, address: path).rows(["channels"], "channels")
+            handles = try Inspector(build: .debug, address: path).rows(["handles"], "handles")
             descriptors = openDescriptorCount(of: daemon.pid)
             if peers.isEmpty && channels.isEmpty && handles.isEmpty && descriptors == baseline { break }
             usleep(50_000)

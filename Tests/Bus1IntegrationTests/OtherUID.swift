@@ -1,5 +1,6 @@
 import Bus1Linux
 import Glibc
+import Testing
 
 /// Runs built binaries as another uid (65534, "nobody") through util-linux
 /// `setpriv`, from a world-readable copy (the build tree's modes may not let that
@@ -10,8 +11,12 @@ final class OtherUID {
     let directory: String
     private let binaries: [String]
 
+    /// Whether this process can run binaries as ``uid`` (for `.enabled(if:)`).
+    static var isAvailable: Bool { getuid() == 0 && access(setpriv, X_OK) == 0 }
+    static let unavailableReason: Comment = "needs root and /usr/bin/setpriv to run a binary as another uid"
+
     static func make(copying binaries: [String]) throws -> OtherUID? {
-        guard getuid() == 0, access(setpriv, X_OK) == 0 else {
+        guard isAvailable else {
             print("skipping: needs root and \(setpriv) to run \(binaries.joined(separator: ", ")) as another uid")
             return nil
         }
