@@ -153,7 +153,7 @@ struct OrderCheck: ParsableCommand {
         }
         let stats = peer.currentStatistics
         let path = "\(logDirectory)/r\(index)"
-        guard let file = fopen(path, "w") else { throw LinuxError("fopen \(path)", code: errno) }
+        guard let file = fopen(path, "wxe") else { throw LinuxError("fopen \(path)", code: errno) }
         for (entry, dep) in zip(log, dependencies) {
             var pair = (entry, dep)
             fwrite(&pair, 16, 1, file)
@@ -225,7 +225,7 @@ struct OrderCheck: ParsableCommand {
 
         var logsByReceiver: [[(id: UInt64, dep: UInt64)]] = []
         for r in 0..<receivers {
-            guard let file = fopen("\(logs)/r\(r)", "r") else { throw LinuxError("fopen", code: errno) }
+            guard let file = fopen("\(logs)/r\(r)", "re") else { throw LinuxError("fopen", code: errno) }
             var entries: [(UInt64, UInt64)] = []
             var pair = (UInt64(0), UInt64(0))
             while fread(&pair, 16, 1, file) == 1 { entries.append(pair) }
