@@ -39,6 +39,9 @@ struct ReleaseToolTests {
     @Test("bus1-order-check finds no violation", arguments: ["spin", "park", "busy"])
     func orderCheck(mode: String) throws { try OrderingTests.globalOrderHolds(.release, mode: mode) }
 
+    @Test("bus1-demo, both phases", arguments: ["spin", "park", "busy"])
+    func demo(mode: String) throws { try DemoTests.run(.release, mode: mode) }
+
     @Test("Nonsense options are refused at start", arguments: RefusedCommandLine.all)
     func refused(_ line: RefusedCommandLine) throws { try line.check(.release) }
 
