@@ -26,6 +26,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        // bus1d's configuration file (TOML 1.0 through toml++); bus1d only.
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         // The layout header: owns every shared byte and every control-socket message.
@@ -47,8 +49,9 @@ let package = Package(
         .executableTarget(
             name: "bus1d", dependencies: ["Bus1Coordinator", "Bus1Linux",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log")],
-            path: "Tools/bus1d", swiftSettings: strict),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "TOMLKit", package: "TOMLKit")],
+            path: "Tools/bus1d", exclude: ["systemd"], swiftSettings: strict),
         .executableTarget(
             name: "bus1-demo", dependencies: ["Bus1", "Bus1Coordinator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -10,6 +10,9 @@ public enum Bus1Error: Error, Sendable, Equatable, CustomStringConvertible {
     case timedOut
     /// The coordinator's socket hung up: the bus is gone. Reconnect to a new one.
     case coordinatorGone
+    /// Nothing serves a bus at `address` (no socket there, or nobody listening):
+    /// `bus1d` is not running there, or the address is wrong.
+    case noBus(address: String, cause: LinuxError)
     /// The coordinator refused a request.
     case refused(Refusal)
     /// The channel behind a handle is closed (the node's owner left, or a side
@@ -49,6 +52,7 @@ public enum Bus1Error: Error, Sendable, Equatable, CustomStringConvertible {
         case .wouldBlock(.poolExhausted(let n)): "would block: no free slice of \(n) bytes in the pool"
         case .timedOut: "timed out"
         case .coordinatorGone: "the coordinator is gone"
+        case .noBus(let address, let cause): "no bus at \(address) (\(cause.description)); is bus1d running there?"
         case .refused(let r): "refused by the coordinator: \(r)"
         case .channelClosed(let peer, let reason): "channel to peer \(peer) closed: \(reason)"
         case .unknownHandle(let h): "unknown handle \(h)"
@@ -72,15 +76,24 @@ public enum Refusal: Sendable, Equatable, CustomStringConvertible {
     case quotaExceeded(Quota)
     /// An attached fd may not travel on the bus.
     case descriptorRefused(DescriptorRefusal)
+    /// The request waited for another peer that did not read its socket in time
+    /// (``Bus1Error`` of a lookup whose owner hangs); it was undone.
+    case timedOut
     case internalError(errno: Int32)
     case unknown(code: UInt32, detail: UInt32)
 
     public enum Quota: UInt32, Sendable {
+        /// `peers`: connections (peers, inspectors, handshakes) of this uid; the
+        /// others: per peer.
         case peers = 1, nodes = 2, handles = 3, channels = 4, poolBytes = 5
         /// Fds in attachments one uid has waiting in the coordinator.
         case fileDescriptors = 6
         /// The sending uid's fair share of a receiver's control queue.
         case messages = 7
+        /// Connections still in their handshake: of this uid, or on the whole bus.
+        case handshakes = 8
+        /// Totals of every peer of this uid together.
+        case uidPoolBytes = 9, uidNodes = 10, uidHandles = 11, uidChannels = 12
     }
 
     /// Why an attached fd was refused (`enum bus1_fd_refusal`).
@@ -91,7 +104,8 @@ public enum Refusal: Sendable, Equatable, CustomStringConvertible {
         case busObject = 2
     }
 
-    init(code: UInt32, detail: UInt32) {
+    /// The refusal a `BUS1_MSG_ERROR` carries.
+    public init(code: UInt32, detail: UInt32) {
         switch code {
         case BUS1_ERR_PROTOCOL.rawValue: self = .protocolError
         case BUS1_ERR_VERSION.rawValue: self = .versionMismatch
@@ -105,6 +119,7 @@ public enum Refusal: Sendable, Equatable, CustomStringConvertible {
         case BUS1_ERR_QUOTA.rawValue:
             self = Quota(rawValue: detail).map { .quotaExceeded($0) } ?? .unknown(code: code, detail: detail)
         case BUS1_ERR_INTERNAL.rawValue: self = .internalError(errno: Int32(bitPattern: detail))
+        case BUS1_ERR_TIMEOUT.rawValue: self = .timedOut
         case BUS1_ERR_FD_REFUSED.rawValue:
             self = DescriptorRefusal(rawValue: detail).map { .descriptorRefused($0) } ?? .unknown(code: code, detail: detail)
         default: self = .unknown(code: code, detail: detail)
@@ -124,6 +139,7 @@ public enum Refusal: Sendable, Equatable, CustomStringConvertible {
         case .invalidState: "request not valid now"
         case .quotaExceeded(let q): "quota exceeded: \(q)"
         case .descriptorRefused(let why): "fd refused: \(why)"
+        case .timedOut: "timed out waiting for a peer that does not read its socket"
         case .internalError(let e): "coordinator internal error (errno \(e))"
         case .unknown(let c, let d): "error \(c)/\(d)"
         }

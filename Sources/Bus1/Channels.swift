@@ -128,10 +128,13 @@ public final class Attachment {
     /// it back with ``Peer/release(_:)``.
     public internal(set) var handles: [Handle]
     private var descriptors: [Int32]
+    /// The submission index of the descriptor that carries it.
+    let sequence: UInt64
 
-    init(handles: [Handle], descriptors: [Int32]) {
+    init(handles: [Handle], descriptors: [Int32], sequence: UInt64) {
         self.handles = handles
         self.descriptors = descriptors
+        self.sequence = sequence
     }
 
     /// Takes ownership of the fds (in the order they were attached).

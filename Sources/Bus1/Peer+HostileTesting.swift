@@ -52,6 +52,16 @@ extension Peer {
         channel.producer.stage(clock.current())
     }
 
+    /// Attaches `passed` and `fileDescriptors` for the next message to `handle`,
+    /// as ``send(_:to:attaching:fileDescriptors:wait:timeoutNanoseconds:)`` does,
+    /// then sends nothing: a sender that attached and moved on.
+    public func attachWithoutSending(to handle: Handle, attaching passed: [Handle], fileDescriptors: [Int32]) throws(Bus1Error) {
+        guard let target = handles[handle.id], let channel = target.channel else { throw .unknownHandle(handle) }
+        _ = try request(.attach(destination: handle.id, handles: passed.map(\.id), fdCount: UInt32(fileDescriptors.count),
+                                sequence: channel.producer.nextIndex),
+                        fds: fileDescriptors)
+    }
+
     /// Overwrites 8 bytes of the channel memory behind `handle` at `byteOffset`
     /// (header fields, ring slots): corruption for inspectors to find.
     public func overwriteChannel(to handle: Handle, atByteOffset byteOffset: Int, with value: UInt64) throws(Bus1Error) {

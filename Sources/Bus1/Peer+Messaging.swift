@@ -210,7 +210,8 @@ extension Peer {
             }
         }
         (target, channel) = try sendTarget(handle)  // closed while waiting?
-        _ = try request(.attach(destination: handle.id, handles: passed.map(\.id), fdCount: UInt32(fileDescriptors.count)),
+        _ = try request(.attach(destination: handle.id, handles: passed.map(\.id), fdCount: UInt32(fileDescriptors.count),
+                                sequence: channel.producer.nextIndex),
                         fds: fileDescriptors)
         (target, channel) = try sendTarget(handle)  // the request served events: still there?
         publish(loan, to: target, on: channel, flags: BUS1_DESC_ATTACHMENT)
@@ -396,11 +397,14 @@ extension Peer {
             }
             var attachment: Attachment?
             if descriptor.flags & BUS1_DESC_ATTACHMENT != 0 {
-                guard let taken = try takeAttachment(from: channel) else {
+                guard let taken = try takeAttachment(from: channel, at: channel.consumer.index) else {
                     try reportViolation(channel, .badDescriptor)
                     continue
                 }
                 attachment = taken
+            }
+            else if !channel.attachments.isEmpty {
+                dropStaleAttachments(of: channel, through: channel.consumer.index)
             }
             channel.consumer.advance(ticket: descriptor.ticket)
             statistics.messagesReceived += 1
@@ -408,14 +412,20 @@ extension Peer {
         }
     }
 
-    /// The oldest attachment of `channel`, with handles whose node this peer has
-    /// seen destroyed (ordered before this message) made invalid. The coordinator
-    /// put it in the socket before the sender could publish the descriptor, so if
-    /// it is not here yet, reading the socket finds it; nil if a lying sender set
-    /// the flag without one.
-    private func takeAttachment(from channel: InboundChannel) throws(Bus1Error) -> Attachment? {
-        if channel.attachments.isEmpty { try checkCoordinatorAlive() }
-        guard !channel.attachments.isEmpty else { return nil }
+    /// The attachment of the descriptor at submission `index` of `channel`, with
+    /// handles whose node this peer has seen destroyed (ordered before this
+    /// message) made invalid; attachments for earlier indices that never came are
+    /// dropped on the way. Nil if a lying sender set the flag without one.
+    private func takeAttachment(from channel: InboundChannel, at index: UInt64) throws(Bus1Error) -> Attachment? {
+        // The coordinator put it in the socket before the sender could publish: if
+        // it is not here yet, reading the socket finds it. Of several for the same
+        // index (an ATTACH that timed out, then another), the sender's last one counts.
+        try checkCoordinatorAlive()
+        dropStaleAttachments(of: channel, through: index &- 1)
+        while channel.attachments.count >= 2, channel.attachments[1].sequence == index {
+            dropAttachment(channel.attachments.removeFirst())
+        }
+        guard channel.attachments.first?.sequence == index else { return nil }
         let attachment = channel.attachments.removeFirst()
         attachment.handles = attachment.handles.map { handle in
             guard let target = handles[handle.id], target.isDestroyed, target.owner != id else { return handle }
@@ -425,11 +435,24 @@ extension Peer {
         return attachment
     }
 
+    /// Drops the attachments of `channel` meant for descriptors up to `index` that
+    /// did not carry them: the sender attached, then did not send (the node it
+    /// addressed was destroyed meanwhile, the request timed out, it lies). Their
+    /// handles go back to the coordinator and their fds close, instead of waiting
+    /// for the channel to close, and no later message can take them.
+    private func dropStaleAttachments(of channel: InboundChannel, through index: UInt64) {
+        while let first = channel.attachments.first, first.sequence &- index > UInt64.max / 2 || first.sequence == index {
+            dropAttachment(channel.attachments.removeFirst())
+        }
+    }
+
     /// Takes a descriptor without delivering it: its slice goes back to the sender,
     /// its attachment's handles back to the coordinator.
     private func drop(_ descriptor: bus1_descriptor, from channel: InboundChannel) throws(Bus1Error) {
-        if descriptor.flags & BUS1_DESC_ATTACHMENT != 0, let attachment = try takeAttachment(from: channel) {
+        if descriptor.flags & BUS1_DESC_ATTACHMENT != 0, let attachment = try takeAttachment(from: channel, at: channel.consumer.index) {
             dropAttachment(attachment)
+        } else if !channel.attachments.isEmpty {
+            dropStaleAttachments(of: channel, through: channel.consumer.index)
         }
         channel.consumer.advance(ticket: descriptor.ticket)
         channel.release(offset: descriptor.offset)

@@ -22,6 +22,10 @@ public struct PeerOptions: Sendable {
     /// Most destinations of one multicast.
     public var maximumMulticast: Int = 256
 
+    /// How long ``Peer/connect(options:)`` may take, from connect to a sealed pool,
+    /// before it fails with ``Bus1Error/timedOut`` (a coordinator at its fd limit
+    /// leaves connections waiting in its backlog).
+    public var connectTimeout: Duration = .seconds(30)
     public init(address: String? = nil) { self.address = address }
 }
 
@@ -135,9 +139,14 @@ public final class Peer {
         self.options = options
         let address = options.address ?? Self.defaultAddress()
         do {
-            socket = try SeqPacket.connect(path: address)
+            let (seconds, attoseconds) = options.connectTimeout.components
+            socket = try SeqPacket.connect(path: address, timeoutNanoseconds: max(1, seconds * 1_000_000_000 + attoseconds / 1_000_000_000))
         } catch {
-            throw error.code == ENOENT || error.code == ECONNREFUSED ? .coordinatorGone : .system(error)
+            switch error.code {
+            case ENOENT, ECONNREFUSED: throw .noBus(address: address, cause: error)
+            case EAGAIN: throw .timedOut
+            default: throw .system(error)
+            }
         }
         do {
             let (parker, fallback) = try options.parkBackend.makeParker()
@@ -189,6 +198,7 @@ public final class Peer {
                 throw Bus1Error.protocolViolation("pool not sealed against future writes")
             }
             nextRequestID = 3
+            try SeqPacket.setTimeouts(socket.rawValue, nanoseconds: nil)  // requests from now on wait as their callers ask
         } catch let error as Bus1Error {
             receiveBuffer.deallocate()
             throw error
@@ -467,21 +477,42 @@ public final class Peer {
         }
     }
 
+    /// One request and its reply during the handshake. A coordinator that refuses
+    /// the connection (policy, a quota) sends its reason and closes: a send or
+    /// receive that then fails with `EPIPE`/`ECONNRESET` looks for that reason
+    /// before calling the coordinator gone.
     private static func roundTrip(_ socket: Int32, _ message: ControlMessage, requestID: UInt32,
                                   buffer: UnsafeMutableRawBufferPointer) throws -> (ControlMessage, [Int32]) {
         do {
             try SeqPacket.send(socket, message.encode(requestID: requestID))
         } catch {
-            throw error.code == EPIPE || error.code == ECONNRESET ? Bus1Error.coordinatorGone : Bus1Error.system(error)
+            guard error.code == EPIPE || error.code == ECONNRESET else { throw Bus1Error.system(error) }
+            throw pendingRefusal(socket, buffer: buffer).map(Bus1Error.refused) ?? .coordinatorGone
         }
-        guard var datagram = try SeqPacket.receive(socket, into: buffer, maxDescriptors: Int(BUS1_MSG_MAX_FDS)) else {
-            throw Bus1Error.coordinatorGone
+        let received: SeqPacket.Datagram?
+        do {
+            received = try SeqPacket.receive(socket, into: buffer, maxDescriptors: Int(BUS1_MSG_MAX_FDS))
+        } catch {
+            if error.code == EAGAIN { throw Bus1Error.timedOut }  // the connect timeout passed
+            guard error.code == ECONNRESET else { throw Bus1Error.system(error) }
+            throw pendingRefusal(socket, buffer: buffer).map(Bus1Error.refused) ?? .coordinatorGone
         }
+        guard var datagram = received else { throw Bus1Error.coordinatorGone }
         if datagram.isHangUp { throw Bus1Error.coordinatorGone }
         let (reply, replyID) = try ControlMessage.decode(UnsafeRawBufferPointer(rebasing: buffer[..<datagram.count]),
                                                          descriptorCount: datagram.fds.count)
         guard replyID == requestID || replyID == 0 else { throw Bus1Error.protocolViolation("reply to another request") }
         return (reply, datagram.takeDescriptors())
+    }
+
+    /// The refusal the coordinator left in the socket before closing it, if any.
+    private static func pendingRefusal(_ socket: Int32, buffer: UnsafeMutableRawBufferPointer) -> Refusal? {
+        guard let datagram = try? SeqPacket.receive(socket, into: buffer, dontWait: true), !datagram.isHangUp,
+              let (message, _) = try? ControlMessage.decode(UnsafeRawBufferPointer(rebasing: buffer[..<datagram.count]),
+                                                            descriptorCount: datagram.fds.count),
+              case .error(let code, let detail) = message
+        else { return nil }
+        return Refusal(code: code, detail: detail)
     }
 
     private func handleEvent(_ event: ControlMessage, fds: [Int32]) throws(Bus1Error) {
@@ -498,8 +529,8 @@ public final class Peer {
             inbound.first { $0.id == channelID }?.allowedNodes.insert(node)
         case .handleArrived(let grant):
             try install(grant, fds: &fds)
-        case .attachment(let channelID, let ids, _):
-            let attachment = Attachment(handles: ids.map { Handle(id: $0) }, descriptors: fds)
+        case .attachment(let channelID, let ids, _, let sequence):
+            let attachment = Attachment(handles: ids.map { Handle(id: $0) }, descriptors: fds, sequence: sequence)
             fds = []
             if let channel = inbound.first(where: { $0.id == channelID }) {
                 channel.attachments.append(attachment)

@@ -17,6 +17,7 @@ public struct CoordinatorConfiguration: Sendable {
     public var maximumQueuedControlMessages: Int = 1024
     /// Entries per inbound ring when a peer asks for 0.
     public var defaultRingCapacity: Int = 256
+    /// Connections (peers, inspectors, handshakes) one uid may hold at once.
     public var maximumPeersPerUID: Int = 1024
     public var maximumNodesPerPeer: Int = 65536
     public var maximumHandlesPerPeer: Int = 65536
@@ -56,6 +57,50 @@ public struct CoordinatorConfiguration: Sendable {
         case automatic
         case ioUring = "io_uring"
         case poll
+    }
+
+    // MARK: Totals per uid (every peer of the uid together)
+
+    /// Pool bytes (whole pools: header, ledger and payload) of all peers of one uid.
+    public var maximumPoolBytesPerUID: Int = 64 << 30
+    /// Nodes owned by all peers of one uid.
+    public var maximumNodesPerUID: Int = 1 << 20
+    /// Handles charged to one uid: those its peers hold, and those its peers put
+    /// in other peers' tables by attaching them to messages.
+    public var maximumHandlesPerUID: Int = 1 << 20
+    /// Channels made at the request of one uid (its lookups and attachments).
+    public var maximumChannelsPerUID: Int = 1 << 18
+
+    // MARK: Connections that have not finished the handshake
+
+    /// Connections still in the handshake (accepted, not yet `ready`) on the whole bus.
+    public var maximumHandshakes: Int = 256
+    /// Connections still in the handshake from one uid.
+    public var maximumHandshakesPerUID: Int = 64
+    /// How long a connection may take from accept to a sealed pool (or to its
+    /// first INTROSPECT) before it is closed.
+    public var handshakeTimeout: Duration = .seconds(5)
+
+    // MARK: Time limits
+
+    /// How long a reply may wait for another peer to take an event it depends on
+    /// (a lookup's grant, an attachment) before the request is undone and refused
+    /// with `BUS1_ERR_TIMEOUT`.
+    public var heldReplyTimeout: Duration = .seconds(5)
+
+    /// ``handshakeTimeout`` in whole milliseconds (the configuration file's unit).
+    public var handshakeTimeoutMilliseconds: Int {
+        get { Self.milliseconds(handshakeTimeout) }
+        set { handshakeTimeout = .milliseconds(newValue) }
+    }
+    /// ``heldReplyTimeout`` in whole milliseconds (the configuration file's unit).
+    public var heldReplyTimeoutMilliseconds: Int {
+        get { Self.milliseconds(heldReplyTimeout) }
+        set { heldReplyTimeout = .milliseconds(newValue) }
+    }
+    private static func milliseconds(_ duration: Duration) -> Int {
+        let (seconds, attoseconds) = duration.components
+        return Int(clamping: seconds.multipliedReportingOverflow(by: 1000).partialValue + attoseconds / 1_000_000_000_000_000)
     }
 
     public init(address: String) { self.address = address }

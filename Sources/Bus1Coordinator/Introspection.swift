@@ -17,6 +17,7 @@ extension Coordinator {
             throw .permission
         }
         inspector.state = .inspecting
+        finishHandshake(of: inspector)
         counters.peers.store(connectedPeers(), ordering: .relaxed)
         do {
             var objects: [OwnedDescriptor] = [OwnedDescriptor(try MemFD.reopen(clockFD, writable: false))]

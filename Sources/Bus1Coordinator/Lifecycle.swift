@@ -88,14 +88,13 @@ extension Coordinator {
         for node in nodes {
             let key = NodeKey(owner: owner.id, node: node)
             for holder in peers.values where holder !== owner {
-                guard let handle = holder.handleByNode.removeValue(forKey: key) else { continue }
-                holder.handles[handle] = nil
+                guard let handle = holder.handleByNode[key] else { continue }
+                forgetHandle(handle, of: holder)
                 if let channelID = holder.outbound[owner.id] { channels[channelID]?.allowedNodes.remove(node) }
                 notes.append(Notification(target: holder, kind: BUS1_NOTE_NODE_DESTROYED, id: handle, cause: owner.id))
             }
-            owner.ownedNodes.remove(node)
-            owner.handles[node] = nil
-            owner.handleByNode[key] = nil
+            if owner.ownedNodes.remove(node) != nil { accounts.uncharge(.nodes, from: owner.uid) }
+            forgetHandle(node, of: owner)
         }
         let gone = Set(nodes)
         for (name, key) in names where key.owner == owner.id && gone.contains(key.node) {
@@ -109,11 +108,43 @@ extension Coordinator {
     func forgetHandles(of peer: PeerRecord) -> [Notification] {
         var notes: [Notification] = []
         for (handle, record) in peer.handles where record.node.owner != peer.id {
-            peer.handles[handle] = nil
-            peer.handleByNode[record.node] = nil
+            forgetHandle(handle, of: peer)
             if let note = releaseNotification(for: record.node, releasedBy: peer) { notes.append(note) }
         }
         return notes
+    }
+
+    /// Adds a reference to `peer`'s handle `handle` for `key`, making the handle
+    /// (charged to `uid`) if it is new. The caller checked the limits.
+    func addHandleReference(_ handle: UInt64, for key: NodeKey, to peer: PeerRecord, chargedTo uid: UInt32) {
+        if peer.handles[handle] == nil {
+            let payer: UInt32? = key.owner == peer.id ? nil : uid
+            if let payer { accounts.add(.handles, to: payer) }
+            peer.handles[handle] = HandleRecord(node: key, references: 0, chargedTo: payer)
+            peer.handleByNode[key] = handle
+        }
+        peer.handles[handle]!.references += 1
+    }
+
+    /// Drops one reference to `peer`'s handle `handle`; the last one removes it
+    /// and gives back its charge. Returns whether the handle is gone.
+    @discardableResult
+    func dropHandleReference(_ handle: UInt64, of peer: PeerRecord) -> Bool {
+        guard var record = peer.handles[handle] else { return true }
+        record.references -= 1
+        guard record.references <= 0 else {
+            peer.handles[handle] = record
+            return false
+        }
+        forgetHandle(handle, of: peer)
+        return true
+    }
+
+    /// Removes `peer`'s handle `handle` whatever its references, and its charge.
+    func forgetHandle(_ handle: UInt64, of peer: PeerRecord) {
+        guard let record = peer.handles.removeValue(forKey: handle) else { return }
+        if peer.handleByNode[record.node] == handle { peer.handleByNode[record.node] = nil }
+        if let payer = record.chargedTo { accounts.uncharge(.handles, from: payer) }
     }
 
     /// The release notification for `key`, if its owner is connected, the node
@@ -154,7 +185,7 @@ extension Coordinator {
     /// channel. The reply waits until the receiver's socket holds the attachment
     /// and every owner of a passed node has the receiver's grant, so the message
     /// the sender publishes next can be taken, and the handles in it used, at once.
-    func attach(_ handles: [UInt64], descriptors: [OwnedDescriptor], to destination: UInt64,
+    func attach(_ handles: [UInt64], descriptors: [OwnedDescriptor], to destination: UInt64, sequence: UInt64,
                 by sender: PeerRecord) throws(RequestError) -> Response {
         guard let target = sender.handles[destination], target.node.owner != sender.id,
               let receiver = peers[target.node.owner], receiver.state == .ready,
@@ -185,6 +216,7 @@ extension Coordinator {
         guard receiver.handles.count + newHandles.count <= configuration.maximumHandlesPerPeer else {
             throw .quota(BUS1_QUOTA_HANDLES.rawValue)
         }
+        try accounts.check(.handles, newHandles.count, for: sender.uid)
 
         var ids: [UInt64] = []
         var waits: [(peer: UInt64, position: UInt64)] = []
@@ -201,8 +233,17 @@ extension Coordinator {
             }()
             let (channel, isNew) = try self.channel(from: receiver, to: owner, node: key.node, chargedTo: sender.uid)
             guard peers[receiver.id] != nil else { throw .handleUnknown }  // it went away meanwhile
-            receiver.handles[handle, default: HandleRecord(node: key, references: 0)].references += 1
-            receiver.handleByNode[key] = handle
+            // Announcing the channel to the owner can fail and remove the owner (it
+            // died meanwhile): its nodes are destroyed and the channel is closed, and
+            // the receiver has already been told so. Granting the handle now would hand
+            // it a channel nobody will ever close again, and every slice it sent there
+            // would stay lost (the crash-cleanup test's dead-receiver leak). The node
+            // is gone: it travels as invalid, as if destroyed before the message.
+            guard peers[owner.id] === owner, channels[channel.id] === channel else {
+                ids.append(BUS1_INVALID_ID)
+                continue
+            }
+            addHandleReference(handle, for: key, to: receiver, chargedTo: sender.uid)
             owners.append(channel)
             owners.append(owner)
             if peers[owner.id] != nil, owner !== sender { waits.append((owner.id, owner.messagesAccepted)) }
@@ -212,7 +253,7 @@ extension Coordinator {
                  fds: isNew ? [channel.memory.rawValue, owner.memory!.wake.rawValue] : [], chargedTo: sender.uid)
             ids.append(handle)
         }
-        notify(receiver, .attachment(channel: channelID, handles: ids, fdCount: UInt32(descriptors.count)),
+        notify(receiver, .attachment(channel: channelID, handles: ids, fdCount: UInt32(descriptors.count), sequence: sequence),
                fds: descriptors.map(\.rawValue), chargedTo: sender.uid)
         guard peers[receiver.id] != nil else { throw .handleUnknown }
         waits.append((receiver.id, receiver.messagesAccepted))

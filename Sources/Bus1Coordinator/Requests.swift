@@ -30,6 +30,8 @@ enum RequestError: Error {
     case handleUnknown, notOwner, permission
     case quota(UInt32)
     case descriptorRefused(UInt32)
+    /// A held reply's peer did not take what it waited for in time; undone.
+    case timedOut
     case system(LinuxError)
 
     var message: ControlMessage {
@@ -43,6 +45,7 @@ enum RequestError: Error {
         case .permission: .error(code: BUS1_ERR_PERMISSION.rawValue, detail: 0)
         case .quota(let which): .error(code: BUS1_ERR_QUOTA.rawValue, detail: which)
         case .descriptorRefused(let why): .error(code: BUS1_ERR_FD_REFUSED.rawValue, detail: why)
+        case .timedOut: .error(code: BUS1_ERR_TIMEOUT.rawValue, detail: 0)
         case .system(let e): .error(code: BUS1_ERR_INTERNAL.rawValue, detail: UInt32(bitPattern: e.code))
         }
     }
@@ -73,8 +76,8 @@ extension Coordinator {
                 return try destroy(handles, by: peer)
             case (.reset, .ready):
                 return reset(peer)
-            case (.attach(let destination, let handles, _), .ready):
-                return try attach(handles, descriptors: attached, to: destination, by: peer)
+            case (.attach(let destination, let handles, _, let sequence), .ready):
+                return try attach(handles, descriptors: attached, to: destination, sequence: sequence, by: peer)
             case (.violation(let channelID, let reason), .ready):
                 return try reportViolation(channelID, reason: reason, by: peer)
             case (.channelClose(let channelID), .ready):
@@ -99,6 +102,10 @@ extension Coordinator {
         } catch let error as RequestError {
             if case .protocolError = error { counters.protocolErrors.wrappingAdd(1, ordering: .relaxed) }
             return Response(message: error.message)
+        } catch let error as LinuxError {
+            // A memfd, seal or mapping the coordinator could not make (EMFILE at its fd
+            // limit, ENOMEM): the peer gets the errno, not a misleading state error.
+            return Response(message: RequestError.system(error).message)
         } catch {
             return Response(message: RequestError.state.message)
         }
@@ -106,20 +113,12 @@ extension Coordinator {
 
     private func welcome(_ peer: PeerRecord, poolSize requested: UInt64, ringCapacity requestedCapacity: UInt32) throws -> Response {
         // The payload area: a power of two, such that the whole pool (header, ledger,
-        // payload) is at least what was asked for.
-        var dataSize = UInt64(configuration.defaultPoolDataSize)
-        if requested != 0 {
-            dataSize = UInt64(BUS1_POOL_DATA_MIN)
-            while UInt64(bus1_pool_layout.poolSize(forDataSize: Int(dataSize))) < requested && dataSize <= UInt64(configuration.maximumPoolDataSize) {
-                dataSize <<= 1
-            }
-        }
-        guard dataSize <= UInt64(configuration.maximumPoolDataSize) else { throw RequestError.quota(BUS1_QUOTA_POOL_BYTES.rawValue) }
+        // payload) is at least what was asked for; never traps (see `pool(forRequest:)`).
+        guard let (poolSize, layout) = configuration.pool(forRequest: requested) else { throw RequestError.quota(BUS1_QUOTA_POOL_BYTES.rawValue) }
+        try accounts.check(.poolBytes, poolSize, for: peer.uid)
         let capacity = requestedCapacity == 0 ? configuration.defaultRingCapacity : Int(requestedCapacity)
-        guard capacity >= 2, capacity <= 65536, capacity & (capacity - 1) == 0 else { throw RequestError.protocolError }
-
-        let poolSize = bus1_pool_layout.poolSize(forDataSize: Int(dataSize))
-        let layout = bus1_pool_layout(poolSize: poolSize)!
+        guard CoordinatorConfiguration.isRingCapacity(capacity) else { throw RequestError.protocolError }
+        guard CoordinatorConfiguration.isRingCapacity(configuration.coordinatorRingCapacity) else { throw RequestError.state }
         do {
             let pool = try MemFD.create(name: "bus1-pool-\(peer.id)", size: poolSize)
             try MemFD.addSeals([.shrink, .grow], to: pool)  // future-write and seal come once the owner mapped it
@@ -148,6 +147,7 @@ extension Coordinator {
             peer.notifications = NotificationRing(id: ringID, memory: ring, producer: producer)
         }
         peer.poolSize = poolSize
+        accounts.add(.poolBytes, poolSize, to: peer.uid)
         peer.ringCapacity = capacity
         peer.state = .welcomed
         let flags = configuration.ordering == .fifo ? BUS1_WELCOME_FIFO_ONLY : 0
@@ -167,18 +167,18 @@ extension Coordinator {
         guard seals.isSuperset(of: [.shrink, .grow, .futureWrite, .seal]) else { throw RequestError.system(LinuxError("F_SEAL_FUTURE_WRITE", code: EPERM)) }
         peer.poolReadOnly = OwnedDescriptor(try MemFD.reopen(memory.pool, writable: false))
         peer.state = .ready
+        finishHandshake(of: peer)
         return .ok
     }
 
     private func createNode(for peer: PeerRecord) throws(RequestError) -> Response {
         guard peer.ownedNodes.count < configuration.maximumNodesPerPeer else { throw .quota(BUS1_QUOTA_NODES.rawValue) }
         guard peer.handles.count < configuration.maximumHandlesPerPeer else { throw .quota(BUS1_QUOTA_HANDLES.rawValue) }
+        try accounts.charge(.nodes, to: peer.uid)
         let id = peer.nextHandle
         peer.nextHandle += 1
-        let key = NodeKey(owner: peer.id, node: id)
         peer.ownedNodes.insert(id)
-        peer.handles[id] = HandleRecord(node: key, references: 1)
-        peer.handleByNode[key] = id
+        addHandleReference(id, for: NodeKey(owner: peer.id, node: id), to: peer, chargedTo: peer.uid)
         return Response(message: .nodeCreated(handle: id))
     }
 
@@ -200,11 +200,12 @@ extension Coordinator {
             handle = existing
         } else {
             guard peer.handles.count < configuration.maximumHandlesPerPeer else { throw .quota(BUS1_QUOTA_HANDLES.rawValue) }
+            if owner.id != peer.id { try accounts.check(.handles, for: peer.uid) }
             handle = peer.nextHandle
             peer.nextHandle += 1
         }
         guard owner.id != peer.id else {
-            peer.handles[handle, default: HandleRecord(node: key, references: 0)].references += 1
+            addHandleReference(handle, for: key, to: peer, chargedTo: peer.uid)
             return Response(message: .handleGranted(.init(handle: handle, node: key.node, owner: owner.id,
                                                           channel: BUS1_INVALID_ID, capacity: 0, newChannel: false)))
         }
@@ -212,12 +213,14 @@ extension Coordinator {
         let (channel, isNew) = try self.channel(from: peer, to: owner, node: key.node, chargedTo: peer.uid)
         // Telling the owner about the channel can fail and remove it (it died meanwhile).
         guard peers[owner.id] != nil, channels[channel.id] != nil else { throw .nameUnknown }
-        peer.handles[handle, default: HandleRecord(node: key, references: 0)].references += 1
-        peer.handleByNode[key] = handle
-        let rollback = { [weak peer] in
-            guard let peer, var record = peer.handles[handle] else { return }
-            record.references -= 1
-            if record.references > 0 { peer.handles[handle] = record } else { peer.handles[handle] = nil; peer.handleByNode[key] = nil }
+        addHandleReference(handle, for: key, to: peer, chargedTo: peer.uid)
+        // Undone when the owner leaves or never reads its socket in time: the
+        // handle reference goes, and a channel made for this lookup alone closes.
+        let rollback = { [weak self, weak peer] in
+            guard let self, let peer else { return }
+            if self.dropHandleReference(handle, of: peer), isNew, let still = self.channels[channel.id], still.allowedNodes == [key.node] {
+                self.closeChannel(channel.id, reason: BUS1_CLOSE_BY_PEER.rawValue)
+            }
         }
         let grant = ControlMessage.HandleGrant(handle: handle, node: key.node, owner: owner.id, channel: channel.id,
                                                capacity: UInt32(channel.capacity), newChannel: isNew)
@@ -229,15 +232,10 @@ extension Coordinator {
     }
 
     private func release(handle: UInt64, by peer: PeerRecord) throws(RequestError) -> Response {
-        guard var record = peer.handles[handle] else { throw .handleUnknown }
+        guard let record = peer.handles[handle] else { throw .handleUnknown }
         guard record.node.owner != peer.id else { throw .notOwner }  // an owner destroys its node instead
-        record.references -= 1
-        if record.references > 0 {
-            peer.handles[handle] = record
-        } else {
-            peer.handles[handle] = nil
-            peer.handleByNode[record.node] = nil
-            if let note = releaseNotification(for: record.node, releasedBy: peer) { publish([note]) }
+        if dropHandleReference(handle, of: peer), let note = releaseNotification(for: record.node, releasedBy: peer) {
+            publish([note])
         }
         return .ok
     }

@@ -56,6 +56,9 @@ final class PeerRecord {
     /// Replies to other peers that wait until this peer's socket holds a message
     /// they depend on (ordered by position).
     var heldReplies: [HeldReply] = []
+    /// While the handshake is not finished (accepted, not yet `ready` nor
+    /// inspecting): when the connection is closed if it still is not.
+    var handshakeDeadline: ContinuousClock.Instant?
 
     init(id: UInt64, socket: consuming FileDescriptor, pidfd: OwnedDescriptor?, pid: Int32, uid: UInt32) {
         self.id = id
@@ -86,6 +89,10 @@ struct HeldReply {
     let requester: UInt64
     let requestID: UInt32
     let response: Response
+    /// When the request is undone and refused as timed out (see
+    /// ``Coordinator/expireHeldReplies(waitingOn:now:)``). A reply that moves on
+    /// to wait for another peer starts a new wait.
+    let deadline: ContinuousClock.Instant
 }
 
 /// A node, named by its owner and the owner's handle id for it.
@@ -98,6 +105,10 @@ struct NodeKey: Hashable {
 struct HandleRecord {
     let node: NodeKey
     var references: Int
+    /// The uid this handle counts against (``UIDAccounts/Resource/handles``): the
+    /// holder's for a lookup, the attaching sender's for a handle that arrived in
+    /// a message; nil for an owner's handle to its own node (the node is charged).
+    var chargedTo: UInt32?
 }
 
 /// A channel from `sender` to `receiver`; `allowedNodes` are the receiver's nodes
@@ -109,8 +120,11 @@ final class ChannelRecord {
     let capacity: Int
     let memory: FileDescriptor
     var allowedNodes: Set<UInt64> = []
+    /// The uid whose request made the channel (``UIDAccounts/Resource/channels``).
+    let chargedTo: UInt32
 
-    init(id: UInt64, sender: UInt64, receiver: UInt64, capacity: Int, memory: consuming FileDescriptor) {
+    init(id: UInt64, sender: UInt64, receiver: UInt64, capacity: Int, memory: consuming FileDescriptor, chargedTo: UInt32) {
+        self.chargedTo = chargedTo
         self.id = id
         self.sender = sender
         self.receiver = receiver

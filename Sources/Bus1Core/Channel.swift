@@ -108,6 +108,9 @@ public struct SubmissionProducer: ~Copyable, @unchecked Sendable {
     /// Slices sent whose completion has not been consumed yet.
     public private(set) var outstanding: Int = 0
     public var capacity: Int { memory.geometry.capacity }
+    /// The submission index the next descriptor written will take (what an
+    /// attachment names, so the receiver can pair them).
+    public var nextIndex: UInt64 { tail }
     public var hasCredit: Bool { outstanding < memory.geometry.capacity }
     /// Whether `count` more descriptors fit the credit.
     public func hasCredit(_ count: Int) -> Bool { outstanding + count <= memory.geometry.capacity }
@@ -206,6 +209,8 @@ public struct SubmissionConsumer: ~Copyable, @unchecked Sendable {
     private var completionHeadSeen: UInt64 = 0
     /// The last ticket taken from this channel.
     public private(set) var lastTicket: UInt64 = 0
+    /// The submission index of the descriptor ``peek()`` returns next.
+    public var index: UInt64 { head }
 
     public init(_ memory: consuming ChannelMemory, acceptedFlags: Set<UInt32> = [0, BUS1_DESC_ATTACHMENT]) {
         self.memory = memory

@@ -17,7 +17,8 @@ public enum ControlMessage: Sendable, Equatable {
     case introspect
     case getObjects(first: UInt32)
     case nodeDestroy(handles: [UInt64])
-    case attach(destination: UInt64, handles: [UInt64], fdCount: UInt32)
+    /// `sequence`: the submission index the attached message will take.
+    case attach(destination: UInt64, handles: [UInt64], fdCount: UInt32, sequence: UInt64)
     case reset
     // replies
     case ok
@@ -33,7 +34,8 @@ public enum ControlMessage: Sendable, Equatable {
     case channelGrant(channel: UInt64, node: UInt64)
     case channelClosed(channel: UInt64, otherPeer: UInt64, reason: UInt32)
     case handleArrived(HandleGrant)
-    case attachment(channel: UInt64, handles: [UInt64], fdCount: UInt32)
+    /// For the descriptor at submission index `sequence` of `channel`.
+    case attachment(channel: UInt64, handles: [UInt64], fdCount: UInt32, sequence: UInt64)
 
     /// `bus1_msg_welcome`.
     public struct Welcome: Sendable, Equatable {
@@ -103,7 +105,7 @@ public enum ControlMessage: Sendable, Equatable {
         switch self {
         case .welcome: 4  // pool, wake page, clock page, coordinator ring
         case .handleGranted(let g), .handleArrived(let g): g.newChannel ? 2 : 0  // channel, owner's wake page
-        case .attach(_, _, let fdCount), .attachment(_, _, let fdCount): Int(fdCount)
+        case .attach(_, _, let fdCount, _), .attachment(_, _, let fdCount, _): Int(fdCount)
         case .channelOpened: 3  // channel, sender pool (read-only), sender wake page
         case .snapshot: 1  // the snapshot memfd
         case .objects(_, let count): Int(count)
@@ -148,12 +150,14 @@ public enum ControlMessage: Sendable, Equatable {
             var b = bus1_msg_node_destroy(); b.count = UInt32(handles.count)
             withUnsafeMutableBytes(of: &b.handles) { $0.bindMemory(to: UInt64.self).update(fromContentsOf: handles.prefix(Int(BUS1_DESTROY_MAX))) }
             return Self.frame(type, requestID, b)
-        case .attach(let destination, let handles, let fdCount):
+        case .attach(let destination, let handles, let fdCount, let sequence):
             var b = bus1_msg_attach(); b.destination = destination; b.handle_count = UInt32(handles.count); b.fd_count = fdCount
+            b.sequence = sequence
             withUnsafeMutableBytes(of: &b.handles) { $0.bindMemory(to: UInt64.self).update(fromContentsOf: handles.prefix(Int(BUS1_ATTACH_MAX_HANDLES))) }
             return Self.frame(type, requestID, b)
-        case .attachment(let channel, let handles, let fdCount):
+        case .attachment(let channel, let handles, let fdCount, let sequence):
             var b = bus1_msg_attachment(); b.channel_id = channel; b.handle_count = UInt32(handles.count); b.fd_count = fdCount
+            b.sequence = sequence
             withUnsafeMutableBytes(of: &b.handles) { $0.bindMemory(to: UInt64.self).update(fromContentsOf: handles.prefix(Int(BUS1_ATTACH_MAX_HANDLES))) }
             return Self.frame(type, requestID, b)
         case .destroyed(let ticket):
@@ -266,12 +270,14 @@ public enum ControlMessage: Sendable, Equatable {
             let b = try load(bus1_msg_attach.self)
             guard b.handle_count <= BUS1_ATTACH_MAX_HANDLES else { throw .badField("handle_count") }
             guard b.fd_count <= BUS1_MSG_MAX_FDS else { throw .badField("fd_count") }
-            message = .attach(destination: b.destination, handles: Self.ids(b.handles, count: b.handle_count), fdCount: b.fd_count)
+            message = .attach(destination: b.destination, handles: Self.ids(b.handles, count: b.handle_count), fdCount: b.fd_count,
+                              sequence: b.sequence)
         case BUS1_MSG_ATTACHMENT.rawValue:
             let b = try load(bus1_msg_attachment.self)
             guard b.handle_count <= BUS1_ATTACH_MAX_HANDLES else { throw .badField("handle_count") }
             guard b.fd_count <= BUS1_MSG_MAX_FDS else { throw .badField("fd_count") }
-            message = .attachment(channel: b.channel_id, handles: Self.ids(b.handles, count: b.handle_count), fdCount: b.fd_count)
+            message = .attachment(channel: b.channel_id, handles: Self.ids(b.handles, count: b.handle_count), fdCount: b.fd_count,
+                                  sequence: b.sequence)
         case BUS1_MSG_RESET.rawValue: try empty(); message = .reset
         case BUS1_MSG_DESTROYED.rawValue: message = .destroyed(ticket: try load(bus1_msg_ticket.self).ticket)
         case BUS1_MSG_SNAPSHOT.rawValue:

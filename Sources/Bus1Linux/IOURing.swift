@@ -62,7 +62,8 @@ public final class IOURing {
     }
 
     /// Queues a one-shot poll of `fd` for `events` (`POLLIN`...); the completion
-    /// carries `userData`.
+    /// carries `userData`. Throws `EBUSY` when the submission queue is full:
+    /// ``submit()``, then queue again.
     public func queuePoll(_ fd: Int32, events: UInt32, userData: UInt64) throws(LinuxError) {
         try retryingOnInterrupt("io_uring_prep_poll_add") { b1l_ring_poll_add(ring, fd, events, userData) }
     }
@@ -70,6 +71,13 @@ public final class IOURing {
     /// Queues the removal of the poll queued with `target`.
     public func queuePollRemoval(of target: UInt64, userData: UInt64) throws(LinuxError) {
         try retryingOnInterrupt("io_uring_prep_poll_remove") { b1l_ring_poll_remove(ring, target, userData) }
+    }
+
+    /// Submits what is queued without waiting, emptying the submission queue.
+    /// Throws `EBUSY`/`EAGAIN` when the kernel has no room for more completions
+    /// (reap some first).
+    public func submit() throws(LinuxError) {
+        try retryingOnInterrupt("io_uring_submit") { b1l_ring_submit(ring) }
     }
 
     /// Submits what is queued and waits for one completion or the timeout.

@@ -4,22 +4,38 @@ import Glibc
 /// Unix `SOCK_SEQPACKET` sockets with fd passing and peer credentials: the
 /// coordinator's control channel.
 public enum SeqPacket {
-    /// Binds and listens at `path` (non-blocking, close-on-exec).
-    public static func listen(path: String, backlog: Int32 = 128) throws(LinuxError) -> FileDescriptor {
+    /// Binds and listens at `path` (non-blocking, close-on-exec). The backlog is
+    /// the kernel's maximum: a connection burst waits there, not in refusals.
+    public static func listen(path: String, backlog: Int32 = SOMAXCONN) throws(LinuxError) -> FileDescriptor {
         FileDescriptor(adopting: try retryingOnInterrupt("bind/listen \(path)") { b1l_listen_seqpacket(path, backlog) })
     }
 
-    /// Connects to `path` (blocking, close-on-exec).
-    public static func connect(path: String) throws(LinuxError) -> FileDescriptor {
-        FileDescriptor(adopting: try retryingOnInterrupt("connect \(path)") { b1l_connect_seqpacket(path) })
+    /// Connects to `path` (blocking, close-on-exec). With `timeoutNanoseconds`,
+    /// the connect, and every blocking send and receive until
+    /// ``setTimeouts(_:nanoseconds:)`` lifts it, fail with `EAGAIN` after that long
+    /// (a coordinator that stopped accepting leaves a connect in its backlog).
+    public static func connect(path: String, timeoutNanoseconds: Int64? = nil) throws(LinuxError) -> FileDescriptor {
+        FileDescriptor(adopting: try retryingOnInterrupt("connect \(path)") { b1l_connect_seqpacket(path, timeoutNanoseconds ?? -1) })
+    }
+
+    /// Sets (or, nil, lifts) the send and receive timeouts of a blocking socket.
+    public static func setTimeouts(_ socket: Int32, nanoseconds: Int64?) throws(LinuxError) {
+        try retryingOnInterrupt("setsockopt SO_RCVTIMEO") { b1l_socket_set_timeouts(socket, nanoseconds ?? -1) }
     }
 
     /// Accepts one connection (non-blocking, close-on-exec); nil if none is pending.
+    /// A connection aborted before it was taken is skipped (the next one is
+    /// taken); resource exhaustion (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`) throws.
     public static func accept(_ listener: borrowing FileDescriptor) throws(LinuxError) -> FileDescriptor? {
-        let fd = b1l_accept(listener.rawValue)
-        if fd >= 0 { return FileDescriptor(adopting: fd) }
-        if -fd == EAGAIN || -fd == EINTR || -fd == ECONNABORTED { return nil }
-        throw LinuxError("accept4", code: -fd)
+        while true {
+            let fd = b1l_accept(listener.rawValue)
+            if fd >= 0 { return FileDescriptor(adopting: fd) }
+            switch -fd {
+            case EAGAIN: return nil
+            case EINTR, ECONNABORTED: continue
+            default: throw LinuxError("accept4", code: -fd)
+            }
+        }
     }
 
     /// Sends one datagram with `fds` attached (`SCM_RIGHTS`). `dontWait`: fail with
@@ -55,6 +71,16 @@ public enum SeqPacket {
         deinit {
             for fd in fds { _ = Glibc.close(fd) }
         }
+    }
+
+    /// Reads and drops every datagram queued on `socket` (closing any fds they
+    /// carry) without blocking. Done before closing a socket that was shut down
+    /// unread: a Unix socket closed with unread data resets its peer, which would
+    /// then see `ECONNRESET` before the last datagram it was sent.
+    public static func discardPending(_ socket: Int32) {
+        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 8)
+        defer { scratch.deallocate() }
+        while let datagram = try? receive(socket, into: scratch, dontWait: true), !datagram.isHangUp {}
     }
 
     /// Receives one datagram into `buffer`; nil when `dontWait` and nothing is queued.

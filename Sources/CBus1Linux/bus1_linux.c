@@ -191,6 +191,11 @@ int b1l_ring_poll_remove(struct b1l_ring *ring, uint64_t target_user_data, uint6
 	return 0;
 }
 
+int b1l_ring_submit(struct b1l_ring *ring) {
+	int ret = io_uring_submit(&ring->ring);
+	return ret < 0 ? ret : 0;
+}
+
 int b1l_ring_submit_and_wait(struct b1l_ring *ring, int64_t timeout_ns) {
 	struct io_uring_cqe *cqe = NULL;
 	if (timeout_ns < 0) {
@@ -242,7 +247,21 @@ int b1l_listen_seqpacket(const char *path, int backlog) {
 	return fd;
 }
 
-int b1l_connect_seqpacket(const char *path) {
+int b1l_socket_set_timeouts(int fd, int64_t timeout_ns) {
+	struct timeval tv = { 0, 0 };
+	if (timeout_ns > 0) {
+		tv.tv_sec = timeout_ns / 1000000000;
+		tv.tv_usec = (timeout_ns % 1000000000) / 1000;
+		if (tv.tv_sec == 0 && tv.tv_usec == 0)
+			tv.tv_usec = 1;
+	}
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0)
+		return NEG_ERRNO();
+	return 0;
+}
+
+int b1l_connect_seqpacket(const char *path, int64_t timeout_ns) {
 	struct sockaddr_un addr;
 	int ret = fill_address(&addr, path);
 	if (ret < 0)
@@ -250,6 +269,10 @@ int b1l_connect_seqpacket(const char *path) {
 	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return NEG_ERRNO();
+	if (timeout_ns > 0 && (ret = b1l_socket_set_timeouts(fd, timeout_ns)) < 0) {
+		close(fd);
+		return ret;
+	}
 	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
 		ret = NEG_ERRNO();
 		close(fd);

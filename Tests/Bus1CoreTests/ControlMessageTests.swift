@@ -14,8 +14,8 @@ struct ControlMessageTests {
         .channelGrant(channel: 3, node: 8), .channelClosed(channel: 3, otherPeer: 2, reason: 2),
         .introspect, .getObjects(first: 8), .snapshot(size: 4096, objectCount: 9), .objects(first: 4, count: 3),
         .nodeDestroy(handles: [1, 2, 3]), .nodeDestroy(handles: Array(1...32)), .destroyed(ticket: 77), .reset,
-        .attach(destination: 4, handles: [], fdCount: 2), .attach(destination: 4, handles: Array(10...25), fdCount: 0),
-        .attachment(channel: 3, handles: [5, BUS1_INVALID_ID], fdCount: 4),
+        .attach(destination: 4, handles: [], fdCount: 2, sequence: 0), .attach(destination: 4, handles: Array(10...25), fdCount: 0, sequence: 1 << 40),
+        .attachment(channel: 3, handles: [5, BUS1_INVALID_ID], fdCount: 4, sequence: 77),
         .handleArrived(.init(handle: 6, node: 2, owner: 3, channel: 9, capacity: 64, newChannel: false)),
     ]
 
@@ -57,7 +57,7 @@ struct ControlMessageTests {
         #expect(throws: ProtocolError.badField("count")) { try decode(destroy) }
         destroy[16] = 33
         #expect(throws: ProtocolError.badField("count")) { try decode(destroy) }
-        var attach = ControlMessage.attach(destination: 1, handles: [], fdCount: 0).encode(requestID: 1)
+        var attach = ControlMessage.attach(destination: 1, handles: [], fdCount: 0, sequence: 0).encode(requestID: 1)
         attach[24] = 17
         #expect(throws: ProtocolError.badField("handle_count")) { try decode(attach) }
         attach[24] = 0; attach[28] = 5

@@ -3,7 +3,7 @@ import Glibc
 import Testing
 
 /// The built `bus1d` binary, as an operator runs it.
-@Suite("bus1d", .timeLimit(.minutes(5)))
+@Suite("bus1d", .timeLimit(.minutes(3)))
 struct DaemonTests {
     /// A fresh directory for one daemon's socket.
     static func socketPath(_ label: String) -> String {
@@ -26,7 +26,7 @@ struct DaemonTests {
     /// The lifecycle check against one build of `bus1d` (``ReleaseToolTests`` runs the release one).
     static func lifecycle(_ build: ToolBuild) throws {
         let path = Self.socketPath("life")
-        let daemon = try ChildProcess("bus1d", ["--address", path], build: build, mergeStandardError: true)
+        let daemon = try ChildProcess("bus1d", ["--config", "/dev/null", "--address", path], build: build, mergeStandardError: true)
         #expect(Self.waitForSocket(path))
 
         let second = try ChildProcess("bus1d", ["--address", path], build: build, mergeStandardError: true)
@@ -73,7 +73,7 @@ struct DaemonTests {
         #expect(waiter.lines.contains { $0.hasPrefix("GONE") }, "\(waiter.transcript)")
     }
 
-    /// The waiter keeps trying `Peer.connect` (a typed `coordinatorGone` while no
+    /// The waiter keeps trying `Peer.connect` (a typed `noBus` while no
     /// daemon listens) until a new bus1d serves the same path.
     @Test("Peers reconnect to a coordinator restarted on the same path")
     func reconnect() throws {
@@ -100,5 +100,84 @@ struct DaemonTests {
         #expect(help.finish(timeoutSeconds: 30) == .exited(0))
         #expect(help.lines.contains { $0.contains("--address") })
         #expect(help.lines.contains { $0.contains("coordinator") })
+    }
+
+    @Test("--version prints the release")
+    func version() throws {
+        let process = try ChildProcess("bus1d", ["--version"], mergeStandardError: true)
+        #expect(process.finish(timeoutSeconds: 30) == .exited(0))
+        #expect(process.lines == [Bus1Version.string], "\(process.transcript)")
+    }
+
+    @Test("A path that is not a socket (a file, a directory, a symlink) is refused and left untouched", arguments: ["file", "directory", "symlink"])
+    func refusesNonSocket(kind: String) throws {
+        let path = Self.socketPath("not-socket")
+        let content = Array("precious operator data\n".utf8)
+        switch kind {
+        case "file":
+            let fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
+            #expect(write(fd, content, content.count) == content.count)
+            close(fd)
+        case "directory":
+            #expect(mkdir(path, 0o700) == 0)
+        default:
+            do { _ = try SeqPacket.listen(path: path + ".stale") }  // a stale socket behind the link
+            #expect(symlink(path + ".stale", path) == 0)
+        }
+        var before = stat()
+        #expect(lstat(path, &before) == 0)
+        let daemon = try ChildProcess("bus1d", ["--config", "/dev/null", "--address", path], mergeStandardError: true)
+        #expect(daemon.finish(timeoutSeconds: 30) == .exited(2), "\(daemon.transcript)")
+        #expect(daemon.lines.contains { $0 == "bus1d: \(path) exists and is not a socket; refusing to replace it" }, "\(daemon.transcript)")
+        var after = stat()
+        #expect(lstat(path, &after) == 0 && after.st_ino == before.st_ino && after.st_mode == before.st_mode)
+        if kind == "file" {
+            var buffer = [UInt8](repeating: 0, count: 256)
+            let fd = open(path, O_RDONLY | O_CLOEXEC)
+            let n = read(fd, &buffer, buffer.count)
+            close(fd)
+            #expect(Array(buffer[..<max(n, 0)]) == content, "the file's content changed")
+        }
+    }
+
+    @Test("Out-of-range settings are refused at start, naming the flag and the allowed range, before anything is bound",
+          arguments: [
+            (["--address", ""], "bus1d: address '' is not allowed: must be a socket path of 1...107 bytes"),
+            (["--address", "/tmp/" + String(repeating: "x", count: 103)], "is not allowed: must be a socket path of 1...107 bytes"),
+            (["--pool-size", "1024"], "bus1d: pool-size 1024 is not allowed: must be a power of two in 65536...1073741824"),
+            (["--pool-size", "100000"], "bus1d: pool-size 100000 is not allowed: must be a power of two"),
+            (["--pool-size", "\(1 << 46)", "--max-pool-size", "\(1 << 60)"], "bus1d: max-pool-size \(1 << 60) is not allowed: must be a whole number in 65536...\(1 << 47)"),
+            (["--pool-size", "\(1 << 31)"], "bus1d: pool-size \(1 << 31) is not allowed: must be a power of two in 65536...1073741824"),
+            (["--ring-capacity", "3"], "bus1d: ring-capacity 3 is not allowed"),
+            (["--coordinator-ring-capacity", "131072"], "bus1d: coordinator-ring-capacity 131072 is not allowed: must be a power of two in 2...65536"),
+            (["--max-peers-per-uid", "0"], "bus1d: max-peers-per-uid 0 is not allowed: must be a whole number in 1...2147483647"),
+            (["--max-nodes=-1"], "bus1d: max-nodes -1 is not allowed"),
+            (["--max-handles", "0"], "bus1d: max-handles 0 is not allowed"),
+            (["--max-channels", "0"], "bus1d: max-channels 0 is not allowed"),
+            (["--max-queued-control-messages", "0"], "bus1d: max-queued-control-messages 0 is not allowed"),
+            (["--max-queued-fds-per-uid", "0"], "bus1d: max-queued-fds-per-uid 0 is not allowed"),
+            (["--allow-uid", "4294967295"], "bus1d: allow-uid 4294967295 is not allowed"),
+          ])
+    func refusesOutOfRange(arguments: [String], message: String) throws {
+        let path = Self.socketPath("range")
+        let hasAddress = arguments.contains("--address")
+        let daemon = try ChildProcess("bus1d", ["--config", "/dev/null"] + (hasAddress ? [] : ["--address", path]) + arguments,
+                                      mergeStandardError: true)
+        #expect(daemon.finish(timeoutSeconds: 30) == .exited(2), "\(daemon.transcript)")
+        #expect(daemon.lines.contains { $0.contains(message) }, "\(daemon.transcript)")
+        #expect(access(path, F_OK) != 0, "a refused daemon bound its socket")
+    }
+
+    /// A parent that spawns the daemon with SIGTERM blocked (the mask is inherited)
+    /// and signals it at once: the signal arrives before any handler could exist,
+    /// and still stops the daemon cleanly, the first time.
+    @Test("SIGTERM sent at once to a daemon spawned with it blocked stops it cleanly, and the socket is removed")
+    func earlySignal() throws {
+        let path = Self.socketPath("early")
+        let daemon = try ActivatedProcess("bus1d", ["--config", "/dev/null", "--address", path], socket: nil,
+                                          blockedSignals: [SIGTERM, SIGINT])
+        daemon.signal(SIGTERM)
+        #expect(daemon.finish() == .exited(0), "\(daemon.lines)")
+        #expect(access(path, F_OK) != 0, "socket left behind")
     }
 }

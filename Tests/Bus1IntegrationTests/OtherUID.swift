@@ -1,6 +1,5 @@
 import Bus1Linux
 import Glibc
-import Testing
 
 /// Runs built binaries as another uid (65534, "nobody") through util-linux
 /// `setpriv`, from a world-readable copy (the build tree's modes may not let that
@@ -11,12 +10,14 @@ final class OtherUID {
     let directory: String
     private let binaries: [String]
 
-    /// Whether this process can run binaries as ``uid`` (for `.enabled(if:)`).
-    static var isAvailable: Bool { getuid() == 0 && access(setpriv, X_OK) == 0 }
-    static let unavailableReason: Comment = "needs root and /usr/bin/setpriv to run a binary as another uid"
+    /// Why tests cannot run binaries as another uid here, or nil if they can
+    /// (for `.enabled(if:)`).
+    static var unavailableReason: String? {
+        getuid() == 0 && access(setpriv, X_OK) == 0 ? nil : "needs root and \(setpriv) to run binaries as another uid"
+    }
 
     static func make(copying binaries: [String]) throws -> OtherUID? {
-        guard isAvailable else {
+        guard getuid() == 0, access(setpriv, X_OK) == 0 else {
             print("skipping: needs root and \(setpriv) to run \(binaries.joined(separator: ", ")) as another uid")
             return nil
         }

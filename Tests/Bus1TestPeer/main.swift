@@ -6,7 +6,7 @@
 //   consumer  name= count= [mode=] [park=] [linger=1]  publish a node, receive `count`
 //             messages, check every byte and the order, print "OK received=N bytes=B".
 //             linger=1: then stay alive until killed.
-//   producer  name= count= [mode=] [start=]  look `name` up, send `count` messages of
+//   producer  name= count= [mode=] [start=] [pace-us=]  look `name` up, send `count` messages of
 //             mixed sizes (1 B ... 4 MiB), wait until every slice came back, print
 //             "OK sent=N reclaimed".
 //   streamer  name=  send forever (blocking on credit) until the channel closes,
@@ -31,6 +31,7 @@
 //             coordinator answers; a thread stops at its first fair-share refusal (prints
 //             "REFUSED" the first time); "STARTED" once all looked up (with cue=1 they
 //             then wait for SIGUSR1), "DONE attached=A refused=R"; then linger.
+//   flood     address= [seconds=] [hold=] [seed=]  connection flood (see Flood.swift).
 //   fdsink    name=  receive one message with fds attached, write "fd <i>" into each,
 //             print "WROTE fds=N cloexec=C" (C: how many were close-on-exec); linger.
 // Every line goes to stdout, flushed; failures print "FAIL ..." and exit 1.
@@ -227,8 +228,10 @@ case "producer":
     // jitter=SEED: pause at random points (yield, short sleeps, bursts) so runs
     // interleave differently with every seed.
     var jitter = settings["jitter"].flatMap { UInt64($0) }.map { JitterSource(seed: $0) }
+    let pace = UInt32(intSetting("pace-us", 0))  // pace-us=N: sleep N µs after each message
     for seq in 0..<count {
         jitter?.maybePause()
+        if pace > 0 && seq > 0 { usleep(pace) }
         do {
             var loan = try peer.loan(Pattern.size(seq), wait: waitMode, timeoutNanoseconds: 60_000_000_000)
             loan.count = Pattern.size(seq)
@@ -685,7 +688,7 @@ case "waiter":
                 try again.publish(try again.createNode(), as: setting("name"))
                 say("RECONNECTED peer=\(again.id)")
                 break
-            } catch .coordinatorGone {
+            } catch .coordinatorGone, .noBus {
                 if monotonicNanoseconds() > deadline { fail("no coordinator came back") }
                 usleep(10_000)
             } catch {
@@ -693,6 +696,9 @@ case "waiter":
             }
         }
     }
+
+case "flood":
+    runFlood()
 
 case "garbage":
     let address = settings["address"] ?? Peer.defaultAddress()

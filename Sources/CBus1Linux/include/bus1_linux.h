@@ -61,10 +61,14 @@ int b1l_ring_supports_futex(struct b1l_ring *ring);
 int b1l_ring_futex_park(struct b1l_ring *ring, uint32_t *word, uint32_t expected, int64_t timeout_ns);
 /* Wakes up to count waiters of a shared futex word through io_uring (IORING_OP_FUTEX_WAKE). */
 int b1l_ring_futex_wake(struct b1l_ring *ring, uint32_t *word, uint32_t count);
-/* Queues a one-shot IORING_OP_POLL_ADD; the completion carries user_data. */
+/* Queues a one-shot IORING_OP_POLL_ADD; the completion carries user_data.
+ * -EBUSY: the submission queue is full (submit, then queue again). */
 int b1l_ring_poll_add(struct b1l_ring *ring, int fd, unsigned int events, uint64_t user_data);
 /* Queues an IORING_OP_POLL_REMOVE of the poll queued with user_data. */
 int b1l_ring_poll_remove(struct b1l_ring *ring, uint64_t target_user_data, uint64_t user_data);
+/* Submits queued requests without waiting (frees the submission queue).
+ * -EBUSY/-EAGAIN: the kernel has no room for completions; reap, then retry. */
+int b1l_ring_submit(struct b1l_ring *ring);
 /* Submits queued requests and waits for at least one completion or the timeout. */
 int b1l_ring_submit_and_wait(struct b1l_ring *ring, int64_t timeout_ns);
 /* Moves up to max completions out of the ring; returns how many. */
@@ -73,8 +77,11 @@ int b1l_ring_reap(struct b1l_ring *ring, uint64_t *user_data, int32_t *result, i
 /* Unix SOCK_SEQPACKET sockets [gnu: accept4, ucred; macro: CMSG_*] */
 /* socket + bind + listen; fd is CLOEXEC and NONBLOCK. */
 int b1l_listen_seqpacket(const char *path, int backlog);
-/* socket + connect; fd is CLOEXEC (blocking). */
-int b1l_connect_seqpacket(const char *path);
+/* socket + connect; fd is CLOEXEC (blocking; timeout_ns > 0 sets SO_SNDTIMEO/SO_RCVTIMEO first). */
+int b1l_connect_seqpacket(const char *path, int64_t timeout_ns);
+/* SO_SNDTIMEO and SO_RCVTIMEO (timeout_ns <= 0: block without limit). With them a
+ * connect to a full backlog, or a send or receive, fails with -EAGAIN in time. */
+int b1l_socket_set_timeouts(int fd, int64_t timeout_ns);
 /* accept4(fd, SOCK_CLOEXEC | SOCK_NONBLOCK). */
 int b1l_accept(int fd);
 /* sendmsg with fds as SCM_RIGHTS (nfds may be 0); flags are MSG_* flags. Returns bytes sent. */

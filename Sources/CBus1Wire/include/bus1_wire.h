@@ -35,7 +35,7 @@
 
 #include <stdint.h>
 
-#define BUS1_WIRE_VERSION 1u
+#define BUS1_WIRE_VERSION 2u
 #define BUS1_INVALID_ID 0xffffffffffffffffull /* UINT64_MAX, spelled so Swift imports it */
 #define BUS1_CACHE_LINE 64u
 #define BUS1_PAGE_SIZE 4096u
@@ -345,6 +345,7 @@ enum bus1_error_code {
 	BUS1_ERR_STATE          = 10, /* request not valid in the peer's current state */
 	BUS1_ERR_INTERNAL       = 11, /* the coordinator failed a syscall; detail: errno */
 	BUS1_ERR_FD_REFUSED     = 12, /* an attached fd may not travel; detail: bus1_fd_refusal */
+	BUS1_ERR_TIMEOUT        = 13, /* the reply waited for a peer that did not read its socket in time; the request was undone */
 };
 
 /* Fds BUS1_MSG_ATTACH refuses (as BUS1 does: they could form reference cycles
@@ -362,6 +363,11 @@ enum bus1_quota {
 	BUS1_QUOTA_POOL_BYTES   = 5,
 	BUS1_QUOTA_FDS          = 6,  /* fds in attachments in flight, per uid */
 	BUS1_QUOTA_MESSAGES     = 7,  /* coordinator-path messages queued for one receiver, per sending uid (fair share) */
+	BUS1_QUOTA_HANDSHAKES   = 8,  /* connections that have not finished HELLO, per uid or on the whole bus */
+	BUS1_QUOTA_UID_POOL_BYTES = 9,  /* pool bytes of all peers of one uid */
+	BUS1_QUOTA_UID_NODES    = 10, /* nodes owned by all peers of one uid */
+	BUS1_QUOTA_UID_HANDLES  = 11, /* handles charged to one uid (held by its peers, or attached by them to others) */
+	BUS1_QUOTA_UID_CHANNELS = 12, /* channels made at the request of one uid */
 };
 
 /* Why a channel was closed (bus1_msg_violation.kind, bus1_msg_channel_closed.reason). */
@@ -473,14 +479,18 @@ struct bus1_msg_attach {
 	uint32_t handle_count;     /* 0...BUS1_ATTACH_MAX_HANDLES */
 	uint32_t fd_count;         /* 0...BUS1_MSG_MAX_FDS; the fds travel as SCM_RIGHTS */
 	uint64_t handles[BUS1_ATTACH_MAX_HANDLES]; /* the caller's handles to pass; the rest 0 */
+	uint64_t sequence;         /* the submission index (sub_tail) the attached message will take */
 };
 
-/* What the next BUS1_DESC_ATTACHMENT descriptor on `channel_id` carries. */
+/* What the BUS1_DESC_ATTACHMENT descriptor at submission index `sequence` on `channel_id` carries. */
 struct bus1_msg_attachment {
 	uint64_t channel_id;       /* the inbound channel the message comes on */
 	uint32_t handle_count;
 	uint32_t fd_count;
 	uint64_t handles[BUS1_ATTACH_MAX_HANDLES]; /* the receiver's new handle ids; BUS1_INVALID_ID: node already destroyed */
+	uint64_t sequence;         /* as in the ATTACH: the descriptor at this submission index carries it; the
+	                            * receiver drops (releasing handles, closing fds) one whose index passed
+	                            * without it (the sender attached, then did not send) */
 };
 
 struct bus1_msg_violation {
@@ -631,8 +641,8 @@ _Static_assert(sizeof(struct bus1_msg_channel_closed) == 24, "channel closed lay
 _Static_assert(sizeof(struct bus1_msg_header) + sizeof(struct bus1_msg_name) <= BUS1_MSG_MAX, "max message");
 _Static_assert(sizeof(struct bus1_msg_snapshot) == 16, "snapshot message layout");
 _Static_assert(sizeof(struct bus1_msg_node_destroy) == 264, "node destroy layout");
-_Static_assert(sizeof(struct bus1_msg_attach) == 144, "attach layout");
-_Static_assert(sizeof(struct bus1_msg_attachment) == 144, "attachment layout");
+_Static_assert(sizeof(struct bus1_msg_attach) == 152, "attach layout");
+_Static_assert(sizeof(struct bus1_msg_attachment) == 152, "attachment layout");
 _Static_assert(sizeof(struct bus1_msg_header) + sizeof(struct bus1_msg_node_destroy) <= BUS1_MSG_MAX, "max message");
 _Static_assert(sizeof(struct bus1_msg_objects) == 8, "objects message layout");
 _Static_assert(sizeof(struct bus1_snapshot_header) == 128, "snapshot header layout");

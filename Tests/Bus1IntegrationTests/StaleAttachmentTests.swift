@@ -1,0 +1,58 @@
+import Bus1
+@_spi(HostileTesting) import Bus1
+import Glibc
+import Testing
+
+/// An attachment names the submission index of the message that carries it, so
+/// one whose message never comes cannot ride on a later message, and is given
+/// back as soon as the sender moves on.
+@Suite("Stale attachments")
+struct StaleAttachmentTests {
+    @Test("A sender that attaches and then sends something else: the stale attachment's fds close and its handles are released at once; the next attached message gets its own",
+          .timeLimit(.minutes(1)))
+    func staleAttachmentIsDropped() throws {
+        let bus = try BusFixture("stale")
+        let receiver = try bus.connect(), sender = try bus.connect()
+        try receiver.publish(try receiver.createNode(), as: "stale.r")
+        let target = try sender.lookup("stale.r")
+        let passed = try sender.createNode()
+        var stalePipe: [Int32] = [-1, -1], freshPipe: [Int32] = [-1, -1]
+        #expect(pipe(&stalePipe) == 0 && pipe(&freshPipe) == 0)
+        for fd in stalePipe + freshPipe { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        defer { for fd in stalePipe + freshPipe { close(fd) } }
+
+        try sender.attachWithoutSending(to: target, attaching: [passed], fileDescriptors: [stalePipe[0]])
+        close(stalePipe[0])  // from now on only the stale attachment holds the read end
+        stalePipe[0] = -1
+        var plain = try sender.loan(5)
+        plain.payload.copyBytes(from: Array("plain".utf8))
+        try sender.send(plain, to: target)
+        var second = try sender.loan(6)
+        second.payload.copyBytes(from: Array("second".utf8))
+        try sender.send(second, to: target, attaching: [], fileDescriptors: [freshPipe[0]])
+
+        let first = try receiver.receive(timeoutNanoseconds: 5_000_000_000)
+        let firstBytes = Array(first.payload), firstAttachment = first.attachment  // (#expect takes no ~Copyable operands)
+        #expect(firstBytes == Array("plain".utf8))
+        #expect(firstAttachment == nil, "a plain message took the stale attachment")
+        // The stale read end is closed: the write end now reports an error.
+        var poll = pollfd(fd: stalePipe[1], events: Int16(POLLOUT), revents: 0)
+        #expect(Glibc.poll(&poll, 1, 0) == 1 && poll.revents & Int16(POLLERR) != 0, "stale fd still open: \(poll.revents)")
+
+        let next = try receiver.receive(timeoutNanoseconds: 5_000_000_000)
+        let nextBytes = Array(next.payload), nextAttachment = next.attachment
+        #expect(nextBytes == Array("second".utf8))
+        let attachment = try #require(nextAttachment)
+        let fds = attachment.takeFileDescriptors()
+        #expect(fds.count == 1 && attachment.handles.isEmpty)
+        #expect(write(freshPipe[1], "x", 1) == 1)
+        var byte: UInt8 = 0
+        #expect(read(fds[0], &byte, 1) == 1 && byte == UInt8(ascii: "x"), "the second message got someone else's fd")
+        for fd in fds { close(fd) }
+
+        // The handle the stale attachment carried was the only other one to `passed`:
+        // giving it back tells its owner.
+        let released = try LifecycleTests.receive(sender, until: .nodeReleased)
+        #expect(released.sender == receiver.id)
+    }
+}
