@@ -8,3 +8,10 @@ if ! pkg-config --exists liburing 2>/dev/null; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq liburing-dev pkg-config >/dev/null
 fi
 pkg-config --modversion liburing >/dev/null
+# systemd's tools, for the socket-activation and unit-file tests (skipped with a reason without them).
+if ! command -v systemd-socket-activate >/dev/null || ! command -v systemd-analyze >/dev/null; then
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq systemd >/dev/null
+fi

@@ -6,6 +6,15 @@ public func pinCurrentThread(toCPU cpu: Int) throws(LinuxError) {
     try retryingOnInterrupt("sched_setaffinity") { b1l_pin_to_cpu(Int32(cpu)) }
 }
 
+/// The CPUs the calling thread may run on, ascending (`sched_getaffinity`; the
+/// kernel leaves out offline CPUs). Pinning to any other CPU fails or, worse for a
+/// benchmark, silently puts two processes on one.
+public func allowedCPUs() throws(LinuxError) -> [Int] {
+    var cpus = [Int32](repeating: 0, count: 1024)
+    let count = try retryingOnInterrupt("sched_getaffinity") { b1l_allowed_cpus(&cpus, Int32(cpus.count)) }
+    return cpus.prefix(Int(count)).map(Int.init)
+}
+
 /// How a child process ended (decoded `waitpid` status).
 public enum ExitStatus: Equatable, Sendable, CustomStringConvertible {
     case exited(Int32)

@@ -372,6 +372,26 @@ int b1l_pin_to_cpu(int cpu) {
 	return sched_setaffinity(0, sizeof(set), &set) < 0 ? NEG_ERRNO() : 0;
 }
 
+int b1l_allowed_cpus(int *cpus, int max_cpus) {
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	if (sched_getaffinity(0, sizeof(set), &set) < 0)
+		return NEG_ERRNO();
+	int count = 0;
+	for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+		if (!CPU_ISSET(cpu, &set))
+			continue;
+		if (count < max_cpus)
+			cpus[count] = cpu;
+		count++;
+	}
+	return count;
+}
+
+int b1l_pipe_cloexec(int fds[2]) {
+	return pipe2(fds, O_CLOEXEC) < 0 ? NEG_ERRNO() : 0;
+}
+
 int b1l_wifexited(int status) { return WIFEXITED(status); }
 int b1l_wexitstatus(int status) { return WEXITSTATUS(status); }
 int b1l_wifsignaled(int status) { return WIFSIGNALED(status); }

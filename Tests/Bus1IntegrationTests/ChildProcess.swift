@@ -20,52 +20,29 @@ final class ChildProcess {
         return String(exe[..<exe.lastIndex(of: "/")!])
     }()
 
-    /// Spawns `executable` (a product of this package, or an absolute path) with `arguments`.
-    /// `mergeStandardError`: the child's stderr goes to the same pipe (daemon logs).
-    init(_ executable: String, _ arguments: [String], environment: [String: String] = [:], mergeStandardError: Bool = false) throws {
-        let path = executable.hasPrefix("/") ? executable : Self.buildDirectory + "/" + executable
-        name = "\(executable) \(arguments.first ?? "")"
-        var fds: [Int32] = [-1, -1]
-        guard pipe(&fds) == 0 else { throw LinuxError("pipe", code: errno) }
-        _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
-        if mergeStandardError { posix_spawn_file_actions_adddup2(&actions, fds[1], 2) }
-        posix_spawn_file_actions_addclose(&actions, fds[1])
-        let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
-        defer { for p in argv { free(p) } }
-        var env = [String: String]()
-        var e = environ
-        while let entry = e.pointee {
-            let s = String(cString: entry)
-            if let eq = s.firstIndex(of: "=") { env[String(s[..<eq])] = String(s[s.index(after: eq)...]) }
-            e += 1
+    /// Spawns `executable` (a product of this package in `build`, or an absolute
+    /// path) with `arguments`. `mergeStandardError`: the child's stderr goes to the
+    /// same pipe (daemon logs).
+    ///
+    /// The pipe is close-on-exec: tests spawn children from several threads at
+    /// once, and a child that inherited another child's stdout pipe would hold it
+    /// open, so that child's reader would wait for EOF until both had exited.
+    init(_ executable: String, _ arguments: [String], build: ToolBuild = .debug, environment: [String: String] = [:],
+         mergeStandardError: Bool = false) throws {
+        let path = executable.hasPrefix("/") ? executable : build.path(executable)
+        name = "\(executable)\(build == .debug ? "" : " (\(build.rawValue))") \(arguments.first ?? "")"
+        let output = try ChildDescriptors.pipe()
+        defer { close(output.write) }
+        var descriptors: [Int32: Int32] = [1: output.write]
+        if mergeStandardError { descriptors[2] = output.write }
+        do {
+            pid = try spawnProcess(path, arguments, descriptors: descriptors,
+                                   environment: currentEnvironment().merging(environment) { $1 })
+        } catch {
+            close(output.read)
+            throw error
         }
-        for (k, v) in environment { env[k] = v }
-        let envp: [UnsafeMutablePointer<CChar>?] = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { for p in envp { free(p) } }
-        // Children start with an empty signal mask and default dispositions, whatever
-        // the test runner's threads block or ignore.
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var empty = sigset_t(), all = sigset_t()
-        sigemptyset(&empty)
-        sigfillset(&all)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        posix_spawnattr_setsigdefault(&attributes, &all)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, path, &actions, &attributes, argv, envp)
-        close(fds[1])
-        guard rc == 0 else {
-            close(fds[0])
-            throw LinuxError("posix_spawn \(path)", code: rc)
-        }
-        self.pid = pid
-        self.stdoutFD = fds[0]
+        stdoutFD = output.read
     }
 
     deinit {

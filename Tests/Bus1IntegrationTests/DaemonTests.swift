@@ -21,12 +21,15 @@ struct DaemonTests {
     }
 
     @Test("Serves real peers, refuses a second daemon on the same path, and exits cleanly on SIGTERM")
-    func lifecycle() throws {
+    func lifecycle() throws { try Self.lifecycle(.debug) }
+
+    /// The lifecycle check against one build of `bus1d` (``ReleaseToolTests`` runs the release one).
+    static func lifecycle(_ build: ToolBuild) throws {
         let path = Self.socketPath("life")
-        let daemon = try ChildProcess("bus1d", ["--config", "/dev/null", "--address", path], mergeStandardError: true)
+        let daemon = try ChildProcess("bus1d", ["--config", "/dev/null", "--address", path], build: build, mergeStandardError: true)
         #expect(Self.waitForSocket(path))
 
-        let second = try ChildProcess("bus1d", ["--address", path], mergeStandardError: true)
+        let second = try ChildProcess("bus1d", ["--address", path], build: build, mergeStandardError: true)
         #expect(second.finish(timeoutSeconds: 30) == .exited(2), "\(second.transcript)")
         #expect(second.lines.contains { $0.contains("already running") }, "\(second.transcript)")
 
@@ -90,8 +93,10 @@ struct DaemonTests {
     }
 
     @Test("--help describes the daemon")
-    func help() throws {
-        let help = try ChildProcess("bus1d", ["--help"], mergeStandardError: true)
+    func help() throws { try Self.help(.debug) }
+
+    static func help(_ build: ToolBuild) throws {
+        let help = try ChildProcess("bus1d", ["--help"], build: build, mergeStandardError: true)
         #expect(help.finish(timeoutSeconds: 30) == .exited(0))
         #expect(help.lines.contains { $0.contains("--address") })
         #expect(help.lines.contains { $0.contains("coordinator") })

@@ -63,11 +63,11 @@ struct KillTests {
         // now: a survivor reclaims a dead receiver's slices only at its next call
         // (`slice.dead-receiver` until then), which a loaded machine may not schedule
         // for a while. A leak stays; give the survivors 2 s to catch up.
-        var (verifyStatus, verify) = try ShmInspectTests.inspect(path, ["verify"])
+        var (verifyStatus, verify) = try Inspector(build: .debug, address: path).run(["verify"])
         let verifyDeadline = monotonicNanoseconds() + 2_000_000_000
         while verifyStatus != .exited(0) && monotonicNanoseconds() < verifyDeadline {
             usleep(50_000)
-            (verifyStatus, verify) = try ShmInspectTests.inspect(path, ["verify"])
+            (verifyStatus, verify) = try Inspector(build: .debug, address: path).run(["verify"])
         }
         #expect(verifyStatus == .exited(0), "\(verify)")
 
@@ -92,9 +92,9 @@ struct KillTests {
         var peers: [[String: Any]] = [[:]], channels: [[String: Any]] = [[:]], handles: [[String: Any]] = [[:]]
         var descriptors = -1
         for _ in 0..<100 {
-            peers = try ShmInspectTests.rows(path, ["peers"], "peers")
-            channels = try ShmInspectTests.rows(path, ["channels"], "channels")
-            handles = try ShmInspectTests.rows(path, ["handles"], "handles")
+            peers = try Inspector(build: .debug, address: path).rows(["peers"], "peers")
+            channels = try Inspector(build: .debug, address: path).rows(["channels"], "channels")
+            handles = try Inspector(build: .debug, address: path).rows(["handles"], "handles")
             descriptors = openDescriptorCount(of: daemon.pid)
             if peers.isEmpty && channels.isEmpty && handles.isEmpty && descriptors == baseline { break }
             usleep(50_000)

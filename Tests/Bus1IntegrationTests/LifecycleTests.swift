@@ -160,8 +160,10 @@ struct LifecycleTests {
         #expect(sink.awaitLine(prefix: "READY", timeoutSeconds: 30) != nil, "\(sink.transcript)")
         let target = try sender.lookup("fd.sink")
 
-        var socketPair: [Int32] = [-1, -1]
-        #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &socketPair) == 0)
+        // Close-on-exec, as everything the test process opens: other tests spawn
+        // children meanwhile.
+        let pair = try ChildDescriptors.streamSocketPair()
+        let socketPair = [pair.0, pair.1]
         defer { close(socketPair[0]); close(socketPair[1]) }
         #expect(throws: Bus1Error.refused(.descriptorRefused(.unixSocket))) {
             try sender.send(try sender.loan(64), to: target, attaching: [], fileDescriptors: [socketPair[0]])
@@ -178,9 +180,8 @@ struct LifecycleTests {
 
         var pipes: [[Int32]] = []
         for _ in 0..<2 {
-            var fds: [Int32] = [-1, -1]
-            #expect(pipe(&fds) == 0)
-            pipes.append(fds)
+            let pipe = try ChildDescriptors.pipe()
+            pipes.append([pipe.read, pipe.write])
         }
         try sender.send(try sender.loan(16), to: target, attaching: [], fileDescriptors: pipes.map { $0[1] })
         for fds in pipes { close(fds[1]) }  // the sink holds its own copies
@@ -240,8 +241,8 @@ struct LifecycleTests {
         }
         let sender = try bus.connect()
         let target = try sender.lookup("limits.0")
-        var fds: [Int32] = [-1, -1]
-        #expect(pipe(&fds) == 0)
+        let pipe = try ChildDescriptors.pipe()
+        let fds = [pipe.read, pipe.write]
         defer { close(fds[0]); close(fds[1]) }
         #expect(throws: Bus1Error.refused(.quotaExceeded(.fileDescriptors))) {
             try sender.send(try sender.loan(8), to: target, attaching: [], fileDescriptors: [fds[0], fds[1]])

@@ -12,10 +12,13 @@ struct OrderingTests {
     /// 4 senders, 4 receivers, random unicasts and multicasts, a pipe side channel:
     /// no FIFO, common-order or causality violation, in every wait mode.
     @Test("The checker finds no violation with global ordering", arguments: ["spin", "park", "busy"])
-    func globalOrderHolds(mode: String) throws {
+    func globalOrderHolds(mode: String) throws { try Self.globalOrderHolds(.debug, mode: mode) }
+
+    /// The checker of `build` in `mode` (``ReleaseToolTests`` runs the release one).
+    static func globalOrderHolds(_ build: ToolBuild, mode: String) throws {
         let messages = (mode == "busy" ? 3000 : 10_000) * Self.soak
         let check = try ChildProcess("bus1-order-check", ["--messages", "\(messages)", "--mode", mode, "--seed", "\(mode.count)"],
-                                     mergeStandardError: true)
+                                     build: build, mergeStandardError: true)
         #expect(check.finish(timeoutSeconds: 600) == .exited(0), "\(check.transcript)")
         #expect(check.lines.contains("  violations: fifo 0, common-order 0, causality 0"), "\(check.transcript)")
     }

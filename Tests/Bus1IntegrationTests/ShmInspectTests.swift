@@ -6,32 +6,51 @@ import Foundation
 import Glibc
 import Testing
 
-/// The built `shm-inspect` binary against a live bus with real peers: a producer
-/// process (`burst`) and a consumer in the test process that receives only when
-/// the test says so.
-@Suite("shm-inspect")
-struct ShmInspectTests {
+/// One build of `shm-inspect`, pointed at one bus.
+struct Inspector {
+    let build: ToolBuild
+    let address: String
+
     /// Runs `shm-inspect args --bus address`; its exit status and output.
-    static func inspect(_ address: String, _ arguments: [String]) throws -> (status: Bus1Linux.ExitStatus, output: String) {
-        let process = try ChildProcess("shm-inspect", arguments + ["--bus", address], mergeStandardError: true)
+    func run(_ arguments: [String]) throws -> (status: Bus1Linux.ExitStatus, output: String) {
+        let process = try ChildProcess("shm-inspect", arguments + ["--bus", address], build: build, mergeStandardError: true)
         let status = process.finish(timeoutSeconds: 60)
         return (status, process.lines.joined(separator: "\n"))
     }
 
     /// Runs a listing with `--json` and returns the rows under `key`.
-    static func rows(_ address: String, _ arguments: [String], _ key: String) throws -> [[String: Any]] {
-        let (status, output) = try inspect(address, arguments + ["--json"])
-        #expect(status == .exited(0), "\(output)")
+    func rows(_ arguments: [String], _ key: String) throws -> [[String: Any]] {
+        let (status, output) = try run(arguments + ["--json"])
+        #expect(status == .exited(0), "\(build): \(output)")
         let object = try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any]
         #expect(object?["bus"] as? String == address)
         return object?[key] as? [[String: Any]] ?? []
     }
+}
 
+/// The built `shm-inspect` binary against a live bus with real peers: a producer
+/// process (`burst`) and a consumer in the test process that receives only when
+/// the test says so. Each check is a static function of the build it runs, so
+/// ``ReleaseToolTests`` runs the same checks against the release binary.
+@Suite("shm-inspect", .timeLimit(.minutes(5)))
+struct ShmInspectTests {
     static func number(_ row: [String: Any]?, _ key: String) -> Int? { (row?[key] as? NSNumber)?.intValue }
 
     @Test("Each subcommand shows what the test set up: a stuck consumer's full ring, slices in use; a released slice disappears")
-    func listings() throws {
+    func listings() throws { try Self.listings(.debug) }
+
+    @Test("A multicast slice lists every receiver it is queued for")
+    func multicast() throws { try Self.multicast(.debug) }
+
+    @Test("verify passes on a healthy bus, then names each corrupted place; no subcommand crashes on corrupt memory")
+    func corruption() throws { try Self.corruption(.debug) }
+
+    @Test("Bad arguments and a missing bus are clear errors with exit status 2")
+    func badArguments() throws { try Self.badArguments(.debug) }
+
+    static func listings(_ build: ToolBuild) throws {
         let bus = try BusFixture("inspect")
+        let inspector = Inspector(build: build, address: bus.address)
         let consumer = try bus.connect(ringCapacity: 8)
         let node = try consumer.createNode()
         try consumer.publish(node, as: "inspect.sink")
@@ -41,7 +60,7 @@ struct ShmInspectTests {
         let producerID = try #require(sent?.split(separator: " ").first { $0.hasPrefix("peer=") }.map { Int($0.dropFirst(5))! })
         let consumerID = Int(consumer.id)
 
-        let peers = try Self.rows(bus.address, ["peers"], "peers")
+        let peers = try inspector.rows(["peers"], "peers")
         #expect(peers.count == 2)
         let producerRow = peers.first { Self.number($0, "id") == producerID }
         #expect(Self.number(producerRow, "pid") == Int(producer.pid))
@@ -49,72 +68,72 @@ struct ShmInspectTests {
         #expect(Self.number(producerRow, "slicesInUse") == 8 && Self.number(producerRow, "poolBytesInUse") == 8 * 256, "\(peers)")
         #expect(Self.number(peers.first { Self.number($0, "id") == consumerID }, "pid") == Int(getpid()))
 
-        let nodes = try Self.rows(bus.address, ["nodes"], "nodes")
+        let nodes = try inspector.rows(["nodes"], "nodes")
         let sink = nodes.first { ($0["names"] as? [String]) == ["inspect.sink"] }
         #expect(Self.number(sink, "owner") == consumerID, "\(nodes)")
         #expect((sink?["holders"] as? [[String: Any]])?.contains { Self.number($0, "peer") == producerID } == true, "\(nodes)")
-        let handles = try Self.rows(bus.address, ["handles"], "handles")
+        let handles = try inspector.rows(["handles"], "handles")
         #expect(handles.contains { Self.number($0, "holder") == producerID && Self.number($0, "owner") == consumerID
             && ($0["ownerHandle"] as? Bool) == false && ($0["ownerConnected"] as? Bool) == true }, "\(handles)")
 
-        var channels = try Self.rows(bus.address, ["channels"], "channels")
+        var channels = try inspector.rows(["channels"], "channels")
         #expect(channels.count == 1)
         #expect(Self.number(channels.first, "sender") == producerID && Self.number(channels.first, "receiver") == consumerID)
         #expect(Self.number(channels.first, "capacity") == 8 && Self.number(channels.first, "waiting") == 8
                 && Self.number(channels.first, "outstanding") == 8, "a stuck consumer's ring is full: \(channels)")
         #expect((channels.first?["errors"] as? [String])?.isEmpty == true, "\(channels)")
 
-        var slices = try Self.rows(bus.address, ["pool", "\(producerID)"], "slices")
+        var slices = try inspector.rows(["pool", "\(producerID)"], "slices")
         #expect(slices.count == 8, "\(slices)")
         #expect(slices.allSatisfy { $0["state"] as? String == "sent" && Self.number($0, "length") == 100
             && ($0["receivers"] as? [NSNumber])?.map(\.intValue) == [consumerID] && ($0["where"] as? [String]) == ["queued"] }, "\(slices)")
 
         // The payload, in place: "burst 0" in the first slice sent (ticket order).
         let first = slices.min { Self.number($0, "ticket")! < Self.number($1, "ticket")! }!
-        let (dumpStatus, dump) = try Self.inspect(bus.address, ["slice", "\(producerID)", "\(Self.number(first, "offset")!)"])
+        let (dumpStatus, dump) = try inspector.run(["slice", "\(producerID)", "\(Self.number(first, "offset")!)"])
         #expect(dumpStatus == .exited(0) && dump.contains("|burst 0"), "\(dump)")
 
         // Take two; keep one, release the other: its slice disappears once the producer reclaims it.
         let held = try consumer.receive()
         do { _ = try consumer.receive() }
         #expect(producer.awaitLine(prefix: "INUSE 7", timeoutSeconds: 30) != nil, "\(producer.transcript)")
-        slices = try Self.rows(bus.address, ["pool", "\(producerID)"], "slices")
+        slices = try inspector.rows(["pool", "\(producerID)"], "slices")
         #expect(slices.count == 7, "\(slices)")
         #expect(slices.filter { ($0["where"] as? [String]) == ["received"] }.count == 1, "\(slices)")
         #expect(slices.filter { ($0["where"] as? [String]) == ["queued"] }.count == 6, "\(slices)")
-        channels = try Self.rows(bus.address, ["channels"], "channels")
+        channels = try inspector.rows(["channels"], "channels")
         #expect(Self.number(channels.first, "waiting") == 6 && Self.number(channels.first, "heldByReceiver") == 1, "\(channels)")
 
-        let (verifyStatus, verify) = try Self.inspect(bus.address, ["verify"])
+        let (verifyStatus, verify) = try inspector.run(["verify"])
         #expect(verifyStatus == .exited(0) && verify.contains("no violations"), "\(verify)")
-        let (watchStatus, watch) = try Self.inspect(bus.address, ["watch", "--count", "2", "--interval", "0.1"])
+        let (watchStatus, watch) = try inspector.run(["watch", "--count", "2", "--interval", "0.1"])
         #expect(watchStatus == .exited(0) && watch.contains("peers 2") && watch.contains("CHANNEL"), "\(watch)")
         withExtendedLifetime(held) {}
         producer.signal(SIGKILL)
         _ = producer.finish()
     }
 
-    @Test("A multicast slice lists every receiver it is queued for")
-    func multicast() throws {
+    static func multicast(_ build: ToolBuild) throws {
         let bus = try BusFixture("inspect-multi")
+        let inspector = Inspector(build: build, address: bus.address)
         let first = try bus.connect(), second = try bus.connect()
         try first.publish(try first.createNode(), as: "multi.a")
         try second.publish(try second.createNode(), as: "multi.b")
         let producer = try bus.peer("burst", ["names": "multi.a,multi.b", "count": "3"])
         let sent = try #require(producer.awaitLine(prefix: "SENT", timeoutSeconds: 30), "\(producer.transcript)")
         let producerID = sent.split(separator: " ").first { $0.hasPrefix("peer=") }!.dropFirst(5)
-        let slices = try Self.rows(bus.address, ["pool", String(producerID)], "slices")
+        let slices = try inspector.rows(["pool", String(producerID)], "slices")
         #expect(slices.count == 3, "\(slices)")
         #expect(slices.allSatisfy { ($0["multicast"] as? Bool) == true && Self.number($0, "pending") == 2
             && Set(($0["receivers"] as? [NSNumber])?.map(\.uint64Value) ?? []) == [first.id, second.id] }, "\(slices)")
-        let (status, verify) = try Self.inspect(bus.address, ["verify"])
+        let (status, verify) = try inspector.run(["verify"])
         #expect(status == .exited(0), "\(verify)")
         // A holder's handle to a node whose owner left goes with the node (the
         // holder got a destroy notification).
         first.disconnect()
         var handles: [[String: Any]] = []
         for _ in 0..<100 {
-            handles = try Self.rows(bus.address, ["handles"], "handles")
+            handles = try inspector.rows(["handles"], "handles")
             if !handles.contains(where: { Self.number($0, "owner") == Int(first.id) }) { break }
             usleep(10_000)
         }
@@ -125,9 +144,9 @@ struct ShmInspectTests {
 
     /// Corruption written on purpose into a channel the test process sends on;
     /// nobody reads the ring (the consumer never receives), so it stays.
-    @Test("verify passes on a healthy bus, then names each corrupted place; no subcommand crashes on corrupt memory")
-    func corruption() throws {
+    static func corruption(_ build: ToolBuild) throws {
         let bus = try BusFixture("inspect-corrupt")
+        let inspector = Inspector(build: build, address: bus.address)
         let consumer = try bus.connect(ringCapacity: 8)
         try consumer.publish(try consumer.createNode(), as: "corrupt.sink")
         let attacker = try bus.connect()
@@ -135,8 +154,8 @@ struct ShmInspectTests {
         try attacker.send(copying: UnsafeRawBufferPointer(start: nil, count: 0), to: target)
         let channel = try #require(attacker.outboundChannelIDs.first)
 
-        func verify() throws -> (Bus1Linux.ExitStatus, String) { try Self.inspect(bus.address, ["verify"]) }
-        let slice = try #require(Self.number(try Self.rows(bus.address, ["pool", "\(attacker.id)"], "slices").first, "offset"))
+        func verify() throws -> (Bus1Linux.ExitStatus, String) { try inspector.run(["verify"]) }
+        let slice = try #require(Self.number(try inspector.rows(["pool", "\(attacker.id)"], "slices").first, "offset"))
         var (status, output) = try verify()
         #expect(status == .exited(0) && output.contains("no violations"), "\(output)")
 
@@ -159,7 +178,7 @@ struct ShmInspectTests {
         try attacker.overwriteChannel(to: target, atByteOffset: MemoryLayout<bus1_channel_header>.offset(of: \.capacity)!, with: .max)
         for listing in [["peers"], ["nodes"], ["handles"], ["channels"], ["pool", "\(attacker.id)"], ["channels", "--json"],
                         ["slice", "\(attacker.id)", "\(slice)"], ["watch", "--count", "1"]] {
-            let (listingStatus, text) = try Self.inspect(bus.address, listing)
+            let (listingStatus, text) = try inspector.run(listing)
             #expect(listingStatus == .exited(0), "\(listing): \(text)")
         }
         (status, output) = try verify()
@@ -169,9 +188,9 @@ struct ShmInspectTests {
     /// Needs root (to become another uid) and util-linux `setpriv`; skipped with a
     /// printed reason otherwise. The other uid is allowed on the bus as a peer, so
     /// the refusal tested is the introspection rule's, not the connection policy's.
-    @Test("Introspection from another uid is refused with a clear error")
+    @Test("Introspection from another uid is refused with a clear error", .enabled(if: OtherUID.unavailableReason == nil, "\(OtherUID.unavailableReason ?? "")"))
     func refusedForOtherUID() throws {
-        guard let other = try OtherUID.make(copying: ["shm-inspect"]) else { return }
+        let other = try #require(try OtherUID.make(copying: ["shm-inspect"]))
         let nobody = OtherUID.uid
         let bus = try BusFixture("inspect-uid") { $0.allowedUIDs.insert(nobody) }
         bus.openDirectoryToOtherUIDs()
@@ -213,17 +232,17 @@ struct ShmInspectTests {
         #expect(first == .objects(first: 0, count: UInt32(firstFDs)) && firstFDs == min(4, Int(objects)))
     }
 
-    @Test("Bad arguments and a missing bus are clear errors with exit status 2")
-    func badArguments() throws {
+    /// Problems found only once attached (the flags themselves are checked at
+    /// start: `ToolCommandLineTests`).
+    static func badArguments(_ build: ToolBuild) throws {
         let bus = try BusFixture("inspect-args")
         let peer = try bus.connect()
         for (arguments, message) in [
             (["peers", "--bus", bus.address + ".missing"], "no bus at"),
             (["pool", "999", "--bus", bus.address], "no peer 999 on this bus"),
-            (["slice", "\(peer.id)", "zz", "--bus", bus.address], "offset zz is not a number"),
             (["slice", "\(peer.id)", "16", "--bus", bus.address], "offset 16 is not in peer \(peer.id)'s payload area"),
         ] {
-            let process = try ChildProcess("shm-inspect", arguments, mergeStandardError: true)
+            let process = try ChildProcess("shm-inspect", arguments, build: build, mergeStandardError: true)
             #expect(process.finish(timeoutSeconds: 60) == .exited(2), "\(process.transcript)")
             #expect(process.lines.contains { $0.hasPrefix("shm-inspect: ") && $0.contains(message) }, "\(process.transcript)")
         }

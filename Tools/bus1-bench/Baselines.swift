@@ -47,12 +47,13 @@ enum Baseline: String, CaseIterable {
         case .unixSocket, .pipe:
             var toChild: [Int32] = [-1, -1], fromChild: [Int32] = [-1, -1]
             if self == .pipe {
-                Glibc.pipe(&toChild); Glibc.pipe(&fromChild)
+                let out = try ChildDescriptors.pipe(), back = try ChildDescriptors.pipe()
+                toChild = [out.read, out.write]
+                fromChild = [back.read, back.write]
             } else {
-                var pair: [Int32] = [-1, -1]
-                socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &pair)
-                toChild = [pair[1], pair[0]]  // child reads and writes pair[1]; we use pair[0]
-                fromChild = [pair[0], pair[1]]
+                let pair = try ChildDescriptors.streamSocketPair()
+                toChild = [pair.1, pair.0]  // child reads and writes pair.1; we use pair.0
+                fromChild = [pair.0, pair.1]
             }
             let pid = try Child.spawn("baseline-stream", ["size": "\(size)", "count": "\(total)"],
                                       fds: [toChild[0], fromChild[1]], cpu: childCPU)
@@ -134,11 +135,10 @@ enum Baseline: String, CaseIterable {
             try Child.reap(pid, "ring")
             return Double(messages) / seconds
         case .unixSocket, .pipe:
-            var fds: [Int32] = [-1, -1], ack: [Int32] = [-1, -1]
-            if self == .pipe { Glibc.pipe(&fds) } else {
-                socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds)
-            }
-            Glibc.pipe(&ack)
+            let stream = self == .pipe ? try ChildDescriptors.pipe() : try ChildDescriptors.streamSocketPair()
+            let fds = [stream.0, stream.1]
+            let acknowledgement = try ChildDescriptors.pipe()
+            let ack = [acknowledgement.read, acknowledgement.write]
             let readEnd = self == .pipe ? fds[0] : fds[1], writeEnd = self == .pipe ? fds[1] : fds[0]
             let pid = try Child.spawn("baseline-drain", ["size": "\(size)", "count": "\(messages)"], fds: [readEnd, ack[1]], cpu: childCPU)
             close(ack[1])

@@ -34,20 +34,62 @@ struct CommonOptions: ParsableArguments {
     @Option(help: "Write a latency-percentile plot (SVG) to this file.")
     var svg: String?
 
+    /// The largest payload a run may ask for.
+    static let maximumSize = 256 << 20
+    /// The most iterations (and warm-up iterations) a run may ask for: their sum
+    /// must fit the baselines' 32-bit round-trip counter.
+    static let maximumIterations = 1_000_000_000
+
+    /// Refuses nonsense at start, before anything is spawned or pinned.
     func validate() throws {
-        guard !parsedSizes.isEmpty, parsedSizes.allSatisfy({ $0 >= 1 && $0 <= 256 << 20 }) else {
-            throw ValidationError("--sizes: 1 B ... 256 MiB, comma-separated")
+        guard let sizes = Self.parseList(sizes), !sizes.isEmpty, sizes.allSatisfy({ (1...Self.maximumSize).contains($0) }) else {
+            throw ValidationError("--sizes: 1 ... \(Self.maximumSize) bytes, comma-separated")
         }
         guard !parsedModes.isEmpty, parsedModes.allSatisfy({ Bus1Mode.all.contains($0.name) }) else {
             throw ValidationError("--modes: \(Bus1Mode.all.joined(separator: ", "))")
         }
-        guard iterations > 0, warmup >= 0 else { throw ValidationError("--iterations must be positive") }
+        guard (1...Self.maximumIterations).contains(iterations) else { throw ValidationError("--iterations: 1 ... \(Self.maximumIterations)") }
+        guard (0...Self.maximumIterations).contains(warmup) else { throw ValidationError("--warmup: 0 ... \(Self.maximumIterations)") }
         guard !(json && csv) else { throw ValidationError("--json and --csv exclude each other") }
-        if cpus != nil && parsedCPUs.isEmpty { throw ValidationError("--cpus: e.g. 0,1") }
+        if let cpus { try Self.validateCPUs(cpus) }
+        if address?.isEmpty == true { throw ValidationError("--address: a socket path, not an empty string") }
+        if let svg { try Self.validateOutput(svg) }
     }
 
-    var parsedSizes: [Int] { sizes.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) } }
-    var parsedCPUs: [Int] { (cpus ?? "").split(separator: ",").compactMap { Int($0) } }
+    /// `--cpus` must name at least two distinct CPUs this process may run on: one
+    /// for the measuring process and one for each peer. With one CPU (or a CPU
+    /// twice) both sides share it and every round trip is a context switch
+    /// (`--cpus 0` once reported 8 ms round trips as if they were real).
+    static func validateCPUs(_ text: String) throws {
+        guard let list = parseList(text), list.count >= 2, Set(list).count == list.count else {
+            throw ValidationError("--cpus: at least two distinct CPU numbers, comma-separated (e.g. 0,1)")
+        }
+        let allowed = (try? allowedCPUs()) ?? []
+        for cpu in list where !allowed.contains(cpu) {
+            throw ValidationError("--cpus: CPU \(cpu) is offline, absent or not allowed for this process (allowed: "
+                                  + allowed.map(String.init).joined(separator: ",") + ")")
+        }
+    }
+
+    /// The plot is written only to a new file or over a regular one, never in
+    /// place of a directory, a symlink or a device.
+    static func validateOutput(_ path: String) throws {
+        guard !path.isEmpty else { throw ValidationError("--svg: a file path, not an empty string") }
+        var status = stat()
+        if lstat(path, &status) == 0 && status.st_mode & S_IFMT != S_IFREG {
+            throw ValidationError("--svg: \(path) exists and is not a regular file")
+        }
+    }
+
+    /// Comma-separated integers; nil if any item is not one.
+    static func parseList(_ text: String) -> [Int]? {
+        let items = text.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        return items.contains(nil) ? nil : items.compactMap { $0 }
+    }
+
+    var parsedCPUs: [Int] { cpus.flatMap(Self.parseList) ?? [] }
+    /// The sizes (checked by `validate()`).
+    var sizeList: [Int] { Self.parseList(sizes) ?? [] }
     var parsedModes: [Bus1Mode] { modes.split(separator: ",").map { Bus1Mode(name: String($0)) } }
     var format: OutputFormat { json ? .json : csv ? .csv : .table }
 
@@ -79,7 +121,9 @@ struct CommonOptions: ParsableArguments {
         attachRatios(&rows)
         print(render(rows, as: format))
         if let svg {
-            try percentileSVG(rows, title: title).write(toFile: svg, atomically: true, encoding: .utf8)
+            // In place (not atomically): an atomic write would rename a temporary file
+            // over the path, replacing whatever was there.
+            try percentileSVG(rows, title: title).write(toFile: svg, atomically: false, encoding: .utf8)
         }
     }
 }
@@ -90,6 +134,7 @@ struct Bench: ParsableCommand {
         commandName: "bus1-bench",
         abstract: "Bus1 latency, throughput and fan-out, with raw baselines measured in the same run.",
         discussion: "Build with -c release. Every Bus1 row carries its ratio to the baseline of the same size measured in the same invocation.",
+        version: Bus1Version.string,
         subcommands: [Latency.self, Throughput.self, Fanout.self, BaselineCommand.self])
 
     static func main() {
@@ -128,7 +173,7 @@ func scaled(_ iterations: Int, size: Int) -> Int {
 /// The baselines' round trips for every size.
 func baselineLatencyRows(_ common: CommonOptions, cpus: [Int], mechanisms: [Baseline] = Baseline.allCases) throws -> [Row] {
     var rows: [Row] = []
-    for size in common.parsedSizes {
+    for size in common.sizeList {
         for baseline in mechanisms {
             progress("latency \(baseline.rawValue) \(sizeText(size))")
             let n = scaled(common.iterations, size: size)
@@ -142,7 +187,7 @@ func baselineLatencyRows(_ common: CommonOptions, cpus: [Int], mechanisms: [Base
 /// The baselines' one-way rates for every size (futex has no one-way form).
 func baselineThroughputRows(_ common: CommonOptions, cpus: [Int]) throws -> [Row] {
     var rows: [Row] = []
-    for size in common.parsedSizes {
+    for size in common.sizeList {
         let n = scaled(common.iterations, size: size)
         for baseline in Baseline.allCases {
             progress("throughput \(baseline.rawValue) \(sizeText(size))")
@@ -163,7 +208,7 @@ extension Bench {
             try common.measure(title: "Round trip latency") { address, cpus in
                 var rows: [Row] = []
                 for mode in common.runnableModes {
-                    for size in common.parsedSizes {
+                    for size in common.sizeList {
                         progress("latency bus1 \(mode.name) \(sizeText(size))")
                         let n = scaled(common.iterations, size: size)
                         let histogram = try Bus1Runs.latency(address: address, mode: mode, size: size, iterations: n,
@@ -183,13 +228,29 @@ extension Bench {
         @Option(help: "Messages per batch in the batched rows (0: no batched rows).") var batch: Int = 64
         @Flag(help: "Skip the baselines (no ratio column).") var noBaseline = false
 
+        func validate() throws {
+            guard (0...4096).contains(batch) else { throw ValidationError("--batch: 0 ... 4096") }
+        }
+
+        /// The batch sizes measured for `size`: unbatched always; batched when a whole
+        /// batch fits `CommonOptions.maximumSize` (its pool is four times that, the
+        /// coordinator's default limit), with a note on stderr when it does not.
+        func batches(for size: Int) -> [Int?] {
+            guard batch > 0 else { return [nil] }
+            guard batch * size <= CommonOptions.maximumSize else {
+                FileHandle.standardError.write(Data("no batched row for \(sizeText(size)): \(batch) × \(sizeText(size)) exceeds \(sizeText(CommonOptions.maximumSize))\n".utf8))
+                return [nil]
+            }
+            return [nil, batch]
+        }
+
         func run() throws {
             try common.measure(title: "Throughput") { address, cpus in
                 var rows: [Row] = []
                 for mode in common.runnableModes {
-                    for size in common.parsedSizes {
+                    for size in common.sizeList {
                         let n = scaled(common.iterations, size: size)
-                        for batchSize in batch > 0 ? [nil, batch] : [nil] {
+                        for batchSize in batches(for: size) {
                             progress("throughput bus1 \(mode.name) \(sizeText(size)) batch \(batchSize ?? 1)")
                             let rate = try Bus1Runs.throughput(address: address, mode: mode, size: size, messages: n,
                                                                batch: batchSize, cpus: cpus)
@@ -206,15 +267,20 @@ extension Bench {
     struct Fanout: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "One sender multicasting to N receiver processes: latency to the last receiver, multicasts/s.")
         @OptionGroup var common: CommonOptions
-        @Option(help: "Receiver counts, comma-separated.") var receivers: String = "1,2,4,8,16"
+        @Option(help: "Receiver counts, comma-separated, each 1 ... 256 (a multicast's limit).") var receivers: String = "1,2,4,8,16"
+
+        func validate() throws {
+            guard let counts = CommonOptions.parseList(receivers), !counts.isEmpty, counts.allSatisfy({ (1...256).contains($0) }) else {
+                throw ValidationError("--receivers: 1 ... 256, comma-separated")
+            }
+        }
 
         func run() throws {
-            let counts = receivers.split(separator: ",").compactMap { Int($0) }
-            guard !counts.isEmpty, counts.allSatisfy({ $0 >= 1 && $0 <= 256 }) else { throw ValidationError("--receivers: 1...256") }
+            let counts = CommonOptions.parseList(receivers) ?? []
             try common.measure(title: "Fan-out latency (send → last receiver)") { address, cpus in
                 var rows: [Row] = []
                 for mode in common.runnableModes {
-                    for size in common.parsedSizes {
+                    for size in common.sizeList {
                         for count in counts {
                             progress("fanout bus1 \(mode.name) \(sizeText(size)) ×\(count)")
                             let n = max(10, scaled(common.iterations, size: size) / count)

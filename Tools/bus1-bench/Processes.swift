@@ -7,19 +7,11 @@ import Glibc
 /// parent fds mapped to fixed numbers (3, 4, ...).
 enum Child {
     static func spawn(_ role: String, _ settings: [String: String], fds: [Int32] = [], cpu: Int? = nil) throws -> pid_t {
-        var arguments = ["/proc/self/exe", "__child", role]
+        var arguments = ["__child", role]
         for (key, value) in settings.sorted(by: { $0.key < $1.key }) { arguments.append("\(key)=\(value)") }
         if let cpu { arguments.append("cpu=\(cpu)") }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        for (i, fd) in fds.enumerated() { posix_spawn_file_actions_adddup2(&actions, fd, Int32(3 + i)) }
-        let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
-        defer { for p in argv { free(p) } }
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, "/proc/self/exe", &actions, nil, argv, environ)
-        guard rc == 0 else { throw LinuxError("posix_spawn", code: rc) }
-        return pid
+        let descriptors = Dictionary(uniqueKeysWithValues: fds.enumerated().map { (Int32(3 + $0.offset), $0.element) })
+        return try spawnProcess("/proc/self/exe", arguments, descriptors: descriptors)
     }
 
     /// Waits for `pid`; throws if it did not exit 0.

@@ -16,7 +16,14 @@ struct Demo: ParsableCommand {
         discussion: """
             Starts an embedded coordinator on a private socket (unless --address names a running bus1d),
             spawns itself as the consumer process, and measures. Build with -c release for real numbers.
-            """)
+            """,
+        version: Bus1Version.string)
+
+    /// The most messages or round trips a run may ask for (days of work; beyond it
+    /// a typo, and the counters' sums must not overflow).
+    static let maximumCount = 1_000_000_000_000
+    /// The largest payload (the bus's pool limits it further, with a typed error).
+    static let maximumSize = 256 << 20
 
     @Option(help: "Messages in the throughput phase.")
     var messages: Int = 1_000_000
@@ -30,8 +37,8 @@ struct Demo: ParsableCommand {
     @Option(help: "Wait mode: busy, park or spin (spin-then-park).")
     var mode: String = "spin"
 
-    @Option(help: "Bus ordering of the embedded coordinator: global (causal order across all senders) or fifo.")
-    var ordering: String = "global"
+    @Option(help: "Bus ordering of the embedded coordinator: global (causal order across all senders, the default) or fifo.")
+    var ordering: String?
 
     @Option(help: "Use the bus at this socket instead of an embedded coordinator.")
     var address: String?
@@ -39,11 +46,23 @@ struct Demo: ParsableCommand {
     @Option(help: .hidden)
     var role: String = "producer"
 
+    /// Refuses nonsense at start, before a coordinator or a consumer is started.
     func validate() throws {
         guard ["busy", "park", "spin"].contains(mode) else { throw ValidationError("--mode must be busy, park or spin") }
-        guard ["global", "fifo"].contains(ordering) else { throw ValidationError("--ordering must be global or fifo") }
-        guard size >= 2 else { throw ValidationError("--size must be at least 2 (first and last byte are checked)") }
-        guard messages > 0, roundTrips > 0 else { throw ValidationError("counts must be positive") }
+        if let ordering {
+            guard ["global", "fifo"].contains(ordering) else { throw ValidationError("--ordering must be global or fifo") }
+            guard address == nil else { throw ValidationError("--ordering sets the embedded coordinator's; a bus1d at --address has its own") }
+        }
+        guard (2...Self.maximumSize).contains(size) else {
+            throw ValidationError("--size: 2 ... \(Self.maximumSize) bytes (the first and last byte are checked)")
+        }
+        guard (1...Self.maximumCount).contains(messages), (1...Self.maximumCount).contains(roundTrips) else {
+            throw ValidationError("--messages and --round-trips: 1 ... \(Self.maximumCount)")
+        }
+        if address?.isEmpty == true { throw ValidationError("--address: a socket path, not an empty string") }
+        guard ["producer", "consumer"].contains(role), role == "producer" || address != nil else {
+            throw ValidationError("--role: producer, or consumer with --address")
+        }
     }
 
     var waitMode: WaitMode {
@@ -147,14 +166,9 @@ struct Demo: ParsableCommand {
     }
 
     func spawnConsumer(address: String, producerName: String) throws -> pid_t {
-        let arguments: [String] = ["/proc/self/exe", "--role", "consumer", "--address", address, "--size", "\(size)", "--mode", mode,
+        let arguments: [String] = ["--role", "consumer", "--address", address, "--size", "\(size)", "--mode", mode,
                                    "--messages", "\(messages)", "--round-trips", "\(roundTrips)"]
-        let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
-        defer { for p in argv { free(p) } }
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, "/proc/self/exe", nil, nil, argv, environ)
-        guard rc == 0 else { throw LinuxError("posix_spawn", code: rc) }
-        return pid
+        return try spawnProcess("/proc/self/exe", arguments)
     }
 
     /// The consumer: reads the first and last byte of every payload in place,

@@ -20,7 +20,8 @@ import Logging
 struct OrderCheck: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bus1-order-check",
-        abstract: "Run senders and receivers as processes and verify FIFO, common order and causality.")
+        abstract: "Run senders and receivers as processes and verify FIFO, common order and causality.",
+        version: Bus1Version.string)
 
     @Option(help: "Sender processes.") var senders: Int = 4
     @Option(help: "Receiver processes.") var receivers: Int = 4
@@ -35,10 +36,25 @@ struct OrderCheck: ParsableCommand {
     @Option(help: .hidden) var address: String = ""
     @Option(help: .hidden) var logDirectory: String = ""
 
+    /// Refuses nonsense at start, before any process is spawned.
     func validate() throws {
-        guard senders >= 1, receivers >= 1, senders <= 64, receivers <= 64 else { throw ValidationError("1...64 senders and receivers") }
+        guard (1...64).contains(senders), (1...64).contains(receivers) else { throw ValidationError("--senders and --receivers: 1 ... 64") }
+        // A sender's seq is a UInt32 below the two markers (stop, none).
+        guard messages >= 1, messages / senders < Int(Self.stopSeq) else {
+            throw ValidationError("--messages: 1 ... \(Int(Self.stopSeq) - 1) per sender")
+        }
         guard ["busy", "park", "spin"].contains(mode) else { throw ValidationError("--mode: busy, park or spin") }
         guard ["global", "fifo"].contains(ordering) else { throw ValidationError("--ordering: global or fifo") }
+        guard (0...100).contains(multicastPercent) else { throw ValidationError("--multicast-percent: 0 ... 100") }
+        guard (1...3_600_000).contains(stallTimeoutMs) else { throw ValidationError("--stall-timeout-ms: 1 ... 3600000 (one hour)") }
+        switch role {
+        case "parent": break
+        case "sender", "receiver":
+            guard (0..<(role == "sender" ? senders : receivers)).contains(index), !address.isEmpty, !logDirectory.isEmpty else {
+                throw ValidationError("a \(role) needs --index, --address and --log-directory from its parent")
+            }
+        default: throw ValidationError("--role: parent, sender or receiver")
+        }
     }
 
     func run() throws {
@@ -71,7 +87,13 @@ struct OrderCheck: ParsableCommand {
         var targets: [Handle] = []
         for r in 0..<receivers { targets.append(try peer.lookup("order.r\(r)", waitingUpToNanoseconds: 20_000_000_000)) }
         // fd 3: read end of the pipe from the previous sender; fd 4: write end to the next.
+        // Both non-blocking: a token is only a causal edge to test, so when the next
+        // sender has stopped reading (it finished, or is waiting for its last slices)
+        // a full pipe drops it rather than stalling this sender; a next sender that
+        // has exited is EPIPE (the pipes are close-on-exec, so nobody else holds its
+        // read end open).
         _ = fcntl(3, F_SETFL, O_NONBLOCK)
+        _ = fcntl(4, F_SETFL, O_NONBLOCK)
         var rng = SplitMix(seed: seed &* 1_000_003 &+ UInt64(index))
         let count = messages / senders + (index < messages % senders ? 1 : 0)
         var dependency: (UInt32, UInt32) = (Self.none, Self.none)
@@ -131,7 +153,7 @@ struct OrderCheck: ParsableCommand {
         }
         let stats = peer.currentStatistics
         let path = "\(logDirectory)/r\(index)"
-        guard let file = fopen(path, "w") else { throw LinuxError("fopen \(path)", code: errno) }
+        guard let file = fopen(path, "wxe") else { throw LinuxError("fopen \(path)", code: errno) }
         for (entry, dep) in zip(log, dependencies) {
             var pair = (entry, dep)
             fwrite(&pair, 16, 1, file)
@@ -164,26 +186,24 @@ struct OrderCheck: ParsableCommand {
         var children: [pid_t] = []
         var readyPipes: [Int32] = []
         for r in 0..<receivers {
-            var fds: [Int32] = [-1, -1]
-            pipe(&fds)
-            children.append(try spawn(common + ["--role", "receiver", "--index", "\(r)"], stdout: fds[1], extra: []))
-            close(fds[1])
-            readyPipes.append(fds[0])
+            let ready = try ChildDescriptors.pipe()
+            defer { close(ready.write) }
+            readyPipes.append(ready.read)
+            children.append(try spawn(common + ["--role", "receiver", "--index", "\(r)"], descriptors: [1: ready.write]))
         }
         for fd in readyPipes {  // wait until every receiver published its node
             var byte: UInt8 = 0
             _ = read(fd, &byte, 1)
         }
         // The side-channel ring: pipe j carries sender j -> sender j+1.
+        // Close-on-exec, so each sender holds only its own two ends: were the read
+        // ends inherited by every later child, a sender writing to a neighbour that
+        // had exited would never get EPIPE (long runs hung that way).
         var ring: [(read: Int32, write: Int32)] = []
-        for _ in 0..<senders {
-            var fds: [Int32] = [-1, -1]
-            pipe(&fds)
-            ring.append((fds[0], fds[1]))
-        }
+        for _ in 0..<senders { ring.append(try ChildDescriptors.pipe()) }
         for s in 0..<senders {
             let previous = ring[(s + senders - 1) % senders].read, next = ring[s].write
-            children.append(try spawn(common + ["--role", "sender", "--index", "\(s)"], stdout: 1, extra: [(previous, 3), (next, 4)]))
+            children.append(try spawn(common + ["--role", "sender", "--index", "\(s)"], descriptors: [3: previous, 4: next]))
         }
         for (r, w) in ring { close(r); close(w) }
         var failed = false
@@ -205,7 +225,7 @@ struct OrderCheck: ParsableCommand {
 
         var logsByReceiver: [[(id: UInt64, dep: UInt64)]] = []
         for r in 0..<receivers {
-            guard let file = fopen("\(logs)/r\(r)", "r") else { throw LinuxError("fopen", code: errno) }
+            guard let file = fopen("\(logs)/r\(r)", "re") else { throw LinuxError("fopen", code: errno) }
             var entries: [(UInt64, UInt64)] = []
             var pair = (UInt64(0), UInt64(0))
             while fread(&pair, 16, 1, file) == 1 { entries.append(pair) }
@@ -220,19 +240,10 @@ struct OrderCheck: ParsableCommand {
         if result.total > 0 { throw ExitCode(1) }
     }
 
-    /// Spawns this executable with `arguments`; `extra` maps parent fds to child fd numbers.
-    func spawn(_ arguments: [String], stdout: Int32, extra: [(Int32, Int32)]) throws -> pid_t {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        if stdout != 1 { posix_spawn_file_actions_adddup2(&actions, stdout, 1) }
-        for (from, to) in extra { posix_spawn_file_actions_adddup2(&actions, from, to) }
-        let argv: [UnsafeMutablePointer<CChar>?] = (["/proc/self/exe"] + arguments).map { strdup($0) } + [nil]
-        defer { for p in argv { free(p) } }
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, "/proc/self/exe", &actions, nil, argv, environ)
-        guard rc == 0 else { throw LinuxError("posix_spawn", code: rc) }
-        return pid
+    /// Spawns this executable with `arguments`; `descriptors` maps child fd numbers
+    /// to the parent's fds.
+    func spawn(_ arguments: [String], descriptors: [Int32: Int32]) throws -> pid_t {
+        try spawnProcess("/proc/self/exe", arguments, descriptors: descriptors)
     }
 }
 

@@ -44,7 +44,7 @@ final class Attachment {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(BUS1_MSG_MAX), alignment: 8)
         defer { buffer.deallocate() }
 
-        var fds = try Self.request(socket.rawValue, address: address, type: BUS1_MSG_INTROSPECT, body: (), id: 1, expect: BUS1_MSG_SNAPSHOT, buffer: buffer)
+        var fds = try Self.request(socket.rawValue, address: address, type: BUS1_MSG_INTROSPECT, body: [], id: 1, expect: BUS1_MSG_SNAPSHOT, buffer: buffer)
         let reply = buffer.loadUnaligned(fromByteOffset: MemoryLayout<bus1_msg_header>.size, as: bus1_msg_snapshot.self)
         guard fds.count == 1 else { for fd in fds { close(fd) }; throw .protocolViolation("SNAPSHOT with \(fds.count) fds") }
         do { snapshot = try MappedObject(adopting: fds[0]) } catch { throw .system(error) }
@@ -54,7 +54,7 @@ final class Attachment {
         var objects: [MappedObject] = []
         while objects.count < Int(reply.object_count) {
             let ask = bus1_msg_objects(first: UInt32(objects.count), count: 0)
-            fds = try Self.request(socket.rawValue, address: address, type: BUS1_MSG_GET_OBJECTS, body: ask, id: UInt32(2 + objects.count), expect: BUS1_MSG_OBJECTS, buffer: buffer)
+            fds = try Self.request(socket.rawValue, address: address, type: BUS1_MSG_GET_OBJECTS, body: withUnsafeBytes(of: ask) { Array($0) }, id: UInt32(2 + objects.count), expect: BUS1_MSG_OBJECTS, buffer: buffer)
             let got = buffer.loadUnaligned(fromByteOffset: MemoryLayout<bus1_msg_header>.size, as: bus1_msg_objects.self)
             guard got.first == UInt32(objects.count), got.count >= 1, Int(got.count) == fds.count else {
                 for fd in fds { close(fd) }
@@ -77,16 +77,25 @@ final class Attachment {
 
     /// Sends one request and waits for its reply of type `expect`; returns the fds
     /// that came with it (owned by the caller). The reply's bytes are in `buffer`.
-    private static func request<Body>(_ socket: Int32, address: String, type: bus1_msg_type, body: Body, id: UInt32, expect: bus1_msg_type,
-                                      buffer: UnsafeMutableRawBufferPointer) throws(InspectError) -> [Int32] {
+    ///
+    /// `body` is the request's body, already encoded (empty for `INTROSPECT`). It is
+    /// bytes, not a generic value, on purpose: this used to take `body: Body` and
+    /// append `withUnsafeBytes(of: body)`, called with `()` for `INTROSPECT`. A
+    /// zero-sized value has no storage, so in an optimised build the "address" the
+    /// closure got was LLVM `undef`: the buffer's start and end were whatever two
+    /// registers held, its `count` (end − start) was garbage, and `prefix(_:)`
+    /// trapped on every command of the release binary (debug builds materialise a
+    /// dummy address with count 0 and passed). Never take the bytes of a value that
+    /// may be zero-sized.
+    private static func request(_ socket: Int32, address: String, type: bus1_msg_type, body: [UInt8], id: UInt32, expect: bus1_msg_type,
+                                buffer: UnsafeMutableRawBufferPointer) throws(InspectError) -> [Int32] {
         var header = bus1_msg_header()
         header.magic = BUS1_MAGIC_MESSAGE
         header.version = UInt16(BUS1_WIRE_VERSION)
         header.type = UInt16(type.rawValue)
-        header.size = UInt32(MemoryLayout<bus1_msg_header>.size + MemoryLayout<Body>.size)
+        header.size = UInt32(MemoryLayout<bus1_msg_header>.size + body.count)
         header.request_id = id
-        var bytes = withUnsafeBytes(of: header) { Array($0) }
-        withUnsafeBytes(of: body) { bytes.append(contentsOf: $0.prefix(MemoryLayout<Body>.size)) }
+        let bytes = withUnsafeBytes(of: header) { Array($0) } + body
         do { try SeqPacket.send(socket, bytes) } catch { throw .system(error) }
 
         var datagram: SeqPacket.Datagram

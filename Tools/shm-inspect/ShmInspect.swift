@@ -16,7 +16,24 @@ struct ShmInspect: ParsableCommand {
             bus's own uid and root). The coordinator's tables are a snapshot; rings, pools and \
             ledgers are read live.
             """,
+        version: Bus1Version.string,
         subcommands: [Peers.self, Nodes.self, Handles.self, Channels.self, Pool.self, Slice.self, Verify.self, Watch.self])
+
+    /// ArgumentParser's own entry point, except that a command line it refuses
+    /// (unknown option, a `validate()` failure) exits with 2, this tool's documented
+    /// status for "called wrongly", instead of its default 64.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            if exitCode(for: error) == .validationFailure {
+                FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+                Foundation.exit(2)
+            }
+            exit(withError: error)
+        }
+    }
 }
 
 /// Options every subcommand takes.
@@ -26,6 +43,10 @@ struct BusOptions: ParsableArguments {
 
     @Flag(help: "Print JSON (schema in README.md) instead of a table.")
     var json = false
+
+    func validate() throws {
+        if address?.isEmpty == true { throw ValidationError("--bus: a socket path, not an empty string") }
+    }
 
     func attach() throws -> BusView {
         do { return try BusView(Attachment(address: address ?? BusAddress.fromEnvironment())) } catch { throw failure(error) }
@@ -148,20 +169,30 @@ struct Slice: ParsableCommand {
     @OptionGroup var bus: BusOptions
     @Argument(help: "The peer id.") var peer: String
     @Argument(help: "The slice's pool offset (decimal or 0x hex), as `pool` lists it.") var offset: String
-    @Option(help: "Bytes to dump (default: the payload length, at most 4096).") var length: Int?
+    @Option(help: "Bytes to dump, 1 ... 1048576 (default: the payload length, or 256 if the ledger has no record).") var length: Int?
+
+    /// The largest dump `--length` may ask for.
+    static let maximumLength = 1 << 20
+
+    /// `offset`, parsed.
+    var parsedOffset: UInt64? { offset.hasPrefix("0x") ? UInt64(offset.dropFirst(2), radix: 16) : UInt64(offset) }
+
+    func validate() throws {
+        guard parsedOffset != nil else { throw ValidationError("offset \(offset) is not a number") }
+        if let length, !(1...Self.maximumLength).contains(length) { throw ValidationError("--length: 1 ... \(Self.maximumLength) bytes") }
+    }
 
     func run() throws {
         let view = try bus.attach()
         let peer: bus1_snapshot_peer
         do { peer = try view.peer(named: self.peer) } catch { throw failure(error) }
-        let parsed = offset.hasPrefix("0x") ? UInt64(offset.dropFirst(2), radix: 16) : UInt64(offset)
-        guard let at = parsed else { throw failure(.usage("offset \(offset) is not a number")) }
+        let at = parsedOffset!  // checked by validate()
         guard let (pool, state) = view.pools[peer.peer_id], let layout = state.layout,
               at >= layout.data_offset, at < UInt64(pool.size) else {
             throw failure(.usage("offset \(at) is not in peer \(peer.peer_id)'s payload area"))
         }
         let row = view.sliceRows(of: peer).first { $0.offset == at }
-        let count = max(0, min(length ?? Int(row?.length ?? 256), 1 << 20))
+        let count = length ?? min(Int(row?.length ?? 256), Self.maximumLength)
         let data = pool.bytes(at: Int(at), count: count)
         if bus.json {
             struct SliceDump: Encodable { var peer: UInt64, offset: UInt64, record: BusView.SliceRow?, hex: String }

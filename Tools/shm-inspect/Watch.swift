@@ -7,8 +7,16 @@ import Foundation
 struct Watch: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "A live, refreshing view of the bus (top-like; fits tmux).")
     @OptionGroup var bus: BusOptions
-    @Option(help: "Seconds between frames.") var interval: Double = 1
-    @Option(help: "Frames to draw before exiting (default: until interrupted).") var count: Int?
+    @Option(help: "Seconds between frames, 0.01 ... 3600.") var interval: Double = 1
+    @Option(help: "Frames to draw before exiting, at least 1 (default: until interrupted).") var count: Int?
+
+    /// Refuses an interval that is not a number of seconds a person would wait for
+    /// (`1e300` once overflowed the conversion to microseconds and crashed) and a
+    /// frame count below one.
+    func validate() throws {
+        guard interval.isFinite, (0.01...3600).contains(interval) else { throw ValidationError("--interval: 0.01 ... 3600 seconds") }
+        if let count, count < 1 { throw ValidationError("--count: at least 1 frame") }
+    }
 
     func run() throws {
         var previous: Frame?
@@ -21,8 +29,16 @@ struct Watch: ParsableCommand {
             fflush(nil)
             previous = Frame(at: now, view: view, clock: clockTicket(view.attachment.object(0)) ?? 0)
             frame += 1
-            if count.map({ frame < $0 }) ?? true { usleep(useconds_t(max(0.05, interval) * 1_000_000)) }
+            if count.map({ frame < $0 }) ?? true { sleep(seconds: interval) }
         }
+    }
+
+    /// Sleeps `seconds` (validated: finite, at most an hour), resuming after signals.
+    private func sleep(seconds: Double) {
+        let nanoseconds = UInt64(seconds * 1e9)
+        var request = timespec(tv_sec: Int(nanoseconds / 1_000_000_000), tv_nsec: Int(nanoseconds % 1_000_000_000))
+        var remaining = timespec()
+        while nanosleep(&request, &remaining) != 0 && errno == EINTR { request = remaining }
     }
 
     /// What the last frame saw (the clock is live memory, so its value is kept).

@@ -102,6 +102,14 @@ int b1l_pidfd_open(int32_t pid);
 /* Misc [gnu] */
 /* sched_setaffinity(0, {cpu}). */
 int b1l_pin_to_cpu(int cpu);
+/*
+ * sched_getaffinity(0) [gnu, macro: CPU_ISSET]: the CPUs this thread may run on
+ * (the kernel leaves out CPUs that are offline). Writes up to max_cpus ids to
+ * cpus, ascending; returns how many there are.
+ */
+int b1l_allowed_cpus(int *cpus, int max_cpus);
+/* pipe2(fds, O_CLOEXEC) [gnu]: both ends close-on-exec. */
+int b1l_pipe_cloexec(int fds[2]);
 /* Exit status helpers for waitpid results [macro]. */
 int b1l_wifexited(int status);
 int b1l_wexitstatus(int status);
