@@ -94,6 +94,8 @@ public enum Refusal: Sendable, Equatable, CustomStringConvertible {
         case handshakes = 8
         /// Totals of every peer of this uid together.
         case uidPoolBytes = 9, uidNodes = 10, uidHandles = 11, uidChannels = 12
+        /// This uid's fair share of the bus's connections (other uids hold the rest).
+        case connectionsShare = 13
     }
 
     /// Why an attached fd was refused (`enum bus1_fd_refusal`).

@@ -71,6 +71,16 @@ public struct CoordinatorConfiguration: Sendable {
     /// Channels made at the request of one uid (its lookups and attachments).
     public var maximumChannelsPerUID: Int = 1 << 18
 
+    /// Connections on the whole bus, shared fairly between uids (see
+    /// ``UIDAccounts/check(_:_:for:)``). Each costs the daemon about
+    /// ``descriptorsPerConnection`` fds, so `bus1d` lowers it to what its fd limit
+    /// can hold.
+    public var maximumConnections: Int = 8192
+    /// Fds the coordinator holds for one connected peer (socket, pidfd, pool and its
+    /// read-only reopening, wake page, coordinator ring, with room for a channel or
+    /// two), for sizing ``maximumConnections`` to an fd limit.
+    public static var descriptorsPerConnection: Int { 8 }
+
     // MARK: Connections that have not finished the handshake
 
     /// Connections still in the handshake (accepted, not yet `ready`) on the whole bus.

@@ -56,6 +56,8 @@ struct UIDAccounts {
     private(set) var usage: [UInt32: Usage] = [:]
     /// Handshakes in progress on the whole bus.
     private(set) var handshakesInProgress = 0
+    /// Connections on the whole bus (every uid's).
+    private(set) var connectionsOnBus = 0
     private let configuration: CoordinatorConfiguration
 
     init(configuration: CoordinatorConfiguration) { self.configuration = configuration }
@@ -84,13 +86,29 @@ struct UIDAccounts {
         }
     }
 
-    /// Whether `uid` may take `amount` more of `resource` (and, for a handshake,
-    /// whether the bus has room for one more).
+    /// Whether `uid` may take `amount` more of `resource`: within its own total,
+    /// and for what the whole bus shares (handshakes; connections, which cost the
+    /// daemon fds), within the bus's total and, for connections, within its fair
+    /// share of it.
+    ///
+    /// The fair share is dbus-broker's rule, as the receiver queues use it: a uid
+    /// may take more only while it would hold at most half of what the other uids
+    /// leave free. One uid alone can take half the bus; a second, half of the rest;
+    /// however many connect, the last uid to arrive still finds room, so a flood
+    /// of connections from one user can never lock the others out.
     func check(_ resource: Resource, _ amount: Int = 1, for uid: UInt32) throws(RequestError) {
         let held = usage[uid]?[resource] ?? 0
         guard amount <= limit(of: resource) - held else { throw .quota(Self.quota(of: resource)) }
-        if resource == .handshakes, handshakesInProgress + amount > configuration.maximumHandshakes {
-            throw .quota(Self.quota(of: resource))
+        switch resource {
+        case .handshakes:
+            guard handshakesInProgress + amount <= configuration.maximumHandshakes else { throw .quota(Self.quota(of: resource)) }
+        case .connections:
+            let others = connectionsOnBus - held
+            guard (held + amount) * 2 <= configuration.maximumConnections - others else {
+                throw .quota(BUS1_QUOTA_CONNECTIONS_SHARE.rawValue)
+            }
+        default:
+            break
         }
     }
 
@@ -105,6 +123,7 @@ struct UIDAccounts {
     mutating func add(_ resource: Resource, _ amount: Int = 1, to uid: UInt32) {
         usage[uid, default: Usage()][resource] += amount
         if resource == .handshakes { handshakesInProgress += amount }
+        if resource == .connections { connectionsOnBus += amount }
     }
 
     /// Gives back what ``charge(_:_:to:)`` or ``add(_:_:to:)`` took. Uncharging
@@ -117,5 +136,6 @@ struct UIDAccounts {
         entry[resource] -= taken
         usage[uid] = entry == Usage() ? nil : entry
         if resource == .handshakes { handshakesInProgress -= taken }
+        if resource == .connections { connectionsOnBus -= taken }
     }
 }

@@ -368,6 +368,7 @@ enum bus1_quota {
 	BUS1_QUOTA_UID_NODES    = 10, /* nodes owned by all peers of one uid */
 	BUS1_QUOTA_UID_HANDLES  = 11, /* handles charged to one uid (held by its peers, or attached by them to others) */
 	BUS1_QUOTA_UID_CHANNELS = 12, /* channels made at the request of one uid */
+	BUS1_QUOTA_CONNECTIONS_SHARE = 13, /* the uid's fair share of the bus's connections (what other uids leave free) */
 };
 
 /* Why a channel was closed (bus1_msg_violation.kind, bus1_msg_channel_closed.reason). */
