@@ -175,7 +175,7 @@ public final class Peer {
             poolMapping = try Mapping(pool, count: Int(poolSize), writable: true)
             wakeMapping = try Mapping(wakeFD, count: Int(BUS1_PAGE_SIZE), writable: true)
             clockMapping = try Mapping(clockFD, count: Int(BUS1_PAGE_SIZE), writable: true)
-            wake = try WakePage(wakeMapping, expectedPeer: peerID)
+            wake = try WakePage(wakeMapping)
             clock = try ClockPage(clockMapping)
             allocator = PoolAllocator(dataOffset: Int(layout.data_offset), dataSize: Int(layout.data_size),
                                       ledger: SliceLedger(pool: poolMapping.base, layout: layout))
@@ -373,7 +373,7 @@ public final class Peer {
             let memory = try ChannelMemory(try Mapping(channelFD, count: geometry.size, writable: true),
                                            channel: grant.channel, capacity: Int(grant.capacity))
             let wakeMapping = try Mapping(receiverWakeFD, count: Int(BUS1_PAGE_SIZE), writable: true)
-            let page = try WakePage(wakeMapping, expectedPeer: grant.owner)
+            let page = try WakePage(wakeMapping)
             let channel = OutboundChannel(id: grant.channel, receiver: grant.owner, tag: UInt32(outboundByTag.count + 1),
                                           producer: SubmissionProducer(memory), receiverWakeMapping: wakeMapping, receiverWake: page)
             outbound[grant.channel] = channel
@@ -577,7 +577,7 @@ public final class Peer {
             else { throw WireError.mismatch("sender pool seals, size or layout") }
             let pool = try Mapping(poolFD, count: Int(opening.senderPoolSize), writable: false)
             let wakeMapping = try Mapping(senderWakeFD, count: Int(BUS1_PAGE_SIZE), writable: true)
-            let page = try WakePage(wakeMapping, expectedPeer: opening.sender)
+            let page = try WakePage(wakeMapping)
             inbound.append(InboundChannel(id: opening.channel, sender: opening.sender, consumer: SubmissionConsumer(memory),
                                           memory: SenderMemory(pool: pool, wake: wakeMapping), payloadOffset: layout.data_offset,
                                           senderWake: page, firstNode: opening.node, violations: violationInbox))

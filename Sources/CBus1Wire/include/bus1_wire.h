@@ -62,6 +62,11 @@
  * A hostile peer can ring or silence a doorbell (degrade wake-ups) but can
  * neither read nor forge data through it.
  */
+/* The header lines of the wake and clock pages (magic, version, ids) are written by
+ * the coordinator at creation and are informational only: every peer that may ring a
+ * doorbell or take a ticket maps the page writable and could overwrite them, so no
+ * peer and no coordinator decision reads them (identity comes over the socket);
+ * inspectors report a damaged header. */
 struct bus1_wake_page {
 	uint32_t magic;            /* BUS1_MAGIC_WAKE; written by the coordinator */
 	uint32_t version;          /* BUS1_WIRE_VERSION; written by the coordinator */
