@@ -280,12 +280,12 @@ public final class Peer {
             return
         }
         let channel: OutboundChannel
-        if grant.newChannel {
+        if let existing = outbound[grant.channel] {
+            channel = existing  // fds that came along anyway close with the event
+        } else if grant.newChannel {
             let channelFD = FileDescriptor(adopting: fds[0]), wakeFD = FileDescriptor(adopting: fds[1])
             fds = []
             channel = try openOutbound(grant, channelFD: channelFD, receiverWakeFD: wakeFD)
-        } else if let existing = outbound[grant.channel] {
-            channel = existing
         } else {
             throw .protocolViolation("a handle grant names an unknown channel")
         }

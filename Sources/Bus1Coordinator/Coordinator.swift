@@ -69,6 +69,8 @@ public final class Coordinator: @unchecked Sendable {
     public var acceptFailures: Int { counters.acceptFailures.load(ordering: .relaxed) }
     /// Loop turns whose readiness wait failed (the loop backs off and goes on).
     public var loopFailures: Int { counters.loopFailures.load(ordering: .relaxed) }
+    /// Replies waiting right now for another peer to take what they depend on.
+    public var repliesHeld: Int { counters.repliesHeld.load(ordering: .relaxed) }
     /// Replies that waited for another peer past the held-reply timeout and were undone.
     public var heldReplyTimeouts: Int { counters.heldReplyTimeouts.load(ordering: .relaxed) }
 
@@ -82,6 +84,7 @@ public final class Coordinator: @unchecked Sendable {
         let acceptFailures = Atomic<Int>(0)
         let loopFailures = Atomic<Int>(0)
         let heldReplyTimeouts = Atomic<Int>(0)
+        let repliesHeld = Atomic<Int>(0)
     }
 
     /// The readiness mechanism in use (`io_uring` or `poll(2)`).
@@ -275,6 +278,7 @@ public final class Coordinator: @unchecked Sendable {
                 other.heldReplies.append(HeldReply(position: condition.position, requester: requester, requestID: requestID,
                                                    response: response, deadline: deadline))
                 timers.schedule(deadline)
+                counters.repliesHeld.wrappingAdd(1, ordering: .relaxed)
                 return
             }
         }

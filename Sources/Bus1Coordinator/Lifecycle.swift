@@ -231,7 +231,7 @@ extension Coordinator {
                 defer { receiver.nextHandle += 1 }
                 return receiver.nextHandle
             }()
-            let (channel, isNew) = try self.channel(from: receiver, to: owner, node: key.node, chargedTo: sender.uid)
+            let (channel, _) = try self.channel(from: receiver, to: owner, node: key.node, chargedTo: sender.uid)
             guard peers[receiver.id] != nil else { throw .handleUnknown }  // it went away meanwhile
             // Announcing the channel to the owner can fail and remove the owner (it
             // died meanwhile): its nodes are destroyed and the channel is closed, and
@@ -247,10 +247,14 @@ extension Coordinator {
             owners.append(channel)
             owners.append(owner)
             if peers[owner.id] != nil, owner !== sender { waits.append((owner.id, owner.messagesAccepted)) }
+            // The channel's fds always travel with an arrived handle: the channel may
+            // exist while the receiver has not heard of it yet (its own lookup of the
+            // owner made it, and that reply is still held for the owner), and this
+            // event can overtake that reply. A receiver that knows the channel closes them.
             let grant = ControlMessage.HandleGrant(handle: handle, node: key.node, owner: owner.id, channel: channel.id,
-                                                   capacity: UInt32(channel.capacity), newChannel: isNew)
+                                                   capacity: UInt32(channel.capacity), newChannel: true)
             send(receiver, .handleArrived(grant), requestID: 0,
-                 fds: isNew ? [channel.memory.rawValue, owner.memory!.wake.rawValue] : [], chargedTo: sender.uid)
+                 fds: [channel.memory.rawValue, owner.memory!.wake.rawValue], chargedTo: sender.uid)
             ids.append(handle)
         }
         notify(receiver, .attachment(channel: channelID, handles: ids, fdCount: UInt32(descriptors.count), sequence: sequence),

@@ -82,6 +82,7 @@ extension Coordinator {
         announceControl(to: peer)
         while let held = peer.heldReplies.first, held.position <= peer.messagesDelivered {
             peer.heldReplies.removeFirst()
+            counters.repliesHeld.wrappingSubtract(1, ordering: .relaxed)
             dispatch(held.response, to: held.requester, requestID: held.requestID)
         }
     }
@@ -132,6 +133,7 @@ extension Coordinator {
             expired.append(held)
             return true
         }
+        counters.repliesHeld.wrappingSubtract(expired.count, ordering: .relaxed)
         for held in expired {
             counters.heldReplyTimeouts.wrappingAdd(1, ordering: .relaxed)
             logger.notice("a reply waited too long for a peer that does not read its socket; request undone",

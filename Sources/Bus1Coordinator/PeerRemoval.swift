@@ -33,6 +33,7 @@ extension Coordinator {
         // other goes on to its remaining conditions.
         let held = peer.heldReplies
         peer.heldReplies.removeAll()
+        counters.repliesHeld.wrappingSubtract(held.count, ordering: .relaxed)
         for waiting in held {
             if let rollback = waiting.response.rollback {
                 rollback()

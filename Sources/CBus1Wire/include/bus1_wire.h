@@ -444,7 +444,7 @@ struct bus1_msg_handle_granted {
 	uint64_t owner_peer;       /* the node's owner */
 	uint64_t channel_id;       /* channel caller -> owner; BUS1_INVALID_ID if the caller owns the node */
 	uint32_t capacity;         /* entries per ring of that channel */
-	uint32_t new_channel;      /* 1: fds attached (channel, owner's wake page) */
+	uint32_t new_channel;      /* 1: fds attached (channel, owner's wake page); a peer that knows the channel closes them */
 	uint64_t _reserved;
 };
 
