@@ -112,10 +112,11 @@ public final class Coordinator: @unchecked Sendable {
         ownsAddress = listener.ownsAddress
         self.listener = listener.socket
         do {
-            var fds: [Int32] = [-1, -1]
-            try retryingLibcOnInterrupt("pipe") { pipe(&fds) }
-            for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC); _ = fcntl(fd, F_SETFL, O_NONBLOCK) }
-            stopPipe = (fds[0], fds[1])
+            // Close-on-exec from birth: an embedded coordinator shares its process with
+            // code that spawns children, which must not inherit the stop pipe.
+            let fds = try ChildDescriptors.pipe()
+            for fd in [fds.read, fds.write] { _ = fcntl(fd, F_SETFL, O_NONBLOCK) }
+            stopPipe = fds
 
             clockFD = try MemFD.create(name: "bus1-clock", size: Int(BUS1_PAGE_SIZE))
             try MemFD.addSeals([.shrink, .grow, .seal], to: clockFD)
