@@ -527,6 +527,11 @@ public final class Peer {
             let attachment = Attachment(handles: ids.map { Handle(id: $0) }, descriptors: fds, sequence: sequence)
             fds = []
             if let channel = inbound.first(where: { $0.id == channelID }) {
+                // A sender attaches again for an index only if it never sent what it
+                // attached before: those attachments are superseded, let them go now.
+                while let last = channel.attachments.last, last.sequence &- sequence <= UInt64.max / 2 {
+                    dropAttachment(channel.attachments.removeLast())
+                }
                 channel.attachments.append(attachment)
             } else {
                 dropAttachment(attachment)  // the channel closed meanwhile: no message will take it

@@ -38,6 +38,8 @@ public final class Coordinator: @unchecked Sendable {
     var nextChannel: UInt64 = 1
     /// Fds in attachments waiting in outboxes, by the uid that attached them.
     var queuedDescriptorsByUID: [UInt32: Int] = [:]
+    /// Fds in attachments their receivers have not taken yet, by attaching uid.
+    var attachmentsInFlight = AttachmentsInFlight()
     /// What each uid holds on the bus, against its totals.
     lazy var accounts = UIDAccounts(configuration: configuration)
     /// Handshake and held-reply deadlines, and the accept back-off.

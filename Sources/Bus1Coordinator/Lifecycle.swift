@@ -119,7 +119,10 @@ extension Coordinator {
     func addHandleReference(_ handle: UInt64, for key: NodeKey, to peer: PeerRecord, chargedTo uid: UInt32) {
         if peer.handles[handle] == nil {
             let payer: UInt32? = key.owner == peer.id ? nil : uid
-            if let payer { accounts.add(.handles, to: payer) }
+            if let payer {
+                accounts.add(.handles, to: payer)
+                peer.handlesChargedTo[payer, default: 0] += 1
+            }
             peer.handles[handle] = HandleRecord(node: key, references: 0, chargedTo: payer)
             peer.handleByNode[key] = handle
         }
@@ -144,7 +147,11 @@ extension Coordinator {
     func forgetHandle(_ handle: UInt64, of peer: PeerRecord) {
         guard let record = peer.handles.removeValue(forKey: handle) else { return }
         if peer.handleByNode[record.node] == handle { peer.handleByNode[record.node] = nil }
-        if let payer = record.chargedTo { accounts.uncharge(.handles, from: payer) }
+        if let payer = record.chargedTo {
+            accounts.uncharge(.handles, from: payer)
+            peer.handlesChargedTo[payer, default: 1] -= 1
+            if peer.handlesChargedTo[payer] == 0 { peer.handlesChargedTo[payer] = nil }
+        }
     }
 
     /// The release notification for `key`, if its owner is connected, the node
@@ -217,6 +224,7 @@ extension Coordinator {
             throw .quota(BUS1_QUOTA_HANDLES.rawValue)
         }
         try accounts.check(.handles, newHandles.count, for: sender.uid)
+        try chargeHandleShare(of: sender.uid, at: receiver, adding: newHandles.count)
 
         var ids: [UInt64] = []
         var waits: [(peer: UInt64, position: UInt64)] = []
@@ -257,11 +265,27 @@ extension Coordinator {
                  fds: [channel.memory.rawValue, owner.memory!.wake.rawValue], chargedTo: sender.uid)
             ids.append(handle)
         }
+        attachmentsInFlight.add(.init(channel: channelID, sequence: sequence, descriptors: descriptors.count), for: sender.uid)
         notify(receiver, .attachment(channel: channelID, handles: ids, fdCount: UInt32(descriptors.count), sequence: sequence),
                fds: descriptors.map(\.rawValue), chargedTo: sender.uid)
         guard peers[receiver.id] != nil else { throw .handleUnknown }
         waits.append((receiver.id, receiver.messagesAccepted))
         return Response(message: .ok, owners: owners + descriptors, after: waits)
+    }
+
+    /// The fair share of a receiver's handle table for handles other uids put
+    /// there by attaching them: a uid may add only while it would hold at most half
+    /// of what the others leave free, out of the smaller of the per-peer handle limit
+    /// and the receiver's coordinator ring. The ring matters because every such
+    /// handle becomes a notification when its node goes: an attacker that attached
+    /// thousands of its own nodes and then left used to overflow the victim's ring
+    /// and get the victim disconnected. The receiver's own uid is not limited here.
+    func chargeHandleShare(of uid: UInt32, at receiver: PeerRecord, adding count: Int) throws(RequestError) {
+        guard uid != receiver.uid, count > 0 else { return }
+        let mine = receiver.handlesChargedTo[uid] ?? 0
+        let others = receiver.handles.count - mine
+        let limit = min(configuration.maximumHandlesPerPeer, configuration.coordinatorRingCapacity)
+        guard (mine + count) * 2 <= limit - others else { throw .quota(BUS1_QUOTA_HANDLES_SHARE.rawValue) }
     }
 
     /// The fair share of a receiver's control queue (as dbus-broker shares a
@@ -275,7 +299,11 @@ extension Coordinator {
         let others = receiver.outbox.count - mine
         let free = configuration.maximumQueuedControlMessages - others
         guard receiver.outbox.isEmpty || (mine + messages) * 2 <= free else { throw .quota(BUS1_QUOTA_MESSAGES.rawValue) }
-        guard (queuedDescriptorsByUID[uid] ?? 0) + descriptors <= configuration.maximumQueuedDescriptorsPerUID else {
+        guard descriptors > 0 else { return }
+        let inFlight = attachmentsInFlight.descriptors(of: uid) { entry in
+            channels[entry.channel]?.hasTaken(entry.sequence) ?? true
+        }
+        guard (queuedDescriptorsByUID[uid] ?? 0) + inFlight + descriptors <= configuration.maximumQueuedDescriptorsPerUID else {
             throw .quota(BUS1_QUOTA_FDS.rawValue)
         }
     }

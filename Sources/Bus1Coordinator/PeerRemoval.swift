@@ -86,7 +86,7 @@ extension Coordinator {
             let mapping = try Mapping(fd, count: geometry.size, writable: true)
             geometry.initialize(mapping, channel: id, sender: sender.id, receiver: receiver.id)
             record = ChannelRecord(id: id, sender: sender.id, receiver: receiver.id, capacity: geometry.capacity, memory: fd,
-                                   chargedTo: payer)
+                                   chargedTo: payer, mapping: mapping)
         } catch {
             throw .system(error)
         }
