@@ -25,8 +25,8 @@ public struct CoordinatorConfiguration: Sendable {
     /// Entries of each peer's coordinator ring (notifications not yet consumed);
     /// a peer that lets it fill is disconnected.
     public var coordinatorRingCapacity: Int = 4096
-    /// Fds in attachments one uid may have waiting in the coordinator (queued for
-    /// receivers whose sockets are full).
+    /// Fds in attachments one uid may have in flight: waiting in the coordinator
+    /// or in their receivers until those take the messages (see ``AttachmentsInFlight``).
     public var maximumQueuedDescriptorsPerUID: Int = 256
     /// Who may connect and use names: by default the coordinator's own uid (and root).
     public var allowedUIDs: Set<UInt32> = [getuid(), 0]

@@ -62,7 +62,7 @@ extension ConfigurationKey {
             integer(.maxQueuedControlMessages, \.maximumQueuedControlMessages,
                     "Control messages held for a peer whose socket is full before it is disconnected as not reading"),
             integer(.maxQueuedFDsPerUID, \.maximumQueuedDescriptorsPerUID,
-                    "Fds in attachments one uid may have waiting for receivers whose sockets are full"),
+                    "Fds in attachments one uid may have in flight, until their receivers take the messages"),
             integer(.maxPoolBytesPerUID, \.maximumPoolBytesPerUID, "Pool bytes (whole pools) all peers of one uid may hold together"),
             integer(.maxNodesPerUID, \.maximumNodesPerUID, "Nodes all peers of one uid may own together"),
             integer(.maxHandlesPerUID, \.maximumHandlesPerUID, "Handles charged to one uid (held by its peers or attached by them)"),
