@@ -532,7 +532,14 @@ public final class Peer {
                 while let last = channel.attachments.last, last.sequence &- sequence <= UInt64.max / 2 {
                     dropAttachment(channel.attachments.removeLast())
                 }
-                channel.attachments.append(attachment)
+                // An honest sender attaches only with credit, so its index lies within
+                // a ring's capacity ahead of what this peer has taken; one behind it or
+                // further ahead can never be taken: drop it rather than hold its fds.
+                if sequence &- channel.consumer.index < UInt64(channel.consumer.memory.geometry.capacity) {
+                    channel.attachments.append(attachment)
+                } else {
+                    dropAttachment(attachment)
+                }
             } else {
                 dropAttachment(attachment)  // the channel closed meanwhile: no message will take it
             }

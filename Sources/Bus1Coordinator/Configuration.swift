@@ -94,8 +94,10 @@ public struct CoordinatorConfiguration: Sendable {
     // MARK: Time limits
 
     /// How long a reply may wait for another peer to take an event it depends on
-    /// (a lookup's grant, an attachment) before the request is undone and refused
-    /// with `BUS1_ERR_TIMEOUT`.
+    /// (a lookup's grant, an attachment) before it is refused with
+    /// `BUS1_ERR_TIMEOUT`: a lookup is undone; an attachment is dropped by its
+    /// receiver once the sender sends something else (see
+    /// ``Coordinator/expireHeldReplies(waitingOn:now:)``).
     public var heldReplyTimeout: Duration = .seconds(5)
 
     /// ``handshakeTimeout`` in whole milliseconds (the configuration file's unit).

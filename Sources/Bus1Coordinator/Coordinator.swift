@@ -49,6 +49,8 @@ public final class Coordinator: @unchecked Sendable {
     /// One datagram; a byte larger than the largest valid one, so oversize shows as such.
     private let receiveBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(BUS1_MSG_MAX) + 1, alignment: 8)
 
+    /// Datagrams served from one peer per loop turn.
+    static var datagramsPerTurn: Int { 64 }
     static let listenerToken: UInt64 = 1
     private static let stopToken: UInt64 = 2
 
@@ -198,7 +200,7 @@ public final class Coordinator: @unchecked Sendable {
                 case Self.stopToken: break loop
                 case Self.listenerToken:
                     timers.listenerArmed = false
-                    acceptAll()
+                    acceptPending()
                 default:
                     handle(token: token)
                 }
@@ -225,8 +227,9 @@ public final class Coordinator: @unchecked Sendable {
             flushOutbox(of: peer)
             return
         }
-        // Serve every queued datagram, then re-arm.
-        while peers[id] != nil {
+        // Serve what is queued, up to a turn's share (one chatty peer must not hold
+        // the loop), then re-arm: more fires again next turn.
+        for _ in 0..<Self.datagramsPerTurn where peers[id] != nil {
             guard receiveOne(from: peer) else { break }
         }
         guard peers[id] != nil else { return }
@@ -258,7 +261,7 @@ public final class Coordinator: @unchecked Sendable {
                                                 descriptorCount: datagram.fds.count)
         } catch {
             counters.protocolErrors.wrappingAdd(1, ordering: .relaxed)
-            logger.warning("malformed control message", metadata: ["peer": "\(peer.id)", "error": "\(error)"])
+            throttledLog.log(.warning, "malformed control message", key: "malformed", error: error, metadata: ["peer": "\(peer.id)"])
             reply(peer, .error(code: BUS1_ERR_PROTOCOL.rawValue, detail: 0), requestID: 0)
             return true  // the datagram's fds are closed with it
         }
@@ -295,6 +298,9 @@ public enum CoordinatorError: Error, CustomStringConvertible, Sendable {
     case addressInUse(String)
     /// The path exists and is not a socket (a file, a directory, a symlink): left untouched.
     case addressNotASocket(String)
+    /// The socket's directory is not one only its owner (or root) can change: another
+    /// user could swap the socket for its own. `reason` says what is wrong.
+    case unsafeDirectory(String, reason: String)
     /// A socket handed over (socket activation) that a bus cannot serve on.
     case unusableListener(String)
     /// A setting out of range (``CoordinatorConfiguration/validate()``).
@@ -305,6 +311,7 @@ public enum CoordinatorError: Error, CustomStringConvertible, Sendable {
         switch self {
         case .addressInUse(let path): "a bus is already running at \(path)"
         case .addressNotASocket(let path): "\(path) exists and is not a socket; refusing to replace it"
+        case .unsafeDirectory(let path, let reason): "refusing to serve in \(path): \(reason)"
         case .unusableListener(let why): "cannot serve on the socket handed over: \(why)"
         case .invalidConfiguration(let error): "invalid configuration: \(error)"
         case .system(let error): "\(error)"

@@ -123,8 +123,10 @@ extension Coordinator {
     /// Undoes and refuses (`BUS1_ERR_TIMEOUT`) the replies held on `peer` past
     /// their deadline: it has not read its socket in
     /// ``CoordinatorConfiguration/heldReplyTimeout``, and the requester must not
-    /// wait on it for ever. The request's effect is rolled back (a lookup's handle
-    /// and new channel, an attachment still queued), so nothing stays granted.
+    /// wait on it for ever. A lookup is rolled back (its handle, and a channel made
+    /// for it alone), so nothing stays granted. An attachment is not pulled back: the
+    /// sender never publishes its message, and the receiver drops it (releasing its
+    /// handles, closing its fds) as soon as the sender sends something else.
     func expireHeldReplies(waitingOn peer: PeerRecord, now: ContinuousClock.Instant) {
         guard peers[peer.id] === peer, !peer.heldReplies.isEmpty else { return }
         var expired: [HeldReply] = []

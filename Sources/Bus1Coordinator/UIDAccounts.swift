@@ -91,11 +91,8 @@ struct UIDAccounts {
     /// daemon fds), within the bus's total and, for connections, within its fair
     /// share of it.
     ///
-    /// The fair share is dbus-broker's rule, as the receiver queues use it: a uid
-    /// may take more only while it would hold at most half of what the other uids
-    /// leave free. One uid alone can take half the bus; a second, half of the rest;
-    /// however many connect, the last uid to arrive still finds room, so a flood
-    /// of connections from one user can never lock the others out.
+    /// The fair share (see ``share(of:on:)``) means a flood of connections from one
+    /// user can never lock the others out, however many users flood.
     func check(_ resource: Resource, _ amount: Int = 1, for uid: UInt32) throws(RequestError) {
         let held = usage[uid]?[resource] ?? 0
         guard amount <= limit(of: resource) - held else { throw .quota(Self.quota(of: resource)) }
@@ -103,13 +100,22 @@ struct UIDAccounts {
         case .handshakes:
             guard handshakesInProgress + amount <= configuration.maximumHandshakes else { throw .quota(Self.quota(of: resource)) }
         case .connections:
-            let others = connectionsOnBus - held
-            guard (held + amount) * 2 <= configuration.maximumConnections - others else {
+            let free = configuration.maximumConnections - (connectionsOnBus - held)
+            guard held + amount <= Self.share(of: free, on: configuration.maximumConnections) else {
                 throw .quota(BUS1_QUOTA_CONNECTIONS_SHARE.rawValue)
             }
         default:
             break
         }
+    }
+
+    /// What one uid may hold of a bus-wide resource of size `total` when the other
+    /// uids leave `free` of it: the larger of half of `free` (dbus-broker's rule, as
+    /// the receiver queues use it) and all of `free` but an eighth of `total` kept
+    /// for newcomers. One uid alone gets seven eighths of the bus; a second finds at
+    /// least a sixteenth; however many arrive, the next one still finds room.
+    static func share(of free: Int, on total: Int) -> Int {
+        max(free / 2, free - total / 8)
     }
 
     /// Checks, then charges.

@@ -55,4 +55,26 @@ struct GrantOrderTests {
         lookup.wait()
         #expect(lookup.error == .refused(.timedOut), "the receiver's lookup failed with \(String(describing: lookup.error))")
     }
+
+    @Test("An attachment refused halfway (the uid's channel total runs out on its second handle) leaves no handle behind in the receiver",
+          .timeLimit(.minutes(1)))
+    func refusedAttachLeavesNothing() throws {
+        // Channels for root: sender → receiver, sender → owner1, sender → owner2; the
+        // attachment needs receiver → owner1 (the 4th) and receiver → owner2 (a 5th).
+        let bus = try BusFixture("attach-undo") { $0.maximumChannelsPerUID = 4 }
+        let sender = try bus.connect(), receiver = try bus.connect(), owner1 = try bus.connect(), owner2 = try bus.connect()
+        try receiver.publish(try receiver.createNode(), as: "r")
+        try owner1.publish(try owner1.createNode(), as: "o1")
+        try owner2.publish(try owner2.createNode(), as: "o2")
+        let toReceiver = try sender.lookup("r"), h1 = try sender.lookup("o1"), h2 = try sender.lookup("o2")
+        #expect(throws: Bus1Error.refused(.quotaExceeded(.uidChannels))) {
+            try sender.send(try sender.loan(8), to: toReceiver, attaching: [h1, h2])
+        }
+        #expect(throws: Bus1Error.timedOut) { _ = try receiver.receive(timeoutNanoseconds: 50_000_000) }
+        // The sender was the only holder of owner1's node: had the receiver kept a
+        // handle from the refused attachment, this release would notify nobody.
+        try sender.release(h1)
+        let note = try owner1.receive(timeoutNanoseconds: 5_000_000_000)
+        #expect(note.kind == .nodeReleased)
+    }
 }

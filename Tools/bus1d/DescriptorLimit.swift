@@ -32,7 +32,7 @@ enum DescriptorLimit {
         guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur != rlim_t.max else { return }  // RLIM_INFINITY
         let fitting = max(2, (Int(clamping: limit.rlim_cur) - reserved) / CoordinatorConfiguration.descriptorsPerConnection)
         guard fitting < configuration.maximumConnections else { return }
-        logger.notice("fewer connections than configured fit the open-file limit",
+        logger.info("fewer connections than configured fit the open-file limit",
                       metadata: ["max-connections": "\(fitting)", "configured": "\(configuration.maximumConnections)",
                                  "open-file-limit": "\(limit.rlim_cur)"])
         configuration.maximumConnections = fitting
