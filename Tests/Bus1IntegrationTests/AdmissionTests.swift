@@ -144,7 +144,7 @@ struct AdmissionTests {
         #expect(daemon.finish(timeoutSeconds: 30) == .exited(0), "\(daemon.transcript)")
     }
 
-    @Test("A connection that never finishes its handshake is closed at the deadline", .timeLimit(.minutes(1)))
+    @Test("A connection that never finishes its handshake is closed at the deadline", .timeLimit(.minutes(3)))
     func handshakeDeadline() throws {
         let bus = try BusFixture("handshake") { $0.handshakeTimeout = .milliseconds(200) }
         let silent = try SeqPacket.connect(path: bus.address)
@@ -154,7 +154,7 @@ struct AdmissionTests {
         _ = try bus.connect()  // a peer that speaks is unaffected
     }
 
-    @Test("Refusals at connect are typed: a missing bus names its path, a full uid gets the quota it hit", .timeLimit(.minutes(1)))
+    @Test("Refusals at connect are typed: a missing bus names its path, a full uid gets the quota it hit", .timeLimit(.minutes(3)))
     func typedConnectErrors() throws {
         let missing = DaemonTests.socketPath("missing")
         // (A `catch .noBus(let address, _)` clause here crashes the 6.3.1 SIL verifier.)
@@ -170,7 +170,7 @@ struct AdmissionTests {
     }
 
     @Test("Per-uid totals: nodes, handles, channels and pool bytes are charged to the uid across its peers and given back",
-          .timeLimit(.minutes(1)))
+          .timeLimit(.minutes(3)))
     func uidTotals() throws {
         let bus = try BusFixture("totals") {
             $0.maximumNodesPerUID = 4
@@ -200,7 +200,7 @@ struct AdmissionTests {
     }
 
     @Test("A lookup whose owner does not read its socket fails with a typed timeout, and nothing stays granted",
-          .timeLimit(.minutes(1)))
+          .timeLimit(.minutes(3)))
     func heldReplyTimeout() throws {
         let bus = try BusFixture("held") { $0.heldReplyTimeout = .milliseconds(300) }
         let owner = try bus.connect(), requester = try bus.connect()
@@ -293,7 +293,7 @@ struct HubTests {
 @Suite("Connections and quotas: the socket's directory")
 struct SocketDirectoryTests {
     @Test("bus1d refuses a socket directory other users can write or that is a symlink, and touches nothing there",
-          .timeLimit(.minutes(1)))
+          .timeLimit(.minutes(3)))
     func unsafeDirectory() throws {
         let base = String(DaemonTests.socketPath("unsafe").dropLast(4))
         let open = base + "/open", link = base + "/link"

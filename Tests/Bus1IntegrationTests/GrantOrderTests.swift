@@ -32,7 +32,7 @@ struct GrantOrderTests {
     }
 
     @Test("A handle arriving on a channel whose lookup reply is still held installs the channel; the held lookup then times out typed",
-          .timeLimit(.minutes(1)))
+          .timeLimit(.minutes(3)))
     func arrivedBeforeHeldLookup() throws {
         let bus = try BusFixture("grant-order") { $0.heldReplyTimeout = .seconds(2) }
         let cast = try Cast(bus)
@@ -57,7 +57,7 @@ struct GrantOrderTests {
     }
 
     @Test("An attachment refused halfway (the uid's channel total runs out on its second handle) leaves no handle behind in the receiver",
-          .timeLimit(.minutes(1)))
+          .timeLimit(.minutes(3)))
     func refusedAttachLeavesNothing() throws {
         // Channels for root: sender → receiver, sender → owner1, sender → owner2; the
         // attachment needs receiver → owner1 (the 4th) and receiver → owner2 (a 5th).

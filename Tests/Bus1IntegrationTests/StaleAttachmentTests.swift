@@ -10,7 +10,7 @@ import Testing
 @Suite("Stale attachments")
 struct StaleAttachmentTests {
     @Test("A sender that attaches and then sends something else: the stale attachment's fds close and its handles are released at once; the next attached message gets its own",
-          .timeLimit(.minutes(1)))
+          .timeLimit(.minutes(3)))
     func staleAttachmentIsDropped() throws {
         let bus = try BusFixture("stale")
         let receiver = try bus.connect(), sender = try bus.connect()
