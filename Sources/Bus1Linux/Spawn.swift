@@ -42,11 +42,13 @@ public enum ChildDescriptors {
 ///   another (`[3: 4, 4: 3]` swaps).
 /// - `environment`: the child's whole environment; nil passes the parent's.
 ///
-/// The child starts with no blocked signals and default dispositions: `posix_spawn`
-/// would otherwise pass on whatever the spawning thread blocks (a test runner's
-/// threads block SIGTERM, and a daemon started from one could not be stopped).
+/// The child starts with default dispositions and with only `blockedSignals`
+/// blocked (none by default): `posix_spawn` would otherwise pass on whatever the
+/// spawning thread blocks (a test runner's threads block SIGTERM, and a daemon
+/// started from one could not be stopped). Tests that play a careless parent
+/// block some on purpose.
 public func spawnProcess(_ path: String, _ arguments: [String], descriptors: [Int32: Int32] = [:],
-                         environment: [String: String]? = nil) throws(LinuxError) -> pid_t {
+                         environment: [String: String]? = nil, blockedSignals: [Int32] = []) throws(LinuxError) -> pid_t {
     let floor = (descriptors.keys.max() ?? 2) + 1
     var sources: [(target: Int32, source: Int32)] = []
     defer { for (_, source) in sources { close(source) } }
@@ -63,10 +65,11 @@ public func spawnProcess(_ path: String, _ arguments: [String], descriptors: [In
     var attributes = posix_spawnattr_t()
     posix_spawnattr_init(&attributes)
     defer { posix_spawnattr_destroy(&attributes) }
-    var empty = sigset_t(), all = sigset_t()
-    sigemptyset(&empty)
+    var mask = sigset_t(), all = sigset_t()
+    sigemptyset(&mask)
+    for signal in blockedSignals { sigaddset(&mask, signal) }
     sigfillset(&all)
-    posix_spawnattr_setsigmask(&attributes, &empty)
+    posix_spawnattr_setsigmask(&attributes, &mask)
     posix_spawnattr_setsigdefault(&attributes, &all)
     posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
 

@@ -27,17 +27,24 @@ final class ChildProcess {
     /// The pipe is close-on-exec: tests spawn children from several threads at
     /// once, and a child that inherited another child's stdout pipe would hold it
     /// open, so that child's reader would wait for EOF until both had exited.
+    ///
+    /// - `environment` adds to (or, with `replacingEnvironment`, replaces) the
+    ///   test runner's environment.
+    /// - `descriptors`: more fds the child gets, by number (`[3: socket]`).
+    /// - `blockedSignals`: the child's initial signal mask (none by default).
     init(_ executable: String, _ arguments: [String], build: ToolBuild = .debug, environment: [String: String] = [:],
-         mergeStandardError: Bool = false) throws {
+         replacingEnvironment: Bool = false, mergeStandardError: Bool = false, descriptors extra: [Int32: Int32] = [:],
+         blockedSignals: [Int32] = []) throws {
         let path = executable.hasPrefix("/") ? executable : build.path(executable)
         name = "\(executable)\(build == .debug ? "" : " (\(build.rawValue))") \(arguments.first ?? "")"
         let output = try ChildDescriptors.pipe()
         defer { close(output.write) }
-        var descriptors: [Int32: Int32] = [1: output.write]
+        var descriptors: [Int32: Int32] = extra.merging([1: output.write]) { $1 }
         if mergeStandardError { descriptors[2] = output.write }
         do {
             pid = try spawnProcess(path, arguments, descriptors: descriptors,
-                                   environment: currentEnvironment().merging(environment) { $1 })
+                                   environment: replacingEnvironment ? environment : currentEnvironment().merging(environment) { $1 },
+                                   blockedSignals: blockedSignals)
         } catch {
             close(output.read)
             throw error
@@ -80,6 +87,17 @@ final class ChildProcess {
             }
             buffered.append(contentsOf: chunk[..<n])
         }
+    }
+
+    /// Reads lines until one contains `text`; false on EOF/timeout.
+    func awaitLine(containing text: String, timeoutSeconds: Double = 60) -> Bool {
+        if lines.contains(where: { $0.contains(text) }) { return true }
+        let deadline = monotonicNanoseconds() + UInt64(timeoutSeconds * 1e9)
+        while monotonicNanoseconds() < deadline {
+            guard let line = readLine(timeoutSeconds: Double(deadline - monotonicNanoseconds()) / 1e9) else { return false }
+            if line.contains(text) { return true }
+        }
+        return false
     }
 
     /// Reads lines until one starts with `prefix`; nil on EOF/timeout.

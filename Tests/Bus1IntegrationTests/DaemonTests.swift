@@ -174,10 +174,10 @@ struct DaemonTests {
     @Test("SIGTERM sent at once to a daemon spawned with it blocked stops it cleanly, and the socket is removed")
     func earlySignal() throws {
         let path = Self.socketPath("early")
-        let daemon = try ActivatedProcess("bus1d", ["--config", "/dev/null", "--address", path], socket: nil,
+        let daemon = try ChildProcess.activated("bus1d", ["--config", "/dev/null", "--address", path], socket: nil,
                                           blockedSignals: [SIGTERM, SIGINT])
         daemon.signal(SIGTERM)
-        #expect(daemon.finish() == .exited(0), "\(daemon.lines)")
+        #expect(daemon.finish() == .exited(0), "\(daemon.transcript)")
         #expect(access(path, F_OK) != 0, "socket left behind")
     }
 }

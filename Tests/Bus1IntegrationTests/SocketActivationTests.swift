@@ -46,17 +46,17 @@ struct SocketActivationTests {
         let listener = try SeqPacket.listen(path: path)
         var before = stat()
         #expect(lstat(path, &before) == 0)
-        let daemon = try ActivatedProcess("bus1d", ["--config", "/dev/null", "--address", "/unused/by/activation"],
+        let daemon = try ChildProcess.activated("bus1d", ["--config", "/dev/null", "--address", "/unused/by/activation"],
                                           socket: listener.rawValue, environment: ["LISTEN_FDNAMES": "bus1"])
-        #expect(daemon.awaitLine(containing: "listening"), "\(daemon.lines)")
-        #expect(daemon.transcript.contains { $0.contains("address=\(path)") }, "\(daemon.lines)")
+        #expect(daemon.awaitLine(containing: "listening"), "\(daemon.transcript)")
+        #expect(daemon.lines.contains { $0.contains("address=\(path)") }, "\(daemon.transcript)")
         let flags = Self.descriptorFlags(pid: daemon.pid, fd: 3)
         #expect(flags.map { $0 & Int(O_CLOEXEC) != 0 } == true, "fd 3 flags: \(String(describing: flags))")
 
         try Self.exchange(on: path, name: "activation.passed")
 
         daemon.signal(SIGTERM)
-        #expect(daemon.finish() == .exited(0), "\(daemon.lines)")
+        #expect(daemon.finish() == .exited(0), "\(daemon.transcript)")
         var after = stat()
         #expect(lstat(path, &after) == 0, "the activated socket was removed")
         #expect(after.st_mode == before.st_mode && after.st_ino == before.st_ino, "the activated socket was replaced or chmodded")
@@ -82,11 +82,11 @@ struct SocketActivationTests {
             fds = [pipe.read, pipe.write]
         }
         defer { for fd in fds where fd >= 0 { close(fd) } }
-        let daemon = try ActivatedProcess("bus1d", ["--config", "/dev/null"], socket: fds[0])
-        #expect(daemon.finish() == .exited(2), "\(daemon.lines)")
+        let daemon = try ChildProcess.activated("bus1d", ["--config", "/dev/null"], socket: fds[0])
+        #expect(daemon.finish() == .exited(2), "\(daemon.transcript)")
         let expected = kind == "pipe" ? "is not a socket" : "is not a listening AF_UNIX SOCK_SEQPACKET socket"
-        #expect(daemon.transcript.contains { $0.hasPrefix("bus1d: cannot serve on the socket handed over") && $0.contains(expected) },
-                "\(daemon.lines)")
+        #expect(daemon.lines.contains { $0.hasPrefix("bus1d: cannot serve on the socket handed over") && $0.contains(expected) },
+                "\(daemon.transcript)")
     }
 
     @Test("Under systemd-socket-activate --seqpacket, a peer's connection starts bus1d on the passed socket",
