@@ -34,6 +34,8 @@
 //   flood     address= [seconds=] [hold=] [seed=]  connection flood (see Flood.swift).
 //   fdsink    name=  receive one message with fds attached, write "fd <i>" into each,
 //             print "WROTE fds=N cloexec=C" (C: how many were close-on-exec); linger.
+//   clockwarp, staller, corruptsink, victimsender: shared-word attacks and their
+//             honest victim (see SharedWordAttacks.swift).
 // Every line goes to stdout, flushed; failures print "FAIL ..." and exit 1.
 import Bus1
 @_spi(HostileTesting) import Bus1
@@ -166,6 +168,7 @@ func printEvents(_ peer: Peer) {
         case .inboundClosed(let sender, let reason): say("INBOUND-CLOSED peer=\(sender) reason=\(reason)")
         case .outboundClosed(let receiver, let reason): say("OUTBOUND-CLOSED peer=\(receiver) reason=\(reason)")
         case .orderingStall(let sender): say("ORDERING-STALL peer=\(sender)")
+        case .clockAnomaly(let clock, let issued): say("CLOCK-ANOMALY clock=\(clock) issued=\(issued)")
         }
     }
 }
@@ -193,14 +196,21 @@ case "consumer":
     var inversions = 0
     var nextSeq: [UInt64: Int] = [:]  // per sender: messages are numbered from 0 by each producer
     var jitter = settings["jitter"].flatMap { UInt64($0) }.map { JitterSource(seed: $0) }
+    var lastArrival: [UInt64: UInt64] = [:]  // per sender: when its previous message arrived
+    var maxGap: UInt64 = 0  // the longest wait between two messages of one sender
     for _ in 0..<count {
         jitter?.maybePause()
         let message: Message
         do { message = try receiveData(peer, timeoutNanoseconds: 60_000_000_000) } catch { fail("receive: \(error)") }
+        let now = monotonicNanoseconds()
+        if let previous = lastArrival[message.sender] { maxGap = max(maxGap, now - previous) }
+        lastArrival[message.sender] = now
         printEvents(peer)
-        // Per-channel FIFO is the guarantee here; a lower ticket after a higher one
-        // from another sender is counted (global order is the ordering issue's work).
-        guard message.ticket > lastTicketFrom[message.sender, default: 0] else {
+        // Per-channel FIFO is the guarantee here (the seq check below); tickets never
+        // fall per sender (equal only once a sender's tickets saturate at UInt64.max
+        // after a clock jump); a lower ticket after a higher one from another sender
+        // is counted (global order is the ordering issue's work).
+        guard message.ticket >= lastTicketFrom[message.sender, default: 1] else {
             fail("ticket order from peer \(message.sender): \(message.ticket) after \(lastTicketFrom[message.sender]!)")
         }
         lastTicketFrom[message.sender] = message.ticket
@@ -215,6 +225,7 @@ case "consumer":
         bytes += message.payload.count
     }
     printEvents(peer)
+    say("MAXGAP ms=\(maxGap / 1_000_000) stalls=\(peer.currentStatistics.orderingStalls)")
     say("OK received=\(count) bytes=\(bytes) cross-sender-inversions=\(inversions)")
     if settings["linger"] == "1" {
         while true { pause() }  // stays until killed (for kill tests)
@@ -242,6 +253,8 @@ case "producer":
         }
     }
     waitUntilReclaimed(peer)
+    printEvents(peer)
+    say("CLOCK anomalies=\(peer.currentStatistics.clockAnomalies)")
     say("OK sent=\(count) reclaimed")
 
 case "streamer":
@@ -699,6 +712,11 @@ case "waiter":
 
 case "flood":
     runFlood()
+
+case "clockwarp": runClockWarp()
+case "staller": runStaller()
+case "corruptsink": runCorruptSink()
+case "victimsender": runVictimSender()
 
 case "garbage":
     let address = settings["address"] ?? Peer.defaultAddress()
