@@ -142,12 +142,22 @@ extension Peer {
     public func trySend(_ loan: consuming Loan, to handle: Handle) throws(Bus1Error) -> Loan? {
         try serviceControl()
         let (target, channel) = try sendTarget(handle)
-        if !channel.producer.hasCredit {
-            try drain(channel)
-            if !channel.producer.hasCredit { return loan }
-        }
+        if try !hasCredit(channel) { return loan }
         publish(loan, to: target, on: channel, flags: 0)
         return nil
+    }
+
+    /// Whether `channel` has credit for `count` more descriptors, taking its
+    /// completions back first if it has not. Throws ``Bus1Error/channelClosed(peer:reason:)``
+    /// if taking them back closed it (its receiver corrupted the completion ring):
+    /// nothing may be published on a closed channel, or the slice would be sent
+    /// after the channel's slices were reclaimed, and never come back.
+    @inline(__always)
+    private func hasCredit(_ channel: OutboundChannel, _ count: Int = 1) throws(Bus1Error) -> Bool {
+        if channel.producer.hasCredit(count) { return true }
+        try drain(channel)
+        if let reason = channel.closedReason { throw .channelClosed(peer: channel.receiver, reason: reason) }
+        return channel.producer.hasCredit(count)
     }
 
     /// Where a send to `handle` goes; throws for an unknown, own, destroyed or closed one.
@@ -164,6 +174,7 @@ extension Peer {
     /// ledger, descriptor, unstage, wake.
     @inline(__always)
     private func publish(_ loan: consuming Loan, to target: HandleTarget, on channel: OutboundChannel, flags: UInt32) {
+        assert(channel.closedReason == nil, "publishing on a closed channel: its slice would never come back")
         let (offset, count) = loan.detach()
         var descriptor = bus1_descriptor()
         descriptor.node = target.node
@@ -222,12 +233,9 @@ extension Peer {
         try serviceControl()
         var (target, channel) = try sendTarget(handle)
         for handle in passed where handles[handle.id] == nil { throw .unknownHandle(handle) }
-        if !channel.producer.hasCredit {
-            try drain(channel)
-            if !channel.producer.hasCredit {
-                guard let mode = wait else { throw .wouldBlock(.ringFull(handle)) }
-                try awaitCredit(on: channel, mode: mode, timeoutNanoseconds: timeoutNanoseconds)
-            }
+        if try !hasCredit(channel) {
+            guard let mode = wait else { throw .wouldBlock(.ringFull(handle)) }
+            try awaitCredit(on: channel, mode: mode, timeoutNanoseconds: timeoutNanoseconds)
         }
         (target, channel) = try sendTarget(handle)  // closed while waiting?
         _ = try request(.attach(destination: handle.id, handles: passed.map(\.id), fdCount: UInt32(fileDescriptors.count),
@@ -265,10 +273,7 @@ extension Peer {
         func firstBlocked() throws(Bus1Error) -> Int? {
             for (i, channel) in channels.enumerated() {
                 if let reason = channel.closedReason { throw .channelClosed(peer: channel.receiver, reason: reason) }
-                if !channel.producer.hasCredit(needed[i]) {
-                    try drain(channel)
-                    if !channel.producer.hasCredit(needed[i]) { return i }
-                }
+                if try !hasCredit(channel, needed[i]) { return i }
             }
             return nil
         }

@@ -93,12 +93,14 @@ struct SharedWordAttackTests {
 
     // MARK: The completion ring
 
-    /// A hostile receiver corrupts its completion ring towards an honest sender
-    /// holding `count` slices on it: the sender closes the channel and has every
-    /// slice back (allocator and ledger: shm-inspect verify is clean while it lives).
-    private func corruptedCompletions(attack: String, count: Int, release: Int, violation: Int) throws {
+    /// A hostile receiver (rings of `ring` entries) corrupts its completion ring
+    /// towards an honest sender holding `count` slices on it; the sender goes on
+    /// sending until it runs out of credit and finds the violation: it closes the
+    /// channel and has every slice back (allocator and ledger: shm-inspect verify
+    /// is clean while it lives), the one it was sending included.
+    private func corruptedCompletions(attack: String, ring: Int, count: Int, release: Int, violation: Int) throws {
         let bus = try BusFixture("completions-\(attack)")
-        let sink = try bus.peer("corruptsink", ["name": "sink", "release": "\(release)", "attack": attack])
+        let sink = try bus.peer("corruptsink", ["name": "sink", "release": "\(release)", "attack": attack, "ring": "\(ring)"])
         defer { sink.signal(SIGKILL); _ = sink.waitForExit() }
         #expect(sink.awaitLine(prefix: "READY", timeoutSeconds: 30) != nil, "\(sink.transcript)")
         let sender = try bus.peer("victimsender", ["name": "sink", "count": "\(count)"])
@@ -106,6 +108,7 @@ struct SharedWordAttackTests {
         #expect(sender.awaitLine(prefix: "SENT", timeoutSeconds: 30) != nil, "\(sender.transcript)")
         sink.signal(SIGUSR1)
         #expect(sink.awaitLine(prefix: "CORRUPTED", timeoutSeconds: 30) != nil, "\(sink.transcript)")
+        sender.signal(SIGUSR1)
         let reclaimed = sender.awaitLine(prefix: "RECLAIMED", timeoutSeconds: 60)
         #expect(reclaimed?.hasPrefix("RECLAIMED slices=0 bytes=0 violations=1") == true, "\(sender.transcript)")
         #expect(sender.lines.contains("VIOLATION kind=\(violation)"), "\(sender.transcript)")
@@ -118,7 +121,7 @@ struct SharedWordAttackTests {
         ("foreign", 7), ("double", 7), ("tail-ahead", 3), ("tail-back", 3),
     ])
     func corruptedCompletionRing(attack: String, violation: Int) throws {
-        try corruptedCompletions(attack: attack, count: 40, release: 5, violation: violation)
+        try corruptedCompletions(attack: attack, ring: 16, count: 16, release: 5, violation: violation)
     }
 
     @Test("Random completion-ring corruption (BUS1_SOAK for a long run)", arguments: Array(1...(4 * SharedWordAttackTests.soak)))
@@ -126,7 +129,9 @@ struct SharedWordAttackTests {
         var random = SplitMix64(state: UInt64(seed))
         let attacks = [("foreign", 7), ("double", 7), ("tail-ahead", 3), ("tail-back", 3)]
         let (attack, violation) = attacks[Int(random.next() % 4)]
-        let count = 1 + Int(random.next() % 200)
-        try corruptedCompletions(attack: attack, count: count, release: 1 + Int(random.next() % UInt64(count)), violation: violation)
+        let ring = 4 << Int(random.next() % 7)  // 4 ... 256
+        let count = 1 + Int(random.next() % UInt64(ring))
+        try corruptedCompletions(attack: attack, ring: ring, count: count, release: 1 + Int(random.next() % UInt64(count)),
+                                 violation: violation)
     }
 }

@@ -54,27 +54,27 @@ func runStaller() {
     say("CYCLED \(writes)")
 }
 
-/// `corruptsink name= release= attack=foreign|double|tail-ahead|tail-back`:
-/// publishes a node as `name`, prints "READY", waits for SIGUSR1 (the test sends
-/// it once the sender sent everything), receives and releases `release` (≥ 1)
-/// messages (honest completions), then corrupts its completion ring towards
-/// their sender: a completion for an offset never sent (`foreign`), one for a
-/// slice it completed already (`double`), or the completion index moved far
-/// ahead or backwards. Prints "CORRUPTED" and lingers (its channel stays open
-/// unless the sender closes it) until killed.
+/// `corruptsink name= release= attack=foreign|double|tail-ahead|tail-back [ring=]`:
+/// publishes a node as `name` (inbound rings of `ring` entries), prints "READY",
+/// waits for SIGUSR1 (the test sends it once the sender sent its first batch),
+/// receives and releases `release` (≥ 1) messages (honest completions), then
+/// corrupts its completion ring towards their sender: a completion for an
+/// offset never sent (`foreign`), one for a slice it completed already
+/// (`double`), or the completion index moved far ahead or backwards. Prints
+/// "CORRUPTED" and lingers, reading nothing more, until killed (its channel
+/// stays open unless the sender closes it).
 @MainActor
 func runCorruptSink() {
-    var cue = sigset_t()
-    sigemptyset(&cue)
-    sigaddset(&cue, SIGUSR1)
-    sigprocmask(SIG_BLOCK, &cue, nil)
-    let peer = connect()
+    let cue = blockCueSignal()
+    var sinkOptions = options
+    sinkOptions.ringCapacity = intSetting("ring", 0)
+    let peer: Peer
+    do { peer = try Peer.connect(options: sinkOptions) } catch { fail("connect: \(error)") }
     let node: Handle
     do { node = try peer.createNode() } catch { fail("createNode: \(error)") }
     do { try peer.publish(node, as: setting("name")) } catch { fail("publish: \(error)") }
     say("READY peer=\(peer.id)")
-    var signal: Int32 = 0
-    sigwait(&cue, &signal)
+    awaitCue(cue)
     var sender: UInt64 = 0
     var released: UInt64 = 0
     for _ in 0..<max(1, intSetting("release", 1)) {
@@ -97,39 +97,65 @@ func runCorruptSink() {
 }
 
 /// `victimsender name= count=`: an honest sender. Sends `count` (≤ the ring
-/// capacity) pattern messages to `name` without waiting, prints "SENT n", then
-/// takes completions back until it detects the receiver's violation, and prints
-/// "RECLAIMED slices=S violations=V closed=C" (S: slices still in use; 0 when
-/// the violation path leaks nothing). Then lingers, its pool mapped for
-/// inspectors, until killed.
+/// capacity) pattern messages to `name` without taking completions back, prints
+/// "SENT n", waits for SIGUSR1 (the receiver has corrupted its completion ring
+/// meanwhile), then goes on sending without waiting: once credit runs out the
+/// send takes completions back, which finds the violation. Prints
+/// "VIOLATION kind=K" and "RECLAIMED slices=S bytes=B violations=V" (S and B:
+/// still in use; 0 when the violation path leaks nothing), then lingers, its
+/// pool mapped for inspectors, until killed.
 @MainActor
 func runVictimSender() {
+    let cue = blockCueSignal()
     let peer = connect()
     let target = lookupWhenPublished(peer, setting("name"))
     let count = intSetting("count")
+    func sendOne(_ seq: Int) throws(Bus1Error) {
+        var loan = try peer.loan(Pattern.size(seq))
+        loan.count = Pattern.size(seq)
+        Pattern.fill(loan.payload, seq: seq)
+        try peer.send(loan, to: target)
+    }
     for seq in 0..<count {
-        do {
-            var loan = try peer.loan(Pattern.size(seq))
-            loan.count = Pattern.size(seq)
-            Pattern.fill(loan.payload, seq: seq)
-            try peer.send(loan, to: target)
-        } catch { fail("send \(seq): \(error)") }
+        do { try sendOne(seq) } catch { fail("send \(seq): \(error)") }
     }
     say("SENT \(count) inuse=\(peer.currentStatistics.slicesInUse)")
-    let deadline = monotonicNanoseconds() + 30_000_000_000
+    awaitCue(cue)
+    var seq = count
     var closed = false
     while !closed {
-        do { try peer.reclaimCompleted() } catch { fail("reclaim: \(error)") }
-        for event in peer.takeEvents() {
-            if case .outboundClosed = event { closed = true }
-            if case .violationDetected(_, let violation) = event { say("VIOLATION kind=\(violation.rawValue)") }
+        do {
+            try sendOne(seq)
+            seq += 1
+        } catch .channelClosed {
+            closed = true
+        } catch .wouldBlock {
+            usleep(1000)  // the close is on its way through the control socket; poll again
+        } catch {
+            fail("send \(seq): \(error)")
         }
-        if monotonicNanoseconds() > deadline { fail("no violation detected: \(peer.currentStatistics)") }
-        usleep(1000)  // pacing the poll; the exit condition is observed, not timed
+        if seq > count + 100_000 { fail("no violation detected: \(peer.currentStatistics)") }
     }
+    for case .violationDetected(_, let violation) in peer.takeEvents() { say("VIOLATION kind=\(violation.rawValue)") }
     // The coordinator's close arrives too; serving it must change nothing.
     do { try peer.reclaimCompleted() } catch { fail("reclaim after close: \(error)") }
     let statistics = peer.currentStatistics
     say("RECLAIMED slices=\(statistics.slicesInUse) bytes=\(statistics.poolBytesInUse) violations=\(statistics.violationsDetected)")
     while true { pause() }
+}
+
+/// Blocks SIGUSR1 (the tests' cue) so it waits, pending, for ``awaitCue(_:)``.
+func blockCueSignal() -> sigset_t {
+    var cue = sigset_t()
+    sigemptyset(&cue)
+    sigaddset(&cue, SIGUSR1)
+    sigprocmask(SIG_BLOCK, &cue, nil)
+    return cue
+}
+
+/// Waits for the SIGUSR1 cue.
+func awaitCue(_ cue: sigset_t) {
+    var cue = cue
+    var signal: Int32 = 0
+    sigwait(&cue, &signal)
 }
