@@ -74,7 +74,11 @@ struct SharedWordAttackTests {
         #expect(consumer.awaitLine(prefix: "READY", timeoutSeconds: 30) != nil, "\(consumer.transcript)")
         let staller = try bus.peer("staller", ["name": "victim", "seconds": "5"])
         #expect(staller.awaitLine(prefix: "STAGING", timeoutSeconds: 30) != nil, "\(staller.transcript)")
-        let producer = try bus.peer("producer", ["name": "victim", "count": "\(messages)", "pace-us": "2000"])
+        // The stall starts once honest traffic flows, so the consumer sees it as a gap.
+        let producer = try bus.peer("producer", ["name": "victim", "count": "\(messages)", "pace-us": "2000", "progress": "100"])
+        #expect(producer.awaitLine(prefix: "PROGRESS", timeoutSeconds: 60) != nil, "\(producer.transcript)")
+        staller.signal(SIGUSR1)
+        #expect(staller.awaitLine(prefix: "CYCLING", timeoutSeconds: 30) != nil, "\(staller.transcript)")
         #expect(producer.finish(timeoutSeconds: 120) == .exited(0), "\(producer.transcript)")
         #expect(consumer.finish(timeoutSeconds: 120) == .exited(0), "\(consumer.transcript)")
         #expect(staller.finish(timeoutSeconds: 60) == .exited(0), "\(staller.transcript)")

@@ -30,17 +30,21 @@ func runClockWarp() {
 }
 
 /// `staller name= seconds=`: sends one honest message to `name`, waits until it
-/// came back, prints "STAGING", then for `seconds` cycles its channel's staging
+/// came back, prints "STAGING", waits for SIGUSR1 (the test's cue: honest
+/// traffic is flowing), prints "CYCLING", then for `seconds` cycles its channel's staging
 /// mark through 1...8 (small: below every ticket, so each value holds delivery
 /// back, and each change is a "new" mark), never publishing; prints
 /// "CYCLED n" and exits 0 (its channel closes with it).
 @MainActor
 func runStaller() {
+    let cue = blockCueSignal()
     let peer = connect()
     let target = lookupWhenPublished(peer, setting("name"))
     sendFirstHonestMessage(peer, to: target)
     waitUntilReclaimed(peer)
     say("STAGING")
+    awaitCue(cue)
+    say("CYCLING")
     let deadline = monotonicNanoseconds() + UInt64(intSetting("seconds", 5)) * 1_000_000_000
     var writes = 0
     while monotonicNanoseconds() < deadline {

@@ -6,9 +6,9 @@
 //   consumer  name= count= [mode=] [park=] [linger=1]  publish a node, receive `count`
 //             messages, check every byte and the order, print "OK received=N bytes=B".
 //             linger=1: then stay alive until killed.
-//   producer  name= count= [mode=] [start=] [pace-us=]  look `name` up, send `count` messages of
-//             mixed sizes (1 B ... 4 MiB), wait until every slice came back, print
-//             "OK sent=N reclaimed".
+//   producer  name= count= [mode=] [start=] [pace-us=] [progress=]  look `name` up, send `count`
+//             messages of mixed sizes (1 B ... 4 MiB), wait until every slice came back, print
+//             "CLOCK anomalies=A" and "OK sent=N reclaimed" (progress=N: "PROGRESS N" after N).
 //   streamer  name=  send forever (blocking on credit) until the channel closes,
 //             then print "CLOSED reason=... slices=N" once the pool is reclaimed.
 //   hostile   name= attack=  send one honest message, then the attack; print
@@ -240,6 +240,7 @@ case "producer":
     // interleave differently with every seed.
     var jitter = settings["jitter"].flatMap { UInt64($0) }.map { JitterSource(seed: $0) }
     let pace = UInt32(intSetting("pace-us", 0))  // pace-us=N: sleep N µs after each message
+    let progress = intSetting("progress", 0)  // progress=N: print "PROGRESS N" after N messages
     for seq in 0..<count {
         jitter?.maybePause()
         if pace > 0 && seq > 0 { usleep(pace) }
@@ -251,6 +252,7 @@ case "producer":
         } catch {
             fail("send \(seq): \(error)")
         }
+        if seq + 1 == progress { say("PROGRESS \(progress)") }
     }
     waitUntilReclaimed(peer)
     printEvents(peer)
