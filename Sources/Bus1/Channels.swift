@@ -73,8 +73,9 @@ final class InboundChannel {
     /// checks one flag instead of every channel.
     let violations: ViolationInbox
     /// How long this channel's staging mark has held the merge back (the stall
-    /// rule: see `OrderingStall`). Changed only by the merge and by ``take(_:)``.
-    var stall = OrderingStall.clear
+    /// rule: see `OrderingStall`). Changed only by the merge and by ``take(_:)``,
+    /// on the peer's one thread: unchecked like the peer's hot state (`Peer`).
+    @exclusivity(unchecked) var stall = OrderingStall.clear
 
     init(id: UInt64, sender: UInt64, consumer: consuming SubmissionConsumer, memory: SenderMemory?, payloadOffset: UInt64,
          senderWake: WakePage?, firstNode: UInt64?, violations: ViolationInbox) {
@@ -95,7 +96,7 @@ final class InboundChannel {
     @inline(__always)
     func take(_ descriptor: bus1_descriptor) {
         consumer.advance(ticket: descriptor.ticket)
-        if stall != .clear { stall.took(descriptor.ticket) }
+        if !stall.isClear { stall.took(descriptor.ticket) }
     }
 
     /// Whether `[offset, offset + length)` lies in the sender's payload area.

@@ -33,37 +33,41 @@
 /// - a `taken` at least ``jumpThreshold`` above the floor: the clock jumped
 ///   further than honest `fetch_add`s could move it (2^56 tickets: decades at
 ///   10^8 tickets a second). It cannot be undone, only noticed.
+@frozen
 public struct MonotonicTickets: Sendable, Equatable {
     /// The last ticket issued (0: none yet).
-    public private(set) var last: UInt64 = 0
+    public var last: UInt64 { lastIssued }
     /// Anomalies seen (see the type's comment).
-    public private(set) var anomalies = 0
+    public var anomalies: Int { anomalyCount }
+    // Stored as `@usableFromInline` so the send path inlines the rule across modules.
+    @usableFromInline var lastIssued: UInt64 = 0
+    @usableFromInline var anomalyCount = 0
     /// Whether the clock is still below this taker's floor (one incident, not one per send).
-    private var behind = false
+    @usableFromInline var behind = false
     /// How far above the floor a clock value counts as a jump.
     public static let jumpThreshold: UInt64 = 1 << 56
 
     public init() {}
 
     /// The lowest ticket this taker may issue next: `last + 1`, saturating.
-    @inline(__always)
-    public var floor: UInt64 { last == .max ? .max : last + 1 }
+    @inlinable @inline(__always)
+    public var floor: UInt64 { lastIssued == .max ? .max : lastIssued + 1 }
 
     /// The staging mark for the next send, given the clock's current value: a
     /// lower bound of the ticket ``issue(taken:count:mark:)`` will return.
-    @inline(__always)
+    @inlinable @inline(__always)
     public func mark(clock current: UInt64) -> UInt64 { max(current, floor) }
 
     /// Issues `count` (≥ 1) tickets after `taken` came from the clock's `fetch_add`
     /// and `mark` (from ``mark(clock:)``) was staged. Returns the first; the rest
     /// follow it, saturating at `UInt64.max` (see ``ticket(after:)``). `anomaly`
     /// is true when `taken` is a new anomaly (a fallen or jumped clock).
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func issue(taken: UInt64, count: UInt64 = 1, mark: UInt64) -> (first: UInt64, anomaly: Bool) {
         let floor = self.floor
         let first = max(taken, mark, floor)
         let span = count &- 1
-        last = first > UInt64.max - span ? .max : first + span
+        lastIssued = first > UInt64.max - span ? .max : first + span
         if taken >= mark {
             behind = false
             guard taken &- floor >= Self.jumpThreshold else { return (first, false) }
@@ -71,11 +75,11 @@ public struct MonotonicTickets: Sendable, Equatable {
             if behind { return (first, false) }
             behind = true
         }
-        anomalies += 1
+        anomalyCount += 1
         return (first, true)
     }
 
     /// The ticket after `ticket` in a batch: one more, saturating at `UInt64.max`.
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func ticket(after ticket: UInt64) -> UInt64 { ticket == .max ? .max : ticket + 1 }
 }

@@ -31,6 +31,7 @@
 /// one episode at most, and an episode holds back for at most the timeout.
 /// An honest sender ends its episode at once: its publish carries a ticket ≥ its
 /// mark, and with an honest clock its next ticket is above anything it held back.
+@frozen
 public enum OrderingStall: Equatable, Sendable {
     /// Not holding anything back.
     case clear
@@ -72,8 +73,15 @@ public enum OrderingStall: Equatable, Sendable {
         return .excuseNow
     }
 
+    /// Whether nothing is held back (the state of every channel of an honest bus).
+    @inlinable @inline(__always)
+    public var isClear: Bool {
+        if case .clear = self { return true }
+        return false
+    }
+
     /// A descriptor with `ticket` was taken from the channel (delivered or dropped).
-    @inline(__always)
+    @inlinable
     public mutating func took(_ ticket: UInt64) {
         switch self {
         case .clear: return
