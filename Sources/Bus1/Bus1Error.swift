@@ -86,7 +86,7 @@ public enum Refusal: Sendable, Equatable, CustomStringConvertible {
         /// `peers`: connections (peers, inspectors, handshakes) of this uid; the
         /// others: per peer.
         case peers = 1, nodes = 2, handles = 3, channels = 4, poolBytes = 5
-        /// Fds in attachments one uid has waiting in the coordinator.
+        /// Fds in attachments one uid has in flight (not yet taken by their receivers).
         case fileDescriptors = 6
         /// The sending uid's fair share of a receiver's control queue.
         case messages = 7
@@ -94,6 +94,10 @@ public enum Refusal: Sendable, Equatable, CustomStringConvertible {
         case handshakes = 8
         /// Totals of every peer of this uid together.
         case uidPoolBytes = 9, uidNodes = 10, uidHandles = 11, uidChannels = 12
+        /// This uid's fair share of the bus's connections (other uids hold the rest).
+        case connectionsShare = 13
+        /// This uid's fair share of the receiver's handle table (handles attached by other uids).
+        case handlesShare = 14
     }
 
     /// Why an attached fd was refused (`enum bus1_fd_refusal`).

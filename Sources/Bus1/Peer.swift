@@ -179,7 +179,7 @@ public final class Peer {
             poolMapping = try Mapping(pool, count: Int(poolSize), writable: true)
             wakeMapping = try Mapping(wakeFD, count: Int(BUS1_PAGE_SIZE), writable: true)
             clockMapping = try Mapping(clockFD, count: Int(BUS1_PAGE_SIZE), writable: true)
-            wake = try WakePage(wakeMapping, expectedPeer: peerID)
+            wake = try WakePage(wakeMapping)
             clock = try ClockPage(clockMapping)
             allocator = PoolAllocator(dataOffset: Int(layout.data_offset), dataSize: Int(layout.data_size),
                                       ledger: SliceLedger(pool: poolMapping.base, layout: layout))
@@ -284,12 +284,12 @@ public final class Peer {
             return
         }
         let channel: OutboundChannel
-        if grant.newChannel {
+        if let existing = outbound[grant.channel] {
+            channel = existing  // fds that came along anyway close with the event
+        } else if grant.newChannel {
             let channelFD = FileDescriptor(adopting: fds[0]), wakeFD = FileDescriptor(adopting: fds[1])
             fds = []
             channel = try openOutbound(grant, channelFD: channelFD, receiverWakeFD: wakeFD)
-        } else if let existing = outbound[grant.channel] {
-            channel = existing
         } else {
             throw .protocolViolation("a handle grant names an unknown channel")
         }
@@ -377,7 +377,7 @@ public final class Peer {
             let memory = try ChannelMemory(try Mapping(channelFD, count: geometry.size, writable: true),
                                            channel: grant.channel, capacity: Int(grant.capacity))
             let wakeMapping = try Mapping(receiverWakeFD, count: Int(BUS1_PAGE_SIZE), writable: true)
-            let page = try WakePage(wakeMapping, expectedPeer: grant.owner)
+            let page = try WakePage(wakeMapping)
             let channel = OutboundChannel(id: grant.channel, receiver: grant.owner, tag: UInt32(outboundByTag.count + 1),
                                           producer: SubmissionProducer(memory), receiverWakeMapping: wakeMapping, receiverWake: page)
             outbound[grant.channel] = channel
@@ -531,7 +531,19 @@ public final class Peer {
             let attachment = Attachment(handles: ids.map { Handle(id: $0) }, descriptors: fds, sequence: sequence)
             fds = []
             if let channel = inbound.first(where: { $0.id == channelID }) {
-                channel.attachments.append(attachment)
+                // A sender attaches again for an index only if it never sent what it
+                // attached before: those attachments are superseded, let them go now.
+                while let last = channel.attachments.last, last.sequence &- sequence <= UInt64.max / 2 {
+                    dropAttachment(channel.attachments.removeLast())
+                }
+                // An honest sender attaches only with credit, so its index lies within
+                // a ring's capacity ahead of what this peer has taken; one behind it or
+                // further ahead can never be taken: drop it rather than hold its fds.
+                if sequence &- channel.consumer.index < UInt64(channel.consumer.memory.geometry.capacity) {
+                    channel.attachments.append(attachment)
+                } else {
+                    dropAttachment(attachment)
+                }
             } else {
                 dropAttachment(attachment)  // the channel closed meanwhile: no message will take it
             }
@@ -581,7 +593,7 @@ public final class Peer {
             else { throw WireError.mismatch("sender pool seals, size or layout") }
             let pool = try Mapping(poolFD, count: Int(opening.senderPoolSize), writable: false)
             let wakeMapping = try Mapping(senderWakeFD, count: Int(BUS1_PAGE_SIZE), writable: true)
-            let page = try WakePage(wakeMapping, expectedPeer: opening.sender)
+            let page = try WakePage(wakeMapping)
             inbound.append(InboundChannel(id: opening.channel, sender: opening.sender, consumer: SubmissionConsumer(memory),
                                           memory: SenderMemory(pool: pool, wake: wakeMapping), payloadOffset: layout.data_offset,
                                           senderWake: page, firstNode: opening.node, violations: violationInbox))

@@ -39,9 +39,15 @@ extension Coordinator {
         }
     }
 
-    /// Takes every pending connection; on resource exhaustion pauses accepting.
-    func acceptAll() {
-        while true {
+    /// Connections taken per loop turn. A flood of connects must not keep the loop
+    /// from serving requests, hang-ups, deadlines and the watchdog: the rest wait in
+    /// the backlog, and the listener, re-armed, fires again next turn.
+    static var acceptsPerTurn: Int { 32 }
+
+    /// Takes up to ``acceptsPerTurn`` pending connections; on resource exhaustion
+    /// pauses accepting.
+    func acceptPending() {
+        for _ in 0..<Self.acceptsPerTurn {
             let socket: FileDescriptor
             do {
                 guard let accepted = try SeqPacket.accept(listener) else { return }

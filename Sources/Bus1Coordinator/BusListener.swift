@@ -85,11 +85,26 @@ public struct BusListener: ~Copyable {
     }
 
     /// Makes the socket's directory (mode 0700) if it is missing.
-    private static func makeParentDirectory(of path: String) throws(LinuxError) {
+    /// Makes the socket's directory (mode 0700) if missing, and refuses one another
+    /// user could change: with `$XDG_RUNTIME_DIR` unset the default is
+    /// `/tmp/bus1-<uid>/`, which anyone can create first, world-writable or as a
+    /// symlink, to swap the socket for a fake coordinator or to turn the `chmod`
+    /// below onto a file of their choosing. It must be a real directory owned by
+    /// this user or root, writable by nobody else unless sticky (like `/tmp`).
+    private static func makeParentDirectory(of path: String) throws(CoordinatorError) {
         guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return }
         let parent = String(path[..<slash])
         if mkdir(parent, 0o700) != 0 && errno != EEXIST {
-            throw LinuxError("mkdir \(parent)", code: errno)
+            throw .system(LinuxError("mkdir \(parent)", code: errno))
+        }
+        var status = stat()
+        guard lstat(parent, &status) == 0 else { throw .system(LinuxError("lstat \(parent)", code: errno)) }
+        guard status.st_mode & S_IFMT == S_IFDIR else { throw .unsafeDirectory(parent, reason: "not a directory (a symlink?)") }
+        guard status.st_uid == geteuid() || status.st_uid == 0 else {
+            throw .unsafeDirectory(parent, reason: "owned by uid \(status.st_uid), not by this user or root")
+        }
+        guard status.st_mode & (S_IWGRP | S_IWOTH) == 0 || status.st_mode & S_ISVTX != 0 else {
+            throw .unsafeDirectory(parent, reason: "writable by other users (mode \(String(status.st_mode & 0o7777, radix: 8)))")
         }
     }
 }

@@ -25,8 +25,8 @@ public struct CoordinatorConfiguration: Sendable {
     /// Entries of each peer's coordinator ring (notifications not yet consumed);
     /// a peer that lets it fill is disconnected.
     public var coordinatorRingCapacity: Int = 4096
-    /// Fds in attachments one uid may have waiting in the coordinator (queued for
-    /// receivers whose sockets are full).
+    /// Fds in attachments one uid may have in flight: waiting in the coordinator
+    /// or in their receivers until those take the messages (see ``AttachmentsInFlight``).
     public var maximumQueuedDescriptorsPerUID: Int = 256
     /// Who may connect and use names: by default the coordinator's own uid (and root).
     public var allowedUIDs: Set<UInt32> = [getuid(), 0]
@@ -71,6 +71,16 @@ public struct CoordinatorConfiguration: Sendable {
     /// Channels made at the request of one uid (its lookups and attachments).
     public var maximumChannelsPerUID: Int = 1 << 18
 
+    /// Connections on the whole bus, shared fairly between uids (see
+    /// ``UIDAccounts/check(_:_:for:)``). Each costs the daemon about
+    /// ``descriptorsPerConnection`` fds, so `bus1d` lowers it to what its fd limit
+    /// can hold.
+    public var maximumConnections: Int = 8192
+    /// Fds the coordinator holds for one connected peer (socket, pidfd, pool and its
+    /// read-only reopening, wake page, coordinator ring, with room for a channel or
+    /// two), for sizing ``maximumConnections`` to an fd limit.
+    public static var descriptorsPerConnection: Int { 8 }
+
     // MARK: Connections that have not finished the handshake
 
     /// Connections still in the handshake (accepted, not yet `ready`) on the whole bus.
@@ -84,8 +94,10 @@ public struct CoordinatorConfiguration: Sendable {
     // MARK: Time limits
 
     /// How long a reply may wait for another peer to take an event it depends on
-    /// (a lookup's grant, an attachment) before the request is undone and refused
-    /// with `BUS1_ERR_TIMEOUT`.
+    /// (a lookup's grant, an attachment) before it is refused with
+    /// `BUS1_ERR_TIMEOUT`: a lookup is undone; an attachment is dropped by its
+    /// receiver once the sender sends something else (see
+    /// ``Coordinator/expireHeldReplies(waitingOn:now:)``).
     public var heldReplyTimeout: Duration = .seconds(5)
 
     /// ``handshakeTimeout`` in whole milliseconds (the configuration file's unit).

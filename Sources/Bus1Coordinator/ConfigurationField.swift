@@ -19,6 +19,7 @@ extension CoordinatorConfiguration {
         case maxHandlesPerUID = "max-handles-per-uid"
         case maxChannelsPerUID = "max-channels-per-uid"
         case maxHandshakes = "max-handshakes"
+        case maxConnections = "max-connections"
         case maxHandshakesPerUID = "max-handshakes-per-uid"
         case handshakeTimeoutMS = "handshake-timeout-ms"
         case heldReplyTimeoutMS = "held-reply-timeout-ms"

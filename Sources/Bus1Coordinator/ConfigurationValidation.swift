@@ -49,7 +49,8 @@ extension CoordinatorConfiguration {
                                (.maxQueuedFDsPerUID, maximumQueuedDescriptorsPerUID),
                                (.maxNodesPerUID, maximumNodesPerUID),
                                (.maxHandlesPerUID, maximumHandlesPerUID), (.maxChannelsPerUID, maximumChannelsPerUID),
-                               (.maxHandshakes, maximumHandshakes), (.maxHandshakesPerUID, maximumHandshakesPerUID)] {
+                               (.maxHandshakes, maximumHandshakes), (.maxHandshakesPerUID, maximumHandshakesPerUID),
+                               (.maxConnections, maximumConnections)] {
             try Self.require(field, value, in: Self.countLimits, powerOfTwo: false)
         }
         try Self.require(.maxPoolBytesPerUID, maximumPoolBytesPerUID, in: Self.poolDataSizeLimits.lowerBound...Int.max / 2, powerOfTwo: false)

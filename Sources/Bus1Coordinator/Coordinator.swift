@@ -38,6 +38,8 @@ public final class Coordinator: @unchecked Sendable {
     var nextChannel: UInt64 = 1
     /// Fds in attachments waiting in outboxes, by the uid that attached them.
     var queuedDescriptorsByUID: [UInt32: Int] = [:]
+    /// Fds in attachments their receivers have not taken yet, by attaching uid.
+    var attachmentsInFlight = AttachmentsInFlight()
     /// What each uid holds on the bus, against its totals.
     lazy var accounts = UIDAccounts(configuration: configuration)
     /// Handshake and held-reply deadlines, and the accept back-off.
@@ -47,6 +49,8 @@ public final class Coordinator: @unchecked Sendable {
     /// One datagram; a byte larger than the largest valid one, so oversize shows as such.
     private let receiveBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(BUS1_MSG_MAX) + 1, alignment: 8)
 
+    /// Datagrams served from one peer per loop turn.
+    static var datagramsPerTurn: Int { 64 }
     static let listenerToken: UInt64 = 1
     private static let stopToken: UInt64 = 2
 
@@ -69,6 +73,8 @@ public final class Coordinator: @unchecked Sendable {
     public var acceptFailures: Int { counters.acceptFailures.load(ordering: .relaxed) }
     /// Loop turns whose readiness wait failed (the loop backs off and goes on).
     public var loopFailures: Int { counters.loopFailures.load(ordering: .relaxed) }
+    /// Replies waiting right now for another peer to take what they depend on.
+    public var repliesHeld: Int { counters.repliesHeld.load(ordering: .relaxed) }
     /// Replies that waited for another peer past the held-reply timeout and were undone.
     public var heldReplyTimeouts: Int { counters.heldReplyTimeouts.load(ordering: .relaxed) }
 
@@ -82,6 +88,7 @@ public final class Coordinator: @unchecked Sendable {
         let acceptFailures = Atomic<Int>(0)
         let loopFailures = Atomic<Int>(0)
         let heldReplyTimeouts = Atomic<Int>(0)
+        let repliesHeld = Atomic<Int>(0)
     }
 
     /// The readiness mechanism in use (`io_uring` or `poll(2)`).
@@ -109,10 +116,11 @@ public final class Coordinator: @unchecked Sendable {
         ownsAddress = listener.ownsAddress
         self.listener = listener.socket
         do {
-            var fds: [Int32] = [-1, -1]
-            try retryingLibcOnInterrupt("pipe") { pipe(&fds) }
-            for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC); _ = fcntl(fd, F_SETFL, O_NONBLOCK) }
-            stopPipe = (fds[0], fds[1])
+            // Close-on-exec from birth: an embedded coordinator shares its process with
+            // code that spawns children, which must not inherit the stop pipe.
+            let fds = try ChildDescriptors.pipe()
+            for fd in [fds.read, fds.write] { _ = fcntl(fd, F_SETFL, O_NONBLOCK) }
+            stopPipe = fds
 
             clockFD = try MemFD.create(name: "bus1-clock", size: Int(BUS1_PAGE_SIZE))
             try MemFD.addSeals([.shrink, .grow, .seal], to: clockFD)
@@ -192,7 +200,7 @@ public final class Coordinator: @unchecked Sendable {
                 case Self.stopToken: break loop
                 case Self.listenerToken:
                     timers.listenerArmed = false
-                    acceptAll()
+                    acceptPending()
                 default:
                     handle(token: token)
                 }
@@ -219,8 +227,9 @@ public final class Coordinator: @unchecked Sendable {
             flushOutbox(of: peer)
             return
         }
-        // Serve every queued datagram, then re-arm.
-        while peers[id] != nil {
+        // Serve what is queued, up to a turn's share (one chatty peer must not hold
+        // the loop), then re-arm: more fires again next turn.
+        for _ in 0..<Self.datagramsPerTurn where peers[id] != nil {
             guard receiveOne(from: peer) else { break }
         }
         guard peers[id] != nil else { return }
@@ -252,7 +261,7 @@ public final class Coordinator: @unchecked Sendable {
                                                 descriptorCount: datagram.fds.count)
         } catch {
             counters.protocolErrors.wrappingAdd(1, ordering: .relaxed)
-            logger.warning("malformed control message", metadata: ["peer": "\(peer.id)", "error": "\(error)"])
+            throttledLog.log(.warning, "malformed control message", key: "malformed", error: error, metadata: ["peer": "\(peer.id)"])
             reply(peer, .error(code: BUS1_ERR_PROTOCOL.rawValue, detail: 0), requestID: 0)
             return true  // the datagram's fds are closed with it
         }
@@ -275,6 +284,7 @@ public final class Coordinator: @unchecked Sendable {
                 other.heldReplies.append(HeldReply(position: condition.position, requester: requester, requestID: requestID,
                                                    response: response, deadline: deadline))
                 timers.schedule(deadline)
+                counters.repliesHeld.wrappingAdd(1, ordering: .relaxed)
                 return
             }
         }
@@ -288,6 +298,9 @@ public enum CoordinatorError: Error, CustomStringConvertible, Sendable {
     case addressInUse(String)
     /// The path exists and is not a socket (a file, a directory, a symlink): left untouched.
     case addressNotASocket(String)
+    /// The socket's directory is not one only its owner (or root) can change: another
+    /// user could swap the socket for its own. `reason` says what is wrong.
+    case unsafeDirectory(String, reason: String)
     /// A socket handed over (socket activation) that a bus cannot serve on.
     case unusableListener(String)
     /// A setting out of range (``CoordinatorConfiguration/validate()``).
@@ -298,6 +311,7 @@ public enum CoordinatorError: Error, CustomStringConvertible, Sendable {
         switch self {
         case .addressInUse(let path): "a bus is already running at \(path)"
         case .addressNotASocket(let path): "\(path) exists and is not a socket; refusing to replace it"
+        case .unsafeDirectory(let path, let reason): "refusing to serve in \(path): \(reason)"
         case .unusableListener(let why): "cannot serve on the socket handed over: \(why)"
         case .invalidConfiguration(let error): "invalid configuration: \(error)"
         case .system(let error): "\(error)"

@@ -119,7 +119,10 @@ extension Coordinator {
     func addHandleReference(_ handle: UInt64, for key: NodeKey, to peer: PeerRecord, chargedTo uid: UInt32) {
         if peer.handles[handle] == nil {
             let payer: UInt32? = key.owner == peer.id ? nil : uid
-            if let payer { accounts.add(.handles, to: payer) }
+            if let payer {
+                accounts.add(.handles, to: payer)
+                peer.handlesChargedTo[payer, default: 0] += 1
+            }
             peer.handles[handle] = HandleRecord(node: key, references: 0, chargedTo: payer)
             peer.handleByNode[key] = handle
         }
@@ -144,7 +147,11 @@ extension Coordinator {
     func forgetHandle(_ handle: UInt64, of peer: PeerRecord) {
         guard let record = peer.handles.removeValue(forKey: handle) else { return }
         if peer.handleByNode[record.node] == handle { peer.handleByNode[record.node] = nil }
-        if let payer = record.chargedTo { accounts.uncharge(.handles, from: payer) }
+        if let payer = record.chargedTo {
+            accounts.uncharge(.handles, from: payer)
+            peer.handlesChargedTo[payer, default: 1] -= 1
+            if peer.handlesChargedTo[payer] == 0 { peer.handlesChargedTo[payer] = nil }
+        }
     }
 
     /// The release notification for `key`, if its owner is connected, the node
@@ -217,47 +224,101 @@ extension Coordinator {
             throw .quota(BUS1_QUOTA_HANDLES.rawValue)
         }
         try accounts.check(.handles, newHandles.count, for: sender.uid)
+        try chargeHandleShare(of: sender.uid, at: receiver, adding: newHandles.count)
 
+        // Everything that can fail comes first (channels to the passed nodes' owners,
+        // undone if one cannot be made); only then are handles installed and
+        // announced, so a refused ATTACH leaves nothing behind in the receiver.
+        let routes = try routes(to: keys, from: receiver, chargedTo: sender.uid)
+        guard peers[receiver.id] != nil else { throw .handleUnknown }  // it went away meanwhile
         var ids: [UInt64] = []
         var waits: [(peer: UInt64, position: UInt64)] = []
         var owners: [AnyObject] = [receiver]
-        for key in keys {
-            guard let key, let owner = peers[key.owner], owner.ownedNodes.contains(key.node) else {
-                ids.append(BUS1_INVALID_ID)  // destroyed before the message could carry it
-                continue
+        for route in routes {
+            switch route {
+            case .invalid: ids.append(BUS1_INVALID_ID)  // destroyed before the message could carry it
+            case .ownNode(let node): ids.append(node)   // the receiver's own node: its own id
+            case .channel(let key, let owner, let channel):
+                let handle = receiver.handleByNode[key] ?? {
+                    defer { receiver.nextHandle += 1 }
+                    return receiver.nextHandle
+                }()
+                addHandleReference(handle, for: key, to: receiver, chargedTo: sender.uid)
+                owners.append(channel)
+                owners.append(owner)
+                if peers[owner.id] != nil, owner !== sender { waits.append((owner.id, owner.messagesAccepted)) }
+                // The channel's fds always travel with an arrived handle: the channel may
+                // exist while the receiver has not heard of it yet (its own lookup of the
+                // owner made it, and that reply is still held for the owner), and this
+                // event can overtake that reply. A receiver that knows the channel closes them.
+                let grant = ControlMessage.HandleGrant(handle: handle, node: key.node, owner: owner.id, channel: channel.id,
+                                                       capacity: UInt32(channel.capacity), newChannel: true)
+                send(receiver, .handleArrived(grant), requestID: 0,
+                     fds: [channel.memory.rawValue, owner.memory!.wake.rawValue], chargedTo: sender.uid)
+                ids.append(handle)
             }
-            if owner === receiver { ids.append(key.node); continue }  // its own node: its own id
-            let handle = receiver.handleByNode[key] ?? {
-                defer { receiver.nextHandle += 1 }
-                return receiver.nextHandle
-            }()
-            let (channel, isNew) = try self.channel(from: receiver, to: owner, node: key.node, chargedTo: sender.uid)
-            guard peers[receiver.id] != nil else { throw .handleUnknown }  // it went away meanwhile
-            // Announcing the channel to the owner can fail and remove the owner (it
-            // died meanwhile): its nodes are destroyed and the channel is closed, and
-            // the receiver has already been told so. Granting the handle now would hand
-            // it a channel nobody will ever close again, and every slice it sent there
-            // would stay lost (the crash-cleanup test's dead-receiver leak). The node
-            // is gone: it travels as invalid, as if destroyed before the message.
-            guard peers[owner.id] === owner, channels[channel.id] === channel else {
-                ids.append(BUS1_INVALID_ID)
-                continue
-            }
-            addHandleReference(handle, for: key, to: receiver, chargedTo: sender.uid)
-            owners.append(channel)
-            owners.append(owner)
-            if peers[owner.id] != nil, owner !== sender { waits.append((owner.id, owner.messagesAccepted)) }
-            let grant = ControlMessage.HandleGrant(handle: handle, node: key.node, owner: owner.id, channel: channel.id,
-                                                   capacity: UInt32(channel.capacity), newChannel: isNew)
-            send(receiver, .handleArrived(grant), requestID: 0,
-                 fds: isNew ? [channel.memory.rawValue, owner.memory!.wake.rawValue] : [], chargedTo: sender.uid)
-            ids.append(handle)
         }
+        attachmentsInFlight.add(.init(channel: channelID, sequence: sequence, descriptors: descriptors.count), for: sender.uid)
         notify(receiver, .attachment(channel: channelID, handles: ids, fdCount: UInt32(descriptors.count), sequence: sequence),
                fds: descriptors.map(\.rawValue), chargedTo: sender.uid)
         guard peers[receiver.id] != nil else { throw .handleUnknown }
         waits.append((receiver.id, receiver.messagesAccepted))
         return Response(message: .ok, owners: owners + descriptors, after: waits)
+    }
+
+    /// How one passed handle reaches the receiver of an attachment.
+    enum AttachedRoute {
+        /// Its node is gone (destroyed, or its owner left): it travels as invalid.
+        case invalid
+        /// One of the receiver's own nodes: it arrives as the receiver's own id.
+        case ownNode(UInt64)
+        /// A handle to `key`, over the receiver's channel to its owner.
+        case channel(NodeKey, owner: PeerRecord, ChannelRecord)
+    }
+
+    /// The channel from `receiver` to the owner of each node in `keys`, made if new
+    /// (charged to `uid`). If one cannot be made, the channels made so far are
+    /// closed again and the error is thrown: nothing is left half done.
+    func routes(to keys: [NodeKey?], from receiver: PeerRecord, chargedTo uid: UInt32) throws(RequestError) -> [AttachedRoute] {
+        var routes: [AttachedRoute] = []
+        var made: [UInt64] = []
+        do {
+            for key in keys {
+                guard let key, let owner = peers[key.owner], owner.ownedNodes.contains(key.node) else {
+                    routes.append(.invalid)
+                    continue
+                }
+                if owner === receiver { routes.append(.ownNode(key.node)); continue }
+                let (channel, isNew) = try self.channel(from: receiver, to: owner, node: key.node, chargedTo: uid)
+                if isNew { made.append(channel.id) }
+                // Announcing the channel to the owner can fail and remove the owner (it
+                // died meanwhile): its nodes are destroyed and the channel is closed, and
+                // the receiver has already been told so. Granting the handle now would
+                // hand it a channel nobody will ever close again, and every slice it sent
+                // there would stay lost (the crash-cleanup test's dead-receiver leak).
+                guard peers[owner.id] === owner, channels[channel.id] === channel else { routes.append(.invalid); continue }
+                routes.append(.channel(key, owner: owner, channel))
+            }
+        } catch {
+            for id in made { closeChannel(id, reason: BUS1_CLOSE_BY_PEER.rawValue) }
+            throw error
+        }
+        return routes
+    }
+
+    /// The fair share of a receiver's handle table for handles other uids put
+    /// there by attaching them: a uid may add only while it would hold at most half
+    /// of what the others leave free, out of the smaller of the per-peer handle limit
+    /// and the receiver's coordinator ring. The ring matters because every such
+    /// handle becomes a notification when its node goes: an attacker that attached
+    /// thousands of its own nodes and then left used to overflow the victim's ring
+    /// and get the victim disconnected. The receiver's own uid is not limited here.
+    func chargeHandleShare(of uid: UInt32, at receiver: PeerRecord, adding count: Int) throws(RequestError) {
+        guard uid != receiver.uid, count > 0 else { return }
+        let mine = receiver.handlesChargedTo[uid] ?? 0
+        let others = receiver.handles.count - mine
+        let limit = min(configuration.maximumHandlesPerPeer, configuration.coordinatorRingCapacity)
+        guard (mine + count) * 2 <= limit - others else { throw .quota(BUS1_QUOTA_HANDLES_SHARE.rawValue) }
     }
 
     /// The fair share of a receiver's control queue (as dbus-broker shares a
@@ -271,7 +332,11 @@ extension Coordinator {
         let others = receiver.outbox.count - mine
         let free = configuration.maximumQueuedControlMessages - others
         guard receiver.outbox.isEmpty || (mine + messages) * 2 <= free else { throw .quota(BUS1_QUOTA_MESSAGES.rawValue) }
-        guard (queuedDescriptorsByUID[uid] ?? 0) + descriptors <= configuration.maximumQueuedDescriptorsPerUID else {
+        guard descriptors > 0 else { return }
+        let inFlight = attachmentsInFlight.descriptors(of: uid) { entry in
+            channels[entry.channel]?.hasTaken(entry.sequence) ?? true
+        }
+        guard (queuedDescriptorsByUID[uid] ?? 0) + inFlight + descriptors <= configuration.maximumQueuedDescriptorsPerUID else {
             throw .quota(BUS1_QUOTA_FDS.rawValue)
         }
     }

@@ -82,6 +82,7 @@ extension Coordinator {
         announceControl(to: peer)
         while let held = peer.heldReplies.first, held.position <= peer.messagesDelivered {
             peer.heldReplies.removeFirst()
+            counters.repliesHeld.wrappingSubtract(1, ordering: .relaxed)
             dispatch(held.response, to: held.requester, requestID: held.requestID)
         }
     }
@@ -122,8 +123,10 @@ extension Coordinator {
     /// Undoes and refuses (`BUS1_ERR_TIMEOUT`) the replies held on `peer` past
     /// their deadline: it has not read its socket in
     /// ``CoordinatorConfiguration/heldReplyTimeout``, and the requester must not
-    /// wait on it for ever. The request's effect is rolled back (a lookup's handle
-    /// and new channel, an attachment still queued), so nothing stays granted.
+    /// wait on it for ever. A lookup is rolled back (its handle, and a channel made
+    /// for it alone), so nothing stays granted. An attachment is not pulled back: the
+    /// sender never publishes its message, and the receiver drops it (releasing its
+    /// handles, closing its fds) as soon as the sender sends something else.
     func expireHeldReplies(waitingOn peer: PeerRecord, now: ContinuousClock.Instant) {
         guard peers[peer.id] === peer, !peer.heldReplies.isEmpty else { return }
         var expired: [HeldReply] = []
@@ -132,6 +135,7 @@ extension Coordinator {
             expired.append(held)
             return true
         }
+        counters.repliesHeld.wrappingSubtract(expired.count, ordering: .relaxed)
         for held in expired {
             counters.heldReplyTimeouts.wrappingAdd(1, ordering: .relaxed)
             logger.notice("a reply waited too long for a peer that does not read its socket; request undone",

@@ -33,6 +33,7 @@ extension Coordinator {
         // other goes on to its remaining conditions.
         let held = peer.heldReplies
         peer.heldReplies.removeAll()
+        counters.repliesHeld.wrappingSubtract(held.count, ordering: .relaxed)
         for waiting in held {
             if let rollback = waiting.response.rollback {
                 rollback()
@@ -85,7 +86,7 @@ extension Coordinator {
             let mapping = try Mapping(fd, count: geometry.size, writable: true)
             geometry.initialize(mapping, channel: id, sender: sender.id, receiver: receiver.id)
             record = ChannelRecord(id: id, sender: sender.id, receiver: receiver.id, capacity: geometry.capacity, memory: fd,
-                                   chargedTo: payer)
+                                   chargedTo: payer, mapping: mapping)
         } catch {
             throw .system(error)
         }

@@ -133,7 +133,7 @@ extension Coordinator {
             try MemFD.addSeals([.shrink, .grow, .seal], to: wake)
             let wakeMapping = try Mapping(wake, count: Int(BUS1_PAGE_SIZE), writable: true)
             WakePage.initialize(wakeMapping, peer: peer.id)
-            let page = try WakePage(wakeMapping, expectedPeer: peer.id)
+            let page = try WakePage(wakeMapping)
             peer.memory = PeerMemory(pool: pool, wake: wake, wakeMapping: wakeMapping, wakePage: page)
 
             let ringID = nextChannel

@@ -33,6 +33,8 @@ final class PeerRecord {
     var handles: [UInt64: HandleRecord] = [:]
     /// (owner, node) → this peer's handle id for it: one handle per (peer, node).
     var handleByNode: [NodeKey: UInt64] = [:]
+    /// Handles in `handles` by the uid they are charged to (see ``HandleRecord/chargedTo``).
+    var handlesChargedTo: [UInt32: Int] = [:]
     var nextHandle: UInt64 = 1
     /// Nodes this peer owns (their ids are the owner's handle ids).
     var ownedNodes: Set<UInt64> = []
@@ -122,14 +124,32 @@ final class ChannelRecord {
     var allowedNodes: Set<UInt64> = []
     /// The uid whose request made the channel (``UIDAccounts/Resource/channels``).
     let chargedTo: UInt32
+    /// The coordinator's mapping of the channel, kept to read the receiver's
+    /// consumer index (see ``takenIndex``).
+    private let mapping: Mapping
+    private let receiverHead: SharedWord64
 
-    init(id: UInt64, sender: UInt64, receiver: UInt64, capacity: Int, memory: consuming FileDescriptor, chargedTo: UInt32) {
+    init(id: UInt64, sender: UInt64, receiver: UInt64, capacity: Int, memory: consuming FileDescriptor, chargedTo: UInt32,
+         mapping: consuming Mapping) {
         self.chargedTo = chargedTo
+        receiverHead = SharedWord64(mapping.base, offset: MemoryLayout<bus1_channel_header>.offset(of: \.sub_head)!)
+        self.mapping = mapping
         self.id = id
         self.sender = sender
         self.receiver = receiver
         self.capacity = capacity
         self.memory = memory
+    }
+}
+
+extension ChannelRecord {
+    /// Whether the receiver has taken (or dropped) the message at submission index
+    /// `sequence`: its `sub_head` is past it. The receiver writes `sub_head`; a
+    /// receiver that lies only keeps its senders' attachments charged longer.
+    func hasTaken(_ sequence: UInt64) -> Bool {
+        let head = receiverHead.loadAcquiring()  // pairs with the receiver's release of sub_head
+        let ahead = head &- sequence
+        return ahead != 0 && ahead <= UInt64.max / 2
     }
 }
 

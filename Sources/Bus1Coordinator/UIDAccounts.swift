@@ -56,6 +56,8 @@ struct UIDAccounts {
     private(set) var usage: [UInt32: Usage] = [:]
     /// Handshakes in progress on the whole bus.
     private(set) var handshakesInProgress = 0
+    /// Connections on the whole bus (every uid's).
+    private(set) var connectionsOnBus = 0
     private let configuration: CoordinatorConfiguration
 
     init(configuration: CoordinatorConfiguration) { self.configuration = configuration }
@@ -84,14 +86,36 @@ struct UIDAccounts {
         }
     }
 
-    /// Whether `uid` may take `amount` more of `resource` (and, for a handshake,
-    /// whether the bus has room for one more).
+    /// Whether `uid` may take `amount` more of `resource`: within its own total,
+    /// and for what the whole bus shares (handshakes; connections, which cost the
+    /// daemon fds), within the bus's total and, for connections, within its fair
+    /// share of it.
+    ///
+    /// The fair share (see ``share(of:on:)``) means a flood of connections from one
+    /// user can never lock the others out, however many users flood.
     func check(_ resource: Resource, _ amount: Int = 1, for uid: UInt32) throws(RequestError) {
         let held = usage[uid]?[resource] ?? 0
         guard amount <= limit(of: resource) - held else { throw .quota(Self.quota(of: resource)) }
-        if resource == .handshakes, handshakesInProgress + amount > configuration.maximumHandshakes {
-            throw .quota(Self.quota(of: resource))
+        switch resource {
+        case .handshakes:
+            guard handshakesInProgress + amount <= configuration.maximumHandshakes else { throw .quota(Self.quota(of: resource)) }
+        case .connections:
+            let free = configuration.maximumConnections - (connectionsOnBus - held)
+            guard held + amount <= Self.share(of: free, on: configuration.maximumConnections) else {
+                throw .quota(BUS1_QUOTA_CONNECTIONS_SHARE.rawValue)
+            }
+        default:
+            break
         }
+    }
+
+    /// What one uid may hold of a bus-wide resource of size `total` when the other
+    /// uids leave `free` of it: the larger of half of `free` (dbus-broker's rule, as
+    /// the receiver queues use it) and all of `free` but an eighth of `total` kept
+    /// for newcomers. One uid alone gets seven eighths of the bus; a second finds at
+    /// least a sixteenth; however many arrive, the next one still finds room.
+    static func share(of free: Int, on total: Int) -> Int {
+        max(free / 2, free - total / 8)
     }
 
     /// Checks, then charges.
@@ -105,6 +129,7 @@ struct UIDAccounts {
     mutating func add(_ resource: Resource, _ amount: Int = 1, to uid: UInt32) {
         usage[uid, default: Usage()][resource] += amount
         if resource == .handshakes { handshakesInProgress += amount }
+        if resource == .connections { connectionsOnBus += amount }
     }
 
     /// Gives back what ``charge(_:_:to:)`` or ``add(_:_:to:)`` took. Uncharging
@@ -117,5 +142,6 @@ struct UIDAccounts {
         entry[resource] -= taken
         usage[uid] = entry == Usage() ? nil : entry
         if resource == .handshakes { handshakesInProgress -= taken }
+        if resource == .connections { connectionsOnBus -= taken }
     }
 }

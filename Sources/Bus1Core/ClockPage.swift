@@ -9,11 +9,12 @@ import CBus1Wire
 public struct ClockPage: @unchecked Sendable {
     public let ticket: SharedWord64
 
+    /// Makes the view of the clock page the coordinator handed over. As with
+    /// ``WakePage``, the header is not checked: every peer maps this page writable,
+    /// and a check would let one write refuse every later connect. The page is the
+    /// clock because the coordinator's WELCOME says so; only its size is checked.
     public init(_ mapping: borrowing Mapping) throws(WireError) {
         guard mapping.count >= MemoryLayout<bus1_clock_page>.size else { throw .tooSmall("clock page") }
-        let header = mapping.base.load(as: bus1_clock_page.self)
-        guard header.magic == BUS1_MAGIC_CLOCK else { throw .badMagic("clock page") }
-        guard header.version == BUS1_WIRE_VERSION else { throw .versionMismatch("clock page", header.version) }
         ticket = SharedWord64(mapping.base, offset: wireOffset(\bus1_clock_page.ticket))
     }
 

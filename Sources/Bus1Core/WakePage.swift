@@ -22,13 +22,17 @@ public struct WakePage: @unchecked Sendable {
     public let controlSequence: SharedWord64
     private let base: UnsafeMutableRawPointer
 
-    /// Checks the header (magic, version, peer) and makes the view.
-    public init(_ mapping: borrowing Mapping, expectedPeer: UInt64?) throws(WireError) {
+    /// Makes the view of a wake page the coordinator handed over.
+    ///
+    /// The header (magic, version, peer) is not checked, on purpose: every peer with
+    /// a channel to the owner maps this page writable (to ring the doorbell), so
+    /// any of them can overwrite the header, and a check here would let one write
+    /// cut the owner off from every new sender. What the page is, and whose, comes
+    /// from the coordinator's message over the socket, which no peer can forge;
+    /// the header is for inspectors, which report a damaged one. Only the size is
+    /// checked (the mapping must hold the words).
+    public init(_ mapping: borrowing Mapping) throws(WireError) {
         guard mapping.count >= MemoryLayout<bus1_wake_page>.size else { throw .tooSmall("wake page") }
-        let header = mapping.base.load(as: bus1_wake_page.self)
-        guard header.magic == BUS1_MAGIC_WAKE else { throw .badMagic("wake page") }
-        guard header.version == BUS1_WIRE_VERSION else { throw .versionMismatch("wake page", header.version) }
-        if let expectedPeer, header.peer_id != expectedPeer { throw .mismatch("wake page peer") }
         self.base = mapping.base
         doorbell = SharedWord32(mapping.base, offset: wireOffset(\bus1_wake_page.doorbell))
         sleeping = SharedWord32(mapping.base, offset: wireOffset(\bus1_wake_page.sleeping))

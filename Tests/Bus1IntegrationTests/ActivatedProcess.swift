@@ -20,10 +20,8 @@ final class ActivatedProcess {
     ///   - blockedSignals: the child's initial signal mask.
     init(_ executable: String, _ arguments: [String], socket: Int32?, environment: [String: String] = [:],
          blockedSignals: [Int32] = []) throws {
-        var pipeFDs: [Int32] = [-1, -1]
-        guard pipe(&pipeFDs) == 0 else { throw LinuxError("pipe", code: errno) }
-        _ = fcntl(pipeFDs[0], F_SETFD, FD_CLOEXEC)
-        _ = fcntl(pipeFDs[1], F_SETFD, FD_CLOEXEC)
+        let pipe = try ChildDescriptors.pipe()  // close-on-exec from birth: no parallel spawn inherits it
+        let pipeFDs = [pipe.read, pipe.write]
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }

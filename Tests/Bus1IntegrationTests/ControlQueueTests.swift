@@ -32,7 +32,10 @@ struct ControlQueueTests {
     /// stays connected and gets every grant once it reads.
     @Test("Others' lookups cannot overflow a peer that does not read: past their uid's fair share they are refused, typed")
     func fairShareProtectsAPeerThatDoesNotRead() throws {
-        let bus = try BusFixture("queue-share") { $0.maximumQueuedControlMessages = 8 }
+        let bus = try BusFixture("queue-share") {
+            $0.maximumQueuedControlMessages = 8
+            $0.heldReplyTimeout = .seconds(120)  // this test is about the share: lookups wait for the deaf peer to read
+        }
         let deaf = try bus.connect()
         for i in 0..<2000 { try deaf.publish(try deaf.createNode(), as: "flood.\(i)") }
         let group = DispatchGroup()

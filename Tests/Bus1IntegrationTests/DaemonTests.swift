@@ -51,7 +51,7 @@ struct DaemonTests {
         do { _ = try SeqPacket.listen(path: path) }
         #expect(access(path, F_OK) == 0)
         let daemon = try ChildProcess("bus1d", [], environment: ["BUS1_ADDRESS": path], mergeStandardError: true)
-        #expect(daemon.awaitLine(prefix: "", timeoutSeconds: 30)?.contains("listening") == true, "\(daemon.transcript)")
+        #expect(AdmissionTests.awaitListening(daemon), "\(daemon.transcript)")
         let peer = try ChildProcess("bus1-test-peer", ["garbage"], environment: ["BUS1_ADDRESS": path])
         #expect(peer.finish(timeoutSeconds: 60) == .exited(0), "\(peer.transcript)")
         daemon.signal(SIGINT)

@@ -78,9 +78,8 @@ struct SocketActivationTests {
         case "unlistened":
             fds[0] = socket(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         default:
-            #expect(pipe(&fds) == 0)
-            _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
-            _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
+            let pipe = try ChildDescriptors.pipe()
+            fds = [pipe.read, pipe.write]
         }
         defer { for fd in fds where fd >= 0 { close(fd) } }
         let daemon = try ActivatedProcess("bus1d", ["--config", "/dev/null"], socket: fds[0])

@@ -1,5 +1,6 @@
 import Bus1
 @_spi(HostileTesting) import Bus1
+import Bus1Linux
 import Glibc
 import Testing
 
@@ -16,9 +17,11 @@ struct StaleAttachmentTests {
         try receiver.publish(try receiver.createNode(), as: "stale.r")
         let target = try sender.lookup("stale.r")
         let passed = try sender.createNode()
-        var stalePipe: [Int32] = [-1, -1], freshPipe: [Int32] = [-1, -1]
-        #expect(pipe(&stalePipe) == 0 && pipe(&freshPipe) == 0)
-        for fd in stalePipe + freshPipe { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        // Close-on-exec from birth: a child another test spawns meanwhile must not
+        // hold the stale read end open.
+        let stale = try ChildDescriptors.pipe(), fresh = try ChildDescriptors.pipe()
+        var stalePipe = [stale.read, stale.write]
+        let freshPipe = [fresh.read, fresh.write]
         defer { for fd in stalePipe + freshPipe { close(fd) } }
 
         try sender.attachWithoutSending(to: target, attaching: [passed], fileDescriptors: [stalePipe[0]])

@@ -32,6 +32,8 @@
 //             "REFUSED" the first time); "STARTED" once all looked up (with cue=1 they
 //             then wait for SIGUSR1), "DONE attached=A refused=R"; then linger.
 //   flood     address= [seconds=] [hold=] [seed=]  connection flood (see Flood.swift).
+//   victim / fdflood / nodeflood  a service and two attachment floods against it
+//             (see AttachFloods.swift).
 //   fdsink    name=  receive one message with fds attached, write "fd <i>" into each,
 //             print "WROTE fds=N cloexec=C" (C: how many were close-on-exec); linger.
 //   clockwarp, staller, corruptsink, victimsender: shared-word attacks and their
@@ -714,6 +716,15 @@ case "waiter":
 
 case "flood":
     runFlood()
+
+case "victim":
+    runVictim()
+
+case "fdflood":
+    runFdFlood()
+
+case "nodeflood":
+    runNodeFlood()
 
 case "clockwarp": runClockWarp()
 case "staller": runStaller()

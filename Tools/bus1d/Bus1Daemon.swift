@@ -85,6 +85,9 @@ struct Bus1Daemon: ParsableCommand {
     @Option(name: .customLong(Field.maxChannelsPerUID.rawValue), help: .init(ConfigurationKey.help(.maxChannelsPerUID)))
     var maxChannelsPerUID: Int?
 
+    @Option(name: .customLong(Field.maxConnections.rawValue), help: .init(ConfigurationKey.help(.maxConnections)))
+    var maxConnections: Int?
+
     @Option(name: .customLong(Field.maxHandshakes.rawValue), help: .init(ConfigurationKey.help(.maxHandshakes)))
     var maxHandshakes: Int?
 
@@ -115,7 +118,7 @@ struct Bus1Daemon: ParsableCommand {
     typealias Field = CoordinatorConfiguration.Field
 
     func run() throws {
-        let settings = try Self.refusing(exitCode: 2) { () throws(any Error) in try resolve() }
+        var settings = try Self.refusing(exitCode: 2) { () throws(any Error) in try resolve() }
         if printConfiguration {
             print(ConfigurationFile.render(settings), terminator: "")
             return
@@ -128,6 +131,7 @@ struct Bus1Daemon: ParsableCommand {
         }
         let logger = Logger(label: "bus1d")
         DescriptorLimit.raise(logger)
+        DescriptorLimit.fitConnections(&settings.coordinator, logger)
         let coordinator = try Self.refusing(exitCode: 2) { () throws(any Error) in
             if let activated = try SocketActivation.takeListener() {
                 logger.info("serving on the socket passed by the service manager", metadata: ["address": "\(activated.address)"])
@@ -179,6 +183,7 @@ struct Bus1Daemon: ParsableCommand {
         override(.maxNodesPerUID, &settings.coordinator.maximumNodesPerUID, maxNodesPerUID)
         override(.maxHandlesPerUID, &settings.coordinator.maximumHandlesPerUID, maxHandlesPerUID)
         override(.maxChannelsPerUID, &settings.coordinator.maximumChannelsPerUID, maxChannelsPerUID)
+        override(.maxConnections, &settings.coordinator.maximumConnections, maxConnections)
         override(.maxHandshakes, &settings.coordinator.maximumHandshakes, maxHandshakes)
         override(.maxHandshakesPerUID, &settings.coordinator.maximumHandshakesPerUID, maxHandshakesPerUID)
         override(.handshakeTimeoutMS, &settings.coordinator.handshakeTimeoutMilliseconds, handshakeTimeoutMS)

@@ -1,3 +1,4 @@
+import Bus1Coordinator
 import Glibc
 import Logging
 
@@ -17,5 +18,23 @@ enum DescriptorLimit {
         } else {
             logger.warning("cannot raise the open-file limit", metadata: ["limit": "\(before)", "errno": "\(errno)"])
         }
+    }
+
+    /// Fds kept back from connections: the listener, the stop pipe, the clock, the
+    /// io_uring, logging, and duplicates of fds waiting in outboxes.
+    static var reserved: Int { 64 }
+
+    /// Lowers `configuration.maximumConnections` to what the soft fd limit can
+    /// hold, so the connections the fair share hands out are ones the daemon can
+    /// serve: a flood then meets a typed refusal, not `EMFILE` for everyone.
+    static func fitConnections(_ configuration: inout CoordinatorConfiguration, _ logger: Logger) {
+        var limit = rlimit()
+        guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur != rlim_t.max else { return }  // RLIM_INFINITY
+        let fitting = max(2, (Int(clamping: limit.rlim_cur) - reserved) / CoordinatorConfiguration.descriptorsPerConnection)
+        guard fitting < configuration.maximumConnections else { return }
+        logger.info("fewer connections than configured fit the open-file limit",
+                      metadata: ["max-connections": "\(fitting)", "configured": "\(configuration.maximumConnections)",
+                                 "open-file-limit": "\(limit.rlim_cur)"])
+        configuration.maximumConnections = fitting
     }
 }

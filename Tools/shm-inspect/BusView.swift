@@ -131,14 +131,16 @@ struct BusView {
         guard let (_, pool) = pools[peer.peer_id] else { return [] }
         let now = coarseMonotonicMilliseconds()
         let outbound = channels.filter { $0.row.sender == peer.peer_id }
+        // Looked up once per ledger record: the owner can fill its whole ledger.
+        let queuedSlices = outbound.map { Set($0.queued.map { QueuedSlice(offset: $0.descriptor.offset, ticket: $0.descriptor.ticket) }) }
         return pool.entries.map { entry in
             let r = entry.record
             let multicast = r.receiver == BUS1_INVALID_ID
             var receivers: [UInt64] = []
             var whereabouts: [String] = []
             if r.state == UInt16(BUS1_SLICE_SENT.rawValue) {
-                for channel in outbound where multicast || channel.row.receiver == r.receiver {
-                    let queued = channel.queued.contains { $0.descriptor.offset == entry.offset && $0.descriptor.ticket == r.ticket }
+                for (channel, slices) in zip(outbound, queuedSlices) where multicast || channel.row.receiver == r.receiver {
+                    let queued = slices.contains(QueuedSlice(offset: entry.offset, ticket: r.ticket))
                     if queued || !multicast {
                         receivers.append(channel.row.receiver)
                         whereabouts.append(queued ? "queued" : "received")
@@ -151,6 +153,12 @@ struct BusView {
                             ageMilliseconds: now &- r.since_ms)
         }
     }
+}
+
+/// A slice as a queued descriptor names it.
+private struct QueuedSlice: Hashable {
+    let offset: UInt64
+    let ticket: UInt64
 }
 
 func stateName(_ state: UInt32) -> String {

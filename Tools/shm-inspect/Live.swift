@@ -47,7 +47,8 @@ struct PoolState {
         self.entries = entries
     }
 
-    var bytesInUse: UInt64 { entries.reduce(0) { $0 + UInt64($1.record.block_bytes) } }
+    /// The ledger's blocks added up; records are the owner's to write, so the sum saturates.
+    var bytesInUse: UInt64 { entries.reduce(0) { $0.addingSaturated(UInt64($1.record.block_bytes)) } }
 
     /// Whether `[offset, offset + length)` lies in the payload area.
     func holds(offset: UInt64, length: UInt64, poolSize: UInt64) -> Bool {
@@ -95,10 +96,10 @@ struct ChannelState {
             return
         }
         let cap = UInt64(row.capacity)
-        let submission = Int(header.submission_offset), completion = Int(header.completion_offset)
-        guard cap >= 2, cap & (cap - 1) == 0, submission >= MemoryLayout<bus1_channel_header>.size,
-              submission + Int(cap) * 32 <= completion, completion + Int(cap) * 8 <= memory.size else {
-            finding("channel.header", "ring geometry (capacity \(cap), offsets \(submission)/\(completion)) does not fit \(memory.size) bytes"); return
+        guard let geometry = RingGeometry(capacity: cap, submissionOffset: header.submission_offset,
+                                          completionOffset: header.completion_offset, objectSize: memory.size) else {
+            finding("channel.header", "ring geometry (capacity \(cap), submission_offset \(header.submission_offset), completion_offset \(header.completion_offset)) does not fit \(memory.size) bytes")
+            return
         }
         func word(_ path: KeyPath<bus1_channel_header, UInt64>) -> UInt64 {
             memory.word(at: MemoryLayout<bus1_channel_header>.offset(of: path)!) ?? 0
@@ -127,13 +128,12 @@ struct ChannelState {
         var copies: [(UInt64, bus1_descriptor)] = []
         var index = subHead
         while index < subTail {
-            let slot = Int(index & (cap - 1))
-            if let d = memory.load(bus1_descriptor.self, at: submission + slot * 32) { copies.append((index, d)) }
+            if let d = memory.load(bus1_descriptor.self, at: geometry.descriptorOffset(ofIndex: index)) { copies.append((index, d)) }
             index += 1
         }
         let headAfter = word(\.sub_head)
         let clockAfter = clockTicket(clock)  // every ticket read above was issued before this
-        if subTail > 0, let newest = memory.load(bus1_descriptor.self, at: submission + Int((subTail - 1) & (cap - 1)) * 32) {
+        if subTail > 0, let newest = memory.load(bus1_descriptor.self, at: geometry.descriptorOffset(ofIndex: subTail - 1)) {
             lastTicket = newest.ticket
         }
         let senderPool = pools[row.sender]

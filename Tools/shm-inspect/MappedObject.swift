@@ -51,6 +51,7 @@ final class MappedObject {
 
     /// The parts of `range` that hold data (holes are never touched).
     func dataRanges(in range: Range<Int>) -> [Range<Int>] {
-        file.dataExtents(in: max(0, range.lowerBound)..<min(range.upperBound, size))
+        let lower = max(0, range.lowerBound), upper = min(range.upperBound, size)
+        return lower < upper ? file.dataExtents(in: lower..<upper) : []
     }
 }

@@ -98,8 +98,13 @@ extension BusView {
                 finding("slice.state", "\(at): state \(r.state)")
             }
         }
-        let outstanding = channels.filter { $0.row.sender == peer.peer_id }.reduce(UInt64(0)) { $0 + $1.outstanding }
-        if quiescentSenders.contains(peer.peer_id) && pending != outstanding {
+        // A channel with more outstanding than its credit already has a ring.credit
+        // finding and its count means nothing: summing such counts once overflowed
+        // (two channels at sub_tail = 2^63). Only credit-sized counts are added.
+        let outbound = channels.filter { $0.row.sender == peer.peer_id }
+        let countable = outbound.allSatisfy { $0.outstanding <= $0.capacity }
+        let outstanding = outbound.reduce(UInt64(0)) { $0.addingSaturated(min($1.outstanding, $1.capacity)) }
+        if countable && quiescentSenders.contains(peer.peer_id) && pending != outstanding {
             finding("slice.refcount", "ledger counts \(pending) descriptors pending, its channels have \(outstanding) slices outstanding (a sender that has not yet seen a channel close still counts its slices)")
         }
         return found

@@ -75,11 +75,18 @@ struct Watch: ParsableCommand {
         }
         var channels = Table(["CHANNEL", "FROM", "TO", "FILL", "HELD", "MSG/S", "ERRORS"])
         for c in view.channels {
-            let fill = Int(Double(c.waiting) / Double(max(1, c.capacity)) * 10)
-            let bar = "[" + String(repeating: "#", count: fill) + String(repeating: ".", count: 10 - min(10, fill)) + "]"
-            channels.add([c.row.channel_id, c.row.sender, c.row.receiver, "\(bar) \(c.waiting)/\(c.capacity)", c.heldByReceiver, rate(c),
+            channels.add([c.row.channel_id, c.row.sender, c.row.receiver, "\(Self.fillBar(c.waiting, of: c.capacity)) \(c.waiting)/\(c.capacity)", c.heldByReceiver, rate(c),
                           c.findings.isEmpty ? "-" : "\(c.findings.count)"])
         }
         return out + peers.render() + "\n" + channels.render() + "\n"
+    }
+
+    /// A ring's fill as ten cells, `[####......]`. `waiting` comes from indices a
+    /// peer can overwrite: a count past the capacity draws a full bar (the number
+    /// beside it shows the corrupt value), never a longer one. Sizing the bar from
+    /// the raw count once asked for 42,949,673,008 bytes at `sub_tail` = 2^40.
+    static func fillBar(_ waiting: UInt64, of capacity: UInt64) -> String {
+        let cells = capacity == 0 ? 0 : Int(min(waiting, capacity) * 10 / capacity)  // capacity < 2^32: no overflow
+        return "[" + String(repeating: "#", count: cells) + String(repeating: ".", count: 10 - cells) + "]"
     }
 }

@@ -62,6 +62,11 @@
  * A hostile peer can ring or silence a doorbell (degrade wake-ups) but can
  * neither read nor forge data through it.
  */
+/* The header lines of the wake and clock pages (magic, version, ids) are written by
+ * the coordinator at creation and are informational only: every peer that may ring a
+ * doorbell or take a ticket maps the page writable and could overwrite them, so no
+ * peer and no coordinator decision reads them (identity comes over the socket);
+ * inspectors report a damaged header. */
 struct bus1_wake_page {
 	uint32_t magic;            /* BUS1_MAGIC_WAKE; written by the coordinator */
 	uint32_t version;          /* BUS1_WIRE_VERSION; written by the coordinator */
@@ -368,6 +373,8 @@ enum bus1_quota {
 	BUS1_QUOTA_UID_NODES    = 10, /* nodes owned by all peers of one uid */
 	BUS1_QUOTA_UID_HANDLES  = 11, /* handles charged to one uid (held by its peers, or attached by them to others) */
 	BUS1_QUOTA_UID_CHANNELS = 12, /* channels made at the request of one uid */
+	BUS1_QUOTA_CONNECTIONS_SHARE = 13, /* the uid's fair share of the bus's connections (what other uids leave free) */
+	BUS1_QUOTA_HANDLES_SHARE = 14, /* the uid's fair share of a receiver's handle table (handles attached by other uids) */
 };
 
 /* Why a channel was closed (bus1_msg_violation.kind, bus1_msg_channel_closed.reason). */
@@ -438,7 +445,7 @@ struct bus1_msg_handle_granted {
 	uint64_t owner_peer;       /* the node's owner */
 	uint64_t channel_id;       /* channel caller -> owner; BUS1_INVALID_ID if the caller owns the node */
 	uint32_t capacity;         /* entries per ring of that channel */
-	uint32_t new_channel;      /* 1: fds attached (channel, owner's wake page) */
+	uint32_t new_channel;      /* 1: fds attached (channel, owner's wake page); a peer that knows the channel closes them */
 	uint64_t _reserved;
 };
 

@@ -1,0 +1,44 @@
+import Bus1
+@_spi(HostileTesting) import Bus1
+import Bus1TestSupport
+import Testing
+
+/// Peers map the bus clock and other peers' wake pages writable (to take tickets,
+/// to ring doorbells). What such a page *is* comes from the coordinator over the
+/// socket, never from bytes a peer can write, so scribbling on it harms nobody's
+/// connection, lookups or messages.
+@Suite("Shared pages a peer may write")
+struct SharedPageTests {
+    @Test("After a peer writes random bytes over the clock's and every reachable wake page's header, new peers still connect, look up and exchange checked messages",
+          .timeLimit(.minutes(2)))
+    func scribbledHeaders() throws {
+        let bus = try BusFixture("scribble")
+        let victim = try bus.peer("consumer", ["name": "victim", "count": "300"])
+        #expect(victim.awaitLine(prefix: "READY", timeoutSeconds: 30) != nil, "\(victim.transcript)")
+
+        let hostile = try bus.connect()
+        _ = try hostile.lookup("victim")  // a channel, so the victim's wake page is mapped writable here
+        var random = SplitMix64(state: 12)
+        for offset in stride(from: 0, to: 64, by: 8) {
+            hostile.overwriteSharedPages(.clock, atByteOffset: offset, with: random.next())
+            hostile.overwriteSharedPages(.ownWake, atByteOffset: offset, with: random.next())
+            hostile.overwriteSharedPages(.receiversWake, atByteOffset: offset, with: random.next())
+        }
+
+        // A new peer connects (it maps the clock), looks the victim up (it maps the
+        // victim's wake page) and sends 300 checked messages; an in-process one too.
+        let producer = try bus.peer("producer", ["name": "victim", "count": "300"])
+        #expect(producer.finish(timeoutSeconds: 90) == .exited(0), "\(producer.transcript)")
+        #expect(victim.finish(timeoutSeconds: 90) == .exited(0), "\(victim.transcript)")
+        let late = try bus.connect()
+        let node = try late.createNode()
+        try late.publish(node, as: "late")
+        let sender = try bus.connect()
+        var loan = try sender.loan(4)
+        loan.payload.copyBytes(from: Array("late".utf8))
+        try sender.send(loan, to: try sender.lookup("late"))
+        let message = try late.receive(timeoutNanoseconds: 10_000_000_000)
+        let bytes = Array(message.payload)
+        #expect(bytes == Array("late".utf8))
+    }
+}
