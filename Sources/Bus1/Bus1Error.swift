@@ -187,4 +187,10 @@ public enum PeerEvent: Sendable, Equatable {
     /// A sender stayed staged past the stall timeout: later tickets were delivered
     /// before whatever it sends next (reported to the coordinator).
     case orderingStall(peer: UInt64)
+    /// The bus clock handed this peer `clock`, a value no honest clock could:
+    /// below a ticket it had already used (another peer rewound or wrapped the
+    /// shared clock; once per incident) or far beyond honest reach (jumped). This
+    /// peer sent `issued`, so its tickets kept rising: order across senders is
+    /// degraded, delivery is not.
+    case clockAnomaly(clock: UInt64, issued: UInt64)
 }

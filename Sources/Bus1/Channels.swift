@@ -72,6 +72,10 @@ final class InboundChannel {
     /// Where this channel announces a pending violation, so the peer's hot path
     /// checks one flag instead of every channel.
     let violations: ViolationInbox
+    /// How long this channel's staging mark has held the merge back (the stall
+    /// rule: see `OrderingStall`). Changed only by the merge and by ``take(_:)``,
+    /// on the peer's one thread: unchecked like the peer's hot state (`Peer`).
+    @exclusivity(unchecked) var stall = OrderingStall.clear
 
     init(id: UInt64, sender: UInt64, consumer: consuming SubmissionConsumer, memory: SenderMemory?, payloadOffset: UInt64,
          senderWake: WakePage?, firstNode: UInt64?, violations: ViolationInbox) {
@@ -85,6 +89,14 @@ final class InboundChannel {
         self.payloadOffset = payloadOffset
         self.senderWake = senderWake
         self.allowedNodes = firstNode.map { [$0] } ?? []
+    }
+
+    /// Takes the descriptor the consumer peeked (delivered or dropped): the ring
+    /// moves on, and a stall episode ends if its ticket is above what it held back.
+    @inline(__always)
+    func take(_ descriptor: bus1_descriptor) {
+        consumer.advance(ticket: descriptor.ticket)
+        if !stall.isClear { stall.took(descriptor.ticket) }
     }
 
     /// Whether `[offset, offset + length)` lies in the sender's payload area.

@@ -30,7 +30,7 @@ extension Peer {
         let loan = try self.loan(64)
         let (offset, count) = loan.detach()
         var descriptor = bus1_descriptor()
-        descriptor.ticket = forgery.ticket ?? clock.next()
+        descriptor.ticket = forgery.ticket ?? issueTickets(1, staged: tickets.mark(clock: clock.current()))
         allocator.markSent(offset, channelTag: channel.tag, ticket: descriptor.ticket, receiver: channel.receiver, length: count)
         descriptor.node = forgery.node ?? target.node
         descriptor.offset = forgery.offset ?? offset
@@ -49,7 +49,7 @@ extension Peer {
     /// returns without taking a ticket or publishing: a sender frozen mid-send.
     public func stageWithoutSending(to handle: Handle) throws(Bus1Error) {
         guard let target = handles[handle.id], let channel = target.channel else { throw .unknownHandle(handle) }
-        channel.producer.stage(clock.current())
+        channel.producer.stage(tickets.mark(clock: clock.current()))
     }
 
     /// Attaches `passed` and `fileDescriptors` for the next message to `handle`,
@@ -69,6 +69,40 @@ extension Peer {
         precondition(byteOffset >= 0 && byteOffset + 8 <= channel.producer.memory.mapping.count, "offset outside the channel")
         channel.producer.memory.mapping.base.storeBytes(of: value, toByteOffset: byteOffset, as: UInt64.self)
     }
+
+    /// Writes `value` into the bus clock's ticket word, as any peer can (every
+    /// sender `fetch_add`s it): a rewind, a jump, a wrap.
+    public func writeClock(_ value: UInt64) {
+        clock.ticket.storeReleasing(value)  // publishes the forged clock to every ticket taker
+    }
+
+    /// The bus clock's ticket word as it is now.
+    public var clockValue: UInt64 { clock.ticket.loadRelaxed() }
+
+    /// Writes `mark` into the staging word of the channel behind `handle` (0:
+    /// "not sending"), without sending anything: a staller cycling its mark.
+    public func writeStagingMark(to handle: Handle, _ mark: UInt64) throws(Bus1Error) {
+        guard let target = handles[handle.id], let channel = target.channel else { throw .unknownHandle(handle) }
+        channel.producer.memory.mapping.base.storeBytes(of: mark, toByteOffset: MemoryLayout<bus1_channel_header>.offset(of: \.staging)!,
+                                                        as: UInt64.self)
+    }
+
+    /// On the inbound channel from peer `sender`, publishes a completion for
+    /// `offset` (a slice the sender may never have sent here, or one completed
+    /// already), or, with `tail`, writes the completion index itself.
+    public func forgeCompletion(from sender: UInt64, offset: UInt64, tail: UInt64? = nil) throws(Bus1Error) {
+        guard let channel = inbound.first(where: { $0.sender == sender }) else { throw .protocolViolation("no inbound channel from \(sender)") }
+        if let tail {
+            channel.consumer.memory.mapping.base.storeBytes(of: tail, toByteOffset: MemoryLayout<bus1_channel_header>.offset(of: \.comp_tail)!,
+                                                            as: UInt64.self)
+        } else {
+            do { try channel.consumer.complete(offset: offset) } catch { throw .protocolViolation("completion ring: \(error)") }
+        }
+        channel.senderWake?.ring()
+    }
+
+    /// Where `message`'s slice lies in its sender's pool (what a completion names).
+    public func sliceOffset(of message: borrowing Message) -> UInt64 { message.offset }
 
     /// This peer's outbound channel ids, for tests.
     public var outboundChannelIDs: [UInt64] { Array(outbound.keys) }

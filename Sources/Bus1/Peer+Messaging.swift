@@ -64,7 +64,7 @@ public struct Message: ~Copyable {
 
     private let channel: InboundChannel
     /// The slice to give back; `.max` for notifications.
-    private let offset: UInt64
+    let offset: UInt64
     public let kind: Kind
     /// The bus-wide ticket the sender took for this message.
     public let ticket: UInt64
@@ -142,12 +142,22 @@ extension Peer {
     public func trySend(_ loan: consuming Loan, to handle: Handle) throws(Bus1Error) -> Loan? {
         try serviceControl()
         let (target, channel) = try sendTarget(handle)
-        if !channel.producer.hasCredit {
-            try drain(channel)
-            if !channel.producer.hasCredit { return loan }
-        }
+        if try !hasCredit(channel) { return loan }
         publish(loan, to: target, on: channel, flags: 0)
         return nil
+    }
+
+    /// Whether `channel` has credit for `count` more descriptors, taking its
+    /// completions back first if it has not. Throws ``Bus1Error/channelClosed(peer:reason:)``
+    /// if taking them back closed it (its receiver corrupted the completion ring):
+    /// nothing may be published on a closed channel, or the slice would be sent
+    /// after the channel's slices were reclaimed, and never come back.
+    @inline(__always)
+    private func hasCredit(_ channel: OutboundChannel, _ count: Int = 1) throws(Bus1Error) -> Bool {
+        if channel.producer.hasCredit(count) { return true }
+        try drain(channel)
+        if let reason = channel.closedReason { throw .channelClosed(peer: channel.receiver, reason: reason) }
+        return channel.producer.hasCredit(count)
     }
 
     /// Where a send to `handle` goes; throws for an unknown, own, destroyed or closed one.
@@ -164,6 +174,7 @@ extension Peer {
     /// ledger, descriptor, unstage, wake.
     @inline(__always)
     private func publish(_ loan: consuming Loan, to target: HandleTarget, on channel: OutboundChannel, flags: UInt32) {
+        assert(channel.closedReason == nil, "publishing on a closed channel: its slice would never come back")
         let (offset, count) = loan.detach()
         var descriptor = bus1_descriptor()
         descriptor.node = target.node
@@ -171,9 +182,10 @@ extension Peer {
         descriptor.length = UInt32(count)
         descriptor.flags = flags
         if ordering == .global {
-            channel.producer.stage(clock.current())
+            let mark = tickets.mark(clock: clock.current())
+            channel.producer.stage(mark)
             atomicMemoryFence(ordering: .sequentiallyConsistent)  // the mark is visible before the ticket exists
-            descriptor.ticket = clock.next()
+            descriptor.ticket = issueTickets(1, staged: mark)
             allocator.markSent(offset, channelTag: channel.tag, ticket: descriptor.ticket, receiver: channel.receiver, length: count)
             channel.producer.submit(descriptor)
             channel.producer.unstage()
@@ -185,6 +197,25 @@ extension Peer {
         }
         channel.receiverWake.ring()
         statistics.messagesSent += 1
+    }
+
+    /// Takes `count` tickets from the bus clock after staging `mark` (from
+    /// `tickets.mark(clock:)`), by the rule of `MonotonicTickets`: never below
+    /// this peer's last ticket nor the mark, whatever another peer wrote into the
+    /// clock. Returns the first; the rest follow it (saturating).
+    @inline(__always)
+    func issueTickets(_ count: UInt64, staged mark: UInt64) -> UInt64 {
+        let taken = clock.next(count)
+        let (first, anomaly) = tickets.issue(taken: taken, count: count, mark: mark)
+        if anomaly { noteClockAnomaly(taken: taken, issued: first) }
+        return first
+    }
+
+    /// Counts and reports one clock anomaly (a rewound, wrapped or jumped clock).
+    @inline(never)
+    private func noteClockAnomaly(taken: UInt64, issued: UInt64) {
+        statistics.clockAnomalies += 1
+        events.append(.clockAnomaly(clock: taken, issued: issued))
     }
 
     /// Sends a filled loan to `handle` with handles and fds attached (up to 16
@@ -202,12 +233,9 @@ extension Peer {
         try serviceControl()
         var (target, channel) = try sendTarget(handle)
         for handle in passed where handles[handle.id] == nil { throw .unknownHandle(handle) }
-        if !channel.producer.hasCredit {
-            try drain(channel)
-            if !channel.producer.hasCredit {
-                guard let mode = wait else { throw .wouldBlock(.ringFull(handle)) }
-                try awaitCredit(on: channel, mode: mode, timeoutNanoseconds: timeoutNanoseconds)
-            }
+        if try !hasCredit(channel) {
+            guard let mode = wait else { throw .wouldBlock(.ringFull(handle)) }
+            try awaitCredit(on: channel, mode: mode, timeoutNanoseconds: timeoutNanoseconds)
         }
         (target, channel) = try sendTarget(handle)  // closed while waiting?
         _ = try request(.attach(destination: handle.id, handles: passed.map(\.id), fdCount: UInt32(fileDescriptors.count),
@@ -245,10 +273,7 @@ extension Peer {
         func firstBlocked() throws(Bus1Error) -> Int? {
             for (i, channel) in channels.enumerated() {
                 if let reason = channel.closedReason { throw .channelClosed(peer: channel.receiver, reason: reason) }
-                if !channel.producer.hasCredit(needed[i]) {
-                    try drain(channel)
-                    if !channel.producer.hasCredit(needed[i]) { return i }
-                }
+                if try !hasCredit(channel, needed[i]) { return i }
             }
             return nil
         }
@@ -265,10 +290,10 @@ extension Peer {
         descriptor.offset = offset
         descriptor.length = UInt32(count)
         if ordering == .global {
-            let mark = clock.current()
+            let mark = tickets.mark(clock: clock.current())
             for channel in channels { channel.producer.stage(mark) }
             atomicMemoryFence(ordering: .sequentiallyConsistent)  // every mark is visible before the ticket exists
-            descriptor.ticket = clock.next()
+            descriptor.ticket = issueTickets(1, staged: mark)
         } else {
             localTicket += 1
             descriptor.ticket = localTicket
@@ -330,12 +355,32 @@ extension Peer {
         do {
             return try channel.producer.drainCompletions { offset in self.allocator.reclaim(offset, channelTag: tag) }
         } catch {
-            // The receiver returned a slice it was never given, or twice: close the channel.
+            // The receiver returned a slice it was never given, or twice, or moved
+            // its completion index wrongly: close the channel, here first, then at
+            // the coordinator (which tells the receiver).
             statistics.violationsDetected += 1
             events.append(.violationDetected(peer: channel.receiver, violation: error))
-            _ = try? request(.channelClose(channel: channel.id))
+            closeOutbound(channel, reason: .violation(error))
+            do { try request(.channelClose(channel: channel.id)) } catch .refused(.handleUnknown) {
+                // The coordinator closed it already (the receiver left or reported first).
+            } catch .coordinatorGone {
+                // Nothing left to tell.
+            }
             return 0
         }
+    }
+
+    /// Closes an outbound channel on this side at once: no more sends on it, and
+    /// every slice still outstanding on it comes back to the pool (allocator and
+    /// ledger), whatever its receiver wrote into the completion ring. The
+    /// coordinator's `channelClosed` for it later finds nothing left to do.
+    private func closeOutbound(_ channel: OutboundChannel, reason: CloseReason) {
+        guard channel.closedReason == nil else { return }
+        channel.closedReason = reason
+        outbound.removeValue(forKey: channel.id)
+        channel.producer.abandonOutstanding()
+        allocator.reclaimAll(channelTag: channel.tag)
+        events.append(.outboundClosed(peer: channel.receiver, reason: reason))
     }
 
     // MARK: Receiving
@@ -406,7 +451,7 @@ extension Peer {
             else if !channel.attachments.isEmpty {
                 dropStaleAttachments(of: channel, through: channel.consumer.index)
             }
-            channel.consumer.advance(ticket: descriptor.ticket)
+            channel.take(descriptor)
             statistics.messagesReceived += 1
             return Message(channel: channel, descriptor: descriptor, attachment: attachment)
         }
@@ -454,7 +499,7 @@ extension Peer {
         } else if !channel.attachments.isEmpty {
             dropStaleAttachments(of: channel, through: channel.consumer.index)
         }
-        channel.consumer.advance(ticket: descriptor.ticket)
+        channel.take(descriptor)
         channel.release(offset: descriptor.offset)
     }
 
@@ -495,9 +540,11 @@ extension Peer {
     /// `bus1_wire.h`): a sender that took a ticket below `t` stored its mark before
     /// `t` existed, so after we saw `t` we see that mark, or the publish it guarded.
     /// A channel with nothing waiting blocks `t` while its mark is non-zero and at
-    /// most `t`. A mark that blocks longer than
-    /// ``PeerOptions/orderingStallTimeoutNanoseconds`` is excused: the stall is
-    /// counted, evented and reported to the coordinator, and delivery goes on.
+    /// most `t`. A channel that holds delivery back for
+    /// ``PeerOptions/orderingStallTimeoutNanoseconds`` from the first time it did is
+    /// excused, however its mark moves meanwhile (`OrderingStall`, kept per
+    /// channel): the stall is counted, evented and reported to the coordinator,
+    /// and delivery goes on.
     private func nextInOrder() throws(Bus1Error) -> (InboundChannel, bus1_descriptor)? {
         restart: while true {
             var best = -1
@@ -527,17 +574,17 @@ extension Peer {
                     continue
                 }
                 guard mark != 0, mark <= ticket else { continue }
-                if let stall, stall.channel == channel.id, stall.mark == mark {
-                    if stall.since == .max { continue }  // excused already
-                    if monotonicNanoseconds() &- stall.since < options.orderingStallTimeoutNanoseconds { return nil }
-                    self.stall = (channel.id, mark, .max)
+                switch channel.stall.holdsBack(ticket, now: monotonicNanoseconds(), timeout: options.orderingStallTimeoutNanoseconds) {
+                case .hold:
+                    return nil
+                case .excused:
+                    continue
+                case .excuseNow:
                     statistics.orderingStalls += 1
                     events.append(.orderingStall(peer: channel.sender))
                     do { try request(.orderingStall(channel: channel.id)) } catch .refused(.handleUnknown) {}
-                    continue
+                    continue restart  // the request may have served events: merge again
                 }
-                stall = (channel.id, mark, monotonicNanoseconds())
-                return nil
             }
             return (inbound[best], bestDescriptor)
         }
@@ -642,9 +689,10 @@ extension Peer {
         descriptor.node = target.node
         var ticket: UInt64
         if ordering == .global {
-            channel.producer.stage(clock.current())
+            let mark = tickets.mark(clock: clock.current())
+            channel.producer.stage(mark)
             atomicMemoryFence(ordering: .sequentiallyConsistent)  // the mark is visible before the tickets exist
-            ticket = clock.next(UInt64(count))
+            ticket = issueTickets(UInt64(count), staged: mark)
         } else {
             ticket = localTicket + 1
             localTicket += UInt64(count)
@@ -657,7 +705,7 @@ extension Peer {
             descriptor.offset = offset
             descriptor.length = UInt32(used)
             descriptor.ticket = ticket
-            ticket &+= 1
+            ticket = MonotonicTickets.ticket(after: ticket)  // saturates: a jumped clock wraps nothing
             channel.producer.write(descriptor)
         }
         channel.producer.publish()

@@ -53,6 +53,11 @@ public struct PeerStatistics: Sendable, Equatable {
     public var orderingStalls = 0
     /// Times this peer parked (slept on its doorbell).
     public var parks = 0
+    /// Times the bus clock handed this peer a value no honest clock could: below a
+    /// ticket it had already used (another peer rewound or wrapped it; one per
+    /// incident) or far beyond honest reach (jumped). Its tickets kept rising
+    /// anyway (see `MonotonicTickets`).
+    public var clockAnomalies = 0
 }
 
 /// A connection to a bus: owns nodes, holds handles, sends and receives.
@@ -106,9 +111,8 @@ public final class Peer {
     @exclusivity(unchecked) var localTicket: UInt64 = 0
     /// FIFO-only buses: where the next round-robin receive starts.
     @exclusivity(unchecked) var nextInbound = 0
-    /// A staging mark seen blocking delivery: (channel, mark, since when; `.max`
-    /// once excused after the timeout).
-    var stall: (channel: UInt64, mark: UInt64, since: UInt64)?
+    /// This peer's tickets: never below its last, whatever the shared clock says.
+    @exclusivity(unchecked) var tickets = MonotonicTickets()
     /// Where a waiting ``receive(mode:timeoutNanoseconds:)`` parks the message it
     /// found (a stored slot, not a captured local: no box, no metadata lookups).
     @exclusivity(unchecked) var received: Message?

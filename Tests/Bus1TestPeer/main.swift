@@ -6,9 +6,9 @@
 //   consumer  name= count= [mode=] [park=] [linger=1]  publish a node, receive `count`
 //             messages, check every byte and the order, print "OK received=N bytes=B".
 //             linger=1: then stay alive until killed.
-//   producer  name= count= [mode=] [start=] [pace-us=]  look `name` up, send `count` messages of
-//             mixed sizes (1 B ... 4 MiB), wait until every slice came back, print
-//             "OK sent=N reclaimed".
+//   producer  name= count= [mode=] [start=] [pace-us=] [progress=]  look `name` up, send `count`
+//             messages of mixed sizes (1 B ... 4 MiB), wait until every slice came back, print
+//             "CLOCK anomalies=A" and "OK sent=N reclaimed" (progress=N: "PROGRESS N" after N).
 //   streamer  name=  send forever (blocking on credit) until the channel closes,
 //             then print "CLOSED reason=... slices=N" once the pool is reclaimed.
 //   hostile   name= attack=  send one honest message, then the attack; print
@@ -36,6 +36,8 @@
 //             (see AttachFloods.swift).
 //   fdsink    name=  receive one message with fds attached, write "fd <i>" into each,
 //             print "WROTE fds=N cloexec=C" (C: how many were close-on-exec); linger.
+//   clockwarp, staller, corruptsink, victimsender: shared-word attacks and their
+//             honest victim (see SharedWordAttacks.swift).
 // Every line goes to stdout, flushed; failures print "FAIL ..." and exit 1.
 import Bus1
 @_spi(HostileTesting) import Bus1
@@ -168,6 +170,7 @@ func printEvents(_ peer: Peer) {
         case .inboundClosed(let sender, let reason): say("INBOUND-CLOSED peer=\(sender) reason=\(reason)")
         case .outboundClosed(let receiver, let reason): say("OUTBOUND-CLOSED peer=\(receiver) reason=\(reason)")
         case .orderingStall(let sender): say("ORDERING-STALL peer=\(sender)")
+        case .clockAnomaly(let clock, let issued): say("CLOCK-ANOMALY clock=\(clock) issued=\(issued)")
         }
     }
 }
@@ -195,14 +198,21 @@ case "consumer":
     var inversions = 0
     var nextSeq: [UInt64: Int] = [:]  // per sender: messages are numbered from 0 by each producer
     var jitter = settings["jitter"].flatMap { UInt64($0) }.map { JitterSource(seed: $0) }
+    var lastArrival: [UInt64: UInt64] = [:]  // per sender: when its previous message arrived
+    var maxGap: UInt64 = 0  // the longest wait between two messages of one sender
     for _ in 0..<count {
         jitter?.maybePause()
         let message: Message
         do { message = try receiveData(peer, timeoutNanoseconds: 60_000_000_000) } catch { fail("receive: \(error)") }
+        let now = monotonicNanoseconds()
+        if let previous = lastArrival[message.sender] { maxGap = max(maxGap, now - previous) }
+        lastArrival[message.sender] = now
         printEvents(peer)
-        // Per-channel FIFO is the guarantee here; a lower ticket after a higher one
-        // from another sender is counted (global order is the ordering issue's work).
-        guard message.ticket > lastTicketFrom[message.sender, default: 0] else {
+        // Per-channel FIFO is the guarantee here (the seq check below); tickets never
+        // fall per sender (equal only once a sender's tickets saturate at UInt64.max
+        // after a clock jump); a lower ticket after a higher one from another sender
+        // is counted (global order is the ordering issue's work).
+        guard message.ticket >= lastTicketFrom[message.sender, default: 1] else {
             fail("ticket order from peer \(message.sender): \(message.ticket) after \(lastTicketFrom[message.sender]!)")
         }
         lastTicketFrom[message.sender] = message.ticket
@@ -217,6 +227,7 @@ case "consumer":
         bytes += message.payload.count
     }
     printEvents(peer)
+    say("MAXGAP ms=\(maxGap / 1_000_000) stalls=\(peer.currentStatistics.orderingStalls)")
     say("OK received=\(count) bytes=\(bytes) cross-sender-inversions=\(inversions)")
     if settings["linger"] == "1" {
         while true { pause() }  // stays until killed (for kill tests)
@@ -231,6 +242,7 @@ case "producer":
     // interleave differently with every seed.
     var jitter = settings["jitter"].flatMap { UInt64($0) }.map { JitterSource(seed: $0) }
     let pace = UInt32(intSetting("pace-us", 0))  // pace-us=N: sleep N µs after each message
+    let progress = intSetting("progress", 0)  // progress=N: print "PROGRESS N" after N messages
     for seq in 0..<count {
         jitter?.maybePause()
         if pace > 0 && seq > 0 { usleep(pace) }
@@ -242,8 +254,11 @@ case "producer":
         } catch {
             fail("send \(seq): \(error)")
         }
+        if seq + 1 == progress { say("PROGRESS \(progress)") }
     }
     waitUntilReclaimed(peer)
+    printEvents(peer)
+    say("CLOCK anomalies=\(peer.currentStatistics.clockAnomalies)")
     say("OK sent=\(count) reclaimed")
 
 case "streamer":
@@ -710,6 +725,11 @@ case "fdflood":
 
 case "nodeflood":
     runNodeFlood()
+
+case "clockwarp": runClockWarp()
+case "staller": runStaller()
+case "corruptsink": runCorruptSink()
+case "victimsender": runVictimSender()
 
 case "garbage":
     let address = settings["address"] ?? Peer.defaultAddress()
