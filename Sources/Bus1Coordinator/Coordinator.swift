@@ -25,6 +25,10 @@ public final class Coordinator: @unchecked Sendable {
     private let clockMapping: Mapping
     /// The bus clock: notifications take their tickets here like any send.
     let clock: ClockPage
+    /// The coordinator's own tickets (its rings' notifications): never below its
+    /// last, whatever a peer wrote into the clock (see `MonotonicTickets`). One
+    /// `last` serves every ring, since the coordinator issues all their tickets.
+    var tickets = MonotonicTickets()
 
     var peers: [UInt64: PeerRecord] = [:]
     var channels: [UInt64: ChannelRecord] = [:]
@@ -73,6 +77,8 @@ public final class Coordinator: @unchecked Sendable {
     public var acceptFailures: Int { counters.acceptFailures.load(ordering: .relaxed) }
     /// Loop turns whose readiness wait failed (the loop backs off and goes on).
     public var loopFailures: Int { counters.loopFailures.load(ordering: .relaxed) }
+    /// Times the coordinator found the bus clock rewound or jumped when taking a ticket.
+    public var clockAnomalies: Int { counters.clockAnomalies.load(ordering: .relaxed) }
     /// Replies waiting right now for another peer to take what they depend on.
     public var repliesHeld: Int { counters.repliesHeld.load(ordering: .relaxed) }
     /// Replies that waited for another peer past the held-reply timeout and were undone.
@@ -89,6 +95,7 @@ public final class Coordinator: @unchecked Sendable {
         let loopFailures = Atomic<Int>(0)
         let heldReplyTimeouts = Atomic<Int>(0)
         let repliesHeld = Atomic<Int>(0)
+        let clockAnomalies = Atomic<Int>(0)
     }
 
     /// The readiness mechanism in use (`io_uring` or `poll(2)`).

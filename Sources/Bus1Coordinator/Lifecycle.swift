@@ -48,7 +48,7 @@ extension Coordinator {
             guard ring.producer.hasCredit(entry.notes.count) else { overflowing.append(entry.peer.id); return true }
             return false
         }
-        let mark = clock.current()
+        let mark = tickets.mark(clock: clock.current())
         for entry in rings {
             entry.peer.notifications!.producer.stage(mark)
             // After the mark, before the ticket: a receiver that sees a ticket above
@@ -57,7 +57,14 @@ extension Coordinator {
             _ = entry.peer.wakePage?.controlSequence.fetchAddReleasing(1)
         }
         atomicMemoryFence(ordering: .sequentiallyConsistent)  // every mark and bump is visible before the ticket exists
-        let ticket = clock.next()
+        let issued = tickets.issue(taken: clock.next(), mark: mark)
+        let ticket = issued.first
+        if issued.anomaly {
+            // Any peer maps the clock writable: who rewound or jumped it cannot be told.
+            counters.clockAnomalies.wrappingAdd(1, ordering: .relaxed)
+            throttledLog.log(.warning, "the bus clock was rewound or jumped; order degrades, delivery does not", key: "clock",
+                             metadata: ["clock": "\(clock.current())", "issued": "\(ticket)"])
+        }
         for entry in rings {
             let ring = entry.peer.notifications!
             for note in entry.notes {
