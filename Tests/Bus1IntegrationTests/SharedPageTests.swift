@@ -41,4 +41,23 @@ struct SharedPageTests {
         let bytes = Array(message.payload)
         #expect(bytes == Array("late".utf8))
     }
+
+    @Test("A rewound clock does not break the coordinator ring: a destroy notification still arrives after a rewind, and the coordinator counts the anomaly",
+          .timeLimit(.minutes(3)))
+    func rewoundClockAndNotifications() throws {
+        let bus = try BusFixture("rewind-notes")
+        let owner = try bus.connect(), holder = try bus.connect(), hostile = try bus.connect()
+        let node = try owner.createNode()
+        try owner.publish(node, as: "rewind.node")
+        _ = try holder.lookup("rewind.node")
+        try owner.destroy([try owner.createNode()])  // a first notification ticket (nobody holds it)
+        let before = hostile.clockValue
+        hostile.writeClock(1)  // rewound below every ticket issued so far
+        let ticket = try owner.destroy([node])
+        #expect(ticket >= before, "the coordinator's ticket fell with the clock: \(ticket) < \(before)")
+        let note = try holder.receive(timeoutNanoseconds: 10_000_000_000)
+        #expect(note.kind == .nodeDestroyed)
+        #expect(bus.coordinator.clockAnomalies >= 1)
+    }
 }
+
