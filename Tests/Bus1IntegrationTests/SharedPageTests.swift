@@ -6,10 +6,11 @@ import Testing
 /// Peers map the bus clock and other peers' wake pages writable (to take tickets,
 /// to ring doorbells). What such a page *is* comes from the coordinator over the
 /// socket, never from bytes a peer can write, so scribbling on it harms nobody's
-/// connection, lookups or messages.
+/// connection, lookups or messages; scribbled words (ticket, doorbell, sleeping
+/// flag, control sequence) degrade order and wake-ups at most.
 @Suite("Shared pages a peer may write")
 struct SharedPageTests {
-    @Test("After a peer writes random bytes over the clock's and every reachable wake page's header, new peers still connect, look up and exchange checked messages",
+    @Test("After a peer writes random bytes over the clock page and every wake page it can reach (headers and words), new peers still connect, look up and exchange checked messages",
           .timeLimit(.minutes(2)))
     func scribbledHeaders() throws {
         let bus = try BusFixture("scribble")
@@ -19,7 +20,7 @@ struct SharedPageTests {
         let hostile = try bus.connect()
         _ = try hostile.lookup("victim")  // a channel, so the victim's wake page is mapped writable here
         var random = SplitMix64(state: 12)
-        for offset in stride(from: 0, to: 64, by: 8) {
+        for offset in stride(from: 0, to: 128, by: 8) {  // header line and shared words
             hostile.overwriteSharedPages(.clock, atByteOffset: offset, with: random.next())
             hostile.overwriteSharedPages(.ownWake, atByteOffset: offset, with: random.next())
             hostile.overwriteSharedPages(.receiversWake, atByteOffset: offset, with: random.next())
