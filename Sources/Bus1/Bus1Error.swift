@@ -98,6 +98,8 @@ public enum Refusal: Sendable, Equatable, CustomStringConvertible {
         case connectionsShare = 13
         /// This uid's fair share of the receiver's handle table (handles attached by other uids).
         case handlesShare = 14
+        /// This uid's fair share of the bus's channels (other uids hold the rest).
+        case channelsShare = 15
     }
 
     /// Why an attached fd was refused (`enum bus1_fd_refusal`).

@@ -73,13 +73,18 @@ public struct CoordinatorConfiguration: Sendable {
 
     /// Connections on the whole bus, shared fairly between uids (see
     /// ``UIDAccounts/check(_:_:for:)``). Each costs the daemon about
-    /// ``descriptorsPerConnection`` fds, so `bus1d` lowers it to what its fd limit
-    /// can hold.
+    /// ``descriptorsPerConnection`` fds, so `bus1d` lowers it to its part of the fd
+    /// limit.
     public var maximumConnections: Int = 8192
+    /// Channels on the whole bus, shared fairly between uids like connections: each
+    /// holds an fd and a mapping in the coordinator, so `bus1d` lowers it to its
+    /// part of the fd limit too.
+    public var maximumBusChannels: Int = 65536
     /// Fds the coordinator holds for one connected peer (socket, pidfd, pool and its
-    /// read-only reopening, wake page, coordinator ring, with room for a channel or
-    /// two), for sizing ``maximumConnections`` to an fd limit.
-    public static var descriptorsPerConnection: Int { 8 }
+    /// read-only reopening, wake page, coordinator ring), for sizing
+    /// ``maximumConnections`` to an fd limit; channels are counted apart
+    /// (``maximumBusChannels``, one fd each).
+    public static var descriptorsPerConnection: Int { 6 }
 
     // MARK: Connections that have not finished the handshake
 

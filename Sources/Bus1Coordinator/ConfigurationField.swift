@@ -20,6 +20,7 @@ extension CoordinatorConfiguration {
         case maxChannelsPerUID = "max-channels-per-uid"
         case maxHandshakes = "max-handshakes"
         case maxConnections = "max-connections"
+        case maxBusChannels = "max-bus-channels"
         case maxHandshakesPerUID = "max-handshakes-per-uid"
         case handshakeTimeoutMS = "handshake-timeout-ms"
         case heldReplyTimeoutMS = "held-reply-timeout-ms"

@@ -50,7 +50,7 @@ extension CoordinatorConfiguration {
                                (.maxNodesPerUID, maximumNodesPerUID),
                                (.maxHandlesPerUID, maximumHandlesPerUID), (.maxChannelsPerUID, maximumChannelsPerUID),
                                (.maxHandshakes, maximumHandshakes), (.maxHandshakesPerUID, maximumHandshakesPerUID),
-                               (.maxConnections, maximumConnections)] {
+                               (.maxConnections, maximumConnections), (.maxBusChannels, maximumBusChannels)] {
             try Self.require(field, value, in: Self.countLimits, powerOfTwo: false)
         }
         try Self.require(.maxPoolBytesPerUID, maximumPoolBytesPerUID, in: Self.poolDataSizeLimits.lowerBound...Int.max / 2, powerOfTwo: false)

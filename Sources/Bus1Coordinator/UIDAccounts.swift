@@ -58,6 +58,8 @@ struct UIDAccounts {
     private(set) var handshakesInProgress = 0
     /// Connections on the whole bus (every uid's).
     private(set) var connectionsOnBus = 0
+    /// Channels on the whole bus (each costs the coordinator an fd and a mapping).
+    private(set) var channelsOnBus = 0
     private let configuration: CoordinatorConfiguration
 
     init(configuration: CoordinatorConfiguration) { self.configuration = configuration }
@@ -87,12 +89,12 @@ struct UIDAccounts {
     }
 
     /// Whether `uid` may take `amount` more of `resource`: within its own total,
-    /// and for what the whole bus shares (handshakes; connections, which cost the
-    /// daemon fds), within the bus's total and, for connections, within its fair
-    /// share of it.
+    /// and for what the whole bus shares (handshakes; connections and channels,
+    /// which cost the daemon fds), within the bus's total and, for connections and
+    /// channels, within its fair share of it.
     ///
-    /// The fair share (see ``share(of:on:)``) means a flood of connections from one
-    /// user can never lock the others out, however many users flood.
+    /// The fair share (see ``share(of:on:)``) means a flood of connections or
+    /// channels from one user can never lock the others out, however many flood.
     func check(_ resource: Resource, _ amount: Int = 1, for uid: UInt32) throws(RequestError) {
         let held = usage[uid]?[resource] ?? 0
         guard amount <= limit(of: resource) - held else { throw .quota(Self.quota(of: resource)) }
@@ -103,6 +105,11 @@ struct UIDAccounts {
             let free = configuration.maximumConnections - (connectionsOnBus - held)
             guard held + amount <= Self.share(of: free, on: configuration.maximumConnections) else {
                 throw .quota(BUS1_QUOTA_CONNECTIONS_SHARE.rawValue)
+            }
+        case .channels:
+            let free = configuration.maximumBusChannels - (channelsOnBus - held)
+            guard held + amount <= Self.share(of: free, on: configuration.maximumBusChannels) else {
+                throw .quota(BUS1_QUOTA_CHANNELS_SHARE.rawValue)
             }
         default:
             break
@@ -130,6 +137,7 @@ struct UIDAccounts {
         usage[uid, default: Usage()][resource] += amount
         if resource == .handshakes { handshakesInProgress += amount }
         if resource == .connections { connectionsOnBus += amount }
+        if resource == .channels { channelsOnBus += amount }
     }
 
     /// Gives back what ``charge(_:_:to:)`` or ``add(_:_:to:)`` took. Uncharging
@@ -143,5 +151,6 @@ struct UIDAccounts {
         usage[uid] = entry == Usage() ? nil : entry
         if resource == .handshakes { handshakesInProgress -= taken }
         if resource == .connections { connectionsOnBus -= taken }
+        if resource == .channels { channelsOnBus -= taken }
     }
 }

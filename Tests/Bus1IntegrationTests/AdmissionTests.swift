@@ -199,6 +199,24 @@ struct AdmissionTests {
         _ = c
     }
 
+    @Test("Channels are shared on the bus: a uid alone gets seven eighths, the next one is refused with the share, typed",
+          .timeLimit(.minutes(3)))
+    func channelShare() throws {
+        let bus = try BusFixture("channel-share") { $0.maximumBusChannels = 8 }
+        let owner = try bus.connect()
+        try owner.publish(try owner.createNode(), as: "shared")
+        var senders: [Peer] = []
+        for _ in 0..<7 {  // seven channels: seven eighths of eight
+            let sender = try bus.connect()
+            _ = try sender.lookup("shared")
+            senders.append(sender)
+        }
+        let eighth = try bus.connect()
+        #expect(throws: Bus1Error.refused(.quotaExceeded(.channelsShare))) { _ = try eighth.lookup("shared") }
+        senders.removeLast()  // a channel closes with its peer; its share comes back
+        #expect(Self.eventually { (try? eighth.lookup("shared")) != nil })
+    }
+
     @Test("A lookup whose owner does not read its socket fails with a typed timeout, and nothing stays granted",
           .timeLimit(.minutes(3)))
     func heldReplyTimeout() throws {

@@ -88,6 +88,9 @@ struct Bus1Daemon: ParsableCommand {
     @Option(name: .customLong(Field.maxConnections.rawValue), help: .init(ConfigurationKey.help(.maxConnections)))
     var maxConnections: Int?
 
+    @Option(name: .customLong(Field.maxBusChannels.rawValue), help: .init(ConfigurationKey.help(.maxBusChannels)))
+    var maxBusChannels: Int?
+
     @Option(name: .customLong(Field.maxHandshakes.rawValue), help: .init(ConfigurationKey.help(.maxHandshakes)))
     var maxHandshakes: Int?
 
@@ -184,6 +187,7 @@ struct Bus1Daemon: ParsableCommand {
         override(.maxHandlesPerUID, &settings.coordinator.maximumHandlesPerUID, maxHandlesPerUID)
         override(.maxChannelsPerUID, &settings.coordinator.maximumChannelsPerUID, maxChannelsPerUID)
         override(.maxConnections, &settings.coordinator.maximumConnections, maxConnections)
+        override(.maxBusChannels, &settings.coordinator.maximumBusChannels, maxBusChannels)
         override(.maxHandshakes, &settings.coordinator.maximumHandshakes, maxHandshakes)
         override(.maxHandshakesPerUID, &settings.coordinator.maximumHandshakesPerUID, maxHandshakesPerUID)
         override(.handshakeTimeoutMS, &settings.coordinator.handshakeTimeoutMilliseconds, handshakeTimeoutMS)

@@ -69,6 +69,8 @@ extension ConfigurationKey {
             integer(.maxChannelsPerUID, \.maximumChannelsPerUID, "Channels made at the request of one uid"),
             integer(.maxConnections, \.maximumConnections,
                     "Connections on the whole bus, shared fairly between uids (lowered to what the fd limit holds)"),
+            integer(.maxBusChannels, \.maximumBusChannels,
+                    "Channels on the whole bus, shared fairly between uids (lowered to what the fd limit holds)"),
             integer(.maxHandshakes, \.maximumHandshakes, "Connections still in their handshake on the whole bus"),
             integer(.maxHandshakesPerUID, \.maximumHandshakesPerUID, "Connections still in their handshake from one uid"),
             integer(.handshakeTimeoutMS, \.handshakeTimeoutMilliseconds, "Milliseconds a connection may take to finish its handshake before it is closed"),

@@ -24,17 +24,22 @@ enum DescriptorLimit {
     /// io_uring, logging, and duplicates of fds waiting in outboxes.
     static var reserved: Int { 64 }
 
-    /// Lowers `configuration.maximumConnections` to what the soft fd limit can
-    /// hold, so the connections the fair share hands out are ones the daemon can
-    /// serve: a flood then meets a typed refusal, not `EMFILE` for everyone.
+    /// Lowers `configuration.maximumConnections` and `maximumBusChannels` to what
+    /// the soft fd limit can hold (three quarters of it for connections at
+    /// ``CoordinatorConfiguration/descriptorsPerConnection`` each, a quarter for
+    /// channels at one each), so what the fair shares hand out is what the daemon
+    /// can serve: a flood then meets a typed refusal, not `EMFILE` for everyone.
     static func fitConnections(_ configuration: inout CoordinatorConfiguration, _ logger: Logger) {
         var limit = rlimit()
         guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur != rlim_t.max else { return }  // RLIM_INFINITY
-        let fitting = max(2, (Int(clamping: limit.rlim_cur) - reserved) / CoordinatorConfiguration.descriptorsPerConnection)
-        guard fitting < configuration.maximumConnections else { return }
-        logger.info("fewer connections than configured fit the open-file limit",
-                      metadata: ["max-connections": "\(fitting)", "configured": "\(configuration.maximumConnections)",
-                                 "open-file-limit": "\(limit.rlim_cur)"])
-        configuration.maximumConnections = fitting
+        let budget = max(16, Int(clamping: limit.rlim_cur) - reserved)
+        let connections = max(2, budget * 3 / 4 / CoordinatorConfiguration.descriptorsPerConnection)
+        let channels = max(2, budget / 4)
+        guard connections < configuration.maximumConnections || channels < configuration.maximumBusChannels else { return }
+        configuration.maximumConnections = min(configuration.maximumConnections, connections)
+        configuration.maximumBusChannels = min(configuration.maximumBusChannels, channels)
+        logger.info("sized connections and channels to the open-file limit",
+                    metadata: ["max-connections": "\(configuration.maximumConnections)",
+                               "max-bus-channels": "\(configuration.maximumBusChannels)", "open-file-limit": "\(limit.rlim_cur)"])
     }
 }

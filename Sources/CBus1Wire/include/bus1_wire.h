@@ -375,6 +375,7 @@ enum bus1_quota {
 	BUS1_QUOTA_UID_CHANNELS = 12, /* channels made at the request of one uid */
 	BUS1_QUOTA_CONNECTIONS_SHARE = 13, /* the uid's fair share of the bus's connections (what other uids leave free) */
 	BUS1_QUOTA_HANDLES_SHARE = 14, /* the uid's fair share of a receiver's handle table (handles attached by other uids) */
+	BUS1_QUOTA_CHANNELS_SHARE = 15, /* the uid's fair share of the bus's channels (what other uids leave free) */
 };
 
 /* Why a channel was closed (bus1_msg_violation.kind, bus1_msg_channel_closed.reason). */
