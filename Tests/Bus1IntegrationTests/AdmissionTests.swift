@@ -276,7 +276,11 @@ struct HubTests {
         var spokes: [Peer] = []
         var nodes: [Handle] = []
         for i in 0..<count {
-            let spoke = try Peer.connect(options: options)
+            let spoke: Peer
+            do { spoke = try Peer.connect(options: options) } catch {
+                Issue.record("spoke \(i): \(error); bus1d \(String(describing: daemon.exitStatusIfEnded())): \(daemon.transcript)")
+                throw error
+            }
             let node = try spoke.createNode()
             try spoke.publish(node, as: "hub.\(i)")
             spokes.append(spoke)

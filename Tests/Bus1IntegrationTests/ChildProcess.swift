@@ -134,7 +134,14 @@ final class ChildProcess {
         return result
     }
 
-    func signal(_ signal: Int32) { kill(pid, signal) }
+    /// Sends `signal` unless the process was reaped already: pids are reused (this
+    /// machine's `pid_max` is 32,768, and a test run starts thousands of processes),
+    /// so signalling a reaped pid can hit another test's process (it once killed a
+    /// daemon mid-test). An unreaped pid is still ours, even as a zombie.
+    func signal(_ signal: Int32) {
+        guard status == nil else { return }
+        kill(pid, signal)
+    }
 
     var transcript: String { "\(name):\n  " + lines.joined(separator: "\n  ") }
 }
