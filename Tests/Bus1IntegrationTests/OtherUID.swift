@@ -3,7 +3,7 @@ import Glibc
 
 /// Runs built binaries as another uid (65534, "nobody") through util-linux
 /// `setpriv`, from a world-readable copy (the build tree's modes may not let that
-/// uid in). Needs root; ``make(copying:)`` prints why and returns nil otherwise.
+/// uid in). Needs root and `setpriv` (see ``unavailableReason``).
 final class OtherUID {
     static let uid: UInt32 = 65534
     static let setpriv = "/usr/bin/setpriv"
@@ -16,11 +16,11 @@ final class OtherUID {
         getuid() == 0 && access(setpriv, X_OK) == 0 ? nil : "needs root and \(setpriv) to run binaries as another uid"
     }
 
-    static func make(copying binaries: [String]) throws -> OtherUID? {
-        guard getuid() == 0, access(setpriv, X_OK) == 0 else {
-            print("skipping: needs root and \(setpriv) to run \(binaries.joined(separator: ", ")) as another uid")
-            return nil
-        }
+    /// A world-readable copy of `binaries` to run as ``uid``. Gate the test with
+    /// `.enabled(if: OtherUID.unavailableReason == nil, …)`; here an unavailable
+    /// `setpriv` or a non-root runner is an error, never a silent pass.
+    static func make(copying binaries: [String]) throws -> OtherUID {
+        if let reason = unavailableReason { throw LinuxError(reason, code: EPERM) }
         return try OtherUID(binaries)
     }
 

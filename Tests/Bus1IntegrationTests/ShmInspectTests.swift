@@ -185,12 +185,12 @@ struct ShmInspectTests {
         #expect(status == .exited(1) && output.contains("VIOLATION channel \(channel)") && output.contains("[channel.header]"), "\(output)")
     }
 
-    /// Needs root (to become another uid) and util-linux `setpriv`; skipped with a
-    /// printed reason otherwise. The other uid is allowed on the bus as a peer, so
+    /// Needs root (to become another uid) and util-linux `setpriv`; skipped with the
+    /// reason otherwise. The other uid is allowed on the bus as a peer, so
     /// the refusal tested is the introspection rule's, not the connection policy's.
     @Test("Introspection from another uid is refused with a clear error", .enabled(if: OtherUID.unavailableReason == nil, "\(OtherUID.unavailableReason ?? "")"))
     func refusedForOtherUID() throws {
-        let other = try #require(try OtherUID.make(copying: ["shm-inspect"]))
+        let other = try OtherUID.make(copying: ["shm-inspect"])
         let nobody = OtherUID.uid
         let bus = try BusFixture("inspect-uid") { $0.allowedUIDs.insert(nobody) }
         bus.openDirectoryToOtherUIDs()
