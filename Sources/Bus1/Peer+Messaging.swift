@@ -462,14 +462,12 @@ extension Peer {
     /// message) made invalid; attachments for earlier indices that never came are
     /// dropped on the way. Nil if a lying sender set the flag without one.
     private func takeAttachment(from channel: InboundChannel, at index: UInt64) throws(Bus1Error) -> Attachment? {
-        // The coordinator put it in the socket before the sender could publish: if
-        // it is not here yet, reading the socket finds it. Of several for the same
-        // index (an ATTACH that timed out, then another), the sender's last one counts.
-        try checkCoordinatorAlive()
+        // Pending attachments rise strictly by index (one that arrives drops those it
+        // supersedes, and one behind the consumer index is dropped on arrival), so
+        // after the stale ones the first is this message's, or it is still in the
+        // socket: the coordinator put it there before the sender could publish.
         dropStaleAttachments(of: channel, through: index &- 1)
-        while channel.attachments.count >= 2, channel.attachments[1].sequence == index {
-            dropAttachment(channel.attachments.removeFirst())
-        }
+        if channel.attachments.first?.sequence != index { try checkCoordinatorAlive() }
         guard channel.attachments.first?.sequence == index else { return nil }
         let attachment = channel.attachments.removeFirst()
         attachment.handles = attachment.handles.map { handle in
