@@ -87,13 +87,13 @@ struct AdmissionTests {
         #expect(daemon.finish(timeoutSeconds: 30) == .exited(0), "\(daemon.transcript)")
     }
 
-    @Test("Another uid floods bus1d (open/close, silent, half-open, garbage, real peers up to the fd limit) while two peers exchange checked messages",
+    @Test("Another uid floods bus1d (open/close, silent, half-open, garbage, real peers up to its share) while two peers exchange checked messages and a new pair connects mid-flood",
           .enabled(if: OtherUID.unavailableReason == nil, "\(OtherUID.unavailableReason ?? "")"), .timeLimit(.minutes(3)))
     func flood() throws {
         let other = try OtherUID.make(copying: ["bus1-test-peer"])
         let path = DaemonTests.socketPath("flood")
         chmod(String(path.dropLast(4)), 0o755)
-        // 1,024 fds: the daemon sizes its connections to them ((1024 - 64) / 8 = 120) and
+        // 1,024 fds: the daemon sizes its connections to them ((1024 - 64) × 3/4 / 6 = 120) and
         // shares them fairly, so the flood meets typed refusals, not EMFILE for all.
         let daemon = try ChildProcess("/usr/bin/prlimit", ["--nofile=1024:1024", ChildProcess.buildDirectory + "/bus1d",
                                                            "--address", path, "--allow-uid", "\(OtherUID.uid)",
@@ -265,7 +265,7 @@ struct HubTests {
         let count = 2000
         let path = DaemonTests.socketPath("hub")
         // One uid alone gets seven eighths of the bus's connections, which bus1d sizes
-        // to its fd limit at 8 a connection: 2,001 peers need about 18,400 fds.
+        // to three quarters of its fd limit at 6 a connection: 2,001 peers need about 18,400 fds.
         let daemon = try ChildProcess("bus1d", ["--address", path, "--max-peers-per-uid", "\(count + 1)", "--log-level", "warning"],
                                       mergeStandardError: true)
         #expect(DaemonTests.waitForSocket(path))
