@@ -26,6 +26,10 @@ public enum Bus1Error: Error, Sendable, Equatable, CustomStringConvertible {
     case nodeDestroyed(Handle)
     /// More handles (16) or fds (4) attached to one message than fit.
     case attachmentTooLarge(handles: Int, fileDescriptors: Int)
+    /// The loan lives in a pool segment the node's owner cannot read: its
+    /// audience (the uids that may map it) leaves out the owner's uid `ownerUID`.
+    /// Loan for the destinations (``Peer/loan(_:for:wait:timeoutNanoseconds:)``).
+    case notInAudience(Handle, ownerUID: UInt32)
     /// A payload larger than one pool slice can be.
     case payloadTooLarge(requested: Int, maximum: Int)
     /// A multicast to more destinations than ``PeerOptions/maximumMulticast`` (or none).
@@ -59,6 +63,7 @@ public enum Bus1Error: Error, Sendable, Equatable, CustomStringConvertible {
         case .ownNode(let h): "\(h) names one of this peer's own nodes"
         case .nodeDestroyed(let h): "the node \(h) names was destroyed"
         case .attachmentTooLarge(let h, let f): "attachment of \(h) handles and \(f) fds (at most \(BUS1_ATTACH_MAX_HANDLES) and \(BUS1_MSG_MAX_FDS))"
+        case .notInAudience(let h, let uid): "the loan's pool segment is not readable by uid \(uid), the owner of \(h); loan(_:for:) the destinations"
         case .payloadTooLarge(let n, let max): "payload of \(n) bytes exceeds the largest slice (\(max))"
         case .badDestinationCount(let n, let max): "multicast to \(n) destinations (1...\(max) allowed)"
         case .batchTooLarge(let n, let max): "batch of \(n) messages exceeds the ring capacity \(max)"
@@ -74,6 +79,8 @@ public enum Refusal: Sendable, Equatable, CustomStringConvertible {
     case protocolError, versionMismatch, nameTaken, nameUnknown, nameInvalid
     case handleUnknown, notOwner, permissionDenied, invalidState
     case quotaExceeded(Quota)
+    /// A pool segment was refused or is not to be had (`enum bus1_segment_refusal`).
+    case segment(SegmentRefusal)
     /// An attached fd may not travel on the bus.
     case descriptorRefused(DescriptorRefusal)
     /// The request waited for another peer that did not read its socket in time
@@ -100,6 +107,18 @@ public enum Refusal: Sendable, Equatable, CustomStringConvertible {
         case handlesShare = 14
         /// This uid's fair share of the bus's channels (other uids hold the rest).
         case channelsShare = 15
+        /// Pool segments of this peer (16, the first included).
+        case segments = 16
+    }
+
+    /// Why the coordinator refused a pool segment (`enum bus1_segment_refusal`).
+    public enum SegmentRefusal: UInt32, Sendable {
+        /// No such channel or segment (or not sealed yet).
+        case unknown = 1
+        /// This peer's uid is not in the segment's audience.
+        case notInAudience = 2
+        /// No pool of the size asked for fits the bus's limits.
+        case badSize = 3
     }
 
     /// Why an attached fd was refused (`enum bus1_fd_refusal`).
@@ -126,6 +145,8 @@ public enum Refusal: Sendable, Equatable, CustomStringConvertible {
             self = Quota(rawValue: detail).map { .quotaExceeded($0) } ?? .unknown(code: code, detail: detail)
         case BUS1_ERR_INTERNAL.rawValue: self = .internalError(errno: Int32(bitPattern: detail))
         case BUS1_ERR_TIMEOUT.rawValue: self = .timedOut
+        case BUS1_ERR_SEGMENT.rawValue:
+            self = SegmentRefusal(rawValue: detail).map { .segment($0) } ?? .unknown(code: code, detail: detail)
         case BUS1_ERR_FD_REFUSED.rawValue:
             self = DescriptorRefusal(rawValue: detail).map { .descriptorRefused($0) } ?? .unknown(code: code, detail: detail)
         default: self = .unknown(code: code, detail: detail)
@@ -145,6 +166,7 @@ public enum Refusal: Sendable, Equatable, CustomStringConvertible {
         case .invalidState: "request not valid now"
         case .quotaExceeded(let q): "quota exceeded: \(q)"
         case .descriptorRefused(let why): "fd refused: \(why)"
+        case .segment(let why): "pool segment refused: \(why)"
         case .timedOut: "timed out waiting for a peer that does not read its socket"
         case .internalError(let e): "coordinator internal error (errno \(e))"
         case .unknown(let c, let d): "error \(c)/\(d)"

@@ -41,10 +41,11 @@ final class OutboundChannel {
     }
 }
 
-/// A channel this peer receives on: the submission consumer, the sender's pool
-/// (mapped read-only: payloads are read in place), the sender's wake page (to
+/// A channel this peer receives on: the submission consumer, the segments of the
+/// sender's pool this peer may read (mapped read-only, on the first descriptor
+/// that names each: payloads are read in place), the sender's wake page (to
 /// wake it after returning slices), and the nodes the sender may address.
-/// The coordinator ring is one too, with no pool and no wake page: its
+/// The coordinator ring is one too, with no segments and no wake page: its
 /// descriptors are notifications, merged with data by ticket.
 ///
 /// Kept alive by every ``Message`` taken from it, so a message can be released
@@ -53,13 +54,12 @@ final class InboundChannel {
     let id: UInt64
     let sender: UInt64
     @exclusivity(unchecked) var consumer: SubmissionConsumer
-    /// The sender's pool and wake page mappings (nil: the coordinator ring).
+    /// The sender's wake page mapping and the segments mapped so far (nil: the
+    /// coordinator ring).
     let sharedMemory: SenderMemory?
-    /// The sender's pool, mapped read-only (empty for the coordinator ring).
-    let poolBase: UnsafeRawPointer
-    let poolCount: Int
-    /// Where the sender's payload area starts (slices before it are refused).
-    let payloadOffset: UInt64
+    /// Where each segment of the sender's pool is mapped, by index (an empty
+    /// window: not mapped); what the hot path reads, with no reference counting.
+    private(set) var windows = [SegmentWindow](repeating: SegmentWindow(), count: Int(BUS1_SEGMENTS_MAX))
     let senderWake: WakePage?
     var allowedNodes: Set<UInt64>
     /// Attachments the coordinator delivered for this channel, oldest first; each
@@ -77,16 +77,13 @@ final class InboundChannel {
     /// on the peer's one thread: unchecked like the peer's hot state (`Peer`).
     @exclusivity(unchecked) var stall = OrderingStall.clear
 
-    init(id: UInt64, sender: UInt64, consumer: consuming SubmissionConsumer, memory: SenderMemory?, payloadOffset: UInt64,
+    init(id: UInt64, sender: UInt64, consumer: consuming SubmissionConsumer, memory: SenderMemory?,
          senderWake: WakePage?, firstNode: UInt64?, violations: ViolationInbox) {
         self.violations = violations
         self.id = id
         self.sender = sender
         self.consumer = consumer
         self.sharedMemory = memory
-        self.poolBase = memory.map { UnsafeRawPointer($0.pool.base) } ?? UnsafeRawPointer(bitPattern: 8)!
-        self.poolCount = memory?.pool.count ?? 0
-        self.payloadOffset = payloadOffset
         self.senderWake = senderWake
         self.allowedNodes = firstNode.map { [$0] } ?? []
     }
@@ -99,11 +96,26 @@ final class InboundChannel {
         if !stall.isClear { stall.took(descriptor.ticket) }
     }
 
-    /// Whether `[offset, offset + length)` lies in the sender's payload area.
+    /// Where the slice `[offset, offset + length)` of the sender's pool is mapped
+    /// here: `.mapped` if it lies in the payload area of a segment this peer
+    /// mapped, `.unmapped` if it names a segment not asked for yet, `.invalid`
+    /// otherwise (an index beyond the wire's, or outside the payload area).
     @inline(__always)
-    func sliceIsValid(offset: UInt64, length: UInt32) -> Bool {
-        offset >= payloadOffset && offset <= UInt64(poolCount)
-            && UInt64(length) <= UInt64(poolCount) - offset
+    func slice(offset: UInt64, length: UInt32) -> SliceLocation {
+        let index = offset >> UInt64(BUS1_SEGMENT_SHIFT)
+        guard index < UInt64(BUS1_SEGMENTS_MAX) else { return .invalid }
+        let window = windows[Int(index)]
+        guard let base = window.base else { return .unmapped(segment: UInt32(index)) }
+        let local = offset & UInt64(BUS1_SEGMENT_OFFSET_MASK)
+        guard local >= window.payloadOffset, local <= window.count, UInt64(length) <= window.count - local else { return .invalid }
+        return .mapped(base + Int(local))
+    }
+
+    /// Keeps segment `index` of the sender's pool, mapped read-only, with its layout.
+    func install(segment index: UInt32, _ mapping: consuming Mapping, layout: bus1_pool_layout) {
+        guard let memory = sharedMemory, Int(index) < windows.count else { return }
+        windows[Int(index)] = SegmentWindow(base: UnsafeRawPointer(mapping.base), count: UInt64(mapping.count), payloadOffset: layout.data_offset)
+        memory.segments.append(MappedSegment(mapping))
     }
 
     /// Returns a slice to the sender and wakes it if it sleeps.
@@ -122,14 +134,36 @@ final class InboundChannel {
     }
 }
 
-/// The sender's pool (read-only) and wake page, mapped for an inbound channel.
+/// Where a descriptor's slice is (see ``InboundChannel/slice(offset:length:)``).
+enum SliceLocation {
+    case mapped(UnsafeRawPointer)
+    case unmapped(segment: UInt32)
+    case invalid
+}
+
+/// One mapped segment of a sender's pool, as the merge reads it.
+struct SegmentWindow {
+    var base: UnsafeRawPointer?
+    var count: UInt64 = 0
+    /// Where the payload area starts (slices before it are refused).
+    var payloadOffset: UInt64 = 0
+}
+
+/// The sender's wake page and the segments of its pool this peer mapped
+/// (read-only), for an inbound channel; unmapped when the channel and every
+/// message taken from it are gone.
 final class SenderMemory {
-    let pool: Mapping
     let wake: Mapping
-    init(pool: consuming Mapping, wake: consuming Mapping) {
-        self.pool = pool
+    var segments: [MappedSegment] = []
+    init(wake: consuming Mapping) {
         self.wake = wake
     }
+}
+
+/// A mapping in a class box, so a table can hold several.
+final class MappedSegment {
+    let mapping: Mapping
+    init(_ mapping: consuming Mapping) { self.mapping = mapping }
 }
 
 /// Handles and fds that came with a message (`BUS1_MSG_ATTACHMENT`). The fds are

@@ -1,5 +1,6 @@
 import Bus1Core
 import CBus1Wire
+import Glibc
 
 /// Deliberately broken sends, for tests that play a hostile peer against real
 /// receivers. Not API: reachable only through `@_spi(HostileTesting) import Bus1`.
@@ -31,7 +32,7 @@ extension Peer {
         let (offset, count) = loan.detach()
         var descriptor = bus1_descriptor()
         descriptor.ticket = forgery.ticket ?? issueTickets(1, staged: tickets.mark(clock: clock.current()))
-        allocator.markSent(offset, channelTag: channel.tag, ticket: descriptor.ticket, receiver: channel.receiver, length: count)
+        pool.markSent(offset, channelTag: channel.tag, ticket: descriptor.ticket, receiver: channel.receiver, length: count)
         descriptor.node = forgery.node ?? target.node
         descriptor.offset = forgery.offset ?? offset
         descriptor.length = forgery.length ?? UInt32(count)
@@ -106,4 +107,22 @@ extension Peer {
 
     /// This peer's outbound channel ids, for tests.
     public var outboundChannelIDs: [UInt64] { Array(outbound.keys) }
+}
+
+@_spi(HostileTesting)
+extension Peer {
+    /// Asks the coordinator for segment `index` of the pool of `sender` (the
+    /// sender of one of this peer's inbound channels), as a receiver does on the
+    /// first descriptor naming it, whether or not any descriptor does. Nil if it
+    /// was granted (the fd is closed, nothing is mapped), else the refusal.
+    public func probeSegment(_ index: UInt32, ofSender sender: UInt64) throws(Bus1Error) -> Refusal? {
+        guard let channel = inbound.first(where: { $0.sender == sender }) else { throw .unknownHandle(.invalid) }
+        do {
+            let (_, fds) = try request(.segmentGet(channel: channel.id, index: index))
+            for fd in fds { close(fd) }
+            return nil
+        } catch .refused(let refusal) {
+            return refusal
+        }
+    }
 }

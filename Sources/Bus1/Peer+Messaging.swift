@@ -39,7 +39,7 @@ public struct Loan: ~Copyable {
     }
 
     deinit {
-        owner.takeRetainedValue().allocator.freeLoan(offset)
+        owner.takeRetainedValue().pool.freeLoan(offset)
     }
 }
 
@@ -79,14 +79,15 @@ public struct Message: ~Copyable {
     /// Handles and fds that came with it, if the sender attached any.
     public let attachment: Attachment?
 
-    init(channel: InboundChannel, descriptor: bus1_descriptor, attachment: Attachment? = nil) {
+    /// `payload`: where the descriptor's slice is mapped here.
+    init(channel: InboundChannel, descriptor: bus1_descriptor, payload: UnsafeRawPointer, attachment: Attachment? = nil) {
         self.channel = channel
         self.offset = descriptor.offset
         self.kind = .data
         self.ticket = descriptor.ticket
         self.node = Handle(id: descriptor.node)
         self.sender = channel.sender
-        self.payload = UnsafeRawBufferPointer(start: channel.poolBase + Int(descriptor.offset), count: Int(descriptor.length))
+        self.payload = UnsafeRawBufferPointer(start: payload, count: Int(descriptor.length))
         self.attachment = attachment
     }
 
@@ -97,7 +98,7 @@ public struct Message: ~Copyable {
         self.ticket = descriptor.ticket
         self.node = Handle(id: descriptor.node)
         self.sender = descriptor.offset
-        self.payload = UnsafeRawBufferPointer(start: channel.poolBase, count: 0)
+        self.payload = UnsafeRawBufferPointer(start: nil, count: 0)
         self.attachment = nil
     }
 
@@ -112,27 +113,34 @@ public struct Message: ~Copyable {
 extension Peer {
     // MARK: Sending
 
-    /// Loans a slice of at least `byteCount` bytes of this peer's pool. With no
-    /// `wait`, a full pool is ``Bus1Error/wouldBlock(_:)``; with one, waits for
-    /// receivers to release slices (until `timeoutNanoseconds`, if given).
+    /// Loans a slice of at least `byteCount` bytes of this peer's pool, readable
+    /// by peers of this peer's own uid (for peers of other uids:
+    /// ``loan(_:for:wait:timeoutNanoseconds:)``). With no `wait`, a full pool is
+    /// ``Bus1Error/wouldBlock(_:)``; with one, waits for receivers to release
+    /// slices (until `timeoutNanoseconds`, if given).
     public func loan(_ byteCount: Int, wait: WaitMode? = nil, timeoutNanoseconds: UInt64? = nil) throws(Bus1Error) -> Loan {
+        try loan(byteCount, segment: 0, wait: wait, timeoutNanoseconds: timeoutNanoseconds)
+    }
+
+    /// A loan in pool segment `segment`.
+    func loan(_ byteCount: Int, segment: Int, wait: WaitMode?, timeoutNanoseconds: UInt64?) throws(Bus1Error) -> Loan {
         guard byteCount >= 0, byteCount <= maximumPayload else { throw .payloadTooLarge(requested: byteCount, maximum: maximumPayload) }
-        if let offset = allocator.allocate(byteCount) { return makeLoan(offset, byteCount) }
+        if let offset = pool.allocate(byteCount, in: segment) { return makeLoan(offset, byteCount) }
         try reclaimCompleted()
-        if let offset = allocator.allocate(byteCount) { return makeLoan(offset, byteCount) }
+        if let offset = pool.allocate(byteCount, in: segment) { return makeLoan(offset, byteCount) }
         guard let mode = wait else { throw .wouldBlock(.poolExhausted(requested: byteCount)) }
         var found: UInt64?
         try waitUntil(mode: mode, timeoutNanoseconds: timeoutNanoseconds) { () throws(Bus1Error) -> Bool in
             try self.reclaimCompleted()
-            found = self.allocator.allocate(byteCount)
+            found = self.pool.allocate(byteCount, in: segment)
             return found != nil
         }
         return makeLoan(found!, byteCount)
     }
 
     private func makeLoan(_ offset: UInt64, _ count: Int) -> Loan {
-        let capacity = allocator.capacity(at: offset)!
-        return Loan(owner: self, offset: offset, bytes: UnsafeMutableRawBufferPointer(start: poolMapping.base + Int(offset), count: capacity),
+        let capacity = pool.capacity(at: offset)!
+        return Loan(owner: self, offset: offset, bytes: UnsafeMutableRawBufferPointer(start: pool.pointer(at: offset), count: capacity),
                     count: count)
     }
 
@@ -142,6 +150,7 @@ extension Peer {
     public func trySend(_ loan: consuming Loan, to handle: Handle) throws(Bus1Error) -> Loan? {
         try serviceControl()
         let (target, channel) = try sendTarget(handle)
+        try checkAudience(loan.offset, handle, target)
         if try !hasCredit(channel) { return loan }
         publish(loan, to: target, on: channel, flags: 0)
         return nil
@@ -170,6 +179,14 @@ extension Peer {
         return (target, channel)
     }
 
+    /// Throws unless the owner of `handle`'s node can read the slice at `offset`:
+    /// a payload never goes where its reader cannot map it, and never into a
+    /// segment readers of other uids share.
+    @inline(__always)
+    private func checkAudience(_ offset: UInt64, _ handle: Handle, _ target: HandleTarget) throws(Bus1Error) {
+        guard pool.isReadable(offset, by: target.ownerUID) else { throw .notInAudience(handle, ownerUID: target.ownerUID) }
+    }
+
     /// Publishes one filled loan on `channel` (which has credit): stage, ticket,
     /// ledger, descriptor, unstage, wake.
     @inline(__always)
@@ -186,13 +203,13 @@ extension Peer {
             channel.producer.stage(mark)
             atomicMemoryFence(ordering: .sequentiallyConsistent)  // the mark is visible before the ticket exists
             descriptor.ticket = issueTickets(1, staged: mark)
-            allocator.markSent(offset, channelTag: channel.tag, ticket: descriptor.ticket, receiver: channel.receiver, length: count)
+            pool.markSent(offset, channelTag: channel.tag, ticket: descriptor.ticket, receiver: channel.receiver, length: count)
             channel.producer.submit(descriptor)
             channel.producer.unstage()
         } else {
             localTicket += 1
             descriptor.ticket = localTicket
-            allocator.markSent(offset, channelTag: channel.tag, ticket: descriptor.ticket, receiver: channel.receiver, length: count)
+            pool.markSent(offset, channelTag: channel.tag, ticket: descriptor.ticket, receiver: channel.receiver, length: count)
             channel.producer.submit(descriptor)
         }
         channel.receiverWake.ring()
@@ -232,6 +249,7 @@ extension Peer {
         }
         try serviceControl()
         var (target, channel) = try sendTarget(handle)
+        try checkAudience(loan.offset, handle, target)
         for handle in passed where handles[handle.id] == nil { throw .unknownHandle(handle) }
         if try !hasCredit(channel) {
             guard let mode = wait else { throw .wouldBlock(.ringFull(handle)) }
@@ -266,6 +284,7 @@ extension Peer {
             guard let target = handles[handle.id] else { throw .unknownHandle(handle) }
             guard let channel = target.channel else { throw .ownNode(handle) }
             if target.isDestroyed { throw .nodeDestroyed(handle) }
+            try checkAudience(loan.offset, handle, target)
             targets.append((channel, target.node))
             if let i = channels.firstIndex(where: { $0 === channel }) { needed[i] += 1 } else { channels.append(channel); needed.append(1) }
         }
@@ -298,7 +317,7 @@ extension Peer {
             localTicket += 1
             descriptor.ticket = localTicket
         }
-        allocator.markSent(offset, channelTags: targets.map { $0.channel.tag }, ticket: descriptor.ticket, length: count)
+        pool.markSent(offset, channelTags: targets.map { $0.channel.tag }, ticket: descriptor.ticket, length: count)
         for target in targets {
             descriptor.node = target.node
             target.channel.producer.submit(descriptor)
@@ -331,10 +350,11 @@ extension Peer {
         }
     }
 
-    /// Convenience: loans, copies `bytes` in, sends. (The zero-copy path is
-    /// ``loan(_:wait:timeoutNanoseconds:)`` + writing in place + ``send(_:to:wait:timeoutNanoseconds:)``.)
+    /// Convenience: loans (readable by the node's owner), copies `bytes` in, sends.
+    /// (The zero-copy path is ``loan(_:for:wait:timeoutNanoseconds:)`` + writing in
+    /// place + ``send(_:to:wait:timeoutNanoseconds:)``.)
     public func send(copying bytes: UnsafeRawBufferPointer, to handle: Handle, wait: WaitMode? = nil) throws(Bus1Error) {
-        let loan = try self.loan(bytes.count, wait: wait)
+        let loan = try self.loan(bytes.count, for: handle, wait: wait)
         if bytes.count > 0 { loan.bytes.baseAddress!.copyMemory(from: bytes.baseAddress!, byteCount: bytes.count) }
         try send(loan, to: handle, wait: wait)
     }
@@ -353,7 +373,7 @@ extension Peer {
         guard channel.closedReason == nil else { return 0 }
         let tag = channel.tag
         do {
-            return try channel.producer.drainCompletions { offset in self.allocator.reclaim(offset, channelTag: tag) }
+            return try channel.producer.drainCompletions { offset in self.pool.reclaim(offset, channelTag: tag) }
         } catch {
             // The receiver returned a slice it was never given, or twice, or moved
             // its completion index wrongly: close the channel, here first, then at
@@ -379,7 +399,7 @@ extension Peer {
         channel.closedReason = reason
         outbound.removeValue(forKey: channel.id)
         channel.producer.abandonOutstanding()
-        allocator.reclaimAll(channelTag: channel.tag)
+        pool.reclaimAll(channelTag: channel.tag)
         events.append(.outboundClosed(peer: channel.receiver, reason: reason))
     }
 
@@ -436,7 +456,16 @@ extension Peer {
                     continue
                 }
             }
-            guard channel.sliceIsValid(offset: descriptor.offset, length: descriptor.length) else {
+            let payload: UnsafeRawPointer
+            switch channel.slice(offset: descriptor.offset, length: descriptor.length) {
+            case .mapped(let start):
+                payload = start
+            case .unmapped(let segment):
+                // The first descriptor naming a segment of this sender: ask for it (the
+                // request may serve events, so merge again after).
+                try mapSegment(segment, of: channel)
+                continue
+            case .invalid:
                 try reportViolation(channel, .badSlice)
                 continue
             }
@@ -453,7 +482,7 @@ extension Peer {
             }
             channel.take(descriptor)
             statistics.messagesReceived += 1
-            return Message(channel: channel, descriptor: descriptor, attachment: attachment)
+            return Message(channel: channel, descriptor: descriptor, payload: payload, attachment: attachment)
         }
     }
 
@@ -644,6 +673,7 @@ extension Peer {
         guard count > 0 else { return }
         try serviceControl()
         let (target, channel) = try sendTarget(handle)
+        let segment = try self.segment(readableBy: handle)
         guard count <= channel.producer.capacity else { throw .batchTooLarge(count, maximum: channel.producer.capacity) }
         guard sliceSize >= 0, sliceSize <= maximumPayload else { throw .payloadTooLarge(requested: sliceSize, maximum: maximumPayload) }
 
@@ -657,9 +687,9 @@ extension Peer {
                 if !channel.producer.hasCredit(count) { shortOf = .ringFull(handle); return false }
             }
             while batchOffsets.count < count {
-                guard let offset = allocator.allocate(sliceSize) else {
+                guard let offset = pool.allocate(sliceSize, in: segment) else {
                     try reclaimCompleted()
-                    guard let offset = allocator.allocate(sliceSize) else { shortOf = .poolExhausted(requested: sliceSize); return false }
+                    guard let offset = pool.allocate(sliceSize, in: segment) else { shortOf = .poolExhausted(requested: sliceSize); return false }
                     batchOffsets.append(offset)
                     continue
                 }
@@ -674,12 +704,12 @@ extension Peer {
                     return try acquire()
                 }
             } else {
-                for offset in batchOffsets { allocator.freeLoan(offset) }
+                for offset in batchOffsets { pool.freeLoan(offset) }
                 throw .wouldBlock(shortOf)
             }
         }
         if let reason = channel.closedReason {
-            for offset in batchOffsets { allocator.freeLoan(offset) }
+            for offset in batchOffsets { pool.freeLoan(offset) }
             throw .channelClosed(peer: channel.receiver, reason: reason)
         }
 
@@ -696,10 +726,10 @@ extension Peer {
             localTicket += UInt64(count)
         }
         for (index, offset) in batchOffsets.enumerated() {
-            let capacity = allocator.capacity(at: offset)!
-            let used = fill(index, UnsafeMutableRawBufferPointer(start: poolMapping.base + Int(offset), count: capacity))
+            let capacity = pool.capacity(at: offset)!
+            let used = fill(index, UnsafeMutableRawBufferPointer(start: pool.pointer(at: offset), count: capacity))
             precondition(used >= 0 && used <= capacity, "fill returned more bytes than the slice holds")
-            allocator.markSent(offset, channelTag: channel.tag, ticket: ticket, receiver: channel.receiver, length: used)
+            pool.markSent(offset, channelTag: channel.tag, ticket: ticket, receiver: channel.receiver, length: used)
             descriptor.offset = offset
             descriptor.length = UInt32(used)
             descriptor.ticket = ticket

@@ -78,8 +78,8 @@ public final class Peer {
 
     let socket: FileDescriptor
     let options: PeerOptions
-    let poolMapping: Mapping
-    @exclusivity(unchecked) var allocator: PoolAllocator
+    /// This peer's pool: segment 0 for its own uid, more for other audiences.
+    @exclusivity(unchecked) var pool: SegmentedPool
     let wakeMapping: Mapping
     let wake: WakePage
     let clockMapping: Mapping
@@ -129,6 +129,8 @@ public final class Peer {
     struct HandleTarget {
         let node: UInt64
         let owner: UInt64
+        /// The owner's uid: who must be able to read what is sent to the node.
+        let ownerUID: UInt32
         /// nil for a handle to one of this peer's own nodes.
         let channel: OutboundChannel?
         /// The node was destroyed (this peer saw the notification, or destroyed its own node).
@@ -176,13 +178,12 @@ public final class Peer {
                 throw Bus1Error.protocolViolation("pool size does not match WELCOME or is not a valid pool layout")
             }
             id = peerID
-            poolMapping = try Mapping(pool, count: Int(poolSize), writable: true)
+            // Segment 0's audience is the uid the coordinator saw connect (SO_PEERCRED: the effective uid).
+            self.pool = SegmentedPool(pool: try Mapping(pool, count: Int(poolSize), writable: true), layout: layout, ownerUID: geteuid())
             wakeMapping = try Mapping(wakeFD, count: Int(BUS1_PAGE_SIZE), writable: true)
             clockMapping = try Mapping(clockFD, count: Int(BUS1_PAGE_SIZE), writable: true)
             wake = try WakePage(wakeMapping)
             clock = try ClockPage(clockMapping)
-            allocator = PoolAllocator(dataOffset: Int(layout.data_offset), dataSize: Int(layout.data_size),
-                                      ledger: SliceLedger(pool: poolMapping.base, layout: layout))
             waiter = DoorbellWaiter(page: wake, parker: parker)
             seenControlSequence = wake.controlSequence.loadAcquiring()
 
@@ -195,7 +196,7 @@ public final class Peer {
                                                channel: welcome.coordinatorRing, capacity: ringCapacity)
             coordinatorRing = InboundChannel(id: welcome.coordinatorRing, sender: UInt64(BUS1_COORDINATOR_PEER),
                                           consumer: SubmissionConsumer(ringMemory, acceptedFlags: [BUS1_NOTE_NODE_DESTROYED.rawValue, BUS1_NOTE_NODE_RELEASED.rawValue]),
-                                          memory: nil, payloadOffset: 0, senderWake: nil, firstNode: nil, violations: violationInbox)
+                                          memory: nil, senderWake: nil, firstNode: nil, violations: violationInbox)
 
             // POOL_MAPPED -> OK: from now on nobody else can map the pool writable.
             let (sealed, _) = try Self.roundTrip(socket.rawValue, .poolMapped, requestID: 2, buffer: controlBuffer.bytes)
@@ -225,13 +226,13 @@ public final class Peer {
     /// Counters, with the pool figures as of now.
     public var currentStatistics: PeerStatistics {
         var s = statistics
-        s.poolBytesInUse = allocator.bytesInUse
-        s.slicesInUse = allocator.slicesInUse
+        s.poolBytesInUse = pool.bytesInUse
+        s.slicesInUse = pool.slicesInUse
         return s
     }
 
     /// The largest payload one message can carry.
-    public var maximumPayload: Int { min(allocator.largestSlice, Int(UInt32.max)) }
+    public var maximumPayload: Int { min(pool.largestSlice, Int(UInt32.max)) }
 
     /// Events since the last call, oldest first.
     public func takeEvents() -> [PeerEvent] {
@@ -253,7 +254,7 @@ public final class Peer {
     /// Creates a node owned by this peer; the returned handle names it.
     public func createNode() throws(Bus1Error) -> Handle {
         guard case .nodeCreated(let handle) = try request(.nodeCreate).message else { throw .protocolViolation("expected NODE_CREATED") }
-        handles[handle] = HandleTarget(node: handle, owner: id, channel: nil)
+        handles[handle] = HandleTarget(node: handle, owner: id, ownerUID: pool.ownerUID, channel: nil)
         return Handle(id: handle)
     }
 
@@ -280,7 +281,7 @@ public final class Peer {
     /// and the owner's wake page, taken).
     private func install(_ grant: ControlMessage.HandleGrant, fds: inout [Int32]) throws(Bus1Error) {
         if grant.owner == id {
-            handles[grant.handle] = HandleTarget(node: grant.node, owner: id, channel: nil)
+            handles[grant.handle] = HandleTarget(node: grant.node, owner: id, ownerUID: pool.ownerUID, channel: nil)
             return
         }
         let channel: OutboundChannel
@@ -293,7 +294,7 @@ public final class Peer {
         } else {
             throw .protocolViolation("a handle grant names an unknown channel")
         }
-        handles[grant.handle] = HandleTarget(node: grant.node, owner: grant.owner, channel: channel)
+        handles[grant.handle] = HandleTarget(node: grant.node, owner: grant.owner, ownerUID: grant.ownerUID, channel: channel)
     }
 
     /// ``lookup(_:)``, retrying every millisecond while the name is not published
@@ -519,10 +520,9 @@ public final class Peer {
         switch event {
         case .channelOpened(let opening):
             let channelFD = FileDescriptor(adopting: fds[0])
-            let poolFD = FileDescriptor(adopting: fds[1])
-            let wakeFD = FileDescriptor(adopting: fds[2])
+            let wakeFD = FileDescriptor(adopting: fds[1])
             fds = []
-            try openInbound(opening, channelFD: channelFD, poolFD: poolFD, senderWakeFD: wakeFD)
+            try openInbound(opening, channelFD: channelFD, senderWakeFD: wakeFD)
         case .channelGrant(let channelID, let node):
             inbound.first { $0.id == channelID }?.allowedNodes.insert(node)
         case .handleArrived(let grant):
@@ -552,7 +552,7 @@ public final class Peer {
             if let channel = outbound.removeValue(forKey: channelID) {
                 channel.closedReason = reason
                 channel.producer.abandonOutstanding()
-                allocator.reclaimAll(channelTag: channel.tag)  // its slices in flight come back
+                pool.reclaimAll(channelTag: channel.tag)  // its slices in flight come back
                 events.append(.outboundClosed(peer: other, reason: reason))
             }
             if let index = inbound.firstIndex(where: { $0.id == channelID }) {
@@ -577,25 +577,20 @@ public final class Peer {
     }
 
     /// Maps a new inbound channel after checking everything about it: the channel
-    /// header, that the sender's pool is sealed (no shrinking: no SIGBUS; no new
-    /// writable maps) and has the announced size, and the sender's wake page.
+    /// header and the sender's wake page. The sender's pool segments come later,
+    /// each on the first descriptor that names it (``mapSegment(_:of:)``).
     private func openInbound(_ opening: ControlMessage.ChannelOpening, channelFD: consuming FileDescriptor,
-                             poolFD: consuming FileDescriptor, senderWakeFD: consuming FileDescriptor) throws(Bus1Error) {
+                             senderWakeFD: consuming FileDescriptor) throws(Bus1Error) {
         do {
             let capacity = Int(opening.capacity)
             guard capacity >= 2, capacity <= 65536, capacity & (capacity - 1) == 0 else { throw WireError.mismatch("channel capacity") }
             let geometry = ChannelGeometry(capacity: capacity)
             let memory = try ChannelMemory(try Mapping(channelFD, count: geometry.size, writable: true),
                                            channel: opening.channel, capacity: capacity)
-            guard try MemFD.seals(of: poolFD).isSuperset(of: [.shrink, .grow, .futureWrite]),
-                  try poolFD.size() == Int(opening.senderPoolSize),
-                  let layout = bus1_pool_layout(poolSize: Int(opening.senderPoolSize))
-            else { throw WireError.mismatch("sender pool seals, size or layout") }
-            let pool = try Mapping(poolFD, count: Int(opening.senderPoolSize), writable: false)
             let wakeMapping = try Mapping(senderWakeFD, count: Int(BUS1_PAGE_SIZE), writable: true)
             let page = try WakePage(wakeMapping)
             inbound.append(InboundChannel(id: opening.channel, sender: opening.sender, consumer: SubmissionConsumer(memory),
-                                          memory: SenderMemory(pool: pool, wake: wakeMapping), payloadOffset: layout.data_offset,
+                                          memory: SenderMemory(wake: wakeMapping),
                                           senderWake: page, firstNode: opening.node, violations: violationInbox))
         } catch let error as LinuxError {
             throw .system(error)

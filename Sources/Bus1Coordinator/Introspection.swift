@@ -41,8 +41,8 @@ extension Coordinator {
                 row.pool_object = BUS1_NO_OBJECT
                 row.wake_object = BUS1_NO_OBJECT
                 row.next_handle = peer.nextHandle
-                if let memory = peer.memory {
-                    row.pool_object = try add(memory.pool)
+                if let memory = peer.memory, let pool = peer.segments.first {
+                    row.pool_object = try add(pool.memory.descriptor)
                     row.wake_object = try add(memory.wake)
                 }
                 peerRows.append(row)

@@ -27,7 +27,7 @@ extension Coordinator {
         peer.outbox.removeAll()
         finishHandshake(of: peer)
         accounts.uncharge(.connections, from: peer.uid)
-        accounts.uncharge(.poolBytes, peer.poolSize, from: peer.uid)
+        unchargeSegments(of: peer)
         // Replies that waited for this peer to hear of something never will: a
         // reply that can be undone (a lookup's grant) is undone and refused; any
         // other goes on to its remaining conditions.
@@ -73,7 +73,7 @@ extension Coordinator {
         guard sender.outbound.count < configuration.maximumChannelsPerPeer,
               receiver.inbound.count < configuration.maximumChannelsPerPeer
         else { throw .quota(BUS1_QUOTA_CHANNELS.rawValue) }
-        guard let poolReadOnly = sender.poolReadOnly?.rawValue, let senderWake = sender.memory?.wake.rawValue else { throw .state }
+        guard let senderWake = sender.memory?.wake.rawValue else { throw .state }
         let payer = uid ?? sender.uid
         try accounts.check(.channels, for: payer)
         let id = nextChannel
@@ -95,10 +95,11 @@ extension Coordinator {
         channels[id] = record
         sender.outbound[receiver.id] = id
         receiver.inbound.insert(id)
-        // The receiver learns of the channel before the sender can use it.
-        notify(receiver, .channelOpened(.init(channel: id, sender: sender.id, node: node,
-                                              senderPoolSize: UInt64(sender.poolSize), capacity: UInt32(geometry.capacity))),
-               fds: [record.memory.rawValue, poolReadOnly, senderWake], chargedTo: uid)
+        // The receiver learns of the channel before the sender can use it. No pool
+        // travels: the receiver asks for each segment it finds named (SEGMENT_GET),
+        // and gets only those its uid may read.
+        notify(receiver, .channelOpened(.init(channel: id, sender: sender.id, node: node, capacity: UInt32(geometry.capacity))),
+               fds: [record.memory.rawValue, senderWake], chargedTo: uid)
         return (record, true)
     }
 }

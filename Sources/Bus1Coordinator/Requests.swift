@@ -30,6 +30,8 @@ enum RequestError: Error {
     case handleUnknown, notOwner, permission
     case quota(UInt32)
     case descriptorRefused(UInt32)
+    /// A pool segment refused (`bus1_segment_refusal`).
+    case segment(UInt32)
     /// A held reply's peer did not take what it waited for in time; undone.
     case timedOut
     case system(LinuxError)
@@ -45,6 +47,7 @@ enum RequestError: Error {
         case .permission: .error(code: BUS1_ERR_PERMISSION.rawValue, detail: 0)
         case .quota(let which): .error(code: BUS1_ERR_QUOTA.rawValue, detail: which)
         case .descriptorRefused(let why): .error(code: BUS1_ERR_FD_REFUSED.rawValue, detail: why)
+        case .segment(let why): .error(code: BUS1_ERR_SEGMENT.rawValue, detail: why)
         case .timedOut: .error(code: BUS1_ERR_TIMEOUT.rawValue, detail: 0)
         case .system(let e): .error(code: BUS1_ERR_INTERNAL.rawValue, detail: UInt32(bitPattern: e.code))
         }
@@ -76,6 +79,12 @@ extension Coordinator {
                 return try destroy(handles, by: peer)
             case (.reset, .ready):
                 return reset(peer)
+            case (.segmentOpen(let segment), .ready):
+                return try openSegment(segment, for: peer)
+            case (.segmentSeal(let index), .ready):
+                return try sealSegment(index, of: peer)
+            case (.segmentGet(let channelID, let index), .ready):
+                return try grantSegment(index, on: channelID, to: peer)
             case (.attach(let destination, let handles, _, let sequence), .ready):
                 return try attach(handles, descriptors: attached, to: destination, sequence: sequence, by: peer)
             case (.violation(let channelID, let reason), .ready):
@@ -93,7 +102,7 @@ extension Coordinator {
                 return .ok
             case (.hello, _), (.poolMapped, _), (.nodeCreate, _), (.namePublish, _), (.nameLookup, _),
                  (.handleRelease, _), (.violation, _), (.channelClose, _), (.orderingStall, _), (.introspect, _), (.getObjects, _),
-                 (.nodeDestroy, _), (.reset, _), (.attach, _):
+                 (.nodeDestroy, _), (.reset, _), (.attach, _), (.segmentOpen, _), (.segmentSeal, _), (.segmentGet, _):
                 throw RequestError.state
             default:
                 // Replies and events are the coordinator's to send, never a peer's.
@@ -120,21 +129,14 @@ extension Coordinator {
         guard CoordinatorConfiguration.isRingCapacity(capacity) else { throw RequestError.protocolError }
         guard CoordinatorConfiguration.isRingCapacity(configuration.coordinatorRingCapacity) else { throw RequestError.state }
         do {
-            let pool = try MemFD.create(name: "bus1-pool-\(peer.id)", size: poolSize)
-            try MemFD.addSeals([.shrink, .grow], to: pool)  // future-write and seal come once the owner mapped it
-            do {
-                let mapping = try Mapping(pool, count: Int(BUS1_PAGE_SIZE), writable: true)
-                var h = bus1_pool_header()
-                h.magic = BUS1_MAGIC_POOL; h.version = BUS1_WIRE_VERSION; h.peer_id = peer.id
-                h.size = UInt64(poolSize); h.data_offset = layout.data_offset
-                mapping.base.storeBytes(of: h, as: bus1_pool_header.self)
-            }
+            let pool = try makeSegment(index: 0, size: poolSize, layout: layout, audience: [peer.uid], for: peer)
             let wake = try MemFD.create(name: "bus1-wake-\(peer.id)", size: Int(BUS1_PAGE_SIZE))
             try MemFD.addSeals([.shrink, .grow, .seal], to: wake)
             let wakeMapping = try Mapping(wake, count: Int(BUS1_PAGE_SIZE), writable: true)
             WakePage.initialize(wakeMapping, peer: peer.id)
             let page = try WakePage(wakeMapping)
-            peer.memory = PeerMemory(pool: pool, wake: wake, wakeMapping: wakeMapping, wakePage: page)
+            peer.memory = PeerMemory(wake: wake, wakeMapping: wakeMapping, wakePage: page)
+            peer.segments = [pool]
 
             let ringID = nextChannel
             nextChannel += 1
@@ -155,17 +157,13 @@ extension Coordinator {
         let welcome = ControlMessage.Welcome(peer: peer.id, poolSize: UInt64(poolSize), ringCapacity: UInt32(capacity), flags: flags,
                                              coordinatorRing: ring.id, coordinatorRingCapacity: UInt32(ring.producer.capacity))
         return Response(message: .welcome(welcome),
-                        fds: [peer.memory!.pool.rawValue, peer.memory!.wake.rawValue, clockDescriptor, ring.memory.rawValue], owners: [peer])
+                        fds: [peer.segments[0].memory.rawValue, peer.memory!.wake.rawValue, clockDescriptor, ring.memory.rawValue], owners: [peer])
     }
 
-    /// Seals the pool against new writable mappings (the owner's stays) and makes
-    /// the read-only description receivers get. Checks the seals took.
+    /// POOL_MAPPED: seals the pool (segment 0) like any segment; the handshake is done.
     private func sealPool(of peer: PeerRecord) throws -> Response {
-        guard let memory = peer.memory else { throw RequestError.state }
-        try MemFD.addSeals([.futureWrite, .seal], to: memory.pool)
-        let seals = try MemFD.seals(of: memory.pool)
-        guard seals.isSuperset(of: [.shrink, .grow, .futureWrite, .seal]) else { throw RequestError.system(LinuxError("F_SEAL_FUTURE_WRITE", code: EPERM)) }
-        peer.poolReadOnly = OwnedDescriptor(try MemFD.reopen(memory.pool, writable: false))
+        guard let pool = peer.segments.first else { throw RequestError.state }
+        try pool.seal()
         peer.state = .ready
         finishHandshake(of: peer)
         return .ok
@@ -207,7 +205,7 @@ extension Coordinator {
         guard owner.id != peer.id else {
             addHandleReference(handle, for: key, to: peer, chargedTo: peer.uid)
             return Response(message: .handleGranted(.init(handle: handle, node: key.node, owner: owner.id,
-                                                          channel: BUS1_INVALID_ID, capacity: 0, newChannel: false)))
+                                                          channel: BUS1_INVALID_ID, capacity: 0, newChannel: false, ownerUID: owner.uid)))
         }
         try chargeFairShare(of: peer.uid, at: owner, messages: 1, descriptors: 0)
         let (channel, isNew) = try self.channel(from: peer, to: owner, node: key.node, chargedTo: peer.uid)
@@ -223,7 +221,7 @@ extension Coordinator {
             }
         }
         let grant = ControlMessage.HandleGrant(handle: handle, node: key.node, owner: owner.id, channel: channel.id,
-                                               capacity: UInt32(channel.capacity), newChannel: isNew)
+                                               capacity: UInt32(channel.capacity), newChannel: isNew, ownerUID: owner.uid)
         // The owner must have the grant (and, for a new channel, its announcement) in
         // its socket before the requester can send: else a descriptor could reach it
         // naming a node it has not heard of, or carry a ticket its merge cannot see.

@@ -18,11 +18,12 @@ final class PeerRecord {
     let uid: UInt32
     var state: State = .connected
 
-    /// Pool and wake page, made at HELLO.
+    /// Wake page, made at HELLO.
     var memory: PeerMemory?
-    /// A read-only open file description of the pool, made once it is sealed
-    /// against future writes; sent to receivers.
-    var poolReadOnly: OwnedDescriptor?
+    /// The pool's segments by index: segment 0 (the pool) made at HELLO, the
+    /// others at the owner's SEGMENT_OPEN.
+    var segments: [PoolSegment] = []
+    /// Bytes of segment 0, the pool.
     var poolSize: Int = 0
     var wakePage: WakePage? { memory?.wakePage }
     /// The coordinator's end of this peer's coordinator ring (notifications), made at HELLO.
@@ -175,16 +176,14 @@ final class OwnedDescriptor {
     var rawValue: Int32 { descriptor.rawValue }
 }
 
-/// A peer's pool (read-write, as created) and wake page, with the coordinator's
-/// own mapping of the wake page (it bumps `control_seq` and rings the doorbell).
+/// A peer's wake page, with the coordinator's own mapping of it (it bumps
+/// `control_seq` and rings the doorbell).
 final class PeerMemory {
-    let pool: FileDescriptor
     let wake: FileDescriptor
     let wakeMapping: Mapping
     let wakePage: WakePage
 
-    init(pool: consuming FileDescriptor, wake: consuming FileDescriptor, wakeMapping: consuming Mapping, wakePage: WakePage) {
-        self.pool = pool
+    init(wake: consuming FileDescriptor, wakeMapping: consuming Mapping, wakePage: WakePage) {
         self.wake = wake
         self.wakeMapping = wakeMapping
         self.wakePage = wakePage

@@ -20,6 +20,10 @@ public enum ControlMessage: Sendable, Equatable {
     /// `sequence`: the submission index the attached message will take.
     case attach(destination: UInt64, handles: [UInt64], fdCount: UInt32, sequence: UInt64)
     case reset
+    /// A new segment of the caller's pool; `index` and `owner` are 0.
+    case segmentOpen(Segment)
+    case segmentSeal(index: UInt32)
+    case segmentGet(channel: UInt64, index: UInt32)
     // replies
     case ok
     case error(code: UInt32, detail: UInt32)
@@ -29,6 +33,9 @@ public enum ControlMessage: Sendable, Equatable {
     case snapshot(size: UInt64, objectCount: UInt32)
     case objects(first: UInt32, count: UInt32)
     case destroyed(ticket: UInt64)
+    /// The reply to ``segmentOpen(_:)`` (the memfd, writable: to its owner only)
+    /// and to ``segmentGet(channel:index:)`` (read-only).
+    case segmentGranted(Segment)
     // events
     case channelOpened(ChannelOpening)
     case channelGrant(channel: UInt64, node: UInt64)
@@ -52,18 +59,28 @@ public enum ControlMessage: Sendable, Equatable {
     public struct HandleGrant: Sendable, Equatable {
         public var handle: UInt64, node: UInt64, owner: UInt64, channel: UInt64
         public var capacity: UInt32, newChannel: Bool
-        public init(handle: UInt64, node: UInt64, owner: UInt64, channel: UInt64, capacity: UInt32, newChannel: Bool) {
+        /// The owner's uid: the audience that can read what is sent to the node.
+        public var ownerUID: UInt32
+        public init(handle: UInt64, node: UInt64, owner: UInt64, channel: UInt64, capacity: UInt32, newChannel: Bool, ownerUID: UInt32) {
             self.handle = handle; self.node = node; self.owner = owner; self.channel = channel
-            self.capacity = capacity; self.newChannel = newChannel
+            self.capacity = capacity; self.newChannel = newChannel; self.ownerUID = ownerUID
         }
     }
 
     /// `bus1_msg_channel_opened`.
     public struct ChannelOpening: Sendable, Equatable {
-        public var channel: UInt64, sender: UInt64, node: UInt64, senderPoolSize: UInt64, capacity: UInt32
-        public init(channel: UInt64, sender: UInt64, node: UInt64, senderPoolSize: UInt64, capacity: UInt32) {
-            self.channel = channel; self.sender = sender; self.node = node
-            self.senderPoolSize = senderPoolSize; self.capacity = capacity
+        public var channel: UInt64, sender: UInt64, node: UInt64, capacity: UInt32
+        public init(channel: UInt64, sender: UInt64, node: UInt64, capacity: UInt32) {
+            self.channel = channel; self.sender = sender; self.node = node; self.capacity = capacity
+        }
+    }
+
+    /// `bus1_msg_segment`: segment `index` of `owner`'s pool, `size` bytes,
+    /// readable by peers of the uids in `audience` (strictly ascending).
+    public struct Segment: Sendable, Equatable {
+        public var owner: UInt64, size: UInt64, index: UInt32, audience: [UInt32]
+        public init(owner: UInt64 = 0, size: UInt64, index: UInt32 = 0, audience: [UInt32]) {
+            self.owner = owner; self.size = size; self.index = index; self.audience = audience
         }
     }
 
@@ -84,6 +101,10 @@ public enum ControlMessage: Sendable, Equatable {
         case .nodeDestroy: BUS1_MSG_NODE_DESTROY.rawValue
         case .attach: BUS1_MSG_ATTACH.rawValue
         case .reset: BUS1_MSG_RESET.rawValue
+        case .segmentOpen: BUS1_MSG_SEGMENT_OPEN.rawValue
+        case .segmentGet: BUS1_MSG_SEGMENT_GET.rawValue
+        case .segmentSeal: BUS1_MSG_SEGMENT_SEAL.rawValue
+        case .segmentGranted: BUS1_MSG_SEGMENT_GRANTED.rawValue
         case .destroyed: BUS1_MSG_DESTROYED.rawValue
         case .handleArrived: BUS1_MSG_HANDLE_ARRIVED.rawValue
         case .attachment: BUS1_MSG_ATTACHMENT.rawValue
@@ -106,7 +127,8 @@ public enum ControlMessage: Sendable, Equatable {
         case .welcome: 4  // pool, wake page, clock page, coordinator ring
         case .handleGranted(let g), .handleArrived(let g): g.newChannel ? 2 : 0  // channel, owner's wake page
         case .attach(_, _, let fdCount, _), .attachment(_, _, let fdCount, _): Int(fdCount)
-        case .channelOpened: 3  // channel, sender pool (read-only), sender wake page
+        case .channelOpened: 2  // channel, sender wake page
+        case .segmentGranted: 1  // the segment memfd
         case .snapshot: 1  // the snapshot memfd
         case .objects(_, let count): Int(count)
         default: 0
@@ -162,15 +184,26 @@ public enum ControlMessage: Sendable, Equatable {
             return Self.frame(type, requestID, b)
         case .destroyed(let ticket):
             return Self.frame(type, requestID, bus1_msg_ticket(ticket: ticket))
+        case .segmentOpen(let segment), .segmentGranted(let segment):
+            var b = bus1_msg_segment(); b.owner = segment.owner; b.size = segment.size; b.index = segment.index
+            let uids = segment.audience.prefix(Int(BUS1_SEGMENT_AUDIENCE_MAX))
+            b.uid_count = UInt32(uids.count)
+            withUnsafeMutableBytes(of: &b.uids) { $0.bindMemory(to: UInt32.self).update(fromContentsOf: uids) }
+            return Self.frame(type, requestID, b)
+        case .segmentGet(let channel, let index):
+            var b = bus1_msg_segment_ref(); b.channel_id = channel; b.index = index
+            return Self.frame(type, requestID, b)
+        case .segmentSeal(let index):
+            var b = bus1_msg_segment_ref(); b.index = index
+            return Self.frame(type, requestID, b)
         case .handleGranted(let g), .handleArrived(let g):
             var b = bus1_msg_handle_granted()
             b.handle = g.handle; b.node = g.node; b.owner_peer = g.owner; b.channel_id = g.channel
-            b.capacity = g.capacity; b.new_channel = g.newChannel ? 1 : 0
+            b.capacity = g.capacity; b.new_channel = g.newChannel ? 1 : 0; b.owner_uid = g.ownerUID
             return Self.frame(type, requestID, b)
         case .channelOpened(let o):
             var b = bus1_msg_channel_opened()
-            b.channel_id = o.channel; b.sender_peer = o.sender; b.node = o.node
-            b.sender_pool_size = o.senderPoolSize; b.capacity = o.capacity
+            b.channel_id = o.channel; b.sender_peer = o.sender; b.node = o.node; b.capacity = o.capacity
             return Self.frame(type, requestID, b)
         case .channelGrant(let channel, let node):
             return Self.frame(type, requestID, bus1_msg_channel_grant(channel_id: channel, node: node))
@@ -279,6 +312,19 @@ public enum ControlMessage: Sendable, Equatable {
             message = .attachment(channel: b.channel_id, handles: Self.ids(b.handles, count: b.handle_count), fdCount: b.fd_count,
                                   sequence: b.sequence)
         case BUS1_MSG_RESET.rawValue: try empty(); message = .reset
+        case BUS1_MSG_SEGMENT_OPEN.rawValue, BUS1_MSG_SEGMENT_GRANTED.rawValue:
+            let b = try load(bus1_msg_segment.self)
+            guard b.uid_count >= 1, b.uid_count <= BUS1_SEGMENT_AUDIENCE_MAX else { throw .badField("uid_count") }
+            let audience = withUnsafeBytes(of: b.uids) { Array($0.bindMemory(to: UInt32.self).prefix(Int(b.uid_count))) }
+            guard zip(audience, audience.dropFirst()).allSatisfy({ $0 < $1 }) else { throw .badField("uids") }
+            let segment = Segment(owner: b.owner, size: b.size, index: b.index, audience: audience)
+            message = UInt32(header.type) == BUS1_MSG_SEGMENT_OPEN.rawValue ? .segmentOpen(segment) : .segmentGranted(segment)
+        case BUS1_MSG_SEGMENT_GET.rawValue:
+            let b = try load(bus1_msg_segment_ref.self); message = .segmentGet(channel: b.channel_id, index: b.index)
+        case BUS1_MSG_SEGMENT_SEAL.rawValue:
+            let b = try load(bus1_msg_segment_ref.self)
+            guard b.channel_id == 0 else { throw .badField("channel_id") }
+            message = .segmentSeal(index: b.index)
         case BUS1_MSG_DESTROYED.rawValue: message = .destroyed(ticket: try load(bus1_msg_ticket.self).ticket)
         case BUS1_MSG_SNAPSHOT.rawValue:
             let b = try load(bus1_msg_snapshot.self); message = .snapshot(size: b.size, objectCount: b.object_count)
@@ -298,12 +344,11 @@ public enum ControlMessage: Sendable, Equatable {
             let b = try load(bus1_msg_handle_granted.self)
             guard b.new_channel <= 1 else { throw .badField("new_channel") }
             let grant = HandleGrant(handle: b.handle, node: b.node, owner: b.owner_peer, channel: b.channel_id,
-                                    capacity: b.capacity, newChannel: b.new_channel == 1)
+                                    capacity: b.capacity, newChannel: b.new_channel == 1, ownerUID: b.owner_uid)
             message = UInt32(header.type) == BUS1_MSG_HANDLE_GRANTED.rawValue ? .handleGranted(grant) : .handleArrived(grant)
         case BUS1_MSG_CHANNEL_OPENED.rawValue:
             let b = try load(bus1_msg_channel_opened.self)
-            message = .channelOpened(ChannelOpening(channel: b.channel_id, sender: b.sender_peer, node: b.node,
-                                                    senderPoolSize: b.sender_pool_size, capacity: b.capacity))
+            message = .channelOpened(ChannelOpening(channel: b.channel_id, sender: b.sender_peer, node: b.node, capacity: b.capacity))
         case BUS1_MSG_CHANNEL_GRANT.rawValue:
             let b = try load(bus1_msg_channel_grant.self); message = .channelGrant(channel: b.channel_id, node: b.node)
         case BUS1_MSG_CHANNEL_CLOSED.rawValue:

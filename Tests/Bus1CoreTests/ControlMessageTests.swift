@@ -9,14 +9,17 @@ struct ControlMessageTests {
         .namePublish(handle: 3, name: "org.example.service"), .nameLookup(name: "ü-name"),
         .handleRelease(handle: 9), .violation(channel: 4, reason: 6), .channelClose(channel: 4), .orderingStall(channel: 4), .ok,
         .error(code: 3, detail: 0), .welcome(.init(peer: 2, poolSize: 1 << 26, ringCapacity: 256, flags: 1, coordinatorRing: 7, coordinatorRingCapacity: 4096)), .nodeCreated(handle: 1),
-        .handleGranted(.init(handle: 5, node: 1, owner: 2, channel: 3, capacity: 256, newChannel: true)),
-        .channelOpened(.init(channel: 3, sender: 1, node: 1, senderPoolSize: 1 << 26, capacity: 256)),
+        .handleGranted(.init(handle: 5, node: 1, owner: 2, channel: 3, capacity: 256, newChannel: true, ownerUID: 1000)),
+        .channelOpened(.init(channel: 3, sender: 1, node: 1, capacity: 256)),
         .channelGrant(channel: 3, node: 8), .channelClosed(channel: 3, otherPeer: 2, reason: 2),
         .introspect, .getObjects(first: 8), .snapshot(size: 4096, objectCount: 9), .objects(first: 4, count: 3),
         .nodeDestroy(handles: [1, 2, 3]), .nodeDestroy(handles: Array(1...32)), .destroyed(ticket: 77), .reset,
         .attach(destination: 4, handles: [], fdCount: 2, sequence: 0), .attach(destination: 4, handles: Array(10...25), fdCount: 0, sequence: 1 << 40),
         .attachment(channel: 3, handles: [5, BUS1_INVALID_ID], fdCount: 4, sequence: 77),
-        .handleArrived(.init(handle: 6, node: 2, owner: 3, channel: 9, capacity: 64, newChannel: false)),
+        .handleArrived(.init(handle: 6, node: 2, owner: 3, channel: 9, capacity: 64, newChannel: false, ownerUID: 0)),
+        .segmentOpen(.init(size: 0, audience: [1000])), .segmentOpen(.init(size: 1 << 20, audience: Array(1...16))),
+        .segmentSeal(index: 3), .segmentGet(channel: 7, index: 15),
+        .segmentGranted(.init(owner: 4, size: 1 << 20, index: 2, audience: [0, 65534])),
     ]
 
     @Test("Every message survives encode and decode", arguments: samples)
@@ -66,6 +69,18 @@ struct ControlMessageTests {
         #expect(throws: ProtocolError.descriptorCount(type: UInt16(BUS1_MSG_ATTACH.rawValue), expected: 2, actual: 1)) {
             try decode(attach, fds: 1)
         }
+
+        // An audience is 1...16 uids, strictly ascending (one uid once: no ambiguity in which segment is whose).
+        var segment = ControlMessage.segmentOpen(.init(size: 0, audience: [5, 7])).encode(requestID: 1)
+        segment[36] = 0
+        #expect(throws: ProtocolError.badField("uid_count")) { try decode(segment) }
+        segment[36] = 17
+        #expect(throws: ProtocolError.badField("uid_count")) { try decode(segment) }
+        segment[36] = 2; segment[44] = 5  // [5, 5]
+        #expect(throws: ProtocolError.badField("uids")) { try decode(segment) }
+        var seal = ControlMessage.segmentSeal(index: 1).encode(requestID: 1)
+        seal[16] = 1  // a seal names no channel
+        #expect(throws: ProtocolError.badField("channel_id")) { try decode(seal) }
     }
 }
 

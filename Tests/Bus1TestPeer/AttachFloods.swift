@@ -63,7 +63,7 @@ func runNodeFlood() {
         do { pending.append(try peer.createNode()) } catch { fail("createNode: \(error)") }
         guard pending.count == 16 else { continue }
         do {
-            try peer.send(try peer.loan(8), to: target, attaching: pending, wait: .park, timeoutNanoseconds: 10_000_000_000)
+            try peer.send(try peer.loan(8, for: target), to: target, attaching: pending, wait: .park, timeoutNanoseconds: 10_000_000_000)
             attached += pending.count
         } catch .refused(.quotaExceeded(.handlesShare)) {
             refused += 1

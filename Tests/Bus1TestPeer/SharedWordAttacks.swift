@@ -115,7 +115,7 @@ func runVictimSender() {
     let target = lookupWhenPublished(peer, setting("name"))
     let count = intSetting("count")
     func sendOne(_ seq: Int) throws(Bus1Error) {
-        var loan = try peer.loan(Pattern.size(seq))
+        var loan = try peer.loan(Pattern.size(seq), for: target)
         loan.count = Pattern.size(seq)
         Pattern.fill(loan.payload, seq: seq)
         try peer.send(loan, to: target)

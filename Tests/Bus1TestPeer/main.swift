@@ -36,6 +36,8 @@
 //             (see AttachFloods.swift).
 //   fdsink    name=  receive one message with fds attached, write "fd <i>" into each,
 //             print "WROTE fds=N cloexec=C" (C: how many were close-on-exec); linger.
+//   snoop     name= count= pid=  a receiver of another uid looking for what its sender
+//             sent to others (see Snoop.swift).
 //   clockwarp, staller, corruptsink, victimsender: shared-word attacks and their
 //             honest victim (see SharedWordAttacks.swift).
 // Every line goes to stdout, flushed; failures print "FAIL ..." and exit 1.
@@ -156,7 +158,7 @@ func lookupWhenPublished(_ peer: Peer, _ name: String) -> Handle {
 /// Sends message 0 of the pattern (1 byte) the honest way.
 func sendFirstHonestMessage(_ peer: Peer, to target: Handle) {
     do {
-        var loan = try peer.loan(8)
+        var loan = try peer.loan(8, for: target)
         loan.count = Pattern.size(0)
         Pattern.fill(loan.payload, seq: 0)
         try peer.send(loan, to: target, wait: .park)
@@ -247,7 +249,7 @@ case "producer":
         jitter?.maybePause()
         if pace > 0 && seq > 0 { usleep(pace) }
         do {
-            var loan = try peer.loan(Pattern.size(seq), wait: waitMode, timeoutNanoseconds: 60_000_000_000)
+            var loan = try peer.loan(Pattern.size(seq), for: target, wait: waitMode, timeoutNanoseconds: 60_000_000_000)
             loan.count = Pattern.size(seq)
             Pattern.fill(loan.payload, seq: seq)
             try peer.send(loan, to: target, wait: waitMode, timeoutNanoseconds: 60_000_000_000)
@@ -268,7 +270,7 @@ case "streamer":
     var seq = 0
     while true {
         do {
-            var loan = try peer.loan(Pattern.size(seq), wait: waitMode, timeoutNanoseconds: 60_000_000_000)
+            var loan = try peer.loan(Pattern.size(seq), for: target, wait: waitMode, timeoutNanoseconds: 60_000_000_000)
             loan.count = Pattern.size(seq)
             Pattern.fill(loan.payload, seq: seq)
             try peer.send(loan, to: target, wait: waitMode, timeoutNanoseconds: 60_000_000_000)
@@ -294,7 +296,7 @@ case "burst":
     let count = intSetting("count"), size = intSetting("size", 64)
     for seq in 0..<count {
         do {
-            let loan = try peer.loan(size)
+            let loan = try peer.loan(size, for: targets)
             let text = Array("burst \(seq)".utf8)
             loan.payload.copyBytes(from: text.prefix(size))
             try peer.send(loan, to: targets)
@@ -356,7 +358,7 @@ case "chaos":
     for target in targets {
         let hello = Array("hello \(me)".utf8)
         do {
-            let loan = try peer.loan(hello.count)
+            let loan = try peer.loan(hello.count, for: target)
             loan.payload.copyBytes(from: hello)
             try peer.send(loan, to: target)
         } catch {
@@ -388,7 +390,7 @@ case "chaos":
                 }
                 let size = rng.next() % 8 == 0 ? 65536 : 1 + Int(rng.next() % 4096)
                 do {
-                    let loan = try peer.loan(size)
+                    let loan = try peer.loan(size, for: destinations)
                     loan.payload.initializeMemory(as: UInt8.self, repeating: 0x78)  // never a stale "hello"
                     if rng.next() % 8 == 0 {
                         // Mid handle transfer: a handle of ours and perhaps an fd, through the coordinator.
@@ -422,7 +424,7 @@ case "chaos":
     do { consumer = try peer.lookup("final", waitingUpToNanoseconds: 30_000_000_000) } catch { fail("lookup final: \(error)") }
     for seq in 0..<final {
         do {
-            var loan = try peer.loan(Pattern.size(seq), wait: .park, timeoutNanoseconds: 60_000_000_000)
+            var loan = try peer.loan(Pattern.size(seq), for: consumer, wait: .park, timeoutNanoseconds: 60_000_000_000)
             loan.count = Pattern.size(seq)
             Pattern.fill(loan.payload, seq: seq)
             try peer.send(loan, to: consumer, wait: .park, timeoutNanoseconds: 60_000_000_000)
@@ -476,7 +478,7 @@ case "relay":
     guard message.handles.count == 1, let passed = message.handles.first, passed.isValid else { fail("expected one valid handle, got \(message.handles)") }
     do {
         if let next {
-            try peer.send(try peer.loan(0), to: next, attaching: [passed])
+            try peer.send(try peer.loan(0, for: next), to: next, attaching: [passed])
             try peer.release(passed)
             say("FORWARDED handle=\(passed.id)")
         } else {
@@ -498,7 +500,7 @@ case "racer":
             while let note = try peer.tryReceive() {
                 if note.kind == .nodeDestroyed && note.node == target { notifiedAt = note.ticket }
             }
-            let loan = try peer.loan(8, wait: .park)
+            let loan = try peer.loan(8, for: target, wait: .park)
             loan.bytes.storeBytes(of: sent, as: UInt64.self)
             try peer.send(loan, to: target, wait: .park)
             sent += 1
@@ -595,7 +597,7 @@ case "hostile":
         for case .outboundClosed(_, let reason) in peer.takeEvents() {
             // Sending on the closed channel is now a typed error.
             var again: Loan
-            do { again = try peer.loan(8) } catch { fail("loan: \(error)") }
+            do { again = try peer.loan(8, for: target) } catch { fail("loan: \(error)") }
             again.count = 8
             do {
                 try peer.send(again, to: target)
@@ -726,6 +728,7 @@ case "fdflood":
 case "nodeflood":
     runNodeFlood()
 
+case "snoop": runSnoop()
 case "clockwarp": runClockWarp()
 case "staller": runStaller()
 case "corruptsink": runCorruptSink()
@@ -817,7 +820,7 @@ final class FloodTally: @unchecked Sendable {
     for _ in 0..<count {
         let outcome: Bus1Error?
         do {
-            try peer.send(try peer.loan(8, wait: .park), to: target, attaching: [own], wait: .park)
+            try peer.send(try peer.loan(8, for: target, wait: .park), to: target, attaching: [own], wait: .park)
             outcome = nil
         } catch {
             outcome = error

@@ -106,7 +106,7 @@ struct Demo: ParsableCommand {
     /// Writes the payload once, in place: kind byte first, a marker last. (Plain
     /// parameters: option wrappers cost a metadata lookup per read on a hot path.)
     static func send(_ peer: Peer, _ kind: Kind, to handle: Handle, size: Int, wait: WaitMode) throws {
-        let loan = try peer.loan(size, wait: wait)
+        let loan = try peer.loan(size, for: handle, wait: wait)
         memset(loan.payload.baseAddress!, 0x42, size)
         loan.payload[0] = kind.rawValue
         loan.payload[size - 1] = 0xA5

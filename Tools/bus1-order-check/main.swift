@@ -123,7 +123,7 @@ struct OrderCheck: ParsableCommand {
     }
 
     func send(_ peer: Peer, _ words: [UInt32], to destinations: [Handle]) throws {
-        let loan = try peer.loan(16, wait: waitMode)
+        let loan = try peer.loan(16, for: destinations, wait: waitMode)
         for (i, w) in words.enumerated() { loan.bytes.storeBytes(of: w, toByteOffset: i * 4, as: UInt32.self) }
         try peer.send(loan, to: destinations, wait: waitMode)
     }

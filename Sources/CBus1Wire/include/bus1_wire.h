@@ -21,8 +21,10 @@
  *                  that wants the peer to look at its queues; `sleeping` is written
  *                  by the owner only.
  *  - clock page:   one per bus. The global ticket counter (fetch_add by senders).
- *  - pool:         one per peer; payloads are written there by the owner and read
- *                  in place by receivers through a read-only mapping.
+ *  - pool:         one or more segments per peer; payloads are written there by
+ *                  the owner and read in place by receivers through a read-only
+ *                  mapping. Each segment has an audience (a set of uids) and only
+ *                  receivers of those uids can get it (see "Pool segments").
  *  - coordinator ring: one per peer, a channel whose sender is the coordinator:
  *                  node-destroyed and handle-released notifications, ordered
  *                  with data (see BUS1_COORDINATOR_PEER).
@@ -35,7 +37,7 @@
 
 #include <stdint.h>
 
-#define BUS1_WIRE_VERSION 2u
+#define BUS1_WIRE_VERSION 3u
 #define BUS1_INVALID_ID 0xffffffffffffffffull /* UINT64_MAX, spelled so Swift imports it */
 #define BUS1_CACHE_LINE 64u
 #define BUS1_PAGE_SIZE 4096u
@@ -147,6 +149,32 @@ enum bus1_slice_state {
 	BUS1_SLICE_SENT   = 2,     /* in flight: `pending` receivers still hold it */
 };
 
+/*
+ * Pool segments: who can read a payload.
+ *
+ * A receiver maps what its sender's payloads live in, so whoever can map a
+ * segment can read every payload in it. A peer's pool is therefore split into
+ * segments, each readable by one audience: a set of uids.
+ *  - Segment 0 is the pool WELCOME hands out; its audience is the owner's uid.
+ *  - The owner adds segments, one per other audience it sends to (a unicast to a
+ *    peer of uid U: {U}; a multicast to peers of uids U and V: {U, V}), as it
+ *    adds its pool: BUS1_MSG_SEGMENT_OPEN makes the memfd (charged to the owner's
+ *    uid as pool bytes and as a channel: it costs the coordinator an fd), the
+ *    owner maps it and sends BUS1_MSG_SEGMENT_SEAL, which seals it against new
+ *    writers. Only a sealed segment is handed to receivers.
+ *  - A receiver gets a segment only from the coordinator (BUS1_MSG_SEGMENT_GET,
+ *    on the first descriptor that names it), and only if its uid is in the
+ *    segment's audience: a peer never holds memory written for another uid.
+ *  - A descriptor's and a completion's `offset` carry the segment in their top
+ *    bits: offset = segment << BUS1_SEGMENT_SHIFT | offset in that segment.
+ * Same-uid peers are no boundary: a process can read the memory of every other
+ * process of its uid through /proc, so an audience is a set of uids, not of peers.
+ */
+#define BUS1_SEGMENT_SHIFT 48u
+#define BUS1_SEGMENT_OFFSET_MASK 0xffffffffffffull /* (1 << BUS1_SEGMENT_SHIFT) - 1, spelled so Swift imports it */
+#define BUS1_SEGMENTS_MAX 16u           /* per peer, segment 0 included */
+#define BUS1_SEGMENT_AUDIENCE_MAX 16u   /* uids in one audience */
+
 /* Where a pool of `pool_size` bytes keeps its ledger and payload. */
 struct bus1_pool_layout {
 	uint64_t ledger_offset;
@@ -235,7 +263,8 @@ struct bus1_channel_header {
 	uint8_t  _reserved2[48];
 };
 
-/* One message: `length` payload bytes at `offset` in the sender's pool, sent to
+/* One message: `length` payload bytes at `offset` in the sender's pool (segment in
+ * the top bits, see "Pool segments"), sent to
  * the receiver's node `node` (the receiver's own handle id for it). */
 struct bus1_descriptor {
 	uint64_t ticket;           /* from the clock page; never decreasing per channel, never 0 */
@@ -318,6 +347,9 @@ enum bus1_msg_type {
 	BUS1_MSG_NODE_DESTROY   = 12, /* bus1_msg_node_destroy -> DESTROYED; owner only, atomic */
 	BUS1_MSG_ATTACH         = 13, /* bus1_msg_attach; fds: fd_count -> OK (see BUS1_DESC_ATTACHMENT) */
 	BUS1_MSG_RESET          = 14, /* (no body) -> DESTROYED; destroys every node, releases every handle, closes every channel */
+	BUS1_MSG_SEGMENT_OPEN   = 15, /* bus1_msg_segment (owner, index 0) -> SEGMENT_GRANTED (writable, to its owner) */
+	BUS1_MSG_SEGMENT_SEAL   = 16, /* bus1_msg_segment_ref (channel_id 0): the owner mapped it -> OK */
+	BUS1_MSG_SEGMENT_GET    = 17, /* bus1_msg_segment_ref: of the sender of an inbound channel -> SEGMENT_GRANTED (read-only) */
 
 	/* replies: coordinator -> peer */
 	BUS1_MSG_OK             = 64, /* (no body) */
@@ -328,9 +360,10 @@ enum bus1_msg_type {
 	BUS1_MSG_SNAPSHOT       = 69, /* bus1_msg_snapshot; fds: the snapshot (sealed memfd) */
 	BUS1_MSG_OBJECTS        = 70, /* bus1_msg_objects; fds: objects first ... first + count - 1, read-only */
 	BUS1_MSG_DESTROYED      = 71, /* bus1_msg_ticket: the destruction's ticket (0: nothing was destroyed) */
+	BUS1_MSG_SEGMENT_GRANTED = 72,/* bus1_msg_segment; fds: the segment memfd */
 
 	/* events: coordinator -> peer, request_id 0 */
-	BUS1_MSG_CHANNEL_OPENED = 128,/* bus1_msg_channel_opened; fds: channel, sender pool (read-only), sender wake page */
+	BUS1_MSG_CHANNEL_OPENED = 128,/* bus1_msg_channel_opened; fds: channel, sender wake page (segments: SEGMENT_GET) */
 	BUS1_MSG_CHANNEL_GRANT  = 129,/* bus1_msg_channel_grant: the sender may now address `node` */
 	BUS1_MSG_CHANNEL_CLOSED = 130,/* bus1_msg_channel_closed */
 	BUS1_MSG_HANDLE_ARRIVED = 131,/* bus1_msg_handle_granted: a handle that came in an attachment; fds as HANDLE_GRANTED */
@@ -351,6 +384,7 @@ enum bus1_error_code {
 	BUS1_ERR_INTERNAL       = 11, /* the coordinator failed a syscall; detail: errno */
 	BUS1_ERR_FD_REFUSED     = 12, /* an attached fd may not travel; detail: bus1_fd_refusal */
 	BUS1_ERR_TIMEOUT        = 13, /* the reply waited for a peer that did not read its socket in time; the request was undone */
+	BUS1_ERR_SEGMENT        = 14, /* no such segment, or one that fails its checks; detail: bus1_segment_refusal */
 };
 
 /* Fds BUS1_MSG_ATTACH refuses (as BUS1 does: they could form reference cycles
@@ -358,6 +392,12 @@ enum bus1_error_code {
 enum bus1_fd_refusal {
 	BUS1_FD_UNIX_SOCKET     = 1,
 	BUS1_FD_BUS_OBJECT      = 2,  /* a memfd the coordinator made (pool, ring, wake or clock page) */
+};
+
+enum bus1_segment_refusal {
+	BUS1_SEGMENT_UNKNOWN      = 1,  /* GET, SEAL: no such channel or segment (or, for GET, not sealed yet) */
+	BUS1_SEGMENT_NOT_AUDIENCE = 2,  /* GET: the caller's uid is not in the segment's audience */
+	BUS1_SEGMENT_BAD_SIZE     = 3,  /* OPEN: no pool of that size fits the bus's limits */
 };
 
 enum bus1_quota {
@@ -376,6 +416,7 @@ enum bus1_quota {
 	BUS1_QUOTA_CONNECTIONS_SHARE = 13, /* the uid's fair share of the bus's connections (what other uids leave free) */
 	BUS1_QUOTA_HANDLES_SHARE = 14, /* the uid's fair share of a receiver's handle table (handles attached by other uids) */
 	BUS1_QUOTA_CHANNELS_SHARE = 15, /* the uid's fair share of the bus's channels (what other uids leave free) */
+	BUS1_QUOTA_SEGMENTS     = 16, /* pool segments of one peer (BUS1_SEGMENTS_MAX) */
 };
 
 /* Why a channel was closed (bus1_msg_violation.kind, bus1_msg_channel_closed.reason). */
@@ -447,14 +488,15 @@ struct bus1_msg_handle_granted {
 	uint64_t channel_id;       /* channel caller -> owner; BUS1_INVALID_ID if the caller owns the node */
 	uint32_t capacity;         /* entries per ring of that channel */
 	uint32_t new_channel;      /* 1: fds attached (channel, owner's wake page); a peer that knows the channel closes them */
-	uint64_t _reserved;
+	uint32_t owner_uid;        /* the owner's uid: which audience can read what is sent to it */
+	uint32_t _reserved;
 };
 
 struct bus1_msg_channel_opened {
 	uint64_t channel_id;
 	uint64_t sender_peer;
 	uint64_t node;             /* first node the sender may address */
-	uint64_t sender_pool_size; /* bytes; must equal fstat of the pool fd */
+	uint64_t _reserved0;
 	uint32_t capacity;
 	uint32_t _reserved;
 };
@@ -501,6 +543,26 @@ struct bus1_msg_attachment {
 	                            * without it (the sender attached, then did not send) */
 };
 
+/* SEGMENT_OPEN and SEGMENT_GRANTED: segment `index` of `owner`, `size` bytes,
+ * readable by peers of `uids`. A duplicate audience is allowed (the owner decides
+ * how its payloads are laid out); an audience need not include the owner's uid. */
+struct bus1_msg_segment {
+	uint64_t owner;            /* SEGMENT_OPEN: 0 (the caller) */
+	uint64_t size;             /* bytes, header included (SEGMENT_OPEN: asked for; 0: as the pool);
+	                            * must equal fstat of the memfd */
+	uint32_t index;            /* SEGMENT_OPEN: 0 (the coordinator numbers it) */
+	uint32_t uid_count;        /* 1...BUS1_SEGMENT_AUDIENCE_MAX */
+	uint32_t uids[BUS1_SEGMENT_AUDIENCE_MAX]; /* strictly ascending; the rest 0 */
+};
+
+/* Segment `index` of the sender of inbound channel `channel_id` (SEGMENT_GET), or
+ * of the caller (SEGMENT_SEAL, channel_id 0). */
+struct bus1_msg_segment_ref {
+	uint64_t channel_id;
+	uint32_t index;
+	uint32_t _reserved;
+};
+
 struct bus1_msg_violation {
 	uint64_t channel_id;
 	uint32_t kind;             /* bus1_close_reason */
@@ -529,7 +591,7 @@ struct bus1_msg_channel_closed {
  * descriptions: it can map them but never write them. The memory behind them
  * is live; only the tables are a snapshot.
  *
- * Layout: [bus1_snapshot_header][peers][channels][handles][names], each array
+ * Layout: [bus1_snapshot_header][peers][channels][handles][names][segments], each array
  * at the offset the header gives. Inspectors validate every count and offset
  * against the memfd's size.
  */
@@ -567,7 +629,9 @@ struct bus1_snapshot_header {
 	uint64_t protocol_errors;  /* coordinator counters since it started */
 	uint64_t violations;
 	uint64_t ordering_stalls;
-	uint8_t  _reserved1[16];
+	uint64_t segments_offset;  /* bus1_snapshot_segment[segment_count] */
+	uint32_t segment_count;
+	uint32_t _reserved1;
 };
 
 enum bus1_peer_state {
@@ -610,6 +674,17 @@ struct bus1_snapshot_handle {
 	uint64_t node;             /* the owner's id for the node */
 	uint32_t references;
 	uint32_t _reserved;
+};
+
+/* One pool segment (segment 0 is the peer's pool_object). */
+struct bus1_snapshot_segment {
+	uint64_t owner;
+	uint64_t size;
+	uint32_t index;
+	uint32_t object;           /* object index of the segment memfd */
+	uint32_t uid_count;
+	uint32_t _reserved;
+	uint32_t uids[BUS1_SEGMENT_AUDIENCE_MAX];
 };
 
 struct bus1_snapshot_name {
@@ -658,6 +733,10 @@ _Static_assert(sizeof(struct bus1_snapshot_peer) == 56, "snapshot peer layout");
 _Static_assert(sizeof(struct bus1_snapshot_channel) == 40, "snapshot channel layout");
 _Static_assert(sizeof(struct bus1_snapshot_handle) == 40, "snapshot handle layout");
 _Static_assert(sizeof(struct bus1_snapshot_name) == 280, "snapshot name layout");
+_Static_assert(sizeof(struct bus1_snapshot_segment) == 96, "snapshot segment layout");
+_Static_assert(BUS1_SEGMENT_OFFSET_MASK == (1ull << BUS1_SEGMENT_SHIFT) - 1, "segment mask");
+_Static_assert(sizeof(struct bus1_msg_segment) == 88, "segment message layout");
+_Static_assert(sizeof(struct bus1_msg_segment_ref) == 16, "segment ref layout");
 #endif
 
 #endif /* BUS1_WIRE_H */

@@ -1,0 +1,114 @@
+import Bus1Core
+import Bus1Linux
+import CBus1Wire
+import Glibc
+
+/// Pool segments: who can read what this peer sends (see "Pool segments" in the
+/// wire header). A receiver maps the sender's memory to read payloads in place,
+/// so whatever one receiver can map, it can read. Payloads for peers of this
+/// peer's own uid go to segment 0 (``loan(_:wait:timeoutNanoseconds:)``); payloads
+/// for peers of other uids go to a segment only their uids may map
+/// (``loan(_:for:wait:timeoutNanoseconds:)``), opened on first use.
+extension Peer {
+    /// Loans a slice readable by the owners of `destinations` (and nobody of any
+    /// other uid): in segment 0 if they are all of this peer's uid, else in the
+    /// segment for exactly their uids, opened on the first such loan (two
+    /// coordinator round trips, once per audience; up to 15 audiences).
+    /// Sending the loan to a node whose owner is outside that audience fails
+    /// with ``Bus1Error/notInAudience(_:ownerUID:)``.
+    public func loan(_ byteCount: Int, for destinations: [Handle], wait: WaitMode? = nil,
+                     timeoutNanoseconds: UInt64? = nil) throws(Bus1Error) -> Loan {
+        try loan(byteCount, segment: try segment(readableBy: destinations), wait: wait, timeoutNanoseconds: timeoutNanoseconds)
+    }
+
+    /// ``loan(_:for:wait:timeoutNanoseconds:)`` for one destination.
+    public func loan(_ byteCount: Int, for destination: Handle, wait: WaitMode? = nil,
+                     timeoutNanoseconds: UInt64? = nil) throws(Bus1Error) -> Loan {
+        try loan(byteCount, segment: try segment(readableBy: destination), wait: wait, timeoutNanoseconds: timeoutNanoseconds)
+    }
+
+    /// The segment readable by exactly the owner of `destination`'s node; for one
+    /// of this peer's uid (the common case) no allocation and no search.
+    @inline(__always)
+    func segment(readableBy destination: Handle) throws(Bus1Error) -> Int {
+        guard let target = handles[destination.id] else { throw .unknownHandle(destination) }
+        return target.ownerUID == pool.ownerUID ? 0 : try segment(readableBy: [destination])
+    }
+
+    /// The segment whose audience is exactly the uids owning `destinations`.
+    func segment(readableBy destinations: [Handle]) throws(Bus1Error) -> Int {
+        var uids: [UInt32] = []
+        for handle in destinations {
+            guard let target = handles[handle.id] else { throw .unknownHandle(handle) }
+            if !uids.contains(target.ownerUID) { uids.append(target.ownerUID) }
+        }
+        if uids.count <= 1, uids.first ?? pool.ownerUID == pool.ownerUID { return 0 }
+        uids.sort()
+        if let index = pool.segment(for: uids) { return index }
+        guard uids.count <= Int(BUS1_SEGMENT_AUDIENCE_MAX) else {
+            let beyond = destinations.first { handles[$0.id]!.ownerUID == uids[Int(BUS1_SEGMENT_AUDIENCE_MAX)] }!
+            throw .notInAudience(beyond, ownerUID: uids[Int(BUS1_SEGMENT_AUDIENCE_MAX)])
+        }
+        return try openSegment(for: uids)
+    }
+
+    /// SEGMENT_OPEN, map, SEGMENT_SEAL: a new segment, as large as the pool, that
+    /// only peers of `audience` can get. Checks what it maps like the pool.
+    private func openSegment(for audience: [UInt32]) throws(Bus1Error) -> Int {
+        var (reply, fds) = try request(.segmentOpen(.init(size: 0, audience: audience)))
+        defer { for fd in fds { close(fd) } }
+        guard case .segmentGranted(let granted) = reply, granted.owner == id, granted.audience == audience,
+              Int(granted.index) == pool.segmentCount, let layout = bus1_pool_layout(poolSize: Int(clamping: granted.size))
+        else { throw .protocolViolation("SEGMENT_OPEN answered with \(reply)") }
+        let memory = FileDescriptor(adopting: fds.removeFirst())
+        do {
+            guard try memory.size() == Int(granted.size), try MemFD.seals(of: memory).isSuperset(of: [.shrink, .grow]) else {
+                throw Bus1Error.protocolViolation("segment size or seals do not match SEGMENT_GRANTED")
+            }
+            let index = pool.add(try Mapping(memory, count: Int(granted.size), writable: true), layout: layout, audience: audience)
+            try request(.segmentSeal(index: UInt32(index)))
+            guard try MemFD.seals(of: memory).isSuperset(of: [.shrink, .grow, .futureWrite]) else {
+                throw Bus1Error.protocolViolation("segment not sealed against future writes")
+            }
+            return index
+        } catch let error as Bus1Error {
+            throw error
+        } catch let error as LinuxError {
+            throw .system(error)
+        } catch {
+            throw .protocolViolation("\(error)")
+        }
+    }
+
+    /// SEGMENT_GET: maps segment `index` of `channel`'s sender, read-only, after
+    /// checking it like the pool of WELCOME (sealed against resizing and new
+    /// writers: no SIGBUS, nobody else writes; a valid layout of the size given).
+    /// A segment the coordinator will not give (none such, or not for this uid)
+    /// is the sender's lie about its own memory: the channel is closed as
+    /// ``ChannelViolation/badSlice``.
+    func mapSegment(_ index: UInt32, of channel: InboundChannel) throws(Bus1Error) {
+        let reply: ControlMessage
+        var fds: [Int32]
+        do {
+            (reply, fds) = try request(.segmentGet(channel: channel.id, index: index))
+        } catch .refused(.segment) {
+            try reportViolation(channel, .badSlice)
+            return
+        }
+        defer { for fd in fds { close(fd) } }
+        guard case .segmentGranted(let granted) = reply, granted.owner == channel.sender, granted.index == index,
+              let layout = bus1_pool_layout(poolSize: Int(clamping: granted.size))
+        else { throw .protocolViolation("SEGMENT_GET answered with \(reply)") }
+        let memory = FileDescriptor(adopting: fds.removeFirst())
+        do {
+            guard try memory.size() == Int(granted.size),
+                  try MemFD.seals(of: memory).isSuperset(of: [.shrink, .grow, .futureWrite])
+            else { throw WireError.mismatch("sender segment seals or size") }
+            channel.install(segment: index, try Mapping(memory, count: Int(granted.size), writable: false), layout: layout)
+        } catch let error as LinuxError {
+            throw .system(error)
+        } catch {
+            throw .protocolViolation("\(error)")
+        }
+    }
+}

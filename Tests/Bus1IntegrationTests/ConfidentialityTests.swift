@@ -1,0 +1,77 @@
+import Bus1
+import Bus1TestSupport
+import Glibc
+import Testing
+
+/// What a receiver can read of what its sender sends to others (pool segments,
+/// "Pool segments" in the wire header). A root producer sends "SECRET-…" to a
+/// root peer (left unreceived: the slices stay in the pool) and "FOR-SNOOP…" to a
+/// `snoop` child, which then looks for the secrets in every bus memfd it has
+/// mapped, in their slice ledgers, through /proc of the producer's process, and by
+/// asking the coordinator for every segment of the producer's pool.
+@Suite("Confidentiality of payloads", .timeLimit(.minutes(3)))
+struct ConfidentialityTests {
+    static let secrets = 64, forSnoop = 16
+
+    /// Runs the exchange against a started snoop and returns its SNOOP line.
+    static func exchange(_ bus: BusFixture, _ snoop: ChildProcess) throws -> String {
+        let producer = try bus.connect(), keeper = try bus.connect()
+        try keeper.publish(try keeper.createNode(), as: "keeper")
+        try #require(snoop.awaitLine(prefix: "READY", timeoutSeconds: 60) != nil, "\(snoop.transcript)")
+        let toKeeper = try producer.lookup("keeper")
+        let toSnoop = try producer.lookup("snoop", waitingUpToNanoseconds: 10_000_000_000)
+        for i in 0..<secrets {
+            let text = Array("SECRET-\(i)".utf8)
+            let loan = try producer.loan(text.count, for: toKeeper)
+            loan.payload.copyBytes(from: text)
+            try producer.send(loan, to: toKeeper)
+        }
+        for i in 0..<forSnoop {
+            let text = Array("FOR-SNOOP-\(i)".utf8)
+            let loan = try producer.loan(text.count, for: toSnoop, wait: .park)
+            loan.payload.copyBytes(from: text)
+            try producer.send(loan, to: toSnoop, wait: .park, timeoutNanoseconds: 30_000_000_000)
+        }
+        let line = try #require(snoop.awaitLine(prefix: "SNOOP", timeoutSeconds: 60), "\(snoop.transcript)")
+        withExtendedLifetime(keeper) {}
+        return line
+    }
+
+    static func field(_ line: String, _ key: String) -> String? {
+        line.split(separator: " ").first { $0.hasPrefix("\(key)=") }.map { String($0.dropFirst(key.count + 1)) }
+    }
+
+    @Test("A receiver of another uid reads nothing its sender sent elsewhere: not in its mappings, ledgers or /proc, and the coordinator refuses it the sender's other segments",
+          .enabled(if: OtherUID.unavailableReason == nil, "\(OtherUID.unavailableReason ?? "")"))
+    func otherUIDReadsOnlyItsOwn() throws {
+        let other = try OtherUID.make(copying: ["bus1-test-peer"])
+        let bus = try BusFixture("secret") {
+            $0.allowedUIDs.insert(OtherUID.uid)
+            $0.nameLookup = .anyAllowedUID
+        }
+        bus.openDirectoryToOtherUIDs()
+        let snoop = try other.spawn("bus1-test-peer", ["snoop", "address=\(bus.address)", "name=snoop",
+                                                       "count=\(Self.forSnoop)", "pid=\(getpid())"])
+        let line = try Self.exchange(bus, snoop)
+        #expect(Self.field(line, "secretHits") == "0", "\(line)")
+        #expect(Int(Self.field(line, "ownHits") ?? "") ?? 0 >= Self.forSnoop, "the scan must see the snoop's own payloads: \(line)")
+        #expect(Self.field(line, "ledgerForeign") == "0", "\(line)")
+        #expect(Self.field(line, "procOpened") == "0", "\(line)")
+        #expect(Self.field(line, "granted") == "1", "only the segment made for its uid: \(line)")
+        #expect(Self.field(line, "refused")?.hasPrefix("0:pool_segment_refused:_notInAudience") == true, "\(line)")
+    }
+
+    /// Documents the boundary: a peer of the sender's own uid maps the sender's
+    /// segment 0 and reads everything in it (it could read the sender's memory
+    /// through /proc anyway).
+    @Test("A receiver of the sender's own uid can read everything in the sender's segment 0")
+    func sameUIDSeesSegmentZero() throws {
+        let bus = try BusFixture("secret-same")
+        let snoop = try bus.peer("snoop", ["name": "snoop", "count": "\(Self.forSnoop)", "pid": "\(getpid())"])
+        let line = try Self.exchange(bus, snoop)
+        #expect(Int(Self.field(line, "secretHits") ?? "") ?? 0 >= Self.secrets, "\(line)")
+        #expect(Int(Self.field(line, "ledgerForeign") ?? "") ?? 0 >= Self.secrets, "\(line)")
+        #expect(Int(Self.field(line, "procOpened") ?? "") ?? 0 > 0, "\(line)")
+        #expect(Self.field(line, "granted") == "0", "\(line)")
+    }
+}
