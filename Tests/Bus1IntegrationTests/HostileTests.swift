@@ -27,6 +27,7 @@ struct HostileTests {
     /// attacker learns of the close with the reason.
     @Test("Forged descriptors are caught and close only the attacker's channel", arguments: [
         ("bad-offset", 4), ("huge-length", 4), ("unknown-node", 5), ("ticket-backwards", 6), ("ring-index", 3), ("lying-attachment", 8), ("unknown-flag", 8),
+        ("unknown-segment", 4), ("segment-beyond", 4),
     ])
     func forgedDescriptors(attack: String, violation: Int) throws {
         let honest = 200

@@ -29,9 +29,9 @@ func runSnoop() {
         guard message.kind == .data else { continue }
         guard message.payload.starts(with: Array("FOR-SNOOP".utf8)) else { fail("message \(i) is not for the snoop") }
         sender = message.sender
-        last = message
+        last = consume message
     }
-    guard last != nil else { fail("nothing received") }
+    guard sender != 0 else { fail("nothing received") }
 
     var secretHits = 0, ownHits = 0, ledgerForeign = 0
     for region in memfdMappings() where region.name.hasPrefix("bus1-pool-") {
@@ -69,9 +69,9 @@ func runSnoop() {
             }
         } catch { fail("probe \(index): \(error)") }
     }
+    if let kept = last.take() { say("HELD ticket=\(kept.ticket)") }  // held until here: mapped for the whole scan
     say("SNOOP secretHits=\(secretHits) ownHits=\(ownHits) ledgerForeign=\(ledgerForeign) procOpened=\(procOpened) "
         + "granted=\(granted.joined(separator: ",")) refused=\(String(refused.joined(separator: ",").map { $0 == " " ? "_" : $0 }))")
-    _ = last
 }
 
 /// The memfd mappings of this process that can be read (from /proc/self/maps).
@@ -81,13 +81,12 @@ private func memfdMappings() -> [(start: Int, end: Int, name: String)] {
     var result: [(Int, Int, String)] = []
     var line = [CChar](repeating: 0, count: 4096)
     while fgets(&line, Int32(line.count), file) != nil {
-        let text = String(cString: line)
+        let text = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         let fields = text.split(separator: " ", omittingEmptySubsequences: true)
-        guard fields.count >= 6, fields[1].hasPrefix("r"), let at = text.range(of: "/memfd:") else { continue }
+        guard fields.count >= 6, fields[1].hasPrefix("r"), fields[5].hasPrefix("/memfd:") else { continue }
         let range = fields[0].split(separator: "-")
         guard range.count == 2, let start = Int(range[0], radix: 16), let end = Int(range[1], radix: 16) else { continue }
-        let name = text[at.upperBound...].split(separator: " ").first.map(String.init) ?? ""
-        result.append((start, end, name.filter { $0 != "\n" }))
+        result.append((start, end, String(fields[5].dropFirst("/memfd:".count)).filter { $0 != "\n" }))
     }
     return result
 }

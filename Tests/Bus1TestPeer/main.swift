@@ -585,6 +585,8 @@ case "hostile":
     case "ring-index": forgery = .init(tailOverride: 1 << 20)
     case "lying-attachment": forgery = .init(flags: BUS1_DESC_ATTACHMENT)  // no attachment was asked for
     case "unknown-flag": forgery = .init(flags: 0x80)
+    case "unknown-segment": forgery = .init(offset: 7 << UInt64(BUS1_SEGMENT_SHIFT) | 1 << 16)  // a segment it never opened
+    case "segment-beyond": forgery = .init(offset: UInt64(BUS1_SEGMENTS_MAX) << UInt64(BUS1_SEGMENT_SHIFT))  // past the wire's 16
     default: fail("unknown attack")
     }
     do { try peer.sendForged(to: target, forgery) } catch { fail("forged send: \(error)") }
