@@ -58,19 +58,23 @@ extension Peer {
         var (reply, fds) = try request(.segmentOpen(.init(size: 0, audience: audience)))
         defer { for fd in fds { close(fd) } }
         guard case .segmentGranted(let granted) = reply, granted.owner == id, granted.audience == audience,
-              Int(granted.index) == pool.segmentCount, let layout = bus1_pool_layout(poolSize: Int(clamping: granted.size))
+              Int(granted.index) >= pool.segmentCount, granted.index < BUS1_SEGMENTS_MAX,
+              let layout = bus1_pool_layout(poolSize: Int(clamping: granted.size))
         else { throw .protocolViolation("SEGMENT_OPEN answered with \(reply)") }
         let memory = FileDescriptor(adopting: fds.removeFirst())
         do {
             guard try memory.size() == Int(granted.size), try MemFD.seals(of: memory).isSuperset(of: [.shrink, .grow]) else {
                 throw Bus1Error.protocolViolation("segment size or seals do not match SEGMENT_GRANTED")
             }
-            let index = pool.add(try Mapping(memory, count: Int(granted.size), writable: true), layout: layout, audience: audience)
-            try request(.segmentSeal(index: UInt32(index)))
+            // Used only once sealed: receivers are given nothing before, and a loan in it
+            // would close their channels.
+            let mapping = try Mapping(memory, count: Int(granted.size), writable: true)
+            try request(.segmentSeal(index: granted.index))
             guard try MemFD.seals(of: memory).isSuperset(of: [.shrink, .grow, .futureWrite]) else {
                 throw Bus1Error.protocolViolation("segment not sealed against future writes")
             }
-            return index
+            pool.add(mapping, index: Int(granted.index), layout: layout, audience: audience)
+            return Int(granted.index)
         } catch let error as Bus1Error {
             throw error
         } catch let error as LinuxError {

@@ -19,8 +19,9 @@ public struct SegmentedPool: ~Copyable {
     private let primaryMapping: Mapping
     /// The owner's uid: segment 0's audience.
     public let ownerUID: UInt32
-    /// Segments 1... in index order.
-    private var others: [Segment] = []
+    /// Segments 1... in index order; nil for an index the coordinator gave out
+    /// that this peer never got to use (its seal failed).
+    private var others: [Segment?] = []
 
     /// A segment beyond the first: its mapping (writable), allocator and audience.
     private final class Segment {
@@ -44,22 +45,23 @@ public struct SegmentedPool: ~Copyable {
         self.ownerUID = ownerUID
     }
 
-    /// How many segments there are (segment 0 included): the next one's index.
+    /// Segment indices in use or skipped (segment 0 included): every new one is above.
     public var segmentCount: Int { 1 + others.count }
 
-    /// Adds the next segment, mapped writable, for `audience` (strictly ascending).
-    public mutating func add(_ mapping: consuming Mapping, layout: bus1_pool_layout, audience: [UInt32]) -> Int {
-        let index = segmentCount
+    /// Adds segment `index` (at least ``segmentCount``), mapped writable, for
+    /// `audience` (strictly ascending).
+    public mutating func add(_ mapping: consuming Mapping, index: Int, layout: bus1_pool_layout, audience: [UInt32]) {
+        precondition(index >= segmentCount && index < Int(BUS1_SEGMENTS_MAX), "segment index")
+        while segmentCount < index { others.append(nil) }
         let allocator = PoolAllocator(dataOffset: index << Int(BUS1_SEGMENT_SHIFT) + Int(layout.data_offset),
                                       dataSize: Int(layout.data_size), ledger: SliceLedger(pool: mapping.base, layout: layout))
         others.append(Segment(mapping: mapping, allocator: allocator, audience: audience))
-        return index
     }
 
     /// The segment whose audience is exactly `audience` (strictly ascending), if any.
     public func segment(for audience: [UInt32]) -> Int? {
         if audience == [ownerUID] { return 0 }
-        return others.firstIndex { $0.audience == audience }.map { $0 + 1 }
+        return others.firstIndex { $0?.audience == audience }.map { $0 + 1 }
     }
 
     /// Whether peers of `uid` can read the slice at `offset` (its segment's
@@ -68,14 +70,14 @@ public struct SegmentedPool: ~Copyable {
     public func isReadable(_ offset: UInt64, by uid: UInt32) -> Bool {
         let index = Int(offset >> UInt64(BUS1_SEGMENT_SHIFT))
         if index == 0 { return uid == ownerUID }
-        return index <= others.count && others[index - 1].audience.contains(uid)
+        return index <= others.count && others[index - 1]?.audience.contains(uid) == true
     }
 
     /// Where the slice at `offset` is mapped in this process.
     @inline(__always)
     public func pointer(at offset: UInt64) -> UnsafeMutableRawPointer {
         let index = Int(offset >> UInt64(BUS1_SEGMENT_SHIFT))
-        let base = index == 0 ? primaryMapping.base : others[index - 1].mapping.base
+        let base = index == 0 ? primaryMapping.base : others[index - 1]!.mapping.base
         return base + Int(offset & Self.offsetMask)
     }
 
@@ -84,7 +86,7 @@ public struct SegmentedPool: ~Copyable {
     /// A loaned block of at least `byteCount` bytes in segment `index`.
     @inline(__always)
     public mutating func allocate(_ byteCount: Int, in index: Int = 0) -> UInt64? {
-        index == 0 ? primary.allocate(byteCount) : others[index - 1].allocator.allocate(byteCount)
+        index == 0 ? primary.allocate(byteCount) : others[index - 1]!.allocator.allocate(byteCount)
     }
 
     @inline(__always)
@@ -122,7 +124,7 @@ public struct SegmentedPool: ~Copyable {
     @discardableResult
     public mutating func reclaimAll(channelTag: UInt32) -> Int {
         var freed = primary.reclaimAll(channelTag: channelTag)
-        for segment in others { freed += segment.allocator.reclaimAll(channelTag: channelTag) }
+        for case let segment? in others { freed += segment.allocator.reclaimAll(channelTag: channelTag) }
         return freed
     }
 
@@ -132,14 +134,14 @@ public struct SegmentedPool: ~Copyable {
     }
 
     /// Bytes in loaned or sent blocks, all segments.
-    public var bytesInUse: Int { others.reduce(primary.bytesInUse) { $0 + $1.allocator.bytesInUse } }
+    public var bytesInUse: Int { others.reduce(primary.bytesInUse) { $0 + ($1?.allocator.bytesInUse ?? 0) } }
     /// Loaned or sent blocks, all segments.
-    public var slicesInUse: Int { others.reduce(primary.slicesInUse) { $0 + $1.allocator.slicesInUse } }
+    public var slicesInUse: Int { others.reduce(primary.slicesInUse) { $0 + ($1?.allocator.slicesInUse ?? 0) } }
     /// The largest slice of segment 0 (every segment this library opens is as large).
     public var largestSlice: Int { primary.largestSlice }
 
     private func segment(of offset: UInt64) -> Segment? {
         let index = Int(offset >> UInt64(BUS1_SEGMENT_SHIFT))
-        return index >= 1 && index <= others.count ? others[index - 1] : nil
+        return index >= 1 && index <= others.count ? others[index - 1] : nil  // nil too for a skipped index
     }
 }
