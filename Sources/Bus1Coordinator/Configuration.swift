@@ -68,7 +68,8 @@ public struct CoordinatorConfiguration: Sendable {
     /// Handles charged to one uid: those its peers hold, and those its peers put
     /// in other peers' tables by attaching them to messages.
     public var maximumHandlesPerUID: Int = 1 << 20
-    /// Channels made at the request of one uid (its lookups and attachments).
+    /// Channels made at the request of one uid (its lookups and attachments, and
+    /// its peers' pool segments beyond the first: each holds an fd too).
     public var maximumChannelsPerUID: Int = 1 << 18
 
     /// Connections on the whole bus, shared fairly between uids (see
@@ -80,10 +81,10 @@ public struct CoordinatorConfiguration: Sendable {
     /// holds an fd and a mapping in the coordinator, so `bus1d` lowers it to its
     /// part of the fd limit too.
     public var maximumBusChannels: Int = 65536
-    /// Fds the coordinator holds for one connected peer (socket, pidfd, pool and its
-    /// read-only reopening, wake page, coordinator ring), for sizing
-    /// ``maximumConnections`` to an fd limit; channels are counted apart
-    /// (``maximumBusChannels``, one fd each).
+    /// Fds the coordinator holds for one connected peer (socket, pidfd, pool — as
+    /// created until sealed, then its read-only reopening — wake page, coordinator
+    /// ring; one spare), for sizing ``maximumConnections`` to an fd limit; channels
+    /// and further pool segments are counted apart (``maximumBusChannels``, one fd each).
     public static var descriptorsPerConnection: Int { 6 }
 
     // MARK: Connections that have not finished the handshake
