@@ -54,7 +54,7 @@ extension Peer {
 
     /// SEGMENT_OPEN, map, SEGMENT_SEAL: a new segment, as large as the pool, that
     /// only peers of `audience` can get. Checks what it maps like the pool.
-    private func openSegment(for audience: [UInt32]) throws(Bus1Error) -> Int {
+    func openSegment(for audience: [UInt32]) throws(Bus1Error) -> Int {
         var (reply, fds) = try request(.segmentOpen(.init(size: 0, audience: audience)))
         defer { for fd in fds { close(fd) } }
         guard case .segmentGranted(let granted) = reply, granted.owner == id, granted.audience == audience,

@@ -28,6 +28,7 @@ extension Coordinator {
             let members = peers.values.filter { $0.state != .inspecting }.sorted { $0.id < $1.id }
             var peerRows: [bus1_snapshot_peer] = []
             var handleRows: [bus1_snapshot_handle] = []
+            var segmentRows: [bus1_snapshot_segment] = []
             for peer in members {
                 var row = bus1_snapshot_peer()
                 row.peer_id = peer.id
@@ -44,6 +45,11 @@ extension Coordinator {
                 if let memory = peer.memory, let pool = peer.segments.first {
                     row.pool_object = try add(pool.memory.descriptor)
                     row.wake_object = try add(memory.wake)
+                    // Every segment, segment 0 as the pool object it is (one fd, not two).
+                    for segment in peer.segments {
+                        let object = try segment.index == 0 ? row.pool_object : add(segment.memory.descriptor)
+                        segmentRows.append(segmentRow(segment, of: peer, object: object))
+                    }
                 }
                 peerRows.append(row)
                 for (id, handle) in peer.handles.sorted(by: { $0.key < $1.key }) {
@@ -79,6 +85,7 @@ extension Coordinator {
             header.channel_count = UInt32(channelRows.count)
             header.handle_count = UInt32(handleRows.count)
             header.name_count = UInt32(nameRows.count)
+            header.segment_count = UInt32(segmentRows.count)
             var size = MemoryLayout<bus1_snapshot_header>.stride
             func place<Row>(_ rows: [Row]) -> UInt64 {
                 let offset = size
@@ -89,6 +96,7 @@ extension Coordinator {
             header.channels_offset = place(channelRows)
             header.handles_offset = place(handleRows)
             header.names_offset = place(nameRows)
+            header.segments_offset = place(segmentRows)
             header.size = UInt64(size)
             header.protocol_errors = UInt64(protocolErrors)
             header.violations = UInt64(violationsReported)
@@ -105,6 +113,7 @@ extension Coordinator {
                 if !channelRows.isEmpty { write(channelRows, at: header.channels_offset) }
                 if !handleRows.isEmpty { write(handleRows, at: header.handles_offset) }
                 if !nameRows.isEmpty { write(nameRows, at: header.names_offset) }
+                if !segmentRows.isEmpty { write(segmentRows, at: header.segments_offset) }
             }  // unmapped: F_SEAL_WRITE needs no writable mapping left
             try MemFD.addSeals([.shrink, .grow, .write, .seal], to: snapshot)
             inspector.inspection = Inspection(snapshot: OwnedDescriptor(snapshot), objects: objects)
@@ -113,6 +122,21 @@ extension Coordinator {
         } catch {
             throw .system(error)
         }
+    }
+
+    /// The snapshot row of one of `peer`'s segments, its memory at object `object`.
+    /// An audience never has more than `BUS1_SEGMENT_AUDIENCE_MAX` uids (SEGMENT_OPEN
+    /// refuses more); the row keeps at most that many all the same.
+    private func segmentRow(_ segment: PoolSegment, of peer: PeerRecord, object: UInt32) -> bus1_snapshot_segment {
+        var row = bus1_snapshot_segment()
+        row.owner = peer.id
+        row.size = UInt64(segment.size)
+        row.index = segment.index
+        row.object = object
+        let uids = Array(segment.audience.prefix(Int(BUS1_SEGMENT_AUDIENCE_MAX)))
+        row.uid_count = UInt32(uids.count)
+        uids.withUnsafeBytes { source in withUnsafeMutableBytes(of: &row.uids) { $0.copyMemory(from: source) } }
+        return row
     }
 
     /// GET_OBJECTS: the next (up to) four objects from `first`.

@@ -42,6 +42,9 @@ struct ShmInspectTests {
     @Test("A multicast slice lists every receiver it is queued for")
     func multicast() throws { try Self.multicast(.debug) }
 
+    @Test("A sender's second pool segment: listed with its audience, its slices listed in segment 1, verify ok")
+    func segments() throws { try Self.segments(.debug) }
+
     @Test("verify passes on a healthy bus, then names each corrupted place; no subcommand crashes on corrupt memory")
     func corruption() throws { try Self.corruption(.debug) }
 
@@ -140,6 +143,63 @@ struct ShmInspectTests {
         #expect(!handles.contains { Self.number($0, "owner") == Int(first.id) }, "\(handles)")
         producer.signal(SIGKILL)
         _ = producer.finish()
+    }
+
+    /// A sender in this process with slices in two segments: one in segment 0 and
+    /// two in a segment for this uid and one other (`loanInSegment`, so no second
+    /// uid is needed; this uid is in the audience, so the same-uid consumer may
+    /// receive from it).
+    static func segments(_ build: ToolBuild) throws {
+        let bus = try BusFixture("inspect-segments")
+        let inspector = Inspector(build: build, address: bus.address)
+        let consumer = try bus.connect(ringCapacity: 8)
+        try consumer.publish(try consumer.createNode(), as: "segments.sink")
+        let sender = try bus.connect()
+        let target = try sender.lookup("segments.sink")
+        let audience = [geteuid(), geteuid() == 65534 ? 65533 : 65534].sorted()
+        try Array("segment 0".utf8).withUnsafeBytes { try sender.send(copying: $0, to: target) }
+        for i in 0..<2 {
+            let text = Array("segment 1 #\(i)".utf8)
+            let loan = try sender.loanInSegment(text.count, audience: audience)
+            loan.payload.copyBytes(from: text)
+            try sender.send(loan, to: target)
+        }
+
+        let segments = try inspector.rows(["segments"], "segments").filter { Self.number($0, "peer") == Int(sender.id) }
+        #expect(segments.map { Self.number($0, "segment") } == [0, 1], "\(segments)")
+        #expect((segments.first?["audience"] as? [NSNumber])?.map(\.uint32Value) == [geteuid()], "\(segments)")
+        #expect((segments.last?["audience"] as? [NSNumber])?.map(\.uint32Value) == audience, "\(segments)")
+        #expect(Self.number(segments.first, "slicesInUse") == 1 && Self.number(segments.last, "slicesInUse") == 2, "\(segments)")
+        let peers = try inspector.rows(["peers"], "peers")
+        #expect(Self.number(peers.first { Self.number($0, "id") == Int(sender.id) }, "segments") == 2
+                && Self.number(peers.first { Self.number($0, "id") == Int(sender.id) }, "slicesInUse") == 3, "\(peers)")
+
+        func checkSlices(_ whereabouts: [String]) throws -> [String: Any]? {
+            let slices = try inspector.rows(["pool", "\(sender.id)"], "slices")
+            #expect(slices.count == 3, "\(slices)")
+            let inSegment1 = slices.filter { Self.number($0, "segment") == 1 }.sorted { Self.number($0, "ticket")! < Self.number($1, "ticket")! }
+            #expect(inSegment1.count == 2, "\(slices)")
+            #expect(inSegment1.map { $0["where"] as? [String] ?? [] } == whereabouts.map { [$0] }, "\(slices)")
+            #expect(inSegment1.allSatisfy { ($0["receivers"] as? [NSNumber])?.map(\.uint64Value) == [consumer.id]
+                && Self.number($0, "offset")! >> Int(BUS1_SEGMENT_SHIFT) == 1
+                && Self.number($0, "offset")! & Int(BUS1_SEGMENT_OFFSET_MASK) == Self.number($0, "segmentOffset")! }, "\(slices)")
+            let (status, verify) = try inspector.run(["verify"])
+            #expect(status == .exited(0) && verify.contains("3 slices in use; no violations"), "\(verify)")
+            return inSegment1.first
+        }
+        let first = try checkSlices(["queued", "queued"])
+        let (tableStatus, table) = try inspector.run(["pool", "\(sender.id)"])
+        #expect(tableStatus == .exited(0) && table.split(separator: "\n").first?.hasPrefix("SEG") == true, "\(table)")
+        let (dumpStatus, dump) = try inspector.run(["slice", "\(sender.id)", "1:\(Self.number(first, "segmentOffset") ?? 0)"])
+        #expect(dumpStatus == .exited(0) && dump.contains("|segment 1 #0"), "\(dump)")
+
+        // The consumer takes the segment-0 message and the first of segment 1
+        // (mapping segment 1 on the way) and holds both: ledgers and rings still agree.
+        let heldFromSegment0 = try consumer.receive()
+        let heldFromSegment1 = try consumer.receive()
+        _ = try checkSlices(["received", "queued"])
+        withExtendedLifetime(heldFromSegment0) {}
+        withExtendedLifetime(heldFromSegment1) {}
     }
 
     /// Corruption written on purpose into a channel the test process sends on;

@@ -6,8 +6,8 @@ import CBus1Wire
 struct BusView {
     let attachment: Attachment
     let tables: Tables
-    /// Pool object and its ledger, by peer id.
-    let pools: [UInt64: (MappedObject, PoolState)]
+    /// Every peer's pool segments and their ledgers, by peer id.
+    let pools: [UInt64: PeerPool]
     let channels: [ChannelState]
     /// Senders whose channels' `sub_tail` and `comp_head` did not move while their
     /// ledger was read: only for them is the ledger comparable with the rings.
@@ -18,9 +18,9 @@ struct BusView {
         let tables = try Tables(attachment.snapshot)
         self.tables = tables
         let before = Self.senderCounters(tables, attachment)
-        var pools: [UInt64: (MappedObject, PoolState)] = [:]
+        var pools: [UInt64: PeerPool] = [:]
         for peer in tables.peers {
-            if let pool = attachment.object(peer.pool_object) { pools[peer.peer_id] = (pool, PoolState(pool)) }
+            if let pool = PeerPool(peer, tables: tables, attachment: attachment) { pools[peer.peer_id] = pool }
         }
         self.pools = pools
         let clock = tables.header.flags & BUS1_WELCOME_FIFO_ONLY == 0 ? attachment.object(0) : nil
@@ -56,17 +56,33 @@ struct BusView {
 
     struct PeerRow: Codable {
         var id: UInt64, pid: Int32, uid: UInt32, command: String, state: String
-        var poolSize: UInt64, poolBytesInUse: UInt64, slicesInUse: Int
+        /// Bytes, slices in use and segments over every segment of the pool (segment 0 included).
+        var poolSize: UInt64, poolBytesInUse: UInt64, slicesInUse: Int, segments: Int
         var nodes: UInt32, handles: UInt32, ringCapacity: UInt32, wait: String
     }
 
     func peerRows() -> [PeerRow] {
         tables.peers.map { p in
-            let pool = pools[p.peer_id]?.1
+            let pool = pools[p.peer_id]
             return PeerRow(id: p.peer_id, pid: p.pid, uid: p.uid, command: commandLine(of: p.pid), state: stateName(p.state),
-                           poolSize: p.pool_size, poolBytesInUse: pool?.bytesInUse ?? 0, slicesInUse: pool?.entries.count ?? 0,
+                           poolSize: pool?.totalSize ?? p.pool_size, poolBytesInUse: pool?.bytesInUse ?? 0,
+                           slicesInUse: pool?.slicesInUse ?? 0, segments: pool?.segments.count ?? 0,
                            nodes: p.nodes, handles: p.handles, ringCapacity: p.ring_capacity,
                            wait: waitState(attachment.object(p.wake_object), peer: p.peer_id))
+        }
+    }
+
+    struct SegmentRow: Codable {
+        var peer: UInt64, segment: UInt32, size: UInt64, audience: [UInt32], bytesInUse: UInt64, slicesInUse: Int
+    }
+
+    /// Every mapped segment of every peer, by peer, then index.
+    func segmentRows() -> [SegmentRow] {
+        tables.peers.flatMap { p in
+            (pools[p.peer_id]?.segments ?? []).map {
+                SegmentRow(peer: p.peer_id, segment: $0.index, size: UInt64($0.memory.size), audience: $0.audience,
+                           bytesInUse: $0.state.bytesInUse, slicesInUse: $0.state.entries.count)
+            }
         }
     }
 
@@ -113,7 +129,9 @@ struct BusView {
     }
 
     struct SliceRow: Codable {
-        var offset: UInt64, blockBytes: UInt32, length: UInt32, state: String, ticket: UInt64
+        /// `offset` is the wire offset (segment in the top bits, as descriptors name
+        /// it); `segmentOffset` the offset inside segment `segment`.
+        var offset: UInt64, segment: UInt32, segmentOffset: UInt64, blockBytes: UInt32, length: UInt32, state: String, ticket: UInt64
         /// Receivers still holding it: the one destination, or for a multicast those
         /// whose descriptor is still readable in a ring.
         var receivers: [UInt64]
@@ -123,24 +141,27 @@ struct BusView {
         var ageMilliseconds: UInt32
 
         enum CodingKeys: String, CodingKey {
-            case offset, blockBytes, length, state, ticket, receivers, multicast, pending, where_ = "where", ageMilliseconds
+            case offset, segment, segmentOffset, blockBytes, length, state, ticket, receivers, multicast, pending, where_ = "where", ageMilliseconds
         }
     }
 
+    /// The slices in every segment's ledger, segment by segment.
     func sliceRows(of peer: bus1_snapshot_peer) -> [SliceRow] {
-        guard let (_, pool) = pools[peer.peer_id] else { return [] }
+        guard let pool = pools[peer.peer_id] else { return [] }
         let now = coarseMonotonicMilliseconds()
         let outbound = channels.filter { $0.row.sender == peer.peer_id }
         // Looked up once per ledger record: the owner can fill its whole ledger.
+        // Descriptors name slices by wire offset, so the segment must match too.
         let queuedSlices = outbound.map { Set($0.queued.map { QueuedSlice(offset: $0.descriptor.offset, ticket: $0.descriptor.ticket) }) }
-        return pool.entries.map { entry in
+        return pool.segments.flatMap { segment in segment.state.entries.map { entry in
             let r = entry.record
+            let offset = segment.wireOffset(entry.offset)
             let multicast = r.receiver == BUS1_INVALID_ID
             var receivers: [UInt64] = []
             var whereabouts: [String] = []
             if r.state == UInt16(BUS1_SLICE_SENT.rawValue) {
                 for (channel, slices) in zip(outbound, queuedSlices) where multicast || channel.row.receiver == r.receiver {
-                    let queued = slices.contains(QueuedSlice(offset: entry.offset, ticket: r.ticket))
+                    let queued = slices.contains(QueuedSlice(offset: offset, ticket: r.ticket))
                     if queued || !multicast {
                         receivers.append(channel.row.receiver)
                         whereabouts.append(queued ? "queued" : "received")
@@ -148,14 +169,14 @@ struct BusView {
                 }
                 if !multicast && receivers.isEmpty { receivers = [r.receiver]; whereabouts = ["gone"] }
             }
-            return SliceRow(offset: entry.offset, blockBytes: r.block_bytes, length: r.length, state: sliceStateName(r.state),
-                            ticket: r.ticket, receivers: receivers, multicast: multicast, pending: r.pending, where_: whereabouts,
-                            ageMilliseconds: now &- r.since_ms)
-        }
+            return SliceRow(offset: offset, segment: segment.index, segmentOffset: entry.offset, blockBytes: r.block_bytes,
+                            length: r.length, state: sliceStateName(r.state), ticket: r.ticket, receivers: receivers,
+                            multicast: multicast, pending: r.pending, where_: whereabouts, ageMilliseconds: now &- r.since_ms)
+        } }
     }
 }
 
-/// A slice as a queued descriptor names it.
+/// A slice as a queued descriptor names it (`offset`: the wire offset).
 private struct QueuedSlice: Hashable {
     let offset: UInt64
     let ticket: UInt64

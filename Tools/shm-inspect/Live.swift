@@ -69,6 +69,10 @@ struct ChannelState {
     var findings: [Finding] = []
     /// Valid queued descriptors (index, descriptor), oldest first.
     var queued: [(index: UInt64, descriptor: bus1_descriptor)] = []
+    /// Whether a queued descriptor names a segment of the sender that the snapshot
+    /// does not list but that may have been opened since it was taken: its slice
+    /// is unchecked, and the sender's ledgers are not comparable with its rings.
+    var namesUnlistedSegment = false
 
     var capacity: UInt64 { UInt64(row.capacity) }
     /// Descriptors published and not yet taken by the receiver.
@@ -81,7 +85,7 @@ struct ChannelState {
     var completionsPending: UInt64 { compTail >= compHead ? compTail - compHead : 0 }
 
     /// `clock` is the clock page when tickets come from it (not on a FIFO-only bus).
-    init(_ row: bus1_snapshot_channel, memory: MappedObject?, tables: Tables, pools: [UInt64: (MappedObject, PoolState)], clock: MappedObject?) {
+    init(_ row: bus1_snapshot_channel, memory: MappedObject?, tables: Tables, pools: [UInt64: PeerPool], clock: MappedObject?) {
         self.row = row
         let place = "channel \(row.channel_id) (\(row.sender) -> \(row.receiver))"
         func finding(_ check: String, _ problem: String) { findings.append(Finding(check: check, place: place, problem: problem)) }
@@ -144,11 +148,21 @@ struct ChannelState {
             if d.ticket == 0 || d.ticket < previous { finding("ticket.order", "\(at): ticket \(d.ticket) after \(previous)"); ok = false }
             if let clockAfter, d.ticket >= clockAfter { finding("ticket.future", "\(at): ticket \(d.ticket) not yet issued (clock \(clockAfter))"); ok = false }
             if d.flags & ~BUS1_DESC_ATTACHMENT != 0 { finding("descriptor.flags", "\(at): unknown flags 0x\(String(d.flags, radix: 16))"); ok = false }
-            if let (pool, state) = senderPool {
-                if !state.holds(offset: d.offset, length: UInt64(d.length), poolSize: UInt64(pool.size)) {
-                    finding("slice.bounds", "\(at): slice [\(d.offset), +\(d.length)) outside the sender's payload area"); ok = false
-                } else if let layout = state.layout, (d.offset - layout.data_offset) % UInt64(BUS1_POOL_UNIT) != 0 {
-                    finding("slice.bounds", "\(at): offset \(d.offset) not on a \(BUS1_POOL_UNIT)-byte unit"); ok = false
+            if let senderPool {
+                // The slice is checked in the segment its offset names.
+                let (index, offset) = splitOffset(d.offset)
+                let slice = slicePlace(segment: index, offset: offset)
+                if let segment = senderPool.segment(index) {
+                    if !segment.state.holds(offset: offset, length: UInt64(d.length), poolSize: UInt64(segment.memory.size)) {
+                        finding("slice.bounds", "\(at): slice [\(slice), +\(d.length)) outside the sender's payload area"); ok = false
+                    } else if let layout = segment.state.layout, (offset - layout.data_offset) % UInt64(BUS1_POOL_UNIT) != 0 {
+                        finding("slice.bounds", "\(at): offset \(slice) not on a \(BUS1_POOL_UNIT)-byte unit"); ok = false
+                    }
+                } else if index >= UInt64(BUS1_SEGMENTS_MAX) || index < UInt64(senderPool.listed) {
+                    // (segments are never closed: one listed but not mapped has a missing object, reported on its own)
+                    finding("slice.bounds", "\(at): slice [\(slice), +\(d.length)) names segment \(index), which the sender does not have"); ok = false
+                } else {
+                    namesUnlistedSegment = true
                 }
             }
             if !tables.owns(row.receiver, node: d.node) && d.node >= tables.peer(row.receiver)?.next_handle ?? 0 {

@@ -17,7 +17,7 @@ struct ShmInspect: ParsableCommand {
             ledgers are read live.
             """,
         version: Bus1Version.string,
-        subcommands: [Peers.self, Nodes.self, Handles.self, Channels.self, Pool.self, Slice.self, Verify.self, Watch.self])
+        subcommands: [Peers.self, Nodes.self, Handles.self, Channels.self, Segments.self, Pool.self, Slice.self, Verify.self, Watch.self])
 
     /// ArgumentParser's own entry point, except that a command line it refuses
     /// (unknown option, a `validate()` failure) exits with 2, this tool's documented
@@ -70,16 +70,16 @@ func failure(_ error: InspectError) -> ExitCode {
 }
 
 struct Peers: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Peers: pid, uid, command line, pool size and use, nodes, handles, wait state.")
+    static let configuration = CommandConfiguration(abstract: "Peers: pid, uid, command line, pool size and use (all segments), nodes, handles, wait state.")
     @OptionGroup var bus: BusOptions
 
     func run() throws {
         let view = try bus.attach()
         let rows = view.peerRows()
         try bus.emit(view, "peers", rows) {
-            var t = Table(["PEER", "PID", "UID", "STATE", "POOL", "IN USE", "SLICES", "NODES", "HANDLES", "RING", "WAIT", "COMMAND"])
+            var t = Table(["PEER", "PID", "UID", "STATE", "POOL", "IN USE", "SLICES", "SEGS", "NODES", "HANDLES", "RING", "WAIT", "COMMAND"])
             for r in rows {
-                t.add([r.id, r.pid, r.uid, r.state, bytes(r.poolSize), bytes(r.poolBytesInUse), r.slicesInUse, r.nodes, r.handles,
+                t.add([r.id, r.pid, r.uid, r.state, bytes(r.poolSize), bytes(r.poolBytesInUse), r.slicesInUse, r.segments, r.nodes, r.handles,
                        r.ringCapacity, r.wait, r.command])
             }
             return t
@@ -142,8 +142,25 @@ struct Channels: ParsableCommand {
     }
 }
 
+struct Segments: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Pool segments: per peer, each segment's size, audience (uids that may read it) and use.")
+    @OptionGroup var bus: BusOptions
+
+    func run() throws {
+        let view = try bus.attach()
+        let rows = view.segmentRows()
+        try bus.emit(view, "segments", rows) {
+            var t = Table(["PEER", "SEGMENT", "SIZE", "IN USE", "SLICES", "AUDIENCE (uids)"])
+            for r in rows {
+                t.add([r.peer, r.segment, bytes(r.size), bytes(r.bytesInUse), r.slicesInUse, r.audience.map(String.init).joined(separator: ",")])
+            }
+            return t
+        }
+    }
+}
+
 struct Pool: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "A peer's pool: slices in use, by which receivers, since when.")
+    static let configuration = CommandConfiguration(abstract: "A peer's pool: slices in use in every segment, by which receivers, since when.")
     @OptionGroup var bus: BusOptions
     @Argument(help: "The peer id (see `peers`).") var peer: String
 
@@ -153,10 +170,10 @@ struct Pool: ParsableCommand {
         do { peer = try view.peer(named: self.peer) } catch { throw failure(error) }
         let rows = view.sliceRows(of: peer)
         try bus.emit(view, "slices", rows) {
-            var t = Table(["OFFSET", "BLOCK", "LENGTH", "STATE", "TICKET", "RECEIVERS", "WHERE", "AGE"])
+            var t = Table(["SEG", "OFFSET", "BLOCK", "LENGTH", "STATE", "TICKET", "RECEIVERS", "WHERE", "AGE"])
             for r in rows {
                 let receivers = r.receivers.map(String.init).joined(separator: ",") + (r.multicast ? " (multicast, \(r.pending) pending)" : "")
-                t.add([r.offset, bytes(UInt64(r.blockBytes)), r.length, r.state, r.ticket == 0 ? "-" : String(r.ticket),
+                t.add([r.segment, r.segmentOffset, bytes(UInt64(r.blockBytes)), r.length, r.state, r.ticket == 0 ? "-" : String(r.ticket),
                        receivers.isEmpty ? "-" : receivers, r.where_.joined(separator: ","), age(r.ageMilliseconds)])
             }
             return t
@@ -168,17 +185,27 @@ struct Slice: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "A slice of a peer's pool: its ledger record and a hex/ASCII dump of its payload.")
     @OptionGroup var bus: BusOptions
     @Argument(help: "The peer id.") var peer: String
-    @Argument(help: "The slice's pool offset (decimal or 0x hex), as `pool` lists it.") var offset: String
+    @Argument(help: "The slice's offset (decimal or 0x hex) in segment 0, or SEGMENT:OFFSET in another segment, as `pool` lists it (or the wire offset, segment in the top bits).")
+    var offset: String
     @Option(help: "Bytes to dump, 1 ... 1048576 (default: the payload length, or 256 if the ledger has no record).") var length: Int?
 
     /// The largest dump `--length` may ask for.
     static let maximumLength = 1 << 20
 
-    /// `offset`, parsed.
-    var parsedOffset: UInt64? { offset.hasPrefix("0x") ? UInt64(offset.dropFirst(2), radix: 16) : UInt64(offset) }
+    /// `offset`, parsed into a wire offset: the segment in the top bits.
+    var parsedOffset: UInt64? {
+        func number(_ text: Substring) -> UInt64? { text.hasPrefix("0x") ? UInt64(text.dropFirst(2), radix: 16) : UInt64(text) }
+        let parts = offset.split(separator: ":", omittingEmptySubsequences: false)
+        if parts.count == 1 { return number(parts[0]) }
+        guard parts.count == 2, let segment = number(parts[0]), segment < UInt64(BUS1_SEGMENTS_MAX),
+              let inner = number(parts[1]), inner <= UInt64(BUS1_SEGMENT_OFFSET_MASK) else { return nil }
+        return segment << UInt64(BUS1_SEGMENT_SHIFT) | inner
+    }
 
     func validate() throws {
-        guard parsedOffset != nil else { throw ValidationError("offset \(offset) is not a number") }
+        guard parsedOffset != nil else {
+            throw ValidationError("offset \(offset) is not a number or SEGMENT:OFFSET (segment below \(BUS1_SEGMENTS_MAX))")
+        }
         if let length, !(1...Self.maximumLength).contains(length) { throw ValidationError("--length: 1 ... \(Self.maximumLength) bytes") }
     }
 
@@ -186,25 +213,30 @@ struct Slice: ParsableCommand {
         let view = try bus.attach()
         let peer: bus1_snapshot_peer
         do { peer = try view.peer(named: self.peer) } catch { throw failure(error) }
-        let at = parsedOffset!  // checked by validate()
-        guard let (pool, state) = view.pools[peer.peer_id], let layout = state.layout,
-              at >= layout.data_offset, at < UInt64(pool.size) else {
-            throw failure(.usage("offset \(at) is not in peer \(peer.peer_id)'s payload area"))
+        let wire = parsedOffset!  // checked by validate()
+        let (index, at) = splitOffset(wire)
+        let place = slicePlace(segment: index, offset: at)
+        guard let pool = view.pools[peer.peer_id], let segment = pool.segment(index) else {
+            throw failure(.usage("peer \(peer.peer_id) has no segment \(index) (see `segments`)"))
         }
-        let row = view.sliceRows(of: peer).first { $0.offset == at }
+        guard let layout = segment.state.layout, at >= layout.data_offset, at < UInt64(segment.memory.size) else {
+            throw failure(.usage(index == 0 ? "offset \(at) is not in peer \(peer.peer_id)'s payload area"
+                                            : "offset \(place) is not in the payload area of peer \(peer.peer_id)'s segment \(index)"))
+        }
+        let row = view.sliceRows(of: peer).first { $0.offset == wire }
         let count = length ?? min(Int(row?.length ?? 256), Self.maximumLength)
-        let data = pool.bytes(at: Int(at), count: count)
+        let data = segment.memory.bytes(at: Int(at), count: count)
         if bus.json {
-            struct SliceDump: Encodable { var peer: UInt64, offset: UInt64, record: BusView.SliceRow?, hex: String }
+            struct SliceDump: Encodable { var peer: UInt64, offset: UInt64, segment: UInt32, segmentOffset: UInt64, record: BusView.SliceRow?, hex: String }
             print(try jsonText(["bus": AnyEncodable(view.attachment.address),
-                                "slice": AnyEncodable(SliceDump(peer: peer.peer_id, offset: at, record: row,
-                                                                hex: data.map { String(format: "%02x", $0) }.joined()))]))
+                                "slice": AnyEncodable(SliceDump(peer: peer.peer_id, offset: wire, segment: segment.index, segmentOffset: at,
+                                                                record: row, hex: data.map { String(format: "%02x", $0) }.joined()))]))
             return
         }
         if let row {
-            print("slice \(at) of peer \(peer.peer_id): \(row.state), block \(row.blockBytes) bytes, length \(row.length), ticket \(row.ticket), receivers \(row.receivers), age \(age(row.ageMilliseconds))")
+            print("slice \(place) of peer \(peer.peer_id): \(row.state), block \(row.blockBytes) bytes, length \(row.length), ticket \(row.ticket), receivers \(row.receivers), age \(age(row.ageMilliseconds))")
         } else {
-            print("no slice starts at \(at) of peer \(peer.peer_id) (ledger); dumping the bytes anyway")
+            print("no slice starts at \(place) of peer \(peer.peer_id) (ledger); dumping the bytes anyway")
         }
         print(hexDump(data, base: at), terminator: "")
     }
@@ -222,7 +254,7 @@ struct Verify: ParsableCommand {
         if bus.json {
             print(try jsonText(["bus": AnyEncodable(view.attachment.address), "violations": AnyEncodable(findings)]))
         } else if findings.isEmpty {
-            print("ok: \(view.tables.peers.count) peers, \(view.channels.count) channels, \(view.pools.values.reduce(0) { $0 + $1.1.entries.count }) slices in use; no violations")
+            print("ok: \(view.tables.peers.count) peers, \(view.channels.count) channels, \(view.pools.values.reduce(0) { $0 + $1.slicesInUse }) slices in use; no violations")
         } else {
             for f in findings { print("VIOLATION \(f.place): \(f.problem) [\(f.check)]") }
             print("\(findings.count) violation\(findings.count == 1 ? "" : "s")")

@@ -8,6 +8,9 @@ struct Tables {
     let channels: [bus1_snapshot_channel]
     let handles: [bus1_snapshot_handle]
     let names: [(name: String, owner: UInt64, node: UInt64)]
+    /// Every pool segment of every peer, segment 0 included, as the coordinator
+    /// listed them; their indices and objects are checked where they are used.
+    let segments: [bus1_snapshot_segment]
 
     init(_ snapshot: MappedObject) throws(InspectError) {
         guard let header = snapshot.load(bus1_snapshot_header.self, at: 0) else { throw .corruptSnapshot("shorter than its header") }
@@ -32,6 +35,7 @@ struct Tables {
             let name = withUnsafeBytes(of: row.name) { String(decoding: $0.prefix(length), as: UTF8.self) }
             return (name, row.owner, row.node)
         }
+        segments = try rows(bus1_snapshot_segment.self, header.segment_count, at: header.segments_offset, "segments")
     }
 
     func peer(_ id: UInt64) -> bus1_snapshot_peer? { peers.first { $0.peer_id == id } }

@@ -39,20 +39,35 @@ extension BusView {
                     finding("wake.header", "\(place) wake page", "smaller than a wake page")
                 }
             }
-            guard let (pool, state) = pools[peer.peer_id] else { continue }
-            let poolPlace = "\(place) pool"
-            if UInt64(pool.size) != peer.pool_size { finding("pool.header", poolPlace, "memfd has \(pool.size) bytes, coordinator says \(peer.pool_size)") }
-            guard let layout = state.layout else {
-                finding("pool.header", poolPlace, "\(pool.size) bytes is no valid pool layout"); continue
-            }
-            if let h = state.header {
-                if h.magic != BUS1_MAGIC_POOL || h.version != BUS1_WIRE_VERSION || h.peer_id != peer.peer_id
-                    || h.size != UInt64(pool.size) || h.data_offset != layout.data_offset {
-                    finding("pool.header", poolPlace, "header (magic 0x\(String(h.magic, radix: 16)), peer \(h.peer_id), size \(h.size), data at \(h.data_offset)) disagrees")
+            guard let pool = pools[peer.peer_id] else { continue }
+            var pending: UInt64 = 0
+            var everyLedgerRead = pool.segments.count >= pool.listed  // a listed segment not mapped: its ledger is unread
+            for segment in pool.segments {
+                // Segment 0 keeps the places it had before segments: "peer N pool", "peer N ledger".
+                let segmentPlace = segment.index == 0 ? "\(place) pool" : "\(place) segment \(segment.index)"
+                let memory = segment.memory
+                if UInt64(memory.size) != segment.recordedSize {
+                    finding("pool.header", segmentPlace, "memfd has \(memory.size) bytes, coordinator says \(segment.recordedSize)")
                 }
+                guard let layout = segment.state.layout else {
+                    finding("pool.header", segmentPlace, "\(memory.size) bytes is no valid pool layout")
+                    everyLedgerRead = false
+                    continue
+                }
+                if let h = segment.state.header {
+                    if h.magic != BUS1_MAGIC_POOL || h.version != BUS1_WIRE_VERSION || h.peer_id != peer.peer_id
+                        || h.size != UInt64(memory.size) || h.data_offset != layout.data_offset {
+                        finding("pool.header", segmentPlace, "header (magic 0x\(String(h.magic, radix: 16)), peer \(h.peer_id), size \(h.size), data at \(h.data_offset)) disagrees")
+                    }
+                }
+                let (ledger, segmentPending) = ledgerFindings(peer: peer, segment: segment, layout: layout, live: live)
+                found += ledger
+                pending = pending.addingSaturated(segmentPending)
             }
-            found += ledgerFindings(peer: peer, pool: state, layout: layout, live: live)
+            // (a ledger that could not be read counts nothing: no total to compare)
+            if everyLedgerRead { found += refcountFindings(peer: peer, pending: pending) }
         }
+        found += segmentTableFindings()
 
         for channel in channels {
             let place = "channel \(channel.row.channel_id)"
@@ -64,18 +79,20 @@ extension BusView {
         return found
     }
 
-    /// The ledger of one pool: records well-formed, inside the payload area, not
-    /// overlapping, held by live peers, and its reference counts equal to the
-    /// slices outstanding on the peer's channels.
-    private func ledgerFindings(peer: bus1_snapshot_peer, pool: PoolState, layout: bus1_pool_layout, live: Set<UInt64>) -> [Finding] {
+    /// The ledger of one segment: records well-formed, inside the payload area,
+    /// not overlapping, held by live peers. Returns its findings and the receivers
+    /// its sent slices still count as pending (``refcountFindings(peer:pending:)``
+    /// compares the total over every segment with the peer's rings).
+    private func ledgerFindings(peer: bus1_snapshot_peer, segment: SegmentState, layout: bus1_pool_layout,
+                                live: Set<UInt64>) -> (findings: [Finding], pending: UInt64) {
         var found: [Finding] = []
-        let place = "peer \(peer.peer_id) ledger"
+        let place = segment.index == 0 ? "peer \(peer.peer_id) ledger" : "peer \(peer.peer_id) segment \(segment.index) ledger"
         func finding(_ check: String, _ problem: String) { found.append(Finding(check: check, place: place, problem: problem)) }
         var end: UInt64 = 0
         var pending: UInt64 = 0
         let issued = globalOrder ? clockTicket(attachment.object(0)) : nil
-        for entry in pool.entries {
-            let r = entry.record, at = "slice \(entry.offset)"
+        for entry in segment.state.entries {
+            let r = entry.record, at = "slice \(slicePlace(segment: UInt64(segment.index), offset: entry.offset))"
             let block = UInt64(r.block_bytes)
             guard block >= UInt64(BUS1_POOL_UNIT), block & (block - 1) == 0, block <= layout.data_size,
                   (entry.offset - layout.data_offset) % block == 0, entry.offset + block <= layout.data_offset + layout.data_size
@@ -87,7 +104,7 @@ extension BusView {
             case BUS1_SLICE_LOANED.rawValue:
                 if r.pending != 0 { finding("slice.state", "\(at): loaned with \(r.pending) receivers") }
             case BUS1_SLICE_SENT.rawValue:
-                pending += UInt64(r.pending)
+                pending = pending.addingSaturated(UInt64(r.pending))
                 if r.pending == 0 { finding("slice.state", "\(at): sent with no receiver pending") }
                 if r.ticket == 0 { finding("ticket.future", "\(at): sent with ticket 0") }
                 if let issued, r.ticket >= issued { finding("ticket.future", "\(at): ticket \(r.ticket) not yet issued (clock \(issued))") }
@@ -98,14 +115,49 @@ extension BusView {
                 finding("slice.state", "\(at): state \(r.state)")
             }
         }
+        return (found, pending)
+    }
+
+    /// The reference counts of all of a peer's ledgers (`pending`, summed over its
+    /// segments: a channel's rings carry slices of every segment, so only totals
+    /// compare) against the slices outstanding on its channels.
+    private func refcountFindings(peer: bus1_snapshot_peer, pending: UInt64) -> [Finding] {
         // A channel with more outstanding than its credit already has a ring.credit
         // finding and its count means nothing: summing such counts once overflowed
         // (two channels at sub_tail = 2^63). Only credit-sized counts are added.
+        // A sender with a descriptor in a segment the snapshot does not list has
+        // ledgers this view cannot see: nothing to compare.
         let outbound = channels.filter { $0.row.sender == peer.peer_id }
-        let countable = outbound.allSatisfy { $0.outstanding <= $0.capacity }
+        let countable = outbound.allSatisfy { $0.outstanding <= $0.capacity && !$0.namesUnlistedSegment }
         let outstanding = outbound.reduce(UInt64(0)) { $0.addingSaturated(min($1.outstanding, $1.capacity)) }
-        if countable && quiescentSenders.contains(peer.peer_id) && pending != outstanding {
-            finding("slice.refcount", "ledger counts \(pending) descriptors pending, its channels have \(outstanding) slices outstanding (a sender that has not yet seen a channel close still counts its slices)")
+        guard countable && quiescentSenders.contains(peer.peer_id) && pending != outstanding else { return [] }
+        return [Finding(check: "slice.refcount", place: "peer \(peer.peer_id) ledger",
+                        problem: "ledgers count \(pending) descriptors pending, its channels have \(outstanding) slices outstanding (a sender that has not yet seen a channel close still counts its slices)")]
+    }
+
+    /// The snapshot's segment rows: each names a peer of the snapshot, an index
+    /// below `BUS1_SEGMENTS_MAX`, once per peer, with no index skipped (segments
+    /// are opened in order and never closed), an object that could be mapped,
+    /// and segment 0 is the peer's pool object.
+    private func segmentTableFindings() -> [Finding] {
+        var found: [Finding] = []
+        var indices: [UInt64: Set<UInt32>] = [:]
+        for row in tables.segments {
+            let place = "peer \(row.owner) segment \(row.index)"
+            func finding(_ check: String, _ problem: String) { found.append(Finding(check: check, place: place, problem: problem)) }
+            guard let peer = tables.peer(row.owner) else { finding("segment.table", "no such peer in the snapshot"); continue }
+            guard row.index < BUS1_SEGMENTS_MAX else { finding("segment.table", "index \(row.index) is not below \(BUS1_SEGMENTS_MAX)"); continue }
+            guard indices[row.owner, default: []].insert(row.index).inserted else { finding("segment.table", "listed twice"); continue }
+            if row.uid_count == 0 || row.uid_count > BUS1_SEGMENT_AUDIENCE_MAX { finding("segment.table", "\(row.uid_count) uids in its audience") }
+            if row.index == 0 {
+                if row.object != peer.pool_object { finding("segment.table", "object \(row.object) is not the pool object \(peer.pool_object)") }
+            } else if attachment.object(row.object) == nil {
+                finding("object.missing", "no segment memory (object \(row.object))")
+            }
+        }
+        for (owner, listed) in indices.sorted(by: { $0.key < $1.key }) where listed.count != Int(listed.max()!) + 1 {
+            found.append(Finding(check: "segment.table", place: "peer \(owner)",
+                                 problem: "segments \(listed.sorted().map(String.init).joined(separator: ",")) skip an index"))
         }
         return found
     }
