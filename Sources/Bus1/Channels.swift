@@ -58,8 +58,10 @@ final class InboundChannel {
     /// coordinator ring).
     let sharedMemory: SenderMemory?
     /// Where each segment of the sender's pool is mapped, by index (an empty
-    /// window: not mapped); what the hot path reads, with no reference counting.
-    private(set) var windows = [SegmentWindow](repeating: SegmentWindow(), count: Int(BUS1_SEGMENTS_MAX))
+    /// window: not mapped): `BUS1_SEGMENTS_MAX` entries in memory of its own, so
+    /// the hot path reads one without reference counting or a bounds check beyond
+    /// the index's own.
+    private let windows: UnsafeMutablePointer<SegmentWindow>
     let senderWake: WakePage?
     var allowedNodes: Set<UInt64>
     /// Attachments the coordinator delivered for this channel, oldest first; each
@@ -85,7 +87,13 @@ final class InboundChannel {
         self.consumer = consumer
         self.sharedMemory = memory
         self.senderWake = senderWake
+        windows = .allocate(capacity: Int(BUS1_SEGMENTS_MAX))
+        windows.initialize(repeating: SegmentWindow(), count: Int(BUS1_SEGMENTS_MAX))
         self.allowedNodes = firstNode.map { [$0] } ?? []
+    }
+
+    deinit {
+        windows.deallocate()  // plain values: nothing to deinitialize
     }
 
     /// Takes the descriptor the consumer peeked (delivered or dropped): the ring
@@ -113,7 +121,7 @@ final class InboundChannel {
 
     /// Keeps segment `index` of the sender's pool, mapped read-only, with its layout.
     func install(segment index: UInt32, _ mapping: consuming Mapping, layout: bus1_pool_layout) {
-        guard let memory = sharedMemory, Int(index) < windows.count else { return }
+        guard let memory = sharedMemory, index < BUS1_SEGMENTS_MAX else { return }
         windows[Int(index)] = SegmentWindow(base: UnsafeRawPointer(mapping.base), count: UInt64(mapping.count), payloadOffset: layout.data_offset)
         memory.segments.append(MappedSegment(mapping))
     }

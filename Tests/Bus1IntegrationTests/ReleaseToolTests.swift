@@ -18,6 +18,9 @@ struct ReleaseToolTests {
     @Test("shm-inspect: every field family corrupted at 0, 2^40, 2^63, max and random; no crash, valid JSON, verify names it")
     func shmInspectCorruptFields() throws { try ShmInspectCorruptionTests.everyFieldFamily(.release) }
 
+    @Test("shm-inspect: a sender's pool segments: listed, their slices found, verified")
+    func shmInspectSegments() throws { try ShmInspectTests.segments(.release) }
+
     @Test("shm-inspect: bad arguments and a missing bus")
     func shmInspectBadArguments() throws { try ShmInspectTests.badArguments(.release) }
 
