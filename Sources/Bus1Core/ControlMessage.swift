@@ -170,17 +170,17 @@ public enum ControlMessage: Sendable, Equatable {
             return Self.frame(type, requestID, b)
         case .nodeDestroy(let handles):
             var b = bus1_msg_node_destroy(); b.count = UInt32(handles.count)
-            withUnsafeMutableBytes(of: &b.handles) { $0.bindMemory(to: UInt64.self).update(fromContentsOf: handles.prefix(Int(BUS1_DESTROY_MAX))) }
+            _ = withUnsafeMutableBytes(of: &b.handles) { $0.bindMemory(to: UInt64.self).update(fromContentsOf: handles.prefix(Int(BUS1_DESTROY_MAX))) }
             return Self.frame(type, requestID, b)
         case .attach(let destination, let handles, let fdCount, let sequence):
             var b = bus1_msg_attach(); b.destination = destination; b.handle_count = UInt32(handles.count); b.fd_count = fdCount
             b.sequence = sequence
-            withUnsafeMutableBytes(of: &b.handles) { $0.bindMemory(to: UInt64.self).update(fromContentsOf: handles.prefix(Int(BUS1_ATTACH_MAX_HANDLES))) }
+            _ = withUnsafeMutableBytes(of: &b.handles) { $0.bindMemory(to: UInt64.self).update(fromContentsOf: handles.prefix(Int(BUS1_ATTACH_MAX_HANDLES))) }
             return Self.frame(type, requestID, b)
         case .attachment(let channel, let handles, let fdCount, let sequence):
             var b = bus1_msg_attachment(); b.channel_id = channel; b.handle_count = UInt32(handles.count); b.fd_count = fdCount
             b.sequence = sequence
-            withUnsafeMutableBytes(of: &b.handles) { $0.bindMemory(to: UInt64.self).update(fromContentsOf: handles.prefix(Int(BUS1_ATTACH_MAX_HANDLES))) }
+            _ = withUnsafeMutableBytes(of: &b.handles) { $0.bindMemory(to: UInt64.self).update(fromContentsOf: handles.prefix(Int(BUS1_ATTACH_MAX_HANDLES))) }
             return Self.frame(type, requestID, b)
         case .destroyed(let ticket):
             return Self.frame(type, requestID, bus1_msg_ticket(ticket: ticket))
@@ -188,7 +188,7 @@ public enum ControlMessage: Sendable, Equatable {
             var b = bus1_msg_segment(); b.owner = segment.owner; b.size = segment.size; b.index = segment.index
             let uids = segment.audience.prefix(Int(BUS1_SEGMENT_AUDIENCE_MAX))
             b.uid_count = UInt32(uids.count)
-            withUnsafeMutableBytes(of: &b.uids) { $0.bindMemory(to: UInt32.self).update(fromContentsOf: uids) }
+            _ = withUnsafeMutableBytes(of: &b.uids) { $0.bindMemory(to: UInt32.self).update(fromContentsOf: uids) }
             return Self.frame(type, requestID, b)
         case .segmentGet(let channel, let index):
             var b = bus1_msg_segment_ref(); b.channel_id = channel; b.index = index
