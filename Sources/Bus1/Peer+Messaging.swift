@@ -697,16 +697,20 @@ extension Peer {
             }
             return true
         }
-        if try !acquire() {
-            if let mode = wait {
+        do throws(Bus1Error) {
+            if try !acquire() {
+                guard let mode = wait else { throw .wouldBlock(shortOf) }
                 try waitUntil(mode: mode, timeoutNanoseconds: nil) { () throws(Bus1Error) -> Bool in
                     try self.serviceControl()
                     return try acquire()
                 }
-            } else {
-                for offset in batchOffsets { pool.freeLoan(offset) }
-                throw .wouldBlock(shortOf)
             }
+        } catch {
+            // Short of credit or slices, or the wait failed (the coordinator went away):
+            // the slices taken so far go back, whatever stopped it.
+            for offset in batchOffsets { pool.freeLoan(offset) }
+            batchOffsets.removeAll(keepingCapacity: true)
+            throw error
         }
         if let reason = channel.closedReason {
             for offset in batchOffsets { pool.freeLoan(offset) }
