@@ -118,11 +118,18 @@ extension Peer {
     public func probeSegment(_ index: UInt32, ofSender sender: UInt64) throws(Bus1Error) -> Refusal? {
         guard let channel = inbound.first(where: { $0.sender == sender }) else { throw .unknownHandle(.invalid) }
         do {
-            let (_, fds) = try request(.segmentGet(channel: channel.id, index: index))
-            for fd in fds { close(fd) }
+            _ = try controlRequest(.segmentGet(channel: channel.id, index: index))
             return nil
         } catch .refused(let refusal) {
             return refusal
         }
+    }
+
+    /// Sends any request, as written, and returns the reply (its fds closed): for
+    /// tests of what the coordinator refuses. A refusal throws ``Bus1Error/refused(_:)``.
+    public func controlRequest(_ message: ControlMessage) throws(Bus1Error) -> ControlMessage {
+        let (reply, fds) = try request(message)
+        for fd in fds { close(fd) }
+        return reply
     }
 }

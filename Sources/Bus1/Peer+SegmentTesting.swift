@@ -13,8 +13,6 @@ extension Peer {
     /// loan follows the usual rule: the destination's owner must be in `audience`.
     public func loanInSegment(_ byteCount: Int, audience: [UInt32]) throws(Bus1Error) -> Loan {
         let uids = Array(Set(audience)).sorted()
-        let index: Int
-        if let open = pool.segment(for: uids) { index = open } else { index = try openSegment(for: uids) }
-        return try loan(byteCount, segment: index, wait: nil, timeoutNanoseconds: nil)
+        return try loan(byteCount, segment: try segment(for: uids), wait: nil, timeoutNanoseconds: nil)
     }
 }

@@ -37,19 +37,25 @@ extension Peer {
 
     /// The segment whose audience is exactly the uids owning `destinations`.
     func segment(readableBy destinations: [Handle]) throws(Bus1Error) -> Int {
+        guard !destinations.isEmpty else { throw .badDestinationCount(0, maximum: options.maximumMulticast) }
         var uids: [UInt32] = []
         for handle in destinations {
             guard let target = handles[handle.id] else { throw .unknownHandle(handle) }
             if !uids.contains(target.ownerUID) { uids.append(target.ownerUID) }
         }
-        if uids.count <= 1, uids.first ?? pool.ownerUID == pool.ownerUID { return 0 }
         uids.sort()
-        if let index = pool.segment(for: uids) { return index }
         guard uids.count <= Int(BUS1_SEGMENT_AUDIENCE_MAX) else {
             let beyond = destinations.first { handles[$0.id]!.ownerUID == uids[Int(BUS1_SEGMENT_AUDIENCE_MAX)] }!
             throw .notInAudience(beyond, ownerUID: uids[Int(BUS1_SEGMENT_AUDIENCE_MAX)])
         }
-        return try openSegment(for: uids)
+        return try segment(for: uids)
+    }
+
+    /// The segment for exactly `audience` (strictly ascending; this peer's own
+    /// uid alone is segment 0), opened if this peer has none for it yet.
+    func segment(for audience: [UInt32]) throws(Bus1Error) -> Int {
+        if let index = pool.segment(for: audience) { return index }
+        return try openSegment(for: audience)
     }
 
     /// SEGMENT_OPEN, map, SEGMENT_SEAL: a new segment, as large as the pool, that

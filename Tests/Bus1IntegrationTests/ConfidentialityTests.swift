@@ -1,4 +1,4 @@
-import Bus1
+@_spi(HostileTesting) import Bus1
 import Bus1TestSupport
 import Glibc
 import Testing
@@ -73,5 +73,40 @@ struct ConfidentialityTests {
         #expect(Int(Self.field(line, "ledgerForeign") ?? "") ?? 0 >= Self.secrets, "\(line)")
         #expect(Int(Self.field(line, "procOpened") ?? "") ?? 0 > 0, "\(line)")
         #expect(Self.field(line, "granted") == "0", "\(line)")
+    }
+}
+
+/// Segment requests a peer can get wrong, and sends to an owner outside a loan's
+/// audience: typed errors, and the coordinator keeps serving.
+@Suite("Pool segment requests", .timeLimit(.minutes(3)))
+struct SegmentRequestTests {
+    @Test("Bad sizes, unknown segments and channels, a seventeenth segment and a loan its destination cannot read are refused with typed errors")
+    func refusals() throws {
+        let bus = try BusFixture("segment-requests")
+        let owner = try bus.connect()
+        let node = try owner.createNode()
+        try owner.publish(node, as: "segments.owner")
+        let peer = try bus.connect(poolSize: 1)  // 64 KiB segments: fifteen of them stay small
+        let handle = try peer.lookup("segments.owner")
+        let me = geteuid(), other: UInt32 = me == 7 ? 8 : 7
+
+        #expect(throws: Bus1Error.refused(.segment(.badSize))) {
+            _ = try peer.controlRequest(.segmentOpen(.init(size: 12345, audience: [other])))
+        }
+        #expect(throws: Bus1Error.refused(.segment(.unknown))) { _ = try peer.controlRequest(.segmentSeal(index: 0)) }  // the pool: sealed at connect
+        #expect(throws: Bus1Error.refused(.segment(.unknown))) { _ = try peer.controlRequest(.segmentSeal(index: 9)) }
+        #expect(throws: Bus1Error.refused(.segment(.unknown))) { _ = try peer.controlRequest(.segmentGet(channel: 999_999, index: 0)) }
+
+        // A loan the owner (this uid) can read goes; one only uid `other` can read is refused before anything is sent.
+        try peer.send(try peer.loanInSegment(8, audience: [me, other]), to: handle)
+        #expect(throws: Bus1Error.notInAudience(handle, ownerUID: me)) { try peer.send(try peer.loanInSegment(8, audience: [other]), to: handle) }
+        #expect(throws: Bus1Error.badDestinationCount(0, maximum: PeerOptions().maximumMulticast)) { _ = try peer.loan(8, for: []) }
+
+        // Segments 0 (the pool), [me, other], [other] and 13 more make 16; the 17th is refused.
+        for extra in 0..<13 { _ = try peer.loanInSegment(8, audience: [1000 + UInt32(extra)]) }
+        #expect(throws: Bus1Error.refused(.quotaExceeded(.segments))) { _ = try peer.loanInSegment(8, audience: [2000]) }
+        let message = try owner.receive(timeoutNanoseconds: 10_000_000_000)
+        #expect(message.payload.count == 8)
+        _ = try peer.createNode()  // still served
     }
 }
