@@ -189,7 +189,7 @@ public final class Peer {
 
             // The coordinator ring: notifications, merged with data by ticket.
             let ringCapacity = Int(welcome.coordinatorRingCapacity)
-            guard ringCapacity >= 2, ringCapacity <= 65536, ringCapacity & (ringCapacity - 1) == 0 else {
+            guard ChannelGeometry.isValid(capacity: ringCapacity) else {
                 throw Bus1Error.protocolViolation("coordinator ring capacity \(ringCapacity)")
             }
             let ringMemory = try ChannelMemory(try Mapping(ringFD, count: ChannelGeometry(capacity: ringCapacity).size, writable: true),
@@ -583,7 +583,7 @@ public final class Peer {
                              senderWakeFD: consuming FileDescriptor) throws(Bus1Error) {
         do {
             let capacity = Int(opening.capacity)
-            guard capacity >= 2, capacity <= 65536, capacity & (capacity - 1) == 0 else { throw WireError.mismatch("channel capacity") }
+            guard ChannelGeometry.isValid(capacity: capacity) else { throw WireError.mismatch("channel capacity") }
             let geometry = ChannelGeometry(capacity: capacity)
             let memory = try ChannelMemory(try Mapping(channelFD, count: geometry.size, writable: true),
                                            channel: opening.channel, capacity: capacity)

@@ -10,9 +10,15 @@ public struct ChannelGeometry: Equatable, Sendable {
     public let completionOffset: Int
     public let size: Int
 
-    /// Rings of `capacity` entries (a power of two, 2...65536).
+    /// Whether `capacity` is a ring size the wire allows: a power of two, 2...65536.
+    /// (Every capacity read from a peer or the coordinator is checked with this.)
+    public static func isValid(capacity: Int) -> Bool {
+        capacity >= 2 && capacity <= 65536 && capacity & (capacity - 1) == 0
+    }
+
+    /// Rings of `capacity` entries (``isValid(capacity:)``).
     public init(capacity: Int) {
-        precondition(capacity >= 2 && capacity <= 65536 && capacity & (capacity - 1) == 0, "ring capacity must be a power of two")
+        precondition(Self.isValid(capacity: capacity), "ring capacity must be a power of two, 2...65536")
         self.capacity = capacity
         submissionOffset = 256
         completionOffset = submissionOffset + capacity * MemoryLayout<bus1_descriptor>.stride
@@ -71,7 +77,7 @@ public struct ChannelMemory: ~Copyable, @unchecked Sendable {
     let completions: UnsafeMutablePointer<UInt64>
 
     public init(_ mapping: consuming Mapping, channel: UInt64, capacity: Int) throws(WireError) {
-        guard capacity >= 2, capacity <= 65536, capacity & (capacity - 1) == 0 else { throw .mismatch("channel capacity") }
+        guard ChannelGeometry.isValid(capacity: capacity) else { throw .mismatch("channel capacity") }
         let geometry = ChannelGeometry(capacity: capacity)
         guard mapping.count >= geometry.size else { throw .tooSmall("channel") }
         let header = mapping.base.load(as: bus1_channel_header.self)
