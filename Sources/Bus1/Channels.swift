@@ -6,6 +6,7 @@ import Glibc
 public typealias ChannelViolation = Bus1Core.ChannelViolation
 public typealias WaitMode = Bus1Core.WaitMode
 public typealias ParkBackend = Bus1Core.ParkBackend
+public typealias BusOrdering = Bus1Core.BusOrdering
 
 /// A peer-local name for a node: what ``Peer/send(_:to:wait:)`` addresses.
 /// Ids are never reused within a peer.

@@ -29,15 +29,6 @@ public struct PeerOptions: Sendable {
     public init(address: String? = nil) { self.address = address }
 }
 
-/// How a bus orders messages (chosen by the coordinator for the whole bus).
-public enum BusOrdering: Sendable, Equatable {
-    /// Every receiver sees one global order that respects causality (tickets from
-    /// the bus clock, staging marks, merge by ticket).
-    case global
-    /// Per-channel FIFO only.
-    case fifo
-}
-
 /// Counters of one peer.
 public struct PeerStatistics: Sendable, Equatable {
     public var messagesSent = 0

@@ -42,12 +42,8 @@ public struct CoordinatorConfiguration: Sendable {
     /// Global causal order (the default) or per-channel FIFO only, for the whole bus.
     public var ordering: Ordering = .global
 
-    public enum Ordering: String, Sendable, CaseIterable {
-        /// Every receiver sees one global order that respects causality.
-        case global
-        /// Per-channel FIFO only: no staging, no merge (the last nanoseconds).
-        case fifo
-    }
+    /// The one ordering enum of the bus (peers read it from WELCOME).
+    public typealias Ordering = BusOrdering
 
     /// Readiness backend of the loop.
     public var eventBackend: EventBackend = .automatic
