@@ -29,6 +29,8 @@ final class OutboundChannel {
     @exclusivity(unchecked) var producer: SubmissionProducer
     let receiverWakeMapping: Mapping
     let receiverWake: WakePage
+    /// The ring and the receiver's wake page, as the send protocol uses them.
+    let lane: PublishLane
     var closedReason: CloseReason?
 
     init(id: UInt64, receiver: UInt64, tag: UInt32, producer: consuming SubmissionProducer,
@@ -39,6 +41,7 @@ final class OutboundChannel {
         self.producer = producer
         self.receiverWakeMapping = receiverWakeMapping
         self.receiverWake = receiverWake
+        lane = self.producer.lane(waking: receiverWake)
     }
 }
 
@@ -141,6 +144,13 @@ final class InboundChannel {
             }
         }
     }
+}
+
+extension InboundChannel: MergeLink {
+    @inline(__always)
+    func peekHead() throws(ChannelViolation) -> bus1_descriptor? { try consumer.peek() }
+    @inline(__always)
+    func stagingMark() -> UInt64 { consumer.stagingMark() }
 }
 
 /// Where a descriptor's slice is (see ``InboundChannel/slice(offset:length:)``).

@@ -31,18 +31,20 @@ extension Peer {
         let loan = try self.loan(64)
         let (offset, count) = loan.detach()
         var descriptor = bus1_descriptor()
-        descriptor.ticket = forgery.ticket ?? issueTickets(1, staged: tickets.mark(clock: clock.current()))
-        pool.markSent(offset, channelTag: channel.tag, ticket: descriptor.ticket, receiver: channel.receiver, length: count)
-        descriptor.node = forgery.node ?? target.node
-        descriptor.offset = forgery.offset ?? offset
-        descriptor.length = forgery.length ?? UInt32(count)
-        descriptor.flags = forgery.flags ?? 0
-        if let tail = forgery.tailOverride {
-            channel.producer.memory.mapping.base.storeBytes(of: tail, toByteOffset: MemoryLayout<bus1_channel_header>.offset(of: \.sub_tail)!, as: UInt64.self)
-        } else {
-            channel.producer.submit(descriptor)
+        // The honest protocol, with forged fields written in place of honest ones.
+        _ = publisher.send(on: CollectionOfOne(channel.lane)) { ticket in
+            descriptor.ticket = forgery.ticket ?? ticket
+            pool.markSent(offset, channelTag: channel.tag, ticket: descriptor.ticket, receiver: channel.receiver, length: count)
+            descriptor.node = forgery.node ?? target.node
+            descriptor.offset = forgery.offset ?? offset
+            descriptor.length = forgery.length ?? UInt32(count)
+            descriptor.flags = forgery.flags ?? 0
+            if let tail = forgery.tailOverride {
+                channel.producer.memory.mapping.base.storeBytes(of: tail, toByteOffset: MemoryLayout<bus1_channel_header>.offset(of: \.sub_tail)!, as: UInt64.self)
+            } else {
+                channel.producer.submit(descriptor)
+            }
         }
-        channel.receiverWake.ring()
         return descriptor.ticket
     }
 
@@ -50,7 +52,7 @@ extension Peer {
     /// returns without taking a ticket or publishing: a sender frozen mid-send.
     public func stageWithoutSending(to handle: Handle) throws(Bus1Error) {
         guard let target = handles[handle.id], let channel = target.channel else { throw .unknownHandle(handle) }
-        channel.producer.stage(tickets.mark(clock: clock.current()))
+        publisher.stageOnly(channel.lane)
     }
 
     /// Attaches `passed` and `fileDescriptors` for the next message to `handle`,

@@ -187,52 +187,25 @@ extension Peer {
         guard pool.isReadable(offset, by: target.ownerUID) else { throw .notInAudience(handle, ownerUID: target.ownerUID) }
     }
 
-    /// Publishes one filled loan on `channel` (which has credit): stage, ticket,
-    /// ledger, descriptor, unstage, wake.
+    /// Publishes one filled loan on `channel` (which has credit), by the send
+    /// protocol (`Publisher`): ledger and descriptor between ticket and unstage.
     @inline(__always)
     private func publish(_ loan: consuming Loan, to target: HandleTarget, on channel: OutboundChannel, flags: UInt32) {
         assert(channel.closedReason == nil, "publishing on a closed channel: its slice would never come back")
         let (offset, count) = loan.detach()
-        var descriptor = bus1_descriptor()
-        descriptor.node = target.node
-        descriptor.offset = offset
-        descriptor.length = UInt32(count)
-        descriptor.flags = flags
-        if ordering == .global {
-            let mark = tickets.mark(clock: clock.current())
-            channel.producer.stage(mark)
-            atomicMemoryFence(ordering: .sequentiallyConsistent)  // the mark is visible before the ticket exists
-            descriptor.ticket = issueTickets(1, staged: mark)
-            pool.markSent(offset, channelTag: channel.tag, ticket: descriptor.ticket, receiver: channel.receiver, length: count)
-            channel.producer.submit(descriptor)
-            channel.producer.unstage()
-        } else {
-            localTicket += 1
-            descriptor.ticket = localTicket
-            pool.markSent(offset, channelTag: channel.tag, ticket: descriptor.ticket, receiver: channel.receiver, length: count)
-            channel.producer.submit(descriptor)
+        let sent = publisher.send(on: CollectionOfOne(channel.lane)) { ticket in
+            pool.markSent(offset, channelTag: channel.tag, ticket: ticket, receiver: channel.receiver, length: count)
+            channel.producer.submit(bus1_descriptor(ticket: ticket, node: target.node, offset: offset, length: UInt32(count), flags: flags))
         }
-        channel.receiverWake.ring()
+        if let anomaly = sent.anomaly { noteClockAnomaly(anomaly) }
         statistics.messagesSent += 1
-    }
-
-    /// Takes `count` tickets from the bus clock after staging `mark` (from
-    /// `tickets.mark(clock:)`), by the rule of `MonotonicTickets`: never below
-    /// this peer's last ticket nor the mark, whatever another peer wrote into the
-    /// clock. Returns the first; the rest follow it (saturating).
-    @inline(__always)
-    func issueTickets(_ count: UInt64, staged mark: UInt64) -> UInt64 {
-        let taken = clock.next(count)
-        let (first, anomaly) = tickets.issue(taken: taken, count: count, mark: mark)
-        if anomaly { noteClockAnomaly(taken: taken, issued: first) }
-        return first
     }
 
     /// Counts and reports one clock anomaly (a rewound, wrapped or jumped clock).
     @inline(never)
-    private func noteClockAnomaly(taken: UInt64, issued: UInt64) {
+    func noteClockAnomaly(_ anomaly: ClockAnomaly) {
         statistics.clockAnomalies += 1
-        events.append(.clockAnomaly(clock: taken, issued: issued))
+        events.append(.clockAnomaly(clock: anomaly.taken, issued: anomaly.issued))
     }
 
     /// Sends a filled loan to `handle` with handles and fds attached (up to 16
@@ -305,27 +278,15 @@ extension Peer {
             }
         }
         let (offset, count) = loan.detach()
-        var descriptor = bus1_descriptor()
-        descriptor.offset = offset
-        descriptor.length = UInt32(count)
-        if ordering == .global {
-            let mark = tickets.mark(clock: clock.current())
-            for channel in channels { channel.producer.stage(mark) }
-            atomicMemoryFence(ordering: .sequentiallyConsistent)  // every mark is visible before the ticket exists
-            descriptor.ticket = issueTickets(1, staged: mark)
-        } else {
-            localTicket += 1
-            descriptor.ticket = localTicket
+        lanes.removeAll(keepingCapacity: true)
+        for channel in channels { lanes.append(channel.lane) }
+        let sent = publisher.send(on: lanes) { ticket in
+            pool.markSent(offset, channelTags: targets.map { $0.channel.tag }, ticket: ticket, length: count)
+            for target in targets {
+                target.channel.producer.submit(bus1_descriptor(ticket: ticket, node: target.node, offset: offset, length: UInt32(count), flags: 0))
+            }
         }
-        pool.markSent(offset, channelTags: targets.map { $0.channel.tag }, ticket: descriptor.ticket, length: count)
-        for target in targets {
-            descriptor.node = target.node
-            target.channel.producer.submit(descriptor)
-        }
-        for channel in channels {
-            if ordering == .global { channel.producer.unstage() }
-            channel.receiverWake.ring()
-        }
+        if let anomaly = sent.anomaly { noteClockAnomaly(anomaly) }
         statistics.messagesSent += 1
     }
 
@@ -560,60 +521,25 @@ extension Peer {
     }
 
     /// The descriptor with the lowest ticket, if no other inbound channel can still
-    /// produce a lower one.
-    ///
-    /// Pass 1 peeks every channel and picks the lowest ticket `t`. Pass 2 then reads,
-    /// for every other channel, its staging mark and only then its tail again (see
-    /// `bus1_wire.h`): a sender that took a ticket below `t` stored its mark before
-    /// `t` existed, so after we saw `t` we see that mark, or the publish it guarded.
-    /// A channel with nothing waiting blocks `t` while its mark is non-zero and at
-    /// most `t`. A channel that holds delivery back for
-    /// ``PeerOptions/orderingStallTimeoutNanoseconds`` from the first time it did is
-    /// excused, however its mark moves meanwhile (`OrderingStall`, kept per
-    /// channel): the stall is counted, evented and reported to the coordinator,
-    /// and delivery goes on.
+    /// produce a lower one (`TicketMerge`). A channel that held delivery back for
+    /// ``PeerOptions/orderingStallTimeoutNanoseconds`` is excused: the stall is
+    /// counted, evented and reported to the coordinator, and delivery goes on.
     private func nextInOrder() throws(Bus1Error) -> (InboundChannel, bus1_descriptor)? {
-        restart: while true {
-            var best = -1
-            var bestDescriptor = bus1_descriptor()
-            for (i, channel) in inbound.enumerated() {  // pass 1: the lowest visible ticket
-                do {
-                    if let head = try channel.consumer.peek(), best < 0 || head.ticket < bestDescriptor.ticket {
-                        best = i
-                        bestDescriptor = head
-                    }
-                } catch {
-                    try reportViolation(channel, error)
-                    continue restart
-                }
+        while true {
+            switch TicketMerge.next(inbound, now: monotonicNanoseconds, stallTimeout: options.orderingStallTimeoutNanoseconds) {
+            case .deliver(let link, let head):
+                return (inbound[link], head)
+            case .wait:
+                return nil
+            case .stalled(let link):
+                let channel = inbound[link]
+                statistics.orderingStalls += 1
+                events.append(.orderingStall(peer: channel.sender))
+                do { try request(.orderingStall(channel: channel.id)) } catch .refused(.handleUnknown) {}
+                // The request may have served events: merge again.
+            case .violation(let link, let violation):
+                try reportViolation(inbound[link], violation)
             }
-            guard best >= 0 else { return nil }
-            let ticket = bestDescriptor.ticket
-            for (i, channel) in inbound.enumerated() where i != best {  // pass 2: could anyone still go below it?
-                let mark = channel.consumer.stagingMark()  // after the candidate's tail, before this tail
-                let head: bus1_descriptor?
-                do { head = try channel.consumer.peek() } catch {
-                    try reportViolation(channel, error)
-                    continue restart
-                }
-                if let head {
-                    if head.ticket < ticket { continue restart }  // published meanwhile: it comes first
-                    continue
-                }
-                guard mark != 0, mark <= ticket else { continue }
-                switch channel.stall.holdsBack(ticket, now: monotonicNanoseconds(), timeout: options.orderingStallTimeoutNanoseconds) {
-                case .hold:
-                    return nil
-                case .excused:
-                    continue
-                case .excuseNow:
-                    statistics.orderingStalls += 1
-                    events.append(.orderingStall(peer: channel.sender))
-                    do { try request(.orderingStall(channel: channel.id)) } catch .refused(.handleUnknown) {}
-                    continue restart  // the request may have served events: merge again
-                }
-            }
-            return (inbound[best], bestDescriptor)
         }
     }
 
@@ -717,32 +643,19 @@ extension Peer {
             throw .channelClosed(peer: channel.receiver, reason: reason)
         }
 
-        var descriptor = bus1_descriptor()
-        descriptor.node = target.node
-        var ticket: UInt64
-        if ordering == .global {
-            let mark = tickets.mark(clock: clock.current())
-            channel.producer.stage(mark)
-            atomicMemoryFence(ordering: .sequentiallyConsistent)  // the mark is visible before the tickets exist
-            ticket = issueTickets(UInt64(count), staged: mark)
-        } else {
-            ticket = localTicket + 1
-            localTicket += UInt64(count)
+        let sent = publisher.send(UInt64(count), on: CollectionOfOne(channel.lane)) { first in
+            var ticket = first
+            for (index, offset) in batchOffsets.enumerated() {
+                let capacity = pool.capacity(at: offset)!
+                let used = fill(index, UnsafeMutableRawBufferPointer(start: pool.pointer(at: offset), count: capacity))
+                precondition(used >= 0 && used <= capacity, "fill returned more bytes than the slice holds")
+                pool.markSent(offset, channelTag: channel.tag, ticket: ticket, receiver: channel.receiver, length: used)
+                channel.producer.write(bus1_descriptor(ticket: ticket, node: target.node, offset: offset, length: UInt32(used), flags: 0))
+                ticket = MonotonicTickets.ticket(after: ticket)  // saturates: a jumped clock wraps nothing
+            }
+            channel.producer.publish()
         }
-        for (index, offset) in batchOffsets.enumerated() {
-            let capacity = pool.capacity(at: offset)!
-            let used = fill(index, UnsafeMutableRawBufferPointer(start: pool.pointer(at: offset), count: capacity))
-            precondition(used >= 0 && used <= capacity, "fill returned more bytes than the slice holds")
-            pool.markSent(offset, channelTag: channel.tag, ticket: ticket, receiver: channel.receiver, length: used)
-            descriptor.offset = offset
-            descriptor.length = UInt32(used)
-            descriptor.ticket = ticket
-            ticket = MonotonicTickets.ticket(after: ticket)  // saturates: a jumped clock wraps nothing
-            channel.producer.write(descriptor)
-        }
-        channel.producer.publish()
-        if ordering == .global { channel.producer.unstage() }
-        channel.receiverWake.ring()
+        if let anomaly = sent.anomaly { noteClockAnomaly(anomaly) }
         statistics.messagesSent += count
     }
 }

@@ -98,12 +98,13 @@ public final class Peer {
     let violationInbox = ViolationInbox()
     @exclusivity(unchecked) var statistics = PeerStatistics()
     private var seenControlSequence: UInt64 = 0
-    /// FIFO-only buses: this peer's own ticket counter (never 0, rising per channel).
-    @exclusivity(unchecked) var localTicket: UInt64 = 0
     /// FIFO-only buses: where the next round-robin receive starts.
     @exclusivity(unchecked) var nextInbound = 0
-    /// This peer's tickets: never below its last, whatever the shared clock says.
-    @exclusivity(unchecked) var tickets = MonotonicTickets()
+    /// The send protocol: staging, tickets (never below this peer's last,
+    /// whatever the shared clock says), wake-ups.
+    @exclusivity(unchecked) var publisher: Publisher
+    /// Scratch space of a multicast: the lanes it publishes on, reused.
+    @exclusivity(unchecked) var lanes: [PublishLane] = []
     /// Where a waiting ``receive(mode:timeoutNanoseconds:)`` parks the message it
     /// found (a stored slot, not a captured local: no box, no metadata lookups).
     @exclusivity(unchecked) var received: Message?
@@ -175,6 +176,7 @@ public final class Peer {
             clockMapping = try Mapping(clockFD, count: Int(BUS1_PAGE_SIZE), writable: true)
             wake = try WakePage(wakeMapping)
             clock = try ClockPage(clockMapping)
+            publisher = Publisher(ordering: ordering, clock: clock)
             waiter = DoorbellWaiter(page: wake, parker: parker)
             seenControlSequence = wake.controlSequence.loadAcquiring()
 

@@ -1,0 +1,131 @@
+import CBus1Wire
+import Synchronization
+
+/// One ring a send publishes on, as the send protocol sees it: the ring's staging
+/// word and its reader's wake page. Plain words (no ownership): whoever owns the
+/// ring's mapping keeps it alive while the lane is used.
+public struct PublishLane: @unchecked Sendable {
+    @usableFromInline let staging: SharedWord64
+    /// The reader's wake page: its doorbell, and (for the coordinator ring) the
+    /// control sequence a publish announces itself in.
+    public let readerWake: WakePage
+
+    public init(staging: SharedWord64, readerWake: WakePage) {
+        self.staging = staging
+        self.readerWake = readerWake
+    }
+
+    /// Marks a send in progress on this ring: `mark` is at most the ticket about
+    /// to be taken. Ordered before the ticket by the publisher's fence.
+    @inlinable @inline(__always)
+    public func stage(_ mark: UInt64) {
+        staging.storeRelaxed(mark)
+    }
+
+    /// Ends a send: the caller published the ring's tail first, so a reader that
+    /// sees 0 also sees that publish.
+    @inlinable @inline(__always)
+    public func unstage() {
+        staging.storeReleasing(0)
+    }
+}
+
+extension SubmissionProducer {
+    /// This ring as a lane of the send protocol, waking `reader`.
+    public func lane(waking reader: WakePage) -> PublishLane {
+        PublishLane(staging: memory.staging, readerWake: reader)
+    }
+}
+
+/// A clock value no honest clock could hand out (see `MonotonicTickets`): what
+/// the clock returned, and the ticket issued instead.
+public struct ClockAnomaly: Sendable, Equatable {
+    public let taken: UInt64
+    public let issued: UInt64
+
+    @inlinable
+    public init(taken: UInt64, issued: UInt64) {
+        self.taken = taken
+        self.issued = issued
+    }
+}
+
+/// The send protocol of `bus1_wire.h` ("Global order"), written once: every
+/// message a peer sends (unicast, multicast, a batch, a hostile test's forgery)
+/// and every notification the coordinator publishes goes through
+/// ``send(_:on:announcing:write:)``.
+///
+/// On a globally ordered bus, one send is:
+/// 1. **stage**: store the mark (a lower bound of the ticket about to be taken)
+///    in the staging word of every ring it publishes on, and, when announcing
+///    (the coordinator ring), bump each reader's `control_seq`;
+/// 2. **fence** (seq_cst): every mark is visible before the ticket exists, so a
+///    receiver that reads a higher ticket anywhere and then this ring's mark sees
+///    the mark (pass 2 of the merge, `TicketMerge`);
+/// 3. **ticket**: `count` consecutive tickets from the bus clock's `fetch_add`,
+///    never below the mark nor this sender's last ticket (`MonotonicTickets`);
+/// 4. **write and publish**: the caller's `write` fills its descriptors (and its
+///    ledger) and publishes each ring's tail (release);
+/// 5. **unstage** (release): a reader that sees the mark gone sees the tail;
+/// 6. **wake**: ring each reader's doorbell (a futex wake only if it sleeps).
+///
+/// On a FIFO-only bus there are no marks (steps 1, 2, 5 are skipped) and the
+/// tickets are this sender's own counter: never 0, rising per channel.
+@frozen
+public struct Publisher {
+    public let ordering: BusOrdering
+    @usableFromInline let clock: ClockPage
+    @usableFromInline var tickets = MonotonicTickets()
+    @usableFromInline var localTicket: UInt64 = 0
+
+    public init(ordering: BusOrdering, clock: ClockPage) {
+        self.ordering = ordering
+        self.clock = clock
+    }
+
+    /// The last ticket this publisher issued on a global bus (0: none yet).
+    public var lastTicket: UInt64 { tickets.last }
+
+    /// Clock anomalies seen so far (see `MonotonicTickets`).
+    public var clockAnomalies: Int { tickets.anomalies }
+
+    /// Sends `count` (≥ 1) messages under consecutive tickets on `lanes`, by the
+    /// protocol above. `write(first)` runs between the ticket and the unstage: it
+    /// writes every descriptor (the first ticket is `first`, the rest follow it by
+    /// `MonotonicTickets.ticket(after:)`) and publishes every lane's tail.
+    /// Returns the first ticket and, if the clock misbehaved, the anomaly.
+    @inlinable @inline(__always)
+    public mutating func send<Lanes: Sequence<PublishLane>>(
+        _ count: UInt64 = 1, on lanes: Lanes, announcing: Bool = false, write: (_ first: UInt64) -> Void
+    ) -> (first: UInt64, anomaly: ClockAnomaly?) {
+        guard ordering == .global else {
+            let first = localTicket &+ 1
+            localTicket &+= count
+            write(first)
+            for lane in lanes { lane.readerWake.ring() }
+            return (first, nil)
+        }
+        let mark = tickets.mark(clock: clock.current())
+        for lane in lanes {
+            lane.stage(mark)
+            // After the mark, before the ticket: a reader that sees a ticket above
+            // ours sees this bump, then the mark, and so looks at its ring.
+            if announcing { _ = lane.readerWake.controlSequence.fetchAddReleasing(1) }
+        }
+        atomicMemoryFence(ordering: .sequentiallyConsistent)  // every mark is visible before the ticket exists
+        let taken = clock.next(count)
+        let (first, anomalous) = tickets.issue(taken: taken, count: count, mark: mark)
+        write(first)
+        for lane in lanes {
+            lane.unstage()
+            lane.readerWake.ring()
+        }
+        return (first, anomalous ? ClockAnomaly(taken: taken, issued: first) : nil)
+    }
+
+    /// Stages `lane` and returns without a ticket: a sender frozen mid-send
+    /// (hostile tests only; the lane stays staged).
+    public func stageOnly(_ lane: PublishLane) {
+        lane.stage(tickets.mark(clock: clock.current()))
+    }
+}
