@@ -218,3 +218,20 @@ public final class Attachment {
 final class ViolationInbox {
     var channels: [InboundChannel] = []
 }
+
+/// The pool tags of a peer's outbound channels: every open channel has its own
+/// (its slices in flight carry it), and a closed channel's tag is taken again, so
+/// tags stay few however many channels come and go.
+struct ChannelTags {
+    private var next: UInt32 = 1
+    private var free: [UInt32] = []
+
+    mutating func take() -> UInt32 {
+        if let tag = free.popLast() { return tag }
+        defer { next += 1 }
+        return next
+    }
+
+    /// Gives back the tag of a closed channel whose slices were all reclaimed.
+    mutating func give(_ tag: UInt32) { free.append(tag) }
+}

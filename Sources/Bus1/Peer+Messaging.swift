@@ -173,10 +173,21 @@ extension Peer {
     @inline(__always)
     private func sendTarget(_ handle: Handle) throws(Bus1Error) -> (HandleTarget, OutboundChannel) {
         guard let target = handles[handle.id] else { throw .unknownHandle(handle) }
-        guard let channel = target.channel else { throw .ownNode(handle) }
+        return (target, try channel(of: target, handle))
+    }
+
+    /// The open channel a send to `target` takes; throws for an own, destroyed or closed one.
+    @inline(__always)
+    private func channel(of target: HandleTarget, _ handle: Handle) throws(Bus1Error) -> OutboundChannel {
+        if case .own = target.route { throw .ownNode(handle) }
         if target.isDestroyed { throw .nodeDestroyed(handle) }
-        if let reason = channel.closedReason { throw .channelClosed(peer: channel.receiver, reason: reason) }
-        return (target, channel)
+        switch target.route {
+        case .open(let channel):
+            if let reason = channel.closedReason { throw .channelClosed(peer: channel.receiver, reason: reason) }
+            return channel
+        case .closed(let peer, let reason): throw .channelClosed(peer: peer, reason: reason)
+        case .own: throw .ownNode(handle)
+        }
     }
 
     /// Throws unless the owner of `handle`'s node can read the slice at `offset`:
@@ -254,9 +265,7 @@ extension Peer {
         var channels: [OutboundChannel] = []  // distinct, with how many descriptors each needs
         var needed: [Int] = []
         for handle in destinations {
-            guard let target = handles[handle.id] else { throw .unknownHandle(handle) }
-            guard let channel = target.channel else { throw .ownNode(handle) }
-            if target.isDestroyed { throw .nodeDestroyed(handle) }
+            let (target, channel) = try sendTarget(handle)
             try checkAudience(loan.offset, handle, target)
             targets.append((channel, target.node))
             if let i = channels.firstIndex(where: { $0 === channel }) { needed[i] += 1 } else { channels.append(channel); needed.append(1) }
@@ -353,14 +362,20 @@ extension Peer {
 
     /// Closes an outbound channel on this side at once: no more sends on it, and
     /// every slice still outstanding on it comes back to the pool (allocator and
-    /// ledger), whatever its receiver wrote into the completion ring. The
+    /// ledger), whatever its receiver wrote into the completion ring. Handles to
+    /// the receiver's nodes keep only why it closed, so the channel and the
+    /// receiver's wake page are unmapped now, and its pool tag is free again. The
     /// coordinator's `channelClosed` for it later finds nothing left to do.
-    private func closeOutbound(_ channel: OutboundChannel, reason: CloseReason) {
+    func closeOutbound(_ channel: OutboundChannel, reason: CloseReason) {
         guard channel.closedReason == nil else { return }
         channel.closedReason = reason
         outbound.removeValue(forKey: channel.id)
         channel.producer.abandonOutstanding()
         pool.reclaimAll(channelTag: channel.tag)
+        channelTags.give(channel.tag)
+        for (handle, target) in handles where target.channel === channel {
+            handles[handle]?.route = .closed(peer: channel.receiver, reason: reason)
+        }
         events.append(.outboundClosed(peer: channel.receiver, reason: reason))
     }
 

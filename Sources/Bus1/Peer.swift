@@ -78,7 +78,9 @@ public final class Peer {
     let waiter: DoorbellWaiter
 
     @exclusivity(unchecked) var outbound: [UInt64: OutboundChannel] = [:]
-    var outboundByTag: [OutboundChannel] = []
+    /// Pool tags of the open outbound channels; a closed channel's tag is reused
+    /// (its slices were all reclaimed when it closed).
+    var channelTags = ChannelTags()
     @exclusivity(unchecked) var inbound: [InboundChannel] = []
     /// The coordinator ring: notifications, merged with `inbound` by ticket
     /// (kept apart so a peer with one data channel keeps its single-channel path).
@@ -123,10 +125,24 @@ public final class Peer {
         let owner: UInt64
         /// The owner's uid: who must be able to read what is sent to the node.
         let ownerUID: UInt32
-        /// nil for a handle to one of this peer's own nodes.
-        let channel: OutboundChannel?
+        var route: Route
         /// The node was destroyed (this peer saw the notification, or destroyed its own node).
         var isDestroyed = false
+
+        /// How a send to the node travels.
+        enum Route {
+            /// One of this peer's own nodes: nothing to send on.
+            case own
+            case open(OutboundChannel)
+            /// The channel to the owner closed (and is unmapped): sends fail with why.
+            case closed(peer: UInt64, reason: CloseReason)
+        }
+
+        /// The open channel to the node's owner, if there is one.
+        var channel: OutboundChannel? {
+            if case .open(let channel) = route { return channel }
+            return nil
+        }
     }
 
     /// Connects to a bus: HELLO, maps the pool, wake page and clock the
@@ -247,7 +263,7 @@ public final class Peer {
     /// Creates a node owned by this peer; the returned handle names it.
     public func createNode() throws(Bus1Error) -> Handle {
         guard case .nodeCreated(let handle) = try request(.nodeCreate).message else { throw .protocolViolation("expected NODE_CREATED") }
-        handles[handle] = HandleTarget(node: handle, owner: id, ownerUID: pool.ownerUID, channel: nil)
+        handles[handle] = HandleTarget(node: handle, owner: id, ownerUID: pool.ownerUID, route: .own)
         return Handle(id: handle)
     }
 
@@ -274,7 +290,7 @@ public final class Peer {
     /// and the owner's wake page, taken).
     private func install(_ grant: ControlMessage.HandleGrant, fds: inout [Int32]) throws(Bus1Error) {
         if grant.owner == id {
-            handles[grant.handle] = HandleTarget(node: grant.node, owner: id, ownerUID: pool.ownerUID, channel: nil)
+            handles[grant.handle] = HandleTarget(node: grant.node, owner: id, ownerUID: pool.ownerUID, route: .own)
             return
         }
         let channel: OutboundChannel
@@ -287,7 +303,7 @@ public final class Peer {
         } else {
             throw .protocolViolation("a handle grant names an unknown channel")
         }
-        handles[grant.handle] = HandleTarget(node: grant.node, owner: grant.owner, ownerUID: grant.ownerUID, channel: channel)
+        handles[grant.handle] = HandleTarget(node: grant.node, owner: grant.owner, ownerUID: grant.ownerUID, route: .open(channel))
     }
 
     /// ``lookup(_:)``, retrying every millisecond while the name is not published
@@ -372,10 +388,9 @@ public final class Peer {
                                            channel: grant.channel, capacity: Int(grant.capacity))
             let wakeMapping = try Mapping(receiverWakeFD, count: Int(BUS1_PAGE_SIZE), writable: true)
             let page = try WakePage(wakeMapping)
-            let channel = OutboundChannel(id: grant.channel, receiver: grant.owner, tag: UInt32(outboundByTag.count + 1),
+            let channel = OutboundChannel(id: grant.channel, receiver: grant.owner, tag: channelTags.take(),
                                           producer: SubmissionProducer(memory), receiverWakeMapping: wakeMapping, receiverWake: page)
             outbound[grant.channel] = channel
-            outboundByTag.append(channel)
             return channel
         } catch let error as LinuxError {
             throw .system(error)
@@ -542,12 +557,7 @@ public final class Peer {
             }
         case .channelClosed(let channelID, let other, let rawReason):
             let reason = CloseReason(rawReason)
-            if let channel = outbound.removeValue(forKey: channelID) {
-                channel.closedReason = reason
-                channel.producer.abandonOutstanding()
-                pool.reclaimAll(channelTag: channel.tag)  // its slices in flight come back
-                events.append(.outboundClosed(peer: other, reason: reason))
-            }
+            if let channel = outbound[channelID] { closeOutbound(channel, reason: reason) }
             if let index = inbound.firstIndex(where: { $0.id == channelID }) {
                 inbound[index].isClosed = true
                 for attachment in inbound[index].attachments { dropAttachment(attachment) }

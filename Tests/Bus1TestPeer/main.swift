@@ -38,6 +38,8 @@
 //             print "WROTE fds=N cloexec=C" (C: how many were close-on-exec); linger.
 //   snoop     name= count= pid=  a receiver of another uid looking for what its sender
 //             sent to others (see Snoop.swift).
+//   churn     count= [warmup=]  open and close `count` channels; print the mapping
+//             count before and after (see ChannelChurn.swift).
 //   clockwarp, staller, corruptsink, victimsender: shared-word attacks and their
 //             honest victim (see SharedWordAttacks.swift).
 // Every line goes to stdout, flushed; failures print "FAIL ..." and exit 1.
@@ -731,6 +733,7 @@ case "nodeflood":
     runNodeFlood()
 
 case "snoop": runSnoop()
+case "churn": runChannelChurn()
 case "clockwarp": runClockWarp()
 case "staller": runStaller()
 case "corruptsink": runCorruptSink()
