@@ -108,19 +108,24 @@ final class InboundChannel {
         if !stall.isClear { stall.took(descriptor.ticket) }
     }
 
-    /// Where the slice `[offset, offset + length)` of the sender's pool is mapped
-    /// here: `.mapped` if it lies in the payload area of a segment this peer
-    /// mapped, `.unmapped` if it names a segment not asked for yet, `.invalid`
-    /// otherwise (an index beyond the wire's, or outside the payload area).
+    /// Judges a descriptor the ring already validated (indices, ticket, flags):
+    /// may the sender address its node, and where is its slice mapped here?
+    /// `.deliverable` if the slice lies in the payload area of a segment this peer
+    /// mapped; `.unmappedSegment` if it names a segment not asked for yet;
+    /// `.violation(.badSlice)` for an index beyond the wire's or a slice outside
+    /// the payload area.
     @inline(__always)
-    func slice(offset: UInt64, length: UInt32) -> SliceLocation {
-        let index = offset >> UInt64(BUS1_SEGMENT_SHIFT)
-        guard index < UInt64(BUS1_SEGMENTS_MAX) else { return .invalid }
+    func inspect(_ descriptor: bus1_descriptor) -> Inspection {
+        guard allowedNodes.contains(descriptor.node) else { return .nodeNotAllowed }
+        let index = descriptor.offset >> UInt64(BUS1_SEGMENT_SHIFT)
+        guard index < UInt64(BUS1_SEGMENTS_MAX) else { return .violation(.badSlice) }
         let window = windows[Int(index)]
-        guard let base = window.base else { return .unmapped(segment: UInt32(index)) }
-        let local = offset & UInt64(BUS1_SEGMENT_OFFSET_MASK)
-        guard local >= window.payloadOffset, local <= window.count, UInt64(length) <= window.count - local else { return .invalid }
-        return .mapped(base + Int(local))
+        guard let base = window.base else { return .unmappedSegment(UInt32(index)) }
+        let local = descriptor.offset & UInt64(BUS1_SEGMENT_OFFSET_MASK)
+        guard local >= window.payloadOffset, local <= window.count, UInt64(descriptor.length) <= window.count - local else {
+            return .violation(.badSlice)
+        }
+        return .deliverable(base + Int(local))
     }
 
     /// Keeps segment `index` of the sender's pool, mapped read-only, with its layout.
@@ -153,11 +158,15 @@ extension InboundChannel: MergeLink {
     func stagingMark() -> UInt64 { consumer.stagingMark() }
 }
 
-/// Where a descriptor's slice is (see ``InboundChannel/slice(offset:length:)``).
-enum SliceLocation {
-    case mapped(UnsafeRawPointer)
-    case unmapped(segment: UInt32)
-    case invalid
+/// What an inbound descriptor is, judged in full (see ``InboundChannel/inspect(_:)``).
+enum Inspection {
+    /// Valid: its payload is mapped here.
+    case deliverable(UnsafeRawPointer)
+    /// It names a node the sender may not address (yet: a grant may be queued).
+    case nodeNotAllowed
+    /// It names a segment of the sender's pool not mapped here yet.
+    case unmappedSegment(UInt32)
+    case violation(ChannelViolation)
 }
 
 /// One mapped segment of a sender's pool, as the merge reads it.

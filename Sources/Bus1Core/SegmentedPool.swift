@@ -13,15 +13,19 @@ import CBus1Wire
 ///
 /// Segment 0, the pool of WELCOME (readable by the owner's own uid), is kept
 /// inline: same-uid traffic, the common case, pays one compare for segments.
-public struct SegmentedPool: ~Copyable {
+///
+/// A class, so a `Loan` keeps the pool (not the whole peer) alive and frees its
+/// slice into it. Used from the owning peer's one thread only: its state is
+/// `@exclusivity(unchecked)` like the peer's hot state.
+public final class SegmentedPool {
     /// Segment 0.
-    private var primary: PoolAllocator
+    @exclusivity(unchecked) private var primary: PoolAllocator
     private let primaryMapping: Mapping
     /// The owner's uid: segment 0's audience.
     public let ownerUID: UInt32
     /// Segments 1... in index order; nil for an index the coordinator gave out
     /// that this peer never got to use (its seal failed).
-    private var others: [Segment?] = []
+    @exclusivity(unchecked) private var others: [Segment?] = []
 
     /// A segment beyond the first: its mapping (writable), allocator and audience.
     private final class Segment {
@@ -50,7 +54,7 @@ public struct SegmentedPool: ~Copyable {
 
     /// Adds segment `index` (at least ``segmentCount``), mapped writable, for
     /// `audience` (strictly ascending).
-    public mutating func add(_ mapping: consuming Mapping, index: Int, layout: bus1_pool_layout, audience: [UInt32]) {
+    public func add(_ mapping: consuming Mapping, index: Int, layout: bus1_pool_layout, audience: [UInt32]) {
         precondition(index >= segmentCount && index < Int(BUS1_SEGMENTS_MAX), "segment index")
         while segmentCount < index { others.append(nil) }
         let allocator = PoolAllocator(dataOffset: index << Int(BUS1_SEGMENT_SHIFT) + Int(layout.data_offset),
@@ -85,12 +89,12 @@ public struct SegmentedPool: ~Copyable {
 
     /// A loaned block of at least `byteCount` bytes in segment `index`.
     @inline(__always)
-    public mutating func allocate(_ byteCount: Int, in index: Int = 0) -> UInt64? {
+    public func allocate(_ byteCount: Int, in index: Int = 0) -> UInt64? {
         index == 0 ? primary.allocate(byteCount) : others[index - 1]!.allocator.allocate(byteCount)
     }
 
     @inline(__always)
-    public mutating func markSent(_ offset: UInt64, channelTag: UInt32, ticket: UInt64, receiver: UInt64, length: Int) {
+    public func markSent(_ offset: UInt64, channelTag: UInt32, ticket: UInt64, receiver: UInt64, length: Int) {
         if offset >> UInt64(BUS1_SEGMENT_SHIFT) == 0 {
             primary.markSent(offset, channelTag: channelTag, ticket: ticket, receiver: receiver, length: length)
         } else {
@@ -98,7 +102,7 @@ public struct SegmentedPool: ~Copyable {
         }
     }
 
-    public mutating func markSent(_ offset: UInt64, channelTags: [UInt32], ticket: UInt64, length: Int) {
+    public func markSent(_ offset: UInt64, channelTags: [UInt32], ticket: UInt64, length: Int) {
         if offset >> UInt64(BUS1_SEGMENT_SHIFT) == 0 {
             primary.markSent(offset, channelTags: channelTags, ticket: ticket, length: length)
         } else {
@@ -107,14 +111,14 @@ public struct SegmentedPool: ~Copyable {
     }
 
     @inline(__always)
-    public mutating func freeLoan(_ offset: UInt64) {
+    public func freeLoan(_ offset: UInt64) {
         if offset >> UInt64(BUS1_SEGMENT_SHIFT) == 0 { primary.freeLoan(offset) } else { segment(of: offset)!.allocator.freeLoan(offset) }
     }
 
     /// ``PoolAllocator/reclaim(_:channelTag:)`` in the segment `offset` names;
     /// false for a segment this pool does not have.
     @inline(__always)
-    public mutating func reclaim(_ offset: UInt64, channelTag: UInt32) -> Bool {
+    public func reclaim(_ offset: UInt64, channelTag: UInt32) -> Bool {
         if offset >> UInt64(BUS1_SEGMENT_SHIFT) == 0 { return primary.reclaim(offset, channelTag: channelTag) }
         guard let segment = segment(of: offset) else { return false }
         return segment.allocator.reclaim(offset, channelTag: channelTag)
@@ -122,7 +126,7 @@ public struct SegmentedPool: ~Copyable {
 
     /// ``PoolAllocator/reclaimAll(channelTag:)`` in every segment.
     @discardableResult
-    public mutating func reclaimAll(channelTag: UInt32) -> Int {
+    public func reclaimAll(channelTag: UInt32) -> Int {
         var freed = primary.reclaimAll(channelTag: channelTag)
         for case let segment? in others { freed += segment.allocator.reclaimAll(channelTag: channelTag) }
         return freed

@@ -14,7 +14,7 @@ struct SegmentedPoolTests {
 
     @Test("Offsets carry their segment; each segment has its own audience; a completion for a segment or slice it does not have is refused")
     func segments() throws {
-        var pool = SegmentedPool(pool: try Self.mapping(), layout: Self.layout, ownerUID: 1000)
+        let pool = SegmentedPool(pool: try Self.mapping(), layout: Self.layout, ownerUID: 1000)
         pool.add(try Self.mapping(), index: 2, layout: Self.layout, audience: [0, 65534])  // index 1 skipped (its seal failed)
         let count = pool.segmentCount, own = pool.segment(for: [1000]), both = pool.segment(for: [0, 65534]), none = pool.segment(for: [0])
         #expect(count == 3 && own == 0 && both == 2 && none == nil)

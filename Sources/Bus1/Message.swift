@@ -1,0 +1,69 @@
+import Bus1Core
+import CBus1Wire
+
+/// A received message: its payload is read in place from the sender's pool, mapped
+/// read-only. Dropping the message returns the slice to the sender.
+///
+/// Notifications come the same way, in the same order (by ticket), with an
+/// empty payload: see ``Kind``.
+public struct Message: ~Copyable {
+    /// What a message is.
+    public enum Kind: Sendable, Equatable {
+        /// Bytes (and perhaps an ``Attachment``) sent to ``Message/node``.
+        case data
+        /// The node this peer's handle ``Message/node`` names was destroyed
+        /// (``Message/sender``: its owner). Sends to it now fail with
+        /// ``Bus1Error/nodeDestroyed(_:)``; its owner drops those already ordered after.
+        case nodeDestroyed
+        /// No other peer holds a handle to this peer's node ``Message/node`` any
+        /// more (``Message/sender``: the peer that released the last one).
+        case nodeReleased
+    }
+
+    private let channel: InboundChannel
+    /// The slice to give back; `.max` for notifications.
+    let offset: UInt64
+    public let kind: Kind
+    /// The bus-wide ticket the sender took for this message.
+    public let ticket: UInt64
+    /// This peer's node the message was sent to (for ``Kind/nodeDestroyed``: this
+    /// peer's handle to the destroyed node).
+    public let node: Handle
+    /// The sending peer's id.
+    public let sender: UInt64
+    /// The payload, valid while the message lives. Honest limit of user space: a
+    /// hostile sender can still change these bytes while you read them.
+    public let payload: UnsafeRawBufferPointer
+    /// Handles and fds that came with it, if the sender attached any.
+    public let attachment: Attachment?
+
+    /// `payload`: where the descriptor's slice is mapped here.
+    init(channel: InboundChannel, descriptor: bus1_descriptor, payload: UnsafeRawPointer, attachment: Attachment? = nil) {
+        self.channel = channel
+        self.offset = descriptor.offset
+        self.kind = .data
+        self.ticket = descriptor.ticket
+        self.node = Handle(id: descriptor.node)
+        self.sender = channel.sender
+        self.payload = UnsafeRawBufferPointer(start: payload, count: Int(descriptor.length))
+        self.attachment = attachment
+    }
+
+    init(notification kind: Kind, channel: InboundChannel, descriptor: bus1_descriptor) {
+        self.channel = channel
+        self.offset = .max
+        self.kind = kind
+        self.ticket = descriptor.ticket
+        self.node = Handle(id: descriptor.node)
+        self.sender = descriptor.offset
+        self.payload = UnsafeRawBufferPointer(start: nil, count: 0)
+        self.attachment = nil
+    }
+
+    /// The handles that came with it (none if nothing was attached).
+    public var handles: [Handle] { attachment?.handles ?? [] }
+
+    deinit {
+        if offset != .max { channel.release(offset: offset) }
+    }
+}

@@ -1,0 +1,147 @@
+import Bus1Core
+import Bus1Linux
+import CBus1Wire
+import Glibc
+
+extension Peer {
+    // MARK: Nodes, names, handles
+
+    /// Creates a node owned by this peer; the returned handle names it.
+    public func createNode() throws(Bus1Error) -> Handle {
+        guard case .nodeCreated(let handle) = try request(.nodeCreate).message else { throw .protocolViolation("expected NODE_CREATED") }
+        handles[handle] = HandleTarget(node: handle, owner: id, ownerUID: pool.ownerUID, route: .own)
+        return Handle(id: handle)
+    }
+
+    /// Publishes one of this peer's nodes under `name` (1...255 bytes of UTF-8, no NUL).
+    public func publish(_ node: Handle, as name: String) throws(Bus1Error) {
+        try Self.checkName(name)
+        let reply = try request(.namePublish(handle: node.id, name: name)).message
+        guard reply == .ok else { throw .protocolViolation("expected OK") }
+    }
+
+    /// Looks a name up and returns this peer's handle to the node (the same handle
+    /// each time; the coordinator counts references).
+    public func lookup(_ name: String) throws(Bus1Error) -> Handle {
+        try Self.checkName(name)
+        var (reply, fds) = try request(.nameLookup(name: name))
+        defer { for fd in fds { close(fd) } }
+        guard case .handleGranted(let grant) = reply else { throw .protocolViolation("expected HANDLE_GRANTED") }
+        try install(grant, fds: &fds)
+        return Handle(id: grant.handle)
+    }
+
+    /// Records a handle the coordinator granted (by lookup or in an attachment),
+    /// mapping the channel to the node's owner if it is new (`fds`: its channel
+    /// and the owner's wake page, taken).
+    func install(_ grant: ControlMessage.HandleGrant, fds: inout [Int32]) throws(Bus1Error) {
+        if grant.owner == id {
+            handles[grant.handle] = HandleTarget(node: grant.node, owner: id, ownerUID: pool.ownerUID, route: .own)
+            return
+        }
+        let channel: OutboundChannel
+        if let existing = outbound[grant.channel] {
+            channel = existing  // fds that came along anyway close with the event
+        } else if grant.newChannel {
+            let channelFD = FileDescriptor(adopting: fds[0]), wakeFD = FileDescriptor(adopting: fds[1])
+            fds = []
+            channel = try openOutbound(grant, channelFD: channelFD, receiverWakeFD: wakeFD)
+        } else {
+            throw .protocolViolation("a handle grant names an unknown channel")
+        }
+        handles[grant.handle] = HandleTarget(node: grant.node, owner: grant.owner, ownerUID: grant.ownerUID, route: .open(channel))
+    }
+
+    /// ``lookup(_:)``, retrying every millisecond while the name is not published
+    /// yet, for up to `waitingUpToNanoseconds` (for peers that start together).
+    public func lookup(_ name: String, waitingUpToNanoseconds timeout: UInt64) throws(Bus1Error) -> Handle {
+        let deadline = monotonicNanoseconds() &+ timeout
+        while true {
+            do {
+                return try lookup(name)
+            } catch .refused(.nameUnknown) where monotonicNanoseconds() < deadline {
+                usleep(1000)
+            }
+        }
+    }
+
+    /// Drops one reference to a handle of another peer's node. A handle whose node
+    /// was destroyed is gone at the coordinator already: releasing it only forgets it.
+    public func release(_ handle: Handle) throws(Bus1Error) {
+        guard let target = handles[handle.id] else { throw .unknownHandle(handle) }
+        if target.isDestroyed && target.owner != id {
+            handles[handle.id] = nil
+            return
+        }
+        do {
+            _ = try request(.handleRelease(handle: handle.id))
+        } catch .refused(.handleUnknown) where target.owner != id {
+            handles[handle.id] = nil  // destroyed meanwhile; the notification is on its way
+        }
+    }
+
+    /// Destroys nodes of this peer, atomically (up to 32 at once): every holder
+    /// gets a ``Message/Kind/nodeDestroyed`` notification ordered with data, and
+    /// messages to these nodes ordered after the destruction are dropped. Returns
+    /// the destruction's ticket. Anyone but the owner is refused (`notOwner`).
+    @discardableResult
+    public func destroy(_ nodes: [Handle]) throws(Bus1Error) -> UInt64 {
+        guard nodes.count >= 1, nodes.count <= Int(BUS1_DESTROY_MAX) else { throw .batchTooLarge(nodes.count, maximum: Int(BUS1_DESTROY_MAX)) }
+        guard case .destroyed(let ticket) = try request(.nodeDestroy(handles: nodes.map(\.id))).message else {
+            throw .protocolViolation("expected DESTROYED")
+        }
+        for node in nodes {
+            destroyedNodes[node.id] = ticket
+            handles[node.id]?.isDestroyed = true
+        }
+        return ticket
+    }
+
+    /// Destroys every node of this peer and releases every handle it holds, in one
+    /// step (one ticket), and flushes its queue (its inbound channels close); what
+    /// it sent before is still delivered. The peer stays connected.
+    @discardableResult
+    public func reset() throws(Bus1Error) -> UInt64 {
+        guard case .destroyed(let ticket) = try request(.reset).message else { throw .protocolViolation("expected DESTROYED") }
+        for (handle, target) in handles {
+            if target.owner == id {
+                destroyedNodes[handle] = ticket
+                handles[handle]?.isDestroyed = true
+            } else {
+                handles[handle] = nil
+            }
+        }
+        return ticket
+    }
+
+    /// Gives back handles of attachments the library dropped (outside any request).
+    func flushPendingReleases() throws(Bus1Error) {
+        while let handle = pendingReleases.popLast() {
+            guard let target = handles[handle], !target.isDestroyed else { continue }
+            do { _ = try request(.handleRelease(handle: handle)) } catch .refused(.handleUnknown) {}
+        }
+    }
+
+    private static func checkName(_ name: String) throws(Bus1Error) {
+        guard !name.isEmpty, name.utf8.count <= Int(BUS1_NAME_MAX), !name.utf8.contains(0) else { throw .invalidName(name) }
+    }
+
+    func openOutbound(_ grant: ControlMessage.HandleGrant, channelFD: consuming FileDescriptor,
+                              receiverWakeFD: consuming FileDescriptor) throws(Bus1Error) -> OutboundChannel {
+        do {
+            let geometry = ChannelGeometry(capacity: Int(grant.capacity))
+            let memory = try ChannelMemory(try Mapping(channelFD, count: geometry.size, writable: true),
+                                           channel: grant.channel, capacity: Int(grant.capacity))
+            let wakeMapping = try Mapping(receiverWakeFD, count: Int(BUS1_PAGE_SIZE), writable: true)
+            let page = try WakePage(wakeMapping)
+            let channel = OutboundChannel(id: grant.channel, receiver: grant.owner, tag: channelTags.take(),
+                                          producer: SubmissionProducer(memory), receiverWakeMapping: wakeMapping, receiverWake: page)
+            outbound[grant.channel] = channel
+            return channel
+        } catch let error as LinuxError {
+            throw .system(error)
+        } catch {
+            throw .protocolViolation("\(error)")
+        }
+    }
+}

@@ -1,0 +1,219 @@
+import Bus1Core
+import Bus1Linux
+import CBus1Wire
+import Glibc
+import Synchronization
+
+extension Peer {
+    // MARK: Sending
+
+    /// Loans a slice of at least `byteCount` bytes of this peer's pool, readable
+    /// by peers of this peer's own uid (for peers of other uids:
+    /// ``loan(_:for:wait:timeoutNanoseconds:)``). With no `wait`, a full pool is
+    /// ``Bus1Error/wouldBlock(_:)``; with one, waits for receivers to release
+    /// slices (until `timeoutNanoseconds`, if given).
+    public func loan(_ byteCount: Int, wait: WaitMode? = nil, timeoutNanoseconds: UInt64? = nil) throws(Bus1Error) -> Loan {
+        try loan(byteCount, segment: 0, wait: wait, timeoutNanoseconds: timeoutNanoseconds)
+    }
+
+    /// A loan in pool segment `segment`.
+    func loan(_ byteCount: Int, segment: Int, wait: WaitMode?, timeoutNanoseconds: UInt64?) throws(Bus1Error) -> Loan {
+        guard byteCount >= 0, byteCount <= maximumPayload else { throw .payloadTooLarge(requested: byteCount, maximum: maximumPayload) }
+        if let offset = pool.allocate(byteCount, in: segment) { return Loan(pool: pool, offset: offset, count: byteCount) }
+        try reclaimCompleted()
+        if let offset = pool.allocate(byteCount, in: segment) { return Loan(pool: pool, offset: offset, count: byteCount) }
+        guard let mode = wait else { throw .wouldBlock(.poolExhausted(requested: byteCount)) }
+        var found: UInt64?
+        try waitUntil(mode: mode, timeoutNanoseconds: timeoutNanoseconds) { () throws(Bus1Error) -> Bool in
+            try self.reclaimCompleted()
+            found = self.pool.allocate(byteCount, in: segment)
+            return found != nil
+        }
+        return Loan(pool: pool, offset: found!, count: byteCount)
+    }
+
+    /// Sends a filled loan to the node `handle` names. Returns the loan back,
+    /// unsent, if the channel has no credit (the receiver holds `capacity`
+    /// messages); throws for everything else (the loan is then freed).
+    public func trySend(_ loan: consuming Loan, to handle: Handle) throws(Bus1Error) -> Loan? {
+        try serviceControl()
+        let (target, channel) = try sendTarget(handle)
+        try checkAudience(loan.offset, handle, target)
+        if try !hasCredit(channel) { return loan }
+        publish(loan, to: target, on: channel, flags: 0)
+        return nil
+    }
+
+    /// Whether `channel` has credit for `count` more descriptors, taking its
+    /// completions back first if it has not. Throws ``Bus1Error/channelClosed(peer:reason:)``
+    /// if taking them back closed it (its receiver corrupted the completion ring):
+    /// nothing may be published on a closed channel, or the slice would be sent
+    /// after the channel's slices were reclaimed, and never come back.
+    @inline(__always)
+    func hasCredit(_ channel: OutboundChannel, _ count: Int = 1) throws(Bus1Error) -> Bool {
+        if channel.producer.hasCredit(count) { return true }
+        try drain(channel)
+        if let reason = channel.closedReason { throw .channelClosed(peer: channel.receiver, reason: reason) }
+        return channel.producer.hasCredit(count)
+    }
+
+    /// Where a send to `handle` goes; throws for an unknown, own, destroyed or closed one.
+    @inline(__always)
+    func sendTarget(_ handle: Handle) throws(Bus1Error) -> (HandleTarget, OutboundChannel) {
+        guard let target = handles[handle.id] else { throw .unknownHandle(handle) }
+        return (target, try channel(of: target, handle))
+    }
+
+    /// The open channel a send to `target` takes; throws for an own, destroyed or closed one.
+    @inline(__always)
+    func channel(of target: HandleTarget, _ handle: Handle) throws(Bus1Error) -> OutboundChannel {
+        if case .own = target.route { throw .ownNode(handle) }
+        if target.isDestroyed { throw .nodeDestroyed(handle) }
+        switch target.route {
+        case .open(let channel):
+            if let reason = channel.closedReason { throw .channelClosed(peer: channel.receiver, reason: reason) }
+            return channel
+        case .closed(let peer, let reason): throw .channelClosed(peer: peer, reason: reason)
+        case .own: throw .ownNode(handle)
+        }
+    }
+
+    /// Throws unless the owner of `handle`'s node can read the slice at `offset`:
+    /// a payload never goes where its reader cannot map it, and never into a
+    /// segment readers of other uids share.
+    @inline(__always)
+    func checkAudience(_ offset: UInt64, _ handle: Handle, _ target: HandleTarget) throws(Bus1Error) {
+        guard pool.isReadable(offset, by: target.ownerUID) else { throw .notInAudience(handle, ownerUID: target.ownerUID) }
+    }
+
+    /// Publishes one filled loan on `channel` (which has credit), by the send
+    /// protocol (`Publisher`): ledger and descriptor between ticket and unstage.
+    @inline(__always)
+    private func publish(_ loan: consuming Loan, to target: HandleTarget, on channel: OutboundChannel, flags: UInt32) {
+        assert(channel.closedReason == nil, "publishing on a closed channel: its slice would never come back")
+        let (offset, count) = loan.detach()
+        let sent = publisher.send(on: CollectionOfOne(channel.lane)) { ticket in
+            pool.markSent(offset, channelTag: channel.tag, ticket: ticket, receiver: channel.receiver, length: count)
+            channel.producer.submit(bus1_descriptor(ticket: ticket, node: target.node, offset: offset, length: UInt32(count), flags: flags))
+        }
+        if let anomaly = sent.anomaly { noteClockAnomaly(anomaly) }
+        statistics.messagesSent += 1
+    }
+
+    /// Counts and reports one clock anomaly (a rewound, wrapped or jumped clock).
+    @inline(never)
+    func noteClockAnomaly(_ anomaly: ClockAnomaly) {
+        statistics.clockAnomalies += 1
+        events.append(.clockAnomaly(clock: anomaly.taken, issued: anomaly.issued))
+    }
+
+    /// Sends a filled loan to `handle` with handles and fds attached (up to 16
+    /// handles this peer holds, up to 4 fds; Unix sockets and the bus's own
+    /// memfds are refused with ``Refusal/descriptorRefused(_:)``). The receiver gets
+    /// its own handles (one reference each) and duplicates of the fds in
+    /// ``Message/attachment``; the caller keeps its fds. A handle whose node is
+    /// destroyed before the message's ticket arrives as ``Handle/invalid``.
+    /// Costs a coordinator round trip; the payload still travels zero-copy.
+    public func send(_ loan: consuming Loan, to handle: Handle, attaching passed: [Handle], fileDescriptors: [Int32] = [],
+                     wait: WaitMode? = nil, timeoutNanoseconds: UInt64? = nil) throws(Bus1Error) {
+        guard passed.count <= Int(BUS1_ATTACH_MAX_HANDLES), fileDescriptors.count <= Int(BUS1_MSG_MAX_FDS) else {
+            throw .attachmentTooLarge(handles: passed.count, fileDescriptors: fileDescriptors.count)
+        }
+        try serviceControl()
+        var (target, channel) = try sendTarget(handle)
+        try checkAudience(loan.offset, handle, target)
+        for handle in passed where handles[handle.id] == nil { throw .unknownHandle(handle) }
+        if try !hasCredit(channel) {
+            guard let mode = wait else { throw .wouldBlock(.ringFull(handle)) }
+            try awaitCredit(on: channel, mode: mode, timeoutNanoseconds: timeoutNanoseconds)
+        }
+        (target, channel) = try sendTarget(handle)  // closed while waiting?
+        _ = try request(.attach(destination: handle.id, handles: passed.map(\.id), fdCount: UInt32(fileDescriptors.count),
+                                sequence: channel.producer.nextIndex),
+                        fds: fileDescriptors)
+        (target, channel) = try sendTarget(handle)  // the request served events: still there?
+        publish(loan, to: target, on: channel, flags: BUS1_DESC_ATTACHMENT)
+    }
+
+    /// Sends one slice to every node in `destinations` (1...``PeerOptions/maximumMulticast``),
+    /// atomically: every destination gets it, under one ticket, or none does. A
+    /// destination without credit fails the whole send with
+    /// ``Bus1Error/wouldBlock(_:)`` naming it (or, with `wait`, waits until all have
+    /// credit); a closed or unknown one fails it with the matching error. The slice
+    /// returns to the pool when the last receiver releases it.
+    public func send(_ loan: consuming Loan, to destinations: [Handle], wait: WaitMode? = nil,
+                     timeoutNanoseconds: UInt64? = nil) throws(Bus1Error) {
+        guard destinations.count >= 1, destinations.count <= options.maximumMulticast else {
+            throw .badDestinationCount(destinations.count, maximum: options.maximumMulticast)
+        }
+        if destinations.count == 1 { return try send(loan, to: destinations[0], wait: wait, timeoutNanoseconds: timeoutNanoseconds) }
+        try serviceControl()
+        var targets: [(channel: OutboundChannel, node: UInt64)] = []
+        targets.reserveCapacity(destinations.count)
+        var channels: [OutboundChannel] = []  // distinct, with how many descriptors each needs
+        var needed: [Int] = []
+        for handle in destinations {
+            let (target, channel) = try sendTarget(handle)
+            try checkAudience(loan.offset, handle, target)
+            targets.append((channel, target.node))
+            if let i = channels.firstIndex(where: { $0 === channel }) { needed[i] += 1 } else { channels.append(channel); needed.append(1) }
+        }
+        /// The first destination that is closed or short of credit, after taking back completions.
+        func firstBlocked() throws(Bus1Error) -> Int? {
+            for (i, channel) in channels.enumerated() {
+                if let reason = channel.closedReason { throw .channelClosed(peer: channel.receiver, reason: reason) }
+                if try !hasCredit(channel, needed[i]) { return i }
+            }
+            return nil
+        }
+        if let blocked = try firstBlocked() {
+            let handle = destinations[targets.firstIndex { $0.channel === channels[blocked] }!]
+            guard let mode = wait else { throw .wouldBlock(.ringFull(handle)) }
+            try waitUntil(mode: mode, timeoutNanoseconds: timeoutNanoseconds) { () throws(Bus1Error) -> Bool in
+                try self.serviceControl()
+                return try firstBlocked() == nil
+            }
+        }
+        let (offset, count) = loan.detach()
+        lanes.removeAll(keepingCapacity: true)
+        for channel in channels { lanes.append(channel.lane) }
+        let sent = publisher.send(on: lanes) { ticket in
+            pool.markSent(offset, channelTags: targets.map { $0.channel.tag }, ticket: ticket, length: count)
+            for target in targets {
+                target.channel.producer.submit(bus1_descriptor(ticket: ticket, node: target.node, offset: offset, length: UInt32(count), flags: 0))
+            }
+        }
+        if let anomaly = sent.anomaly { noteClockAnomaly(anomaly) }
+        statistics.messagesSent += 1
+    }
+
+    /// Sends a filled loan to `handle`. A channel without credit is
+    /// ``Bus1Error/wouldBlock(_:)`` when `wait` is nil; otherwise waits for the
+    /// receiver to release messages (until `timeoutNanoseconds`, if given).
+    public func send(_ loan: consuming Loan, to handle: Handle, wait: WaitMode? = nil, timeoutNanoseconds: UInt64? = nil) throws(Bus1Error) {
+        guard let pending = try trySend(loan, to: handle) else { return }
+        guard let mode = wait else { throw .wouldBlock(.ringFull(handle)) }
+        try awaitCredit(on: handles[handle.id]!.channel!, mode: mode, timeoutNanoseconds: timeoutNanoseconds)
+        // Credit (or a close) arrived; one thread owns this peer, so it cannot vanish again.
+        if try trySend(pending, to: handle) != nil { preconditionFailure("credit vanished while waiting") }
+    }
+
+    /// Waits until `channel` has credit again (its receiver released messages) or closed.
+    private func awaitCredit(on channel: OutboundChannel, mode: WaitMode, timeoutNanoseconds: UInt64?) throws(Bus1Error) {
+        try waitUntil(mode: mode, timeoutNanoseconds: timeoutNanoseconds) { () throws(Bus1Error) -> Bool in
+            try self.serviceControl()
+            if channel.closedReason != nil { return true }
+            try self.drain(channel)
+            return channel.producer.hasCredit
+        }
+    }
+
+    /// Convenience: loans (readable by the node's owner), copies `bytes` in, sends.
+    /// (The zero-copy path is ``loan(_:for:wait:timeoutNanoseconds:)`` + writing in
+    /// place + ``send(_:to:wait:timeoutNanoseconds:)``.)
+    public func send(copying bytes: UnsafeRawBufferPointer, to handle: Handle, wait: WaitMode? = nil) throws(Bus1Error) {
+        let loan = try self.loan(bytes.count, for: handle, wait: wait)
+        if bytes.count > 0 { loan.bytes.baseAddress!.copyMemory(from: bytes.baseAddress!, byteCount: bytes.count) }
+        try send(loan, to: handle, wait: wait)
+    }
+}
