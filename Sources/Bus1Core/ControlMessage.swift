@@ -139,77 +139,100 @@ public enum ControlMessage: Sendable, Equatable {
 
     /// The datagram bytes.
     public func encode(requestID: UInt32) -> [UInt8] {
+        let framer = Framer(type: type, requestID: requestID)
+        return encodeRequest(framer) ?? encodeReply(framer)!
+    }
+
+    /// Frames a body under this message's header.
+    private struct Framer {
+        let type: UInt32
+        let requestID: UInt32
+        func callAsFunction<Body>(_ body: Body) -> [UInt8] { ControlMessage.frame(type, requestID, body) }
+    }
+
+    /// A request's bytes (peer to coordinator), or nil for a reply or event.
+    private func encodeRequest(_ frame: Framer) -> [UInt8]? {
         switch self {
         case .hello(let size, let capacity):
             var b = bus1_msg_hello(); b.pool_size = size; b.ring_capacity = capacity
-            return Self.frame(type, requestID, b)
+            return frame(b)
         case .poolMapped, .nodeCreate, .ok, .introspect, .reset:
-            return Self.frame(type, requestID, ())
+            return frame(())
         case .namePublish(let handle, let name):
-            return Self.frame(type, requestID, Self.nameBody(handle: handle, name: name))
+            return frame(Self.nameBody(handle: handle, name: name))
         case .nameLookup(let name):
-            return Self.frame(type, requestID, Self.nameBody(handle: 0, name: name))
+            return frame(Self.nameBody(handle: 0, name: name))
         case .handleRelease(let handle), .nodeCreated(let handle):
-            return Self.frame(type, requestID, bus1_msg_handle(handle: handle))
+            return frame(bus1_msg_handle(handle: handle))
         case .violation(let channel, let reason):
             var b = bus1_msg_violation(); b.channel_id = channel; b.kind = reason
-            return Self.frame(type, requestID, b)
+            return frame(b)
         case .channelClose(let channel), .orderingStall(let channel):
-            return Self.frame(type, requestID, bus1_msg_channel(channel_id: channel))
-        case .error(let code, let detail):
-            return Self.frame(type, requestID, bus1_msg_error(code: code, detail: detail))
+            return frame(bus1_msg_channel(channel_id: channel))
         case .getObjects(let first):
-            return Self.frame(type, requestID, bus1_msg_objects(first: first, count: 0))
-        case .objects(let first, let count):
-            return Self.frame(type, requestID, bus1_msg_objects(first: first, count: count))
-        case .snapshot(let size, let count):
-            return Self.frame(type, requestID, bus1_msg_snapshot(size: size, object_count: count, _reserved: 0))
-        case .welcome(let w):
-            var b = bus1_msg_welcome(); b.peer_id = w.peer; b.pool_size = w.poolSize; b.ring_capacity = w.ringCapacity; b.flags = w.flags
-            b.coordinator_ring = w.coordinatorRing; b.coordinator_ring_capacity = w.coordinatorRingCapacity
-            return Self.frame(type, requestID, b)
+            return frame(bus1_msg_objects(first: first, count: 0))
         case .nodeDestroy(let handles):
             var b = bus1_msg_node_destroy(); b.count = UInt32(handles.count)
             _ = withUnsafeMutableBytes(of: &b.handles) { $0.bindMemory(to: UInt64.self).update(fromContentsOf: handles.prefix(Int(BUS1_DESTROY_MAX))) }
-            return Self.frame(type, requestID, b)
+            return frame(b)
         case .attach(let destination, let handles, let fdCount, let sequence):
             var b = bus1_msg_attach(); b.destination = destination; b.handle_count = UInt32(handles.count); b.fd_count = fdCount
             b.sequence = sequence
             _ = withUnsafeMutableBytes(of: &b.handles) { $0.bindMemory(to: UInt64.self).update(fromContentsOf: handles.prefix(Int(BUS1_ATTACH_MAX_HANDLES))) }
-            return Self.frame(type, requestID, b)
-        case .attachment(let channel, let handles, let fdCount, let sequence):
-            var b = bus1_msg_attachment(); b.channel_id = channel; b.handle_count = UInt32(handles.count); b.fd_count = fdCount
-            b.sequence = sequence
-            _ = withUnsafeMutableBytes(of: &b.handles) { $0.bindMemory(to: UInt64.self).update(fromContentsOf: handles.prefix(Int(BUS1_ATTACH_MAX_HANDLES))) }
-            return Self.frame(type, requestID, b)
-        case .destroyed(let ticket):
-            return Self.frame(type, requestID, bus1_msg_ticket(ticket: ticket))
+            return frame(b)
         case .segmentOpen(let segment), .segmentGranted(let segment):
             var b = bus1_msg_segment(); b.owner = segment.owner; b.size = segment.size; b.index = segment.index
             let uids = segment.audience.prefix(Int(BUS1_SEGMENT_AUDIENCE_MAX))
             b.uid_count = UInt32(uids.count)
             _ = withUnsafeMutableBytes(of: &b.uids) { $0.bindMemory(to: UInt32.self).update(fromContentsOf: uids) }
-            return Self.frame(type, requestID, b)
+            return frame(b)
         case .segmentGet(let channel, let index):
             var b = bus1_msg_segment_ref(); b.channel_id = channel; b.index = index
-            return Self.frame(type, requestID, b)
+            return frame(b)
         case .segmentSeal(let index):
             var b = bus1_msg_segment_ref(); b.index = index
-            return Self.frame(type, requestID, b)
+            return frame(b)
+        case .channelClosed(let channel, let other, let reason):
+            var b = bus1_msg_channel_closed(); b.channel_id = channel; b.other_peer = other; b.reason = reason
+            return frame(b)
+        default:
+            return nil
+        }
+    }
+
+    /// A reply's or event's bytes (coordinator to peer), or nil for a request.
+    private func encodeReply(_ frame: Framer) -> [UInt8]? {
+        switch self {
+        case .error(let code, let detail):
+            return frame(bus1_msg_error(code: code, detail: detail))
+        case .objects(let first, let count):
+            return frame(bus1_msg_objects(first: first, count: count))
+        case .snapshot(let size, let count):
+            return frame(bus1_msg_snapshot(size: size, object_count: count, _reserved: 0))
+        case .welcome(let w):
+            var b = bus1_msg_welcome(); b.peer_id = w.peer; b.pool_size = w.poolSize; b.ring_capacity = w.ringCapacity; b.flags = w.flags
+            b.coordinator_ring = w.coordinatorRing; b.coordinator_ring_capacity = w.coordinatorRingCapacity
+            return frame(b)
+        case .attachment(let channel, let handles, let fdCount, let sequence):
+            var b = bus1_msg_attachment(); b.channel_id = channel; b.handle_count = UInt32(handles.count); b.fd_count = fdCount
+            b.sequence = sequence
+            _ = withUnsafeMutableBytes(of: &b.handles) { $0.bindMemory(to: UInt64.self).update(fromContentsOf: handles.prefix(Int(BUS1_ATTACH_MAX_HANDLES))) }
+            return frame(b)
+        case .destroyed(let ticket):
+            return frame(bus1_msg_ticket(ticket: ticket))
         case .handleGranted(let g), .handleArrived(let g):
             var b = bus1_msg_handle_granted()
             b.handle = g.handle; b.node = g.node; b.owner_peer = g.owner; b.channel_id = g.channel
             b.capacity = g.capacity; b.new_channel = g.newChannel ? 1 : 0; b.owner_uid = g.ownerUID
-            return Self.frame(type, requestID, b)
+            return frame(b)
         case .channelOpened(let o):
             var b = bus1_msg_channel_opened()
             b.channel_id = o.channel; b.sender_peer = o.sender; b.node = o.node; b.capacity = o.capacity
-            return Self.frame(type, requestID, b)
+            return frame(b)
         case .channelGrant(let channel, let node):
-            return Self.frame(type, requestID, bus1_msg_channel_grant(channel_id: channel, node: node))
-        case .channelClosed(let channel, let other, let reason):
-            var b = bus1_msg_channel_closed(); b.channel_id = channel; b.other_peer = other; b.reason = reason
-            return Self.frame(type, requestID, b)
+            return frame(bus1_msg_channel_grant(channel_id: channel, node: node))
+        default:
+            return nil
         }
     }
 
@@ -257,15 +280,37 @@ public enum ControlMessage: Sendable, Equatable {
         guard header.magic == BUS1_MAGIC_MESSAGE else { throw .badMagic(header.magic) }
         guard header.version == UInt16(BUS1_WIRE_VERSION) else { throw .versionMismatch(header.version) }
         guard Int(header.size) == bytes.count else { throw .sizeMismatch(declared: header.size, actual: bytes.count) }
-        let body = UnsafeRawBufferPointer(rebasing: bytes[headerSize...])
+        let body = Body(type: header.type, bytes: UnsafeRawBufferPointer(rebasing: bytes[headerSize...]))
+        let message: ControlMessage
+        if let request = try decodeRequest(body) {
+            message = request
+        } else if let reply = try decodeReply(body) {
+            message = reply
+        } else {
+            throw .unknownType(header.type)
+        }
+        guard descriptorCount == message.descriptorCount else {
+            throw .descriptorCount(type: header.type, expected: message.descriptorCount, actual: descriptorCount)
+        }
+        return (message, header.request_id)
+    }
 
+    /// A datagram's body, with the checks every message type shares.
+    private struct Body {
+        let type: UInt16
+        let bytes: UnsafeRawBufferPointer
+
+        /// The body as exactly one `T`.
         func load<T>(_: T.Type) throws(ProtocolError) -> T {
-            guard body.count == MemoryLayout<T>.size else { throw .bodySize(type: header.type, size: body.count) }
-            return body.loadUnaligned(as: T.self)
+            guard bytes.count == MemoryLayout<T>.size else { throw .bodySize(type: type, size: bytes.count) }
+            return bytes.loadUnaligned(as: T.self)
         }
+
         func empty() throws(ProtocolError) {
-            guard body.isEmpty else { throw .bodySize(type: header.type, size: body.count) }
+            guard bytes.isEmpty else { throw .bodySize(type: type, size: bytes.count) }
         }
+
+        /// A `bus1_msg_name` body: the handle and a checked name.
         func name() throws(ProtocolError) -> (UInt64, String) {
             let b = try load(bus1_msg_name.self)
             guard b.length >= 1, b.length <= BUS1_NAME_MAX else { throw .badName }
@@ -273,94 +318,102 @@ public enum ControlMessage: Sendable, Equatable {
             guard !raw.contains(0), let s = String(validating: raw, as: UTF8.self) else { throw .badName }
             return (b.handle, s)
         }
+    }
 
-        let message: ControlMessage
-        switch UInt32(header.type) {
+    /// A request (peer to coordinator), or nil for another type.
+    private static func decodeRequest(_ body: Body) throws(ProtocolError) -> ControlMessage? {
+        let type = UInt32(body.type)
+        switch type {
         case BUS1_MSG_HELLO.rawValue:
-            let b = try load(bus1_msg_hello.self)
-            message = .hello(poolSize: b.pool_size, ringCapacity: b.ring_capacity)
-        case BUS1_MSG_POOL_MAPPED.rawValue: try empty(); message = .poolMapped
-        case BUS1_MSG_NODE_CREATE.rawValue: try empty(); message = .nodeCreate
+            let b = try body.load(bus1_msg_hello.self)
+            return .hello(poolSize: b.pool_size, ringCapacity: b.ring_capacity)
+        case BUS1_MSG_POOL_MAPPED.rawValue: try body.empty(); return .poolMapped
+        case BUS1_MSG_NODE_CREATE.rawValue: try body.empty(); return .nodeCreate
         case BUS1_MSG_NAME_PUBLISH.rawValue:
-            let (handle, s) = try name(); message = .namePublish(handle: handle, name: s)
+            let (handle, s) = try body.name(); return .namePublish(handle: handle, name: s)
         case BUS1_MSG_NAME_LOOKUP.rawValue:
-            let (_, s) = try name(); message = .nameLookup(name: s)
-        case BUS1_MSG_HANDLE_RELEASE.rawValue: message = .handleRelease(handle: try load(bus1_msg_handle.self).handle)
+            let (_, s) = try body.name(); return .nameLookup(name: s)
+        case BUS1_MSG_HANDLE_RELEASE.rawValue: return .handleRelease(handle: try body.load(bus1_msg_handle.self).handle)
         case BUS1_MSG_VIOLATION.rawValue:
-            let b = try load(bus1_msg_violation.self); message = .violation(channel: b.channel_id, reason: b.kind)
-        case BUS1_MSG_CHANNEL_CLOSE.rawValue: message = .channelClose(channel: try load(bus1_msg_channel.self).channel_id)
-        case BUS1_MSG_ORDERING_STALL.rawValue: message = .orderingStall(channel: try load(bus1_msg_channel.self).channel_id)
-        case BUS1_MSG_INTROSPECT.rawValue: try empty(); message = .introspect
+            let b = try body.load(bus1_msg_violation.self); return .violation(channel: b.channel_id, reason: b.kind)
+        case BUS1_MSG_CHANNEL_CLOSE.rawValue: return .channelClose(channel: try body.load(bus1_msg_channel.self).channel_id)
+        case BUS1_MSG_ORDERING_STALL.rawValue: return .orderingStall(channel: try body.load(bus1_msg_channel.self).channel_id)
+        case BUS1_MSG_INTROSPECT.rawValue: try body.empty(); return .introspect
         case BUS1_MSG_GET_OBJECTS.rawValue:
-            let b = try load(bus1_msg_objects.self)
+            let b = try body.load(bus1_msg_objects.self)
             guard b.count == 0 else { throw .badField("count") }
-            message = .getObjects(first: b.first)
+            return .getObjects(first: b.first)
         case BUS1_MSG_NODE_DESTROY.rawValue:
-            let b = try load(bus1_msg_node_destroy.self)
+            let b = try body.load(bus1_msg_node_destroy.self)
             guard b.count >= 1, b.count <= BUS1_DESTROY_MAX else { throw .badField("count") }
-            message = .nodeDestroy(handles: Self.ids(b.handles, count: b.count))
+            return .nodeDestroy(handles: Self.ids(b.handles, count: b.count))
         case BUS1_MSG_ATTACH.rawValue:
-            let b = try load(bus1_msg_attach.self)
+            let b = try body.load(bus1_msg_attach.self)
             guard b.handle_count <= BUS1_ATTACH_MAX_HANDLES else { throw .badField("handle_count") }
             guard b.fd_count <= BUS1_MSG_MAX_FDS else { throw .badField("fd_count") }
-            message = .attach(destination: b.destination, handles: Self.ids(b.handles, count: b.handle_count), fdCount: b.fd_count,
+            return .attach(destination: b.destination, handles: Self.ids(b.handles, count: b.handle_count), fdCount: b.fd_count,
                               sequence: b.sequence)
-        case BUS1_MSG_ATTACHMENT.rawValue:
-            let b = try load(bus1_msg_attachment.self)
-            guard b.handle_count <= BUS1_ATTACH_MAX_HANDLES else { throw .badField("handle_count") }
-            guard b.fd_count <= BUS1_MSG_MAX_FDS else { throw .badField("fd_count") }
-            message = .attachment(channel: b.channel_id, handles: Self.ids(b.handles, count: b.handle_count), fdCount: b.fd_count,
-                                  sequence: b.sequence)
-        case BUS1_MSG_RESET.rawValue: try empty(); message = .reset
+        case BUS1_MSG_RESET.rawValue: try body.empty(); return .reset
         case BUS1_MSG_SEGMENT_OPEN.rawValue, BUS1_MSG_SEGMENT_GRANTED.rawValue:
-            let b = try load(bus1_msg_segment.self)
+            let b = try body.load(bus1_msg_segment.self)
             guard b.uid_count >= 1, b.uid_count <= BUS1_SEGMENT_AUDIENCE_MAX else { throw .badField("uid_count") }
             let audience = withUnsafeBytes(of: b.uids) { Array($0.bindMemory(to: UInt32.self).prefix(Int(b.uid_count))) }
             guard zip(audience, audience.dropFirst()).allSatisfy({ $0 < $1 }) else { throw .badField("uids") }
             let segment = Segment(owner: b.owner, size: b.size, index: b.index, audience: audience)
-            message = UInt32(header.type) == BUS1_MSG_SEGMENT_OPEN.rawValue ? .segmentOpen(segment) : .segmentGranted(segment)
+            return type == BUS1_MSG_SEGMENT_OPEN.rawValue ? .segmentOpen(segment) : .segmentGranted(segment)
         case BUS1_MSG_SEGMENT_GET.rawValue:
-            let b = try load(bus1_msg_segment_ref.self); message = .segmentGet(channel: b.channel_id, index: b.index)
+            let b = try body.load(bus1_msg_segment_ref.self); return .segmentGet(channel: b.channel_id, index: b.index)
         case BUS1_MSG_SEGMENT_SEAL.rawValue:
-            let b = try load(bus1_msg_segment_ref.self)
+            let b = try body.load(bus1_msg_segment_ref.self)
             guard b.channel_id == 0 else { throw .badField("channel_id") }
-            message = .segmentSeal(index: b.index)
-        case BUS1_MSG_DESTROYED.rawValue: message = .destroyed(ticket: try load(bus1_msg_ticket.self).ticket)
+            return .segmentSeal(index: b.index)
+        case BUS1_MSG_NODE_CREATED.rawValue: return .nodeCreated(handle: try body.load(bus1_msg_handle.self).handle)
+        default:
+            return nil
+        }
+    }
+
+    /// A reply or event (coordinator to peer), or nil for another type.
+    private static func decodeReply(_ body: Body) throws(ProtocolError) -> ControlMessage? {
+        let type = UInt32(body.type)
+        switch type {
+        case BUS1_MSG_ATTACHMENT.rawValue:
+            let b = try body.load(bus1_msg_attachment.self)
+            guard b.handle_count <= BUS1_ATTACH_MAX_HANDLES else { throw .badField("handle_count") }
+            guard b.fd_count <= BUS1_MSG_MAX_FDS else { throw .badField("fd_count") }
+            return .attachment(channel: b.channel_id, handles: Self.ids(b.handles, count: b.handle_count), fdCount: b.fd_count,
+                                  sequence: b.sequence)
+        case BUS1_MSG_DESTROYED.rawValue: return .destroyed(ticket: try body.load(bus1_msg_ticket.self).ticket)
         case BUS1_MSG_SNAPSHOT.rawValue:
-            let b = try load(bus1_msg_snapshot.self); message = .snapshot(size: b.size, objectCount: b.object_count)
+            let b = try body.load(bus1_msg_snapshot.self); return .snapshot(size: b.size, objectCount: b.object_count)
         case BUS1_MSG_OBJECTS.rawValue:
-            let b = try load(bus1_msg_objects.self)
+            let b = try body.load(bus1_msg_objects.self)
             guard b.count <= BUS1_MSG_MAX_FDS else { throw .badField("count") }
-            message = .objects(first: b.first, count: b.count)
-        case BUS1_MSG_OK.rawValue: try empty(); message = .ok
+            return .objects(first: b.first, count: b.count)
+        case BUS1_MSG_OK.rawValue: try body.empty(); return .ok
         case BUS1_MSG_ERROR.rawValue:
-            let b = try load(bus1_msg_error.self); message = .error(code: b.code, detail: b.detail)
+            let b = try body.load(bus1_msg_error.self); return .error(code: b.code, detail: b.detail)
         case BUS1_MSG_WELCOME.rawValue:
-            let b = try load(bus1_msg_welcome.self)
-            message = .welcome(Welcome(peer: b.peer_id, poolSize: b.pool_size, ringCapacity: b.ring_capacity, flags: b.flags,
+            let b = try body.load(bus1_msg_welcome.self)
+            return .welcome(Welcome(peer: b.peer_id, poolSize: b.pool_size, ringCapacity: b.ring_capacity, flags: b.flags,
                                        coordinatorRing: b.coordinator_ring, coordinatorRingCapacity: b.coordinator_ring_capacity))
-        case BUS1_MSG_NODE_CREATED.rawValue: message = .nodeCreated(handle: try load(bus1_msg_handle.self).handle)
         case BUS1_MSG_HANDLE_GRANTED.rawValue, BUS1_MSG_HANDLE_ARRIVED.rawValue:
-            let b = try load(bus1_msg_handle_granted.self)
+            let b = try body.load(bus1_msg_handle_granted.self)
             guard b.new_channel <= 1 else { throw .badField("new_channel") }
             let grant = HandleGrant(handle: b.handle, node: b.node, owner: b.owner_peer, channel: b.channel_id,
                                     capacity: b.capacity, newChannel: b.new_channel == 1, ownerUID: b.owner_uid)
-            message = UInt32(header.type) == BUS1_MSG_HANDLE_GRANTED.rawValue ? .handleGranted(grant) : .handleArrived(grant)
+            return type == BUS1_MSG_HANDLE_GRANTED.rawValue ? .handleGranted(grant) : .handleArrived(grant)
         case BUS1_MSG_CHANNEL_OPENED.rawValue:
-            let b = try load(bus1_msg_channel_opened.self)
-            message = .channelOpened(ChannelOpening(channel: b.channel_id, sender: b.sender_peer, node: b.node, capacity: b.capacity))
+            let b = try body.load(bus1_msg_channel_opened.self)
+            return .channelOpened(ChannelOpening(channel: b.channel_id, sender: b.sender_peer, node: b.node, capacity: b.capacity))
         case BUS1_MSG_CHANNEL_GRANT.rawValue:
-            let b = try load(bus1_msg_channel_grant.self); message = .channelGrant(channel: b.channel_id, node: b.node)
+            let b = try body.load(bus1_msg_channel_grant.self); return .channelGrant(channel: b.channel_id, node: b.node)
         case BUS1_MSG_CHANNEL_CLOSED.rawValue:
-            let b = try load(bus1_msg_channel_closed.self)
-            message = .channelClosed(channel: b.channel_id, otherPeer: b.other_peer, reason: b.reason)
+            let b = try body.load(bus1_msg_channel_closed.self)
+            return .channelClosed(channel: b.channel_id, otherPeer: b.other_peer, reason: b.reason)
         default:
-            throw .unknownType(header.type)
+            return nil
         }
-        guard descriptorCount == message.descriptorCount else {
-            throw .descriptorCount(type: header.type, expected: message.descriptorCount, actual: descriptorCount)
-        }
-        return (message, header.request_id)
     }
 }
 
