@@ -16,6 +16,29 @@ public enum WaitMode: Sendable, Equatable, CustomStringConvertible {
     /// Spin 20 µs, then park.
     public static let `default` = WaitMode.spinThenPark(spinNanoseconds: 20_000)
 
+    /// The wait modes by the names tools take on their command lines: "busy"
+    /// (``busyPoll``), "spin" (``default``: spin, then park) and "park".
+    public static let argumentNames = ["busy", "spin", "park"]
+
+    /// The wait mode a command line names (see ``argumentNames``); nil for another word.
+    public init?(argument: String) {
+        switch argument {
+        case "busy": self = .busyPoll
+        case "spin": self = .default
+        case "park": self = .park
+        default: return nil
+        }
+    }
+
+    /// This mode's command-line name (any spin-then-park is "spin").
+    public var argument: String {
+        switch self {
+        case .busyPoll: "busy"
+        case .park: "park"
+        case .spinThenPark: "spin"
+        }
+    }
+
     public var description: String {
         switch self {
         case .busyPoll: "busy-poll"

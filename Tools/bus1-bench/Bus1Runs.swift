@@ -10,13 +10,8 @@ struct Bus1Mode: Hashable {
 
     static let all = ["busy", "spin", "park-io_uring", "park-futex"]
 
-    var waitMode: WaitMode {
-        switch name {
-        case "busy": .busyPoll
-        case "spin": .default
-        default: .park
-        }
-    }
+    /// "busy", "spin", or "park" (with the mechanism after the dash).
+    var waitMode: WaitMode { WaitMode(argument: String(name.prefix { $0 != "-" })) ?? .park }
 
     var parkBackend: ParkBackend {
         switch name {

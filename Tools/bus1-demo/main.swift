@@ -35,10 +35,10 @@ struct Demo: ParsableCommand {
     var size: Int = 64
 
     @Option(help: "Wait mode: busy, park or spin (spin-then-park).")
-    var mode: String = "spin"
+    var mode: WaitMode = .default
 
     @Option(help: "Bus ordering of the embedded coordinator: global (causal order across all senders, the default) or fifo.")
-    var ordering: String?
+    var ordering: BusOrdering?
 
     @Option(help: "Use the bus at this socket instead of an embedded coordinator.")
     var address: String?
@@ -48,9 +48,7 @@ struct Demo: ParsableCommand {
 
     /// Refuses nonsense at start, before a coordinator or a consumer is started.
     func validate() throws {
-        guard ["busy", "park", "spin"].contains(mode) else { throw ValidationError("--mode must be busy, park or spin") }
-        if let ordering {
-            guard ["global", "fifo"].contains(ordering) else { throw ValidationError("--ordering must be global or fifo") }
+        if ordering != nil {
             guard address == nil else { throw ValidationError("--ordering sets the embedded coordinator's; a bus1d at --address has its own") }
         }
         guard (2...Self.maximumSize).contains(size) else {
@@ -62,14 +60,6 @@ struct Demo: ParsableCommand {
         if address?.isEmpty == true { throw ValidationError("--address: a socket path, not an empty string") }
         guard ["producer", "consumer"].contains(role), role == "producer" || address != nil else {
             throw ValidationError("--role: producer, or consumer with --address")
-        }
-    }
-
-    var waitMode: WaitMode {
-        switch mode {
-        case "busy": .busyPoll
-        case "park": .park
-        default: .default
         }
     }
 
@@ -86,7 +76,7 @@ struct Demo: ParsableCommand {
         if let address {
             busAddress = address
         } else {
-            let bus = try EmbeddedCoordinator.onPrivateSocket(named: "demo") { $0.ordering = ordering == "fifo" ? .fifo : .global }
+            let bus = try EmbeddedCoordinator.onPrivateSocket(named: "demo") { [ordering] in $0.ordering = ordering ?? .global }
             embedded = bus
             busAddress = bus.address
         }
@@ -99,7 +89,7 @@ struct Demo: ParsableCommand {
 
     func connect(_ address: String) throws -> Peer {
         var options = PeerOptions(address: address)
-        options.waitMode = waitMode
+        options.waitMode = mode
         return try Peer.connect(options: options)
     }
 
@@ -114,7 +104,7 @@ struct Demo: ParsableCommand {
     }
 
     func produce(address: String, embedded: Bool) throws {
-        let size = self.size, waitMode = self.waitMode, messages = self.messages, roundTrips = self.roundTrips
+        let size = self.size, waitMode = self.mode, messages = self.messages, roundTrips = self.roundTrips
         func send(_ peer: Peer, _ kind: Kind, to handle: Handle) throws {
             try Self.send(peer, kind, to: handle, size: size, wait: waitMode)
         }
@@ -126,7 +116,7 @@ struct Demo: ParsableCommand {
         let consumer = try peer.lookup("bus1-demo.consumer.\(child)", waitingUpToNanoseconds: 20_000_000_000)
 
         print("Bus1 demo: producer (pid \(getpid())) -> consumer (pid \(child)), \(size)-byte payloads, wait mode \(waitMode), "
-              + "ordering \(peer.ordering == .global ? "global" : "fifo")")
+              + "ordering \(peer.ordering.rawValue)")
         print("  coordinator: \(embedded ? "embedded" : "bus1d at \(address)"); parking: \(peer.parkMechanism)"
               + (peer.parkFallbackReason.map { " (\($0))" } ?? ""))
 
@@ -166,7 +156,7 @@ struct Demo: ParsableCommand {
     }
 
     func spawnConsumer(address: String, producerName: String) throws -> pid_t {
-        let arguments: [String] = ["--role", "consumer", "--address", address, "--size", "\(size)", "--mode", mode,
+        let arguments: [String] = ["--role", "consumer", "--address", address, "--size", "\(size)", "--mode", mode.argument,
                                    "--messages", "\(messages)", "--round-trips", "\(roundTrips)"]
         return try spawnProcess("/proc/self/exe", arguments)
     }
@@ -174,7 +164,7 @@ struct Demo: ParsableCommand {
     /// The consumer: reads the first and last byte of every payload in place,
     /// answers pings, releases everything.
     func consume() throws {
-        let size = self.size, waitMode = self.waitMode
+        let size = self.size, waitMode = self.mode
         func send(_ peer: Peer, _ kind: Kind, to handle: Handle) throws {
             try Self.send(peer, kind, to: handle, size: size, wait: waitMode)
         }
@@ -207,3 +197,9 @@ func fixed(_ x: Double, _ digits: Int) -> String {
     while fractionText.count < digits { fractionText = "0" + fractionText }
     return (x < 0 ? "-" : "") + String(whole) + (digits > 0 ? "." + fractionText : "")
 }
+
+/// `--mode` takes the wait modes by their command-line names (`WaitMode.argumentNames`).
+extension WaitMode: ExpressibleByArgument {
+    public var defaultValueDescription: String { argument }
+}
+extension BusOrdering: ExpressibleByArgument {}

@@ -26,8 +26,8 @@ struct OrderCheck: ParsableCommand {
     @Option(help: "Sender processes.") var senders: Int = 4
     @Option(help: "Receiver processes.") var receivers: Int = 4
     @Option(help: "Messages in total (split between the senders).") var messages: Int = 100_000
-    @Option(help: "Wait mode: busy, park or spin.") var mode: String = "spin"
-    @Option(help: "Bus ordering: global or fifo (fifo must show violations).") var ordering: String = "global"
+    @Option(help: "Wait mode: busy, park or spin.") var mode: WaitMode = .default
+    @Option(help: "Bus ordering: global or fifo (fifo must show violations).") var ordering: BusOrdering = .global
     @Option(help: "Percentage of sends that are multicasts.") var multicastPercent: Int = 30
     @Option(help: "Receiver stall timeout in ms (a descheduled sender is not a dead one).") var stallTimeoutMs: Int = 5000
     @Option(help: "Random seed.") var seed: UInt64 = 1
@@ -43,8 +43,6 @@ struct OrderCheck: ParsableCommand {
         guard messages >= 1, messages / senders < Int(Self.stopSeq) else {
             throw ValidationError("--messages: 1 ... \(Int(Self.stopSeq) - 1) per sender")
         }
-        guard ["busy", "park", "spin"].contains(mode) else { throw ValidationError("--mode: busy, park or spin") }
-        guard ["global", "fifo"].contains(ordering) else { throw ValidationError("--ordering: global or fifo") }
         guard (0...100).contains(multicastPercent) else { throw ValidationError("--multicast-percent: 0 ... 100") }
         guard (1...3_600_000).contains(stallTimeoutMs) else { throw ValidationError("--stall-timeout-ms: 1 ... 3600000 (one hour)") }
         switch role {
@@ -66,11 +64,9 @@ struct OrderCheck: ParsableCommand {
         }
     }
 
-    var waitMode: WaitMode { mode == "busy" ? .busyPoll : mode == "park" ? .park : .default }
-
     func connect() throws -> Peer {
         var options = PeerOptions(address: address)
-        options.waitMode = waitMode
+        options.waitMode = mode
         options.orderingStallTimeoutNanoseconds = UInt64(stallTimeoutMs) * 1_000_000
         return try Peer.connect(options: options)
     }
@@ -123,9 +119,9 @@ struct OrderCheck: ParsableCommand {
     }
 
     func send(_ peer: Peer, _ words: [UInt32], to destinations: [Handle]) throws {
-        let loan = try peer.loan(16, for: destinations, wait: waitMode)
+        let loan = try peer.loan(16, for: destinations, wait: mode)
         for (i, w) in words.enumerated() { loan.bytes.storeBytes(of: w, toByteOffset: i * 4, as: UInt32.self) }
-        try peer.send(loan, to: destinations, wait: waitMode)
+        try peer.send(loan, to: destinations, wait: mode)
     }
 
     // MARK: Receiver
@@ -170,7 +166,7 @@ struct OrderCheck: ParsableCommand {
             handler.logLevel = .error
             return handler
         }
-        let bus = try EmbeddedCoordinator.onPrivateSocket(named: "order") { $0.ordering = ordering == "fifo" ? .fifo : .global }
+        let bus = try EmbeddedCoordinator.onPrivateSocket(named: "order") { [ordering] in $0.ordering = ordering }
         defer { bus.stop() }
         var template = Array("/tmp/bus1-order-logs-XXXXXX".utf8CString)
         guard mkdtemp(&template) != nil else { throw LinuxError("mkdtemp", code: errno) }
@@ -180,7 +176,7 @@ struct OrderCheck: ParsableCommand {
             rmdir(logs)
         }
         let common = ["--address", bus.address, "--senders", "\(senders)", "--receivers", "\(receivers)", "--messages", "\(messages)",
-                      "--mode", mode, "--multicast-percent", "\(multicastPercent)", "--stall-timeout-ms", "\(stallTimeoutMs)",
+                      "--mode", mode.argument, "--multicast-percent", "\(multicastPercent)", "--stall-timeout-ms", "\(stallTimeoutMs)",
                       "--seed", "\(seed)", "--log-directory", logs]
         let started = monotonicNanoseconds()
         var children: [pid_t] = []
@@ -234,7 +230,7 @@ struct OrderCheck: ParsableCommand {
         }
         let result = Verifier.verify(logsByReceiver)
         print("bus1-order-check: \(senders) senders, \(receivers) receivers, \(messages) sends (\(multicastPercent)% multicast), "
-              + "ordering \(ordering), mode \(mode), seed \(seed), \(Int(elapsed * 1000)) ms")
+              + "ordering \(ordering.rawValue), mode \(mode.argument), seed \(seed), \(Int(elapsed * 1000)) ms")
         print("  deliveries checked: \(result.deliveries); receiver pairs compared: \(result.pairs); ordering stalls: \(stalls)")
         print("  violations: fifo \(result.fifo), common-order \(result.commonOrder), causality \(result.causality)")
         if result.total > 0 { throw ExitCode(1) }
@@ -301,3 +297,9 @@ struct SplitMix: RandomNumberGenerator {
         return z ^ (z >> 31)
     }
 }
+
+/// `--mode` takes the wait modes by their command-line names (`WaitMode.argumentNames`).
+extension WaitMode: ExpressibleByArgument {
+    public var defaultValueDescription: String { argument }
+}
+extension BusOrdering: ExpressibleByArgument {}
