@@ -32,12 +32,15 @@ let package = Package(
     targets: [
         // The layout header: owns every shared byte and every control-socket message.
         .target(name: "CBus1Wire"),
+        // The control protocol in Swift: the one codec of control datagrams, shared by
+        // the runtime, the coordinator and shm-inspect.
+        .target(name: "Bus1Wire", dependencies: ["CBus1Wire"], swiftSettings: strict),
         // C shim for what Swift cannot import from glibc/liburing (GNU names, macros, varargs).
         .target(name: "CBus1Linux", linkerSettings: [.linkedLibrary("uring")]),
         // Typed Swift platform layer: memfd, mappings, futex, io_uring, sockets, pidfd.
         .target(name: "Bus1Linux", dependencies: ["CBus1Linux"], swiftSettings: strict),
         // Shared-memory building blocks: validated views of the wire, rings, pool allocator.
-        .target(name: "Bus1Core", dependencies: ["CBus1Wire", "Bus1Linux"], swiftSettings: strict),
+        .target(name: "Bus1Core", dependencies: ["CBus1Wire", "Bus1Wire", "Bus1Linux"], swiftSettings: strict),
         // The public client library. Never links the coordinator.
         .target(name: "Bus1", dependencies: ["Bus1Core", "Bus1Linux", "CBus1Wire"], swiftSettings: strict),
         // The coordinator as a library: bus1d, and the embedded coordinator of tests and demos.
@@ -68,10 +71,10 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Histogram", package: "hdrhistogram-swift")],
             path: "Tools/bus1-bench", swiftSettings: strict),
-        // Reads a live bus through the wire header and the platform layer only, never
-        // the runtime, so it can still decode a corrupt or mismatched segment.
+        // Reads a live bus through the wire header, the control codec and the platform
+        // layer only, never the runtime, so it can still decode a corrupt or mismatched segment.
         .executableTarget(
-            name: "shm-inspect", dependencies: ["CBus1Wire", "Bus1Linux",
+            name: "shm-inspect", dependencies: ["CBus1Wire", "Bus1Wire", "Bus1Linux",
                 .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Tools/shm-inspect", swiftSettings: strict),
 
