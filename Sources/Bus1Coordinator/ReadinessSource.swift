@@ -3,8 +3,9 @@ import Glibc
 
 /// Readiness notification for the coordinator's loop: "tell me when this fd has
 /// input or hung up" (or, `writable`, "has room to send"). A token fires once,
-/// then is disarmed until watched again, in
-/// both implementations, so the loop's logic does not depend on the backend.
+/// then is disarmed until watched again, in both implementations
+/// (``IOURingReadiness``, ``PollReadiness``), so the loop's logic does not depend
+/// on the backend; EventBackendConformanceTests runs the same checks over each.
 protocol ReadinessSource: AnyObject {
     var mechanism: String { get }
     /// Arms `token` for `fd`. Tokens are never reused for another fd.
