@@ -123,8 +123,8 @@ struct BusSnapshot {
     }
 
     /// `header` and the rows written into a memfd sealed against every change.
-    func write(_ header: bus1_snapshot_header, using objects: SharedObjectFactory) throws(LinuxError) -> FileDescriptor {
-        try objects.makeImmutable("bus1-snapshot", size: Int(header.size)) { mapping in
+    func write(_ header: bus1_snapshot_header, using factory: SharedObjectFactory) throws(LinuxError) -> FileDescriptor {
+        try factory.makeImmutable("bus1-snapshot", size: Int(header.size)) { mapping in
             let base = mapping.base
             base.storeBytes(of: header, as: bus1_snapshot_header.self)
             func write<Row>(_ rows: [Row], at offset: UInt64) {

@@ -12,13 +12,13 @@ import CBus1Wire
 /// the sender's reply waits for them (``ControlOutbox/dispatch(_:to:requestID:)``).
 final class ChannelBroker {
     private let tables: BusTables
-    private let objects: SharedObjectFactory
+    private let sharedObjects: SharedObjectFactory
     private let outbox: ControlOutbox
     private let configuration: CoordinatorConfiguration
 
-    init(tables: BusTables, objects: SharedObjectFactory, outbox: ControlOutbox, configuration: CoordinatorConfiguration) {
+    init(tables: BusTables, sharedObjects: SharedObjectFactory, outbox: ControlOutbox, configuration: CoordinatorConfiguration) {
         self.tables = tables
-        self.objects = objects
+        self.sharedObjects = sharedObjects
         self.outbox = outbox
         self.configuration = configuration
     }
@@ -45,7 +45,7 @@ final class ChannelBroker {
         let id = tables.nextChannelID()
         let geometry = ChannelGeometry(capacity: receiver.ringCapacity)
         let object = try RequestError.passingErrno { () throws(LinuxError) in
-            try objects.makeChannel("bus1-channel-\(id)", geometry: geometry, channel: id, sender: sender.id, receiver: receiver.id)
+            try sharedObjects.makeChannel("bus1-channel-\(id)", geometry: geometry, channel: id, sender: sender.id, receiver: receiver.id)
         }
         let record = ChannelRecord(id: id, sender: sender.id, receiver: receiver.id, capacity: geometry.capacity,
                                    memory: object.memory, chargedTo: payer, mapping: object.mapping)

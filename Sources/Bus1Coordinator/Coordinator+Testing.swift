@@ -9,6 +9,6 @@ extension Coordinator {
     /// it; once. What needed the object is refused with `BUS1_ERR_INTERNAL` and
     /// that errno. Safe from any thread while the loop runs.
     public func failSharedObject(skipping: Int = 0, at step: SharedObjectStep, errno: Int32) {
-        objects.failNext(skipping: skipping, at: step, errno: errno)
+        sharedObjects.failNext(skipping: skipping, at: step, errno: errno)
     }
 }

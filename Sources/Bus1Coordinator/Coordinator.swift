@@ -29,7 +29,7 @@ public final class Coordinator: @unchecked Sendable {
     let readiness: any ReadinessSource
     let stopPipe: (read: Int32, write: Int32)
     /// Makes every shared object (and, for tests, fails one on request).
-    let objects = SharedObjectFactory()
+    let sharedObjects = SharedObjectFactory()
     /// The bus clock's memfd (every peer gets it) and the coordinator's mapping of it.
     let clockObject: SharedObject
     /// The bus clock: notifications take their tickets here like any send.
@@ -109,7 +109,7 @@ public final class Coordinator: @unchecked Sendable {
             let fds = try ChildDescriptors.pipe()
             for fd in [fds.read, fds.write] { _ = fcntl(fd, F_SETFL, O_NONBLOCK) }
             stopPipe = fds
-            clockObject = try objects.makePage("bus1-clock") { ClockPage.initialize($0) }
+            clockObject = try sharedObjects.makePage("bus1-clock") { ClockPage.initialize($0) }
         } catch {
             throw .system(error)
         }
@@ -123,7 +123,7 @@ public final class Coordinator: @unchecked Sendable {
                                         counters: counters, configuration: configuration, logger: logger)
         outbox = ControlOutbox(tables: tables, readiness: readiness, configuration: configuration, logger: logger,
                                counters: counters, timers: timers)
-        channelBroker = ChannelBroker(tables: tables, objects: objects, outbox: outbox, configuration: configuration)
+        channelBroker = ChannelBroker(tables: tables, sharedObjects: sharedObjects, outbox: outbox, configuration: configuration)
         // The parts remove a failing peer through the coordinator, which owns removal
         // (it touches every part); unowned: the coordinator owns them.
         admission.removePeer = { [unowned self] id, reason in removePeer(id, reason: reason) }

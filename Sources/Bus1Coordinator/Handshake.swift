@@ -49,7 +49,7 @@ extension Coordinator {
     /// coordinator's view of it.
     private func makeWakePage(for peer: PeerRecord) throws(RequestError) -> PeerMemory {
         let object = try RequestError.passingErrno { () throws(LinuxError) in
-            try objects.makePage("bus1-wake-\(peer.id)") { WakePage.initialize($0, peer: peer.id) }
+            try sharedObjects.makePage("bus1-wake-\(peer.id)") { WakePage.initialize($0, peer: peer.id) }
         }
         // A page-sized mapping always holds the words: this view cannot refuse.
         guard let page = try? WakePage(object.mapping) else { throw .state }
@@ -62,7 +62,7 @@ extension Coordinator {
         let id = tables.nextChannelID()
         let geometry = ChannelGeometry(capacity: configuration.coordinatorRingCapacity)
         let object = try RequestError.passingErrno { () throws(LinuxError) in
-            try objects.makeChannel("bus1-notes-\(peer.id)", geometry: geometry, channel: id,
+            try sharedObjects.makeChannel("bus1-notes-\(peer.id)", geometry: geometry, channel: id,
                                     sender: UInt64(BUS1_COORDINATOR_PEER), receiver: peer.id)
         }
         let memory = object.memory

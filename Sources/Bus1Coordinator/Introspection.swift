@@ -23,7 +23,7 @@ extension Coordinator {
             let snapshot = try BusSnapshot(of: tables, clock: clockObject.memory)
             let header = snapshot.header(flags: configuration.ordering == .fifo ? BUS1_WELCOME_FIFO_ONLY : 0,
                                          protocolErrors: protocolErrors, violations: violationsReported, orderingStalls: orderingStalls)
-            return Inspection(snapshot: OwnedDescriptor(try snapshot.write(header, using: objects)), size: Int(header.size),
+            return Inspection(snapshot: OwnedDescriptor(try snapshot.write(header, using: sharedObjects)), size: Int(header.size),
                               objects: snapshot.objects)
         }
         inspector.inspection = inspection

@@ -5,6 +5,8 @@ import CBus1Wire
 /// names up (which grants a handle and, for another peer's node, opens the
 /// channel to its owner) and releases handles.
 extension Coordinator {
+    /// NODE_CREATE: a new node, named by the owner's handle id for it (charged to
+    /// its uid as a node; its owner's handle is not charged as a handle).
     func createNode(for peer: PeerRecord) throws(RequestError) -> Response {
         guard peer.ownedNodes.count < configuration.maximumNodesPerPeer else { throw .quota(BUS1_QUOTA_NODES.rawValue) }
         guard peer.handles.count < configuration.maximumHandlesPerPeer else { throw .quota(BUS1_QUOTA_HANDLES.rawValue) }
@@ -16,6 +18,8 @@ extension Coordinator {
         return Response(message: .nodeCreated(handle: id))
     }
 
+    /// NAME_PUBLISH: the owner names one of its nodes. A name stays taken while its
+    /// node lives (a name whose owner left is free again).
     func publish(handle: UInt64, name: String, by peer: PeerRecord) throws(RequestError) -> Response {
         guard peer.ownedNodes.contains(handle) else {
             throw peer.handles[handle] == nil ? .handleUnknown : .notOwner
@@ -25,6 +29,9 @@ extension Coordinator {
         return .ok
     }
 
+    /// NAME_LOOKUP: a handle to the named node, by policy (``CoordinatorConfiguration/nameLookup``).
+    /// For another peer's node it opens the channel to the owner (or grants the
+    /// node on the one there is), and the reply waits until the owner has heard.
     func lookup(name: String, by peer: PeerRecord) throws(RequestError) -> Response {
         guard let key = tables.names[name], let owner = peers[key.owner], owner.state == .ready else { throw .nameUnknown }
         guard owner.uid == peer.uid || peer.uid == 0 || configuration.nameLookup == .anyAllowedUID else { throw .permission }
@@ -65,6 +72,8 @@ extension Coordinator {
                         owners: [channel, owner], after: [(owner.id, owner.messagesAccepted)], rollback: rollback)
     }
 
+    /// HANDLE_RELEASE: drops one reference; the last one, if it was the last
+    /// handle anyone but the owner held, tells the owner (one notification).
     func release(handle: UInt64, by peer: PeerRecord) throws(RequestError) -> Response {
         guard let record = peer.handles[handle] else { throw .handleUnknown }
         guard record.node.owner != peer.id else { throw .notOwner }  // an owner destroys its node instead

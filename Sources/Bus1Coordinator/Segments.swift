@@ -13,7 +13,7 @@ extension Coordinator {
                      for peer: PeerRecord) throws(RequestError) -> PoolSegment {
         let name = index == 0 ? "bus1-pool-\(peer.id)" : "bus1-pool-\(peer.id)-\(index)"
         let memory = try RequestError.passingErrno { () throws(LinuxError) in
-            try objects.make(name, size: size, seals: [.shrink, .grow], mappedBytes: Int(BUS1_PAGE_SIZE)) { mapping in
+            try sharedObjects.make(name, size: size, seals: [.shrink, .grow], mappedBytes: Int(BUS1_PAGE_SIZE)) { mapping in
                 var h = bus1_pool_header()
                 h.magic = BUS1_MAGIC_POOL; h.version = BUS1_WIRE_VERSION; h.peer_id = peer.id
                 h.size = UInt64(size); h.data_offset = layout.data_offset
