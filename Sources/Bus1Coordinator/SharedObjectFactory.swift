@@ -33,7 +33,7 @@ struct SharedObject: ~Copyable {
 /// the object passes that errno to its peer as `BUS1_ERR_INTERNAL`
 /// (``RequestError/system(_:)``).
 ///
-/// Tests can make an object fail as the kernel would (``failNext(_:at:errno:)``):
+/// Tests can make an object fail as the kernel would (``failNext(skipping:at:errno:)``):
 /// the only reliable way to reach those refusals in a process that shares its fd
 /// limit with the test.
 final class SharedObjectFactory: Sendable {
