@@ -99,7 +99,7 @@ public struct CoordinatorConfiguration: Sendable {
     /// (a lookup's grant, an attachment) before it is refused with
     /// `BUS1_ERR_TIMEOUT`: a lookup is undone; an attachment is dropped by its
     /// receiver once the sender sends something else (see
-    /// ``Coordinator/expireHeldReplies(waitingOn:now:)``).
+    /// ``ControlOutbox/expireHeldReplies(waitingOn:now:)``).
     public var heldReplyTimeout: Duration = .seconds(5)
 
     /// ``handshakeTimeout`` in whole milliseconds (the configuration file's unit).

@@ -4,9 +4,10 @@
 /// Deadlines live with what they belong to (``PeerRecord/handshakeDeadline``,
 /// ``HeldReply/deadline``); this keeps only the earliest one, so an idle bus
 /// sleeps without a timeout and a busy one does not scan its tables every turn.
-/// A sweep (``Coordinator/expireDeadlines()``) handles everything due and
-/// schedules what is left.
-struct LoopTimers {
+/// A sweep (``Coordinator/expireDeadlines(now:)``) handles everything due and
+/// schedules what is left. One instance, shared by the loop, the admission of
+/// connections and the outbox (held replies); only the loop's thread uses it.
+final class LoopTimers {
     typealias Instant = ContinuousClock.Instant
 
     /// Whether a poll of the listening socket is queued.
@@ -17,14 +18,14 @@ struct LoopTimers {
     private(set) var earliestDeadline: Instant?
 
     /// Makes sure the loop wakes by `deadline`.
-    mutating func schedule(_ deadline: Instant) {
+    func schedule(_ deadline: Instant) {
         if let earliest = earliestDeadline, earliest <= deadline { return }
         earliestDeadline = deadline
     }
 
     /// Whether a sweep is due at `now`; if so, forgets the deadline (the sweep
     /// schedules what remains).
-    mutating func takeDueSweep(at now: Instant) -> Bool {
+    func takeDueSweep(at now: Instant) -> Bool {
         guard let earliest = earliestDeadline, earliest <= now else { return false }
         earliestDeadline = nil
         return true

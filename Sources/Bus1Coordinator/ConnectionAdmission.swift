@@ -2,6 +2,7 @@ import Bus1Core
 import Bus1Linux
 import CBus1Wire
 import Glibc
+import Logging
 
 /// Connections: accepting, admitting or refusing, and the handshake deadline.
 ///
@@ -17,9 +18,42 @@ import Glibc
 ///   ``CoordinatorConfiguration/handshakeTimeout`` is closed.
 /// A refused connection gets its `BUS1_MSG_ERROR` and an orderly close (see
 /// ``refuse(_:code:detail:)``), never a bare reset.
-extension Coordinator {
+final class ConnectionAdmission {
+    /// The listening socket's readiness token.
+    static let listenerToken: UInt64 = 1
     /// How long accepting pauses after `accept` ran out of fds or memory.
     static var acceptPause: Duration { .milliseconds(50) }
+    /// Connections taken per loop turn. A flood of connects must not keep the loop
+    /// from serving requests, hang-ups, deadlines and the watchdog: the rest wait in
+    /// the backlog, and the listener, re-armed, fires again next turn.
+    static var acceptsPerTurn: Int { 32 }
+
+    /// Listening, non-blocking, close-on-exec.
+    let listener: FileDescriptor
+    private let tables: BusTables
+    private let readiness: any ReadinessSource
+    private let timers: LoopTimers
+    private let counters: CoordinatorCounters
+    private let configuration: CoordinatorConfiguration
+    private let logger: Logger
+    /// Failures a connection flood repeats (accept, refusals) logged at most once a second each.
+    private var throttledLog: ThrottledLog
+    /// Removes a peer whose fds cannot be watched or whose handshake timed out:
+    /// the coordinator's ``Coordinator/removePeer(_:reason:)``, wired by the
+    /// coordinator that owns this.
+    var removePeer: (_ id: UInt64, _ reason: String) -> Void = { _, _ in }
+
+    init(listener: consuming FileDescriptor, tables: BusTables, readiness: any ReadinessSource, timers: LoopTimers,
+         counters: CoordinatorCounters, configuration: CoordinatorConfiguration, logger: Logger) {
+        self.listener = listener
+        self.tables = tables
+        self.readiness = readiness
+        self.timers = timers
+        self.counters = counters
+        self.configuration = configuration
+        self.logger = logger
+        throttledLog = ThrottledLog(logger: logger)
+    }
 
     /// Queues a poll of the listening socket unless one is queued or accepting is paused.
     func armListenerIfDue(now: ContinuousClock.Instant = .now) {
@@ -39,14 +73,10 @@ extension Coordinator {
         }
     }
 
-    /// Connections taken per loop turn. A flood of connects must not keep the loop
-    /// from serving requests, hang-ups, deadlines and the watchdog: the rest wait in
-    /// the backlog, and the listener, re-armed, fires again next turn.
-    static var acceptsPerTurn: Int { 32 }
-
-    /// Takes up to ``acceptsPerTurn`` pending connections; on resource exhaustion
-    /// pauses accepting.
+    /// The listener fired: takes up to ``acceptsPerTurn`` pending connections; on
+    /// resource exhaustion pauses accepting.
     func acceptPending() {
+        timers.listenerArmed = false
         for _ in 0..<Self.acceptsPerTurn {
             let socket: FileDescriptor
             do {
@@ -55,7 +85,7 @@ extension Coordinator {
             } catch {
                 counters.acceptFailures.wrappingAdd(1, ordering: .relaxed)
                 throttledLog.log(.warning, "accept failed; pausing accept", key: "accept", error: error,
-                                 metadata: ["peers": "\(peers.count)"])
+                                 metadata: ["peers": "\(tables.peers.count)"])
                 timers.acceptResumesAt = .now + Self.acceptPause
                 return
             }
@@ -63,6 +93,8 @@ extension Coordinator {
         }
     }
 
+    /// Makes `socket` a peer (charged, watched, its handshake deadline set), or
+    /// refuses it.
     private func admit(_ socket: consuming FileDescriptor) {
         let credentials: (pid: Int32, uid: UInt32, gid: UInt32)
         do { credentials = try SeqPacket.peerCredentials(socket) } catch {
@@ -70,45 +102,53 @@ extension Coordinator {
             refuse(socket, code: BUS1_ERR_PERMISSION.rawValue, detail: 0)
             return
         }
-        guard configuration.allowedUIDs.contains(credentials.uid) else {
-            throttledLog.log(.warning, "refusing peer: uid not allowed", key: "uid-\(credentials.uid)",
-                             metadata: ["uid": "\(credentials.uid)", "pid": "\(credentials.pid)"])
-            refuse(socket, code: BUS1_ERR_PERMISSION.rawValue, detail: 0)
+        if let (code, detail) = refusal(of: credentials) {
+            refuse(socket, code: code, detail: detail)
             return
         }
-        do {
-            try accounts.check(.connections, for: credentials.uid)
-            try accounts.check(.handshakes, for: credentials.uid)
-        } catch {
-            if case .quota(let which) = error {
-                throttledLog.log(.notice, "refusing connection: limit reached", key: "quota-\(credentials.uid)-\(which)",
-                                 metadata: ["uid": "\(credentials.uid)", "pid": "\(credentials.pid)", "quota": "\(which)"])
-                refuse(socket, code: BUS1_ERR_QUOTA.rawValue, detail: which)
-            }
-            return
-        }
-        accounts.add(.connections, to: credentials.uid)
-        accounts.add(.handshakes, to: credentials.uid)
+        tables.accounts.add(.connections, to: credentials.uid)
+        tables.accounts.add(.handshakes, to: credentials.uid)
         let pidfd: OwnedDescriptor?
         do { pidfd = OwnedDescriptor(try SeqPacket.peerProcess(socket, pid: credentials.pid)) } catch {
             pidfd = nil  // the socket hang-up still reports the peer's death
             logger.debug("no pidfd for peer", metadata: ["error": "\(error)"])
         }
-        let id = nextPeerID()
+        let id = tables.nextPeerID()
         let peer = PeerRecord(id: id, socket: socket, pidfd: pidfd, pid: credentials.pid, uid: credentials.uid)
         let deadline = ContinuousClock.now + configuration.handshakeTimeout
         peer.handshakeDeadline = deadline
         timers.schedule(deadline)
-        peers[id] = peer
-        counters.peers.store(connectedPeers(), ordering: .relaxed)
+        tables.peers[id] = peer
+        counters.peers.store(tables.connectedPeers(), ordering: .relaxed)
         do {
             try readiness.watch(peer.socket.rawValue, token: peer.socketToken)
             if let fd = peer.pidfd?.rawValue { try readiness.watch(fd, token: peer.pidfdToken) }
         } catch {
-            removePeer(id, reason: "cannot watch: \(error)")
+            removePeer(id, "cannot watch: \(error)")
             return
         }
         logger.debug("peer connected", metadata: ["peer": "\(id)", "pid": "\(credentials.pid)", "uid": "\(credentials.uid)"])
+    }
+
+    /// Why a connection from `credentials` may not become a peer (an error code and
+    /// detail), or nil: its uid is not allowed, or it is at a connection or
+    /// handshake limit.
+    private func refusal(of credentials: (pid: Int32, uid: UInt32, gid: UInt32)) -> (code: UInt32, detail: UInt32)? {
+        guard configuration.allowedUIDs.contains(credentials.uid) else {
+            throttledLog.log(.warning, "refusing peer: uid not allowed", key: "uid-\(credentials.uid)",
+                             metadata: ["uid": "\(credentials.uid)", "pid": "\(credentials.pid)"])
+            return (BUS1_ERR_PERMISSION.rawValue, 0)
+        }
+        do {
+            try tables.accounts.check(.connections, for: credentials.uid)
+            try tables.accounts.check(.handshakes, for: credentials.uid)
+            return nil
+        } catch {
+            guard case .quota(let which) = error else { return (BUS1_ERR_STATE.rawValue, 0) }
+            throttledLog.log(.notice, "refusing connection: limit reached", key: "quota-\(credentials.uid)-\(which)",
+                             metadata: ["uid": "\(credentials.uid)", "pid": "\(credentials.pid)", "quota": "\(which)"])
+            return (BUS1_ERR_QUOTA.rawValue, which)
+        }
     }
 
     /// Refuses a connection that never became a peer: the reason as a
@@ -116,7 +156,7 @@ extension Coordinator {
     /// draining what the client sent first matters: closing a Unix socket with
     /// unread data resets the other end, and the client would see "connection
     /// reset" instead of the reason waiting in its queue.
-    func refuse(_ socket: consuming FileDescriptor, code: UInt32, detail: UInt32) {
+    private func refuse(_ socket: consuming FileDescriptor, code: UInt32, detail: UInt32) {
         counters.connectionsRefused.wrappingAdd(1, ordering: .relaxed)
         let bytes = ControlMessage.error(code: code, detail: detail).encode(requestID: 0)
         try? SeqPacket.send(socket.rawValue, bytes, dontWait: true)
@@ -129,25 +169,21 @@ extension Coordinator {
     func finishHandshake(of peer: PeerRecord) {
         guard peer.handshakeDeadline != nil else { return }
         peer.handshakeDeadline = nil
-        accounts.uncharge(.handshakes, from: peer.uid)
+        tables.accounts.uncharge(.handshakes, from: peer.uid)
     }
 
-    /// Handles every deadline that has passed (handshakes, held replies) and
-    /// schedules the next one.
-    func expireDeadlines(now: ContinuousClock.Instant = .now) {
-        guard timers.takeDueSweep(at: now) else { return }
-        for peer in Array(peers.values) {
-            if let deadline = peer.handshakeDeadline {
-                if deadline <= now {
-                    counters.handshakeTimeouts.wrappingAdd(1, ordering: .relaxed)
-                    throttledLog.log(.notice, "closing a connection that did not finish its handshake in time", key: "handshake",
-                                     metadata: ["peer": "\(peer.id)", "uid": "\(peer.uid)", "pid": "\(peer.pid)"])
-                    removePeer(peer.id, reason: "handshake timeout")
-                    continue
-                }
-                timers.schedule(deadline)
-            }
-            expireHeldReplies(waitingOn: peer, now: now)
+    /// Closes `peer` if its handshake is past its deadline, else keeps the loop
+    /// waking for the deadline. Returns whether the peer was removed.
+    func expireHandshake(of peer: PeerRecord, now: ContinuousClock.Instant) -> Bool {
+        guard let deadline = peer.handshakeDeadline else { return false }
+        guard deadline <= now else {
+            timers.schedule(deadline)
+            return false
         }
+        counters.handshakeTimeouts.wrappingAdd(1, ordering: .relaxed)
+        throttledLog.log(.notice, "closing a connection that did not finish its handshake in time", key: "handshake",
+                         metadata: ["peer": "\(peer.id)", "uid": "\(peer.uid)", "pid": "\(peer.pid)"])
+        removePeer(peer.id, "handshake timeout")
+        return true
     }
 }

@@ -2,11 +2,39 @@ import Bus1Core
 import Bus1Linux
 import CBus1Wire
 import Glibc
+import Logging
 
-/// Sending to peers without ever blocking the loop: the per-peer outbox, replies
-/// held until another peer has what they depend on (with their deadline), and
-/// the `control_seq` announcement.
-extension Coordinator {
+/// Sending to peers without ever blocking the loop: the per-peer outbox
+/// (``PeerRecord/outbox``), the `control_seq` announcement, replies held until
+/// another peer has what they depend on (ControlOutbox+HeldReplies.swift), and
+/// the uids' fair share of each receiver's queue (ControlOutbox+FairShare.swift).
+/// A peer whose socket fails or overflows is removed through ``removePeer``.
+final class ControlOutbox {
+    let tables: BusTables
+    let readiness: any ReadinessSource
+    let configuration: CoordinatorConfiguration
+    let logger: Logger
+    let counters: CoordinatorCounters
+    let timers: LoopTimers
+    /// Removes a peer whose socket failed or overflowed: the coordinator's
+    /// ``Coordinator/removePeer(_:reason:)``, wired by the coordinator that owns
+    /// this outbox (it may send to others, and so come back here).
+    var removePeer: (_ id: UInt64, _ reason: String) -> Void = { _, _ in }
+    /// Fds in attachments waiting in outboxes, by the uid that attached them.
+    var queuedDescriptorsByUID: [UInt32: Int] = [:]
+    /// Fds in attachments their receivers have not taken yet, by attaching uid.
+    var attachmentsInFlight = AttachmentsInFlight()
+
+    init(tables: BusTables, readiness: any ReadinessSource, configuration: CoordinatorConfiguration, logger: Logger,
+         counters: CoordinatorCounters, timers: LoopTimers) {
+        self.tables = tables
+        self.readiness = readiness
+        self.configuration = configuration
+        self.logger = logger
+        self.counters = counters
+        self.timers = timers
+    }
+
     /// Sends without blocking. A socket that is full (the kernel holds only what
     /// fits the coordinator's send buffer: a few hundred small datagrams) parks the
     /// message, and every later one, in the peer's outbox until it has room, so a
@@ -32,14 +60,20 @@ extension Coordinator {
                 if error.code != EPIPE && error.code != ECONNRESET {
                     logger.warning("cannot send to peer; disconnecting it", metadata: ["peer": "\(peer.id)", "error": "\(error)"])
                 }
-                removePeer(peer.id, reason: "send failed: \(error)")
+                removePeer(peer.id, "send failed: \(error)")
                 return false
             }
         }
+        return enqueue(bytes, fds: fds, for: peer, chargedTo: chargedTo)
+    }
+
+    /// Parks a message behind the others in `peer`'s outbox (its fds duplicated)
+    /// and watches for room; false when the peer was removed instead.
+    private func enqueue(_ bytes: [UInt8], fds: [Int32], for peer: PeerRecord, chargedTo: UInt32?) -> Bool {
         guard peer.outbox.count < configuration.maximumQueuedControlMessages else {
             logger.warning("peer does not read its control socket; disconnecting it",
                            metadata: ["peer": "\(peer.id)", "queued": "\(peer.outbox.count)"])
-            removePeer(peer.id, reason: "control queue overflow")
+            removePeer(peer.id, "control queue overflow")
             return false
         }
         do {
@@ -54,7 +88,7 @@ extension Coordinator {
             if peer.outbox.count == 1 { try readiness.watch(peer.socket.rawValue, token: peer.writableToken, writable: true) }
             return true
         } catch {
-            removePeer(peer.id, reason: "cannot queue a control message: \(error)")
+            removePeer(peer.id, "cannot queue a control message: \(error)")
             return false
         }
     }
@@ -62,7 +96,7 @@ extension Coordinator {
     /// Sends what the outbox holds until the socket is full again, tells the peer
     /// to look (it reads its socket only when `control_seq` moves), and then lets
     /// out the replies to others that waited for what was just delivered.
-    func flushOutbox(of peer: PeerRecord) {
+    func flush(_ peer: PeerRecord) {
         while let next = peer.outbox.first {
             do {
                 try SeqPacket.send(peer.socket.rawValue, next.bytes, fds: next.fds.map(\.rawValue), dontWait: true)
@@ -70,25 +104,27 @@ extension Coordinator {
                 peer.messagesDelivered += 1
             } catch where error.code == EAGAIN {
                 do { try readiness.watch(peer.socket.rawValue, token: peer.writableToken, writable: true) } catch {
-                    removePeer(peer.id, reason: "cannot watch: \(error)")
+                    removePeer(peer.id, "cannot watch: \(error)")
                     return
                 }
                 break
             } catch {
-                removePeer(peer.id, reason: "send failed: \(error)")
+                removePeer(peer.id, "send failed: \(error)")
                 return
             }
         }
         announceControl(to: peer)
-        while let held = peer.heldReplies.first, held.position <= peer.messagesDelivered {
-            peer.heldReplies.removeFirst()
-            counters.repliesHeld.wrappingSubtract(1, ordering: .relaxed)
-            dispatch(held.response, to: held.requester, requestID: held.requestID)
-        }
+        releaseHeldReplies(deliveredBy: peer)
+    }
+
+    /// Drops what waits in a leaving peer's outbox, giving back its charges.
+    func discard(outboxOf peer: PeerRecord) {
+        for message in peer.outbox { uncharge(message, at: peer) }
+        peer.outbox.removeAll()
     }
 
     /// A queued message left the outbox (sent, or dropped with its peer).
-    func uncharge(_ message: QueuedMessage, at peer: PeerRecord) {
+    private func uncharge(_ message: QueuedMessage, at peer: PeerRecord) {
         guard let uid = message.chargedTo else { return }
         peer.queuedByUID[uid, default: 1] -= 1
         if peer.queuedByUID[uid] == 0 { peer.queuedByUID[uid] = nil }
@@ -117,32 +153,5 @@ extension Coordinator {
         guard let page = peer.wakePage else { return }
         _ = page.controlSequence.fetchAddReleasing(1)  // the events are in the socket before the peer can see the bump
         page.ring()
-    }
-
-
-    /// Undoes and refuses (`BUS1_ERR_TIMEOUT`) the replies held on `peer` past
-    /// their deadline: it has not read its socket in
-    /// ``CoordinatorConfiguration/heldReplyTimeout``, and the requester must not
-    /// wait on it for ever. A lookup is rolled back (its handle, and a channel made
-    /// for it alone), so nothing stays granted. An attachment is not pulled back: the
-    /// sender never publishes its message, and the receiver drops it (releasing its
-    /// handles, closing its fds) as soon as the sender sends something else.
-    func expireHeldReplies(waitingOn peer: PeerRecord, now: ContinuousClock.Instant) {
-        guard peers[peer.id] === peer, !peer.heldReplies.isEmpty else { return }
-        var expired: [HeldReply] = []
-        peer.heldReplies.removeAll { held in
-            guard held.deadline <= now else { return false }
-            expired.append(held)
-            return true
-        }
-        counters.repliesHeld.wrappingSubtract(expired.count, ordering: .relaxed)
-        for held in expired {
-            counters.heldReplyTimeouts.wrappingAdd(1, ordering: .relaxed)
-            logger.notice("a reply waited too long for a peer that does not read its socket; request undone",
-                          metadata: ["waiting-on": "\(peer.id)", "requester": "\(held.requester)"])
-            held.response.rollback?()
-            if let requester = peers[held.requester] { reply(requester, RequestError.timedOut.message, requestID: held.requestID) }
-        }
-        if let next = peer.heldReplies.map(\.deadline).min() { timers.schedule(next) }
     }
 }
