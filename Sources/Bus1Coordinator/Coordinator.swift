@@ -34,10 +34,12 @@ public final class Coordinator: @unchecked Sendable {
     let clockObject: SharedObject
     /// The bus clock: notifications take their tickets here like any send.
     let clock: ClockPage
-    /// The coordinator's own tickets (its rings' notifications): never below its
-    /// last, whatever a peer wrote into the clock (see `MonotonicTickets`). One
-    /// `last` serves every ring, since the coordinator issues all their tickets.
-    var tickets = MonotonicTickets()
+    /// The send protocol for the coordinator rings' notifications: tickets never
+    /// below its last, whatever a peer wrote into the clock (`MonotonicTickets`);
+    /// one publisher serves every ring, since the coordinator issues all their
+    /// tickets. Always staged and from the clock, on FIFO buses too: a receiver
+    /// merges notifications with data by ticket either way.
+    var publisher: Publisher
     let tables: BusTables
     /// The connected peers (and inspectors), by id.
     var peers: [UInt64: PeerRecord] { tables.peers }
@@ -116,6 +118,7 @@ public final class Coordinator: @unchecked Sendable {
         do { clock = try ClockPage(clockObject.mapping) } catch {
             throw .system(LinuxError("coordinator setup: \(error)", code: EIO))
         }
+        publisher = Publisher(ordering: .global, clock: clock)
         readiness = try Self.readinessSource(configuration.eventBackend, logger: logger)
         tables = BusTables(configuration: configuration)
         throttledLog = ThrottledLog(logger: logger)
