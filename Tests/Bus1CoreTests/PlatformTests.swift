@@ -3,7 +3,7 @@ import Bus1Linux
 import Glibc
 import Testing
 
-@Suite("memfd seals")
+@Suite("memfd seals", .timeLimit(.minutes(10)))
 struct SealTests {
     @Test("After F_SEAL_FUTURE_WRITE: the owner's mapping stays writable; new writable maps, writes and resizes fail")
     func futureWrite() throws {
@@ -26,7 +26,7 @@ struct SealTests {
 }
 
 /// One conformance suite for every parking mechanism.
-@Suite("Parkers")
+@Suite("Parkers", .timeLimit(.minutes(10)))
 struct ParkerConformance {
     static let backends: [ParkBackend] = [.futex, .ioUring]
 

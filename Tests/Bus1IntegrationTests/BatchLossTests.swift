@@ -1,4 +1,5 @@
 import Bus1
+import Bus1IntegrationSupport
 import Dispatch
 import Glibc
 import Testing
@@ -10,9 +11,9 @@ struct BatchLossTests {
     /// slice it took goes back to the pool.
     @Test("A batch waiting for pool space that loses its coordinator gives back the slices it had taken")
     func batchGivesSlicesBack() throws {
-        let path = DaemonTests.socketPath("batch-gone")
+        let path = freshSocketPath("batch-gone")
         let daemon = try ChildProcess("bus1d", ["--config", "/dev/null", "--address", path], mergeStandardError: true)
-        try #require(DaemonTests.waitForSocket(path), "\(daemon.transcript)")
+        try #require(waitForSocket(path), "\(daemon.transcript)")
         var options = PeerOptions(address: path)
         options.waitMode = .park
         let receiver = try Peer.connect(options: options)

@@ -1,5 +1,6 @@
 import Bus1
 import Bus1Coordinator
+import Bus1IntegrationSupport
 import Dispatch
 import Foundation
 import Testing
@@ -7,7 +8,7 @@ import Testing
 /// A handle that arrives in an attachment may name a channel its receiver has not
 /// been told of yet: the receiver's own lookup of the same owner made it, and that
 /// reply still waits for the owner to read its socket.
-@Suite("Grant order")
+@Suite("Grant order", .timeLimit(.minutes(5)))
 struct GrantOrderTests {
     /// Runs `body` on its own thread (a blocked request must not hold up the test).
     final class Background: @unchecked Sendable {
@@ -31,8 +32,7 @@ struct GrantOrderTests {
         }
     }
 
-    @Test("A handle arriving on a channel whose lookup reply is still held installs the channel; the held lookup then times out typed",
-          .timeLimit(.minutes(3)))
+    @Test("A handle arriving on a channel whose lookup reply is still held installs the channel; the held lookup then times out typed")
     func arrivedBeforeHeldLookup() throws {
         let bus = try BusFixture("grant-order") { $0.heldReplyTimeout = .seconds(2) }
         let cast = try Cast(bus)
@@ -56,8 +56,7 @@ struct GrantOrderTests {
         #expect(lookup.error == .refused(.timedOut), "the receiver's lookup failed with \(String(describing: lookup.error))")
     }
 
-    @Test("An attachment refused halfway (the uid's channel total runs out on its second handle) leaves no handle behind in the receiver",
-          .timeLimit(.minutes(3)))
+    @Test("An attachment refused halfway (the uid's channel total runs out on its second handle) leaves no handle behind in the receiver")
     func refusedAttachLeavesNothing() throws {
         // Channels for root: sender → receiver, sender → owner1, sender → owner2; the
         // attachment needs receiver → owner1 (the 4th) and receiver → owner2 (a 5th).

@@ -1,9 +1,10 @@
+import Bus1IntegrationSupport
 import Bus1Linux
 import Testing
 
 /// Two real processes exchanging zero-copy messages through a handle obtained by
 /// name lookup, over an embedded coordinator.
-@Suite("Producer and consumer processes")
+@Suite("Producer and consumer processes", .timeLimit(.minutes(10)))
 struct MessagingTests {
     /// Mixed sizes 1 B ... 4 MiB; every byte and the order checked by the consumer;
     /// the producer waits until its pool is fully reclaimed.
@@ -11,16 +12,12 @@ struct MessagingTests {
     func hundredThousandMessages() throws {
         let count = 100_000
         let bus = try BusFixture("stream")
-        let consumer = try bus.peer("consumer", ["name": "stream.consumer", "count": "\(count)"])
-        #expect(consumer.awaitLine(prefix: "READY", timeoutSeconds: 30) != nil, "\(consumer.transcript)")
-        let producer = try bus.peer("producer", ["name": "stream.consumer", "count": "\(count)"])
-        #expect(producer.finish() == .exited(0), "\(producer.transcript)")
-        #expect(consumer.finish() == .exited(0), "\(consumer.transcript)")
+        let (consumer, producer) = try bus.exchangeCheckedMessages(name: "stream.consumer", count: count)
         #expect(producer.lines.contains("OK sent=\(count) reclaimed"), "\(producer.transcript)")
         #expect(consumer.lines.contains { $0.hasPrefix("OK received=\(count)") }, "\(consumer.transcript)")
     }
 
-    /// The same exchange in every wait mode and parking backend.
+    /// The same exchange in every wait mode and park backend.
     @Test("Every wait mode and park backend delivers", arguments: [
         ("busy", "automatic"), ("park", "io_uring"), ("park", "futex"), ("default", "automatic"),
     ])
@@ -29,12 +26,8 @@ struct MessagingTests {
             print("skipping io_uring park: \(reason)")
             return
         }
-        let count = 3000
         let bus = try BusFixture("modes")
-        let consumer = try bus.peer("consumer", ["name": "m", "count": "\(count)", "mode": mode, "park": park])
-        #expect(consumer.awaitLine(prefix: "READY", timeoutSeconds: 30) != nil, "\(consumer.transcript)")
-        let producer = try bus.peer("producer", ["name": "m", "count": "\(count)", "mode": mode, "park": park])
-        #expect(producer.finish() == .exited(0), "\(producer.transcript)")
-        #expect(consumer.finish() == .exited(0), "\(consumer.transcript)")
+        let settings = ["mode": mode, "park": park]
+        try bus.exchangeCheckedMessages(name: "m", count: 3000, consumer: settings, producer: settings)
     }
 }

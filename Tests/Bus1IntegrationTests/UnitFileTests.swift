@@ -1,3 +1,4 @@
+import Bus1IntegrationSupport
 import Bus1Linux
 import Glibc
 import Testing
@@ -36,7 +37,7 @@ struct UnitFileTests {
           .enabled(if: access(analyze, X_OK) == 0, "needs \(analyze) (Debian package systemd)"),
           arguments: ["", "user"])
     func verify(flavour: String) throws {
-        let directory = String(DaemonTests.socketPath("units-\(flavour.isEmpty ? "system" : flavour)").dropLast(4))
+        let directory = String(freshSocketPath("units-\(flavour.isEmpty ? "system" : flavour)").dropLast(4))
         let runtime = directory + "/runtime"
         #expect(mkdir(runtime, 0o700) == 0)
         var units: [String] = []
