@@ -1,5 +1,6 @@
 import Bus1Core
 import Bus1Linux
+import Bus1TestSupport
 import Glibc
 import Testing
 
@@ -79,24 +80,25 @@ enum ParkerChecks {
         #expect(try parker.park(word, expected: 0, timeoutNanoseconds: 20_000_000) == .timedOut)
     }
 
+    /// The waker changes the word and wakes only once this thread is asleep in the
+    /// park: a wake before the park would only test the stale-value path.
     static func wake(_ backend: ParkBackend) throws {
         let parker = try backend.makeParker().parker
         let word = UnsafeMutablePointer<UInt32>.allocate(capacity: 1)
         defer { word.deallocate() }
         word.pointee = 0
-        var thread = pthread_t()
-        pthread_create(&thread, nil, { raw in
-            let w = raw!.assumingMemoryBound(to: UInt32.self)
-            usleep(20_000)
-            (UnsafeMutableRawPointer(w)).storeBytes(of: 1, as: UInt32.self)
-            _ = try? Futex.wake(w)
-            return nil
-        }, word)
+        let parking = currentThreadID()
+        nonisolated(unsafe) let shared = word
+        let waker = startThread {
+            _ = waitUntil(timeoutSeconds: 10) { threadIsSleeping(parking) }
+            UnsafeMutableRawPointer(shared).storeBytes(of: 1, as: UInt32.self)
+            _ = try? Futex.wake(shared)
+        }
         var result = Futex.WaitResult.timedOut
         for _ in 0..<100 where word.pointee == 0 {  // spurious returns are allowed
             result = try parker.park(word, expected: 0, timeoutNanoseconds: 10_000_000_000)
         }
-        pthread_join(thread, nil)
+        pthread_join(waker, nil)
         #expect(result == .woken)
     }
 }

@@ -1,6 +1,6 @@
 import Bus1
 import Bus1IntegrationSupport
-import Dispatch
+import Bus1TestSupport
 import Glibc
 import Testing
 
@@ -24,17 +24,19 @@ struct BatchLossTests {
         try sender.sendBatch(to: sink, count: 2, sliceSize: 16 << 10) { _, _ in 8 }  // never received: held
         #expect(sender.currentStatistics.slicesInUse == 2)
 
-        let killed = DispatchSemaphore(value: 0)
-        let pid = daemon.pid
-        DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(300)) {
+        // bus1d dies once this thread is asleep in the batch's wait for pool space
+        // (nothing else in sendBatch blocks), not before: a bus already dead when the
+        // batch starts is refused before any slice is taken.
+        let pid = daemon.pid, sending = currentThreadID()
+        let killer = startThread {
+            _ = waitUntil(timeoutSeconds: 60) { threadIsSleeping(sending) }
             kill(pid, SIGKILL)
-            killed.signal()
         }
         // Three slices do not fit: it takes two and waits for the third, until the bus dies.
         #expect(throws: Bus1Error.coordinatorGone) {
             try sender.sendBatch(to: sink, count: 3, sliceSize: 16 << 10, wait: .park) { _, _ in 8 }
         }
-        killed.wait()
+        pthread_join(killer, nil)
         #expect(sender.currentStatistics.slicesInUse == 2, "the batch's own slices came back; the first batch's are still out")
         _ = daemon.finish()
         withExtendedLifetime(receiver) {}

@@ -100,8 +100,19 @@ struct ControlQueueTests {
         let flooder = try other.spawn("bus1-test-peer", ["attachflood", "address=\(bus.address)", "name=flood.sink", "threads=16", "count=100"])
         // The receiver does not read: the flooder fills its socket, then its share of the outbox.
         #expect(flooder.awaitLine(prefix: "REFUSED", timeoutSeconds: 60) != nil, "\(flooder.transcript)")
+        // The fair uid's attachments reach the coordinator while the flood holds its
+        // share: the receiver (still not reading) holds a handle to each fair peer's node.
+        let inspector = Inspector(build: .debug, address: bus.address)
+        let fairPeers = Set(try inspector.rows(["peers"], "peers").filter { Inspector.number($0, "pid") == Int(fair.pid) }
+            .compactMap { Inspector.number($0, "id") })
+        #expect(fairPeers.count == 3, "\(fair.transcript)")
         fair.signal(SIGUSR1)
-        usleep(300_000)  // the fair uid's attachments reach the coordinator while the flood holds its share
+        let fairHandlesArrived = try waitUntil(timeoutSeconds: 60, pollMicroseconds: 20_000) {
+            try inspector.rows(["handles"], "handles").filter {
+                Inspector.number($0, "holder") == Int(receiver.id) && fairPeers.contains(Inspector.number($0, "owner") ?? -1)
+            }.count == 3
+        }
+        #expect(fairHandlesArrived, "the fair uid's attachments never reached the coordinator: \(fair.transcript)")
 
         // Now the receiver reads: everything accepted arrives.
         var total = 0

@@ -1,6 +1,7 @@
 import Bus1
 import Bus1Coordinator
 import Bus1IntegrationSupport
+import Bus1TestSupport
 import Dispatch
 import Foundation
 import Testing
@@ -43,11 +44,15 @@ struct GrantOrderTests {
         let toReceiver = try cast.attacher.lookup("receiver")
         // The owner stops reading: fill its socket until a lookup is held (and times out).
         for i in 1..<count {
-            do { _ = try cast.filler.lookup("owned.\(i)") } catch .refused(.timedOut) { break }
+            // (A `catch .refused(.timedOut)` clause here crashes the 6.3.1 SIL verifier.)
+            do { _ = try cast.filler.lookup("owned.\(i)") } catch {
+                guard error == .refused(.timedOut) else { throw error }
+                break
+            }
         }
         // The receiver's lookup makes the channel receiver → owner; its reply is held.
         let lookup = Background { () throws(Bus1Error) in _ = try cast.receiver.lookup("owned.\(count - 1)") }
-        while bus.coordinator.repliesHeld == 0 { Thread.sleep(forTimeInterval: 0.001) }
+        #expect(waitUntil(timeoutSeconds: 60) { bus.coordinator.repliesHeld > 0 }, "the receiver's lookup was never held")
         // The attached handle names that channel; it reaches the receiver first.
         #expect(throws: Bus1Error.refused(.timedOut)) {
             try cast.attacher.send(try cast.attacher.loan(8), to: toReceiver, attaching: [passed])

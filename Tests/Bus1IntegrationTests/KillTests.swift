@@ -19,8 +19,7 @@ struct KillTests {
         let survivorCount = 3
         let path = freshSocketPath("kill")
         let daemon = try ChildProcess("bus1d", ["--address", path], mergeStandardError: true)
-        #expect(waitForSocket(path))
-        usleep(100_000)
+        #expect(daemon.awaitListening(), "\(daemon.transcript)")
         let baseline = openDescriptorCount(of: daemon.pid)
 
         var survivors: [ChildProcess] = []
