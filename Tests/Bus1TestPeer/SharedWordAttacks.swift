@@ -4,7 +4,9 @@ import Glibc
 
 // Hostile roles that connect honestly, then write the shared words a peer may
 // write (the bus clock, its own staging mark, its completion ring), beside
-// honest peers whose every byte and order the tests check.
+// honest peers whose every byte and order the tests check. All four are driven by
+// SharedWordAttackTests (clockwarp: the clock tests; staller: the cycled staging
+// mark; corruptsink and victimsender: the completion-ring tests).
 
 /// `clockwarp warp=rewind|jump|near-max interval-us=`: writes the bus clock every
 /// `interval-us` until killed: back to 1 (`rewind`), to 2^63 (`jump`), or to
