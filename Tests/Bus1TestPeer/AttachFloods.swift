@@ -12,7 +12,7 @@ import Glibc
 @MainActor
 func runVictim() {
     let peer = connect()
-    do { try peer.publish(try peer.createNode(), as: setting("name")) } catch { fail("publish: \(error)") }
+    publishNode(peer, as: setting("name"))
     say("READY fds=\(openDescriptorCount())")
     var maximum = 0, notes = 0, received = 0
     while true {

@@ -29,6 +29,6 @@ func runBurst() {
         do { try peer.reclaimCompleted() } catch { fail("reclaim: \(error)") }
         let now = peer.currentStatistics.slicesInUse
         if now != inUse { inUse = now; say("INUSE \(now)") }
-        usleep(2000)
+        usleep(2000)  // how often it looks; the test waits for the INUSE line, not for time
     }
 }

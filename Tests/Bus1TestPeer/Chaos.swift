@@ -20,10 +20,11 @@ func runChaos() {
     sigemptyset(&pendingSignals)
     sigaddset(&pendingSignals, SIGUSR1)
     sigprocmask(SIG_BLOCK, &pendingSignals, nil)
-    /// Takes a pending SIGUSR1, if one came (it stays blocked: no handler races).
-    func takeCue() -> Bool {
-        var zero = timespec()
-        return sigtimedwait(&pendingSignals, nil, &zero) == SIGUSR1
+    /// Takes a pending SIGUSR1, waiting for it up to `microseconds` (it stays
+    /// blocked: no handler races).
+    func takeCue(waitingUpTo microseconds: Int = 0) -> Bool {
+        var timeout = timespec(tv_sec: 0, tv_nsec: microseconds * 1000)
+        return sigtimedwait(&pendingSignals, nil, &timeout) == SIGUSR1
     }
     /// Whether `error` is what a peer dying or a full ring or pool causes.
     func expected(_ error: Bus1Error) -> Bool {
@@ -40,8 +41,7 @@ func runChaos() {
     let peer = connect()
     let me = intSetting("index"), survivors = intSetting("survivors")
     var rng = JitterSource(seed: UInt64(intSetting("seed", me + 1)))
-    let myNode: Handle
-    do { myNode = try peer.createNode(); try peer.publish(myNode, as: "chaos.\(me)") } catch { fail("publish: \(error)") }
+    let myNode = publishNode(peer, as: "chaos.\(me)")
     let devNull = open("/dev/null", O_WRONLY | O_CLOEXEC)  // passed in attachments
     let startFDs = openDescriptorCount()
     var targets: [Handle] = []  // distinct: a lookup of a known node returns the same handle
@@ -107,7 +107,7 @@ func runChaos() {
                 if k != me { add(try peer.lookup("chaos.\(k)")) }
             }
             _ = try peer.reclaimCompleted()
-            if rng.next() % 16 == 0 { usleep(UInt32(rng.next() % 500)) }
+            if rng.next() % 16 == 0 { usleep(UInt32(rng.next() % 500)) }  // a random pause: part of the chaos, not a wait
         } catch {
             if !expected(error) { fail("chaos: \(error)") }
         }
@@ -128,22 +128,20 @@ func runChaos() {
     }
     // Other survivors wait for their slices too: keep taking and releasing what
     // they sent here, or everyone waits for everyone.
-    let deadline = monotonicNanoseconds() + 30_000_000_000
-    while peer.currentStatistics.slicesInUse > 0 {
-        do {
+    let reclaimed = waitUntil(timeoutSeconds: 30, pollMicroseconds: 500) {
+        do throws(Bus1Error) {
             while try peer.tryReceive() != nil {}
             try peer.reclaimCompleted()
         } catch {
             if !expected(error) { fail("final reclaim: \(error)") }
         }
-        if monotonicNanoseconds() > deadline { fail("pool not reclaimed: \(peer.currentStatistics)") }
-        usleep(500)
+        return peer.currentStatistics.slicesInUse == 0
     }
+    if !reclaimed { fail("pool not reclaimed: \(peer.currentStatistics)") }
     say("OK final sent=\(final) fds=\(startFDs)->\(openDescriptorCount())")
     // Stay, still releasing what arrives, until the second cue: the test gives it
     // once every survivor is done, as the others may still be sending here.
-    while !takeCue() {
+    repeat {
         do { while try peer.tryReceive() != nil {} } catch { if !expected(error) { fail("draining: \(error)") } }
-        usleep(1000)
-    }
+    } while !takeCue(waitingUpTo: 1000)
 }

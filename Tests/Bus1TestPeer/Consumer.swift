@@ -16,9 +16,7 @@ import Glibc
 func runConsumer() {
     let peer = connect()
     let count = intSetting("count")
-    let node: Handle
-    do { node = try peer.createNode() } catch { fail("createNode: \(error)") }
-    do { try peer.publish(node, as: setting("name")) } catch { fail("publish: \(error)") }
+    let node = publishNode(peer, as: setting("name"))
     say("READY peer=\(peer.id) park=\(peer.parkMechanism)")
     var bytes = 0
     var lastTicket: UInt64 = 0

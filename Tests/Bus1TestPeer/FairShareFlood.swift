@@ -25,35 +25,49 @@ func runAttachFlood() {
     let workers = (0..<threads).map { _ in
         startThread { attachFloodThread(tally, options: peerOptions, name: name, threads: threads, count: count) }
     }
-    while tally.lock.locked({ tally.started < threads }) { usleep(100) }
+    tally.wait { tally.started == threads }
     say("STARTED")
     if !tally.go {
         var signal: Int32 = 0
         sigwait(&cue, &signal)
-        tally.lock.locked { tally.go = true }
+        tally.update { tally.go = true }
     }
     for thread in workers { pthread_join(thread, nil) }
     say("DONE attached=\(tally.attached) refused=\(tally.refused)")
     while true { pause() }  // the receiver may still be taking our messages
 }
 
-/// A pthread mutex, for the few threads of `attachflood`.
-final class NSLockLike: @unchecked Sendable {
-    private var mutex = pthread_mutex_t()
-    init() { pthread_mutex_init(&mutex, nil) }
-    func locked<T>(_ body: () -> T) -> T {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
-        return body()
-    }
-}
-
-/// What the `attachflood` threads did, under its lock.
+/// What the `attachflood` threads did, and where they wait for each other: a
+/// pthread mutex and condition variable, so a thread that waits sleeps until
+/// another changes the tally.
 final class FloodTally: @unchecked Sendable {
     var attached = 0, refused = 0, ready = 0, started = 0, go = false
     /// The threads' peers, kept connected until the process ends.
     var peers: [Peer] = []
-    let lock = NSLockLike()
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let changed = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+
+    init() {
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(changed, nil)
+    }
+
+    /// Runs `body` under the lock, then wakes every thread waiting for a change.
+    func update<T>(_ body: () -> T) -> T {
+        pthread_mutex_lock(mutex)
+        defer {
+            pthread_cond_broadcast(changed)
+            pthread_mutex_unlock(mutex)
+        }
+        return body()
+    }
+
+    /// Waits, asleep, until `condition` (checked under the lock) holds.
+    func wait(until condition: () -> Bool) {
+        pthread_mutex_lock(mutex)
+        while !condition() { pthread_cond_wait(changed, mutex) }
+        pthread_mutex_unlock(mutex)
+    }
 }
 
 /// One `attachflood` thread: its own peer sends up to `count` messages with a
@@ -65,9 +79,13 @@ final class FloodTally: @unchecked Sendable {
         own = try peer.createNode()
         target = try peer.lookup(name, waitingUpToNanoseconds: 20_000_000_000)
     } catch { fail("attachflood setup: \(error)") }
-    tally.lock.locked { tally.peers.append(peer) }
-    tally.lock.locked { tally.ready += 1; tally.started += 1 }
-    while tally.lock.locked({ tally.started < threads || !tally.go }) { usleep(100) }
+    tally.update { tally.peers.append(peer); tally.ready += 1; tally.started += 1 }
+    tally.wait { tally.started == threads && tally.go }
+    defer {
+        // Stay connected until every thread is done (the receiver may still be taking our messages).
+        tally.update { tally.ready -= 1 }
+        tally.wait { tally.ready == 0 }
+    }
     for _ in 0..<count {
         let outcome: Bus1Error?
         do {
@@ -78,17 +96,12 @@ final class FloodTally: @unchecked Sendable {
         }
         switch outcome {
         case nil:
-            tally.lock.locked { tally.attached += 1 }
+            tally.update { tally.attached += 1 }
         case .refused(.quotaExceeded(.messages))?:
-            if tally.lock.locked({ () -> Bool in tally.refused += 1; return tally.refused == 1 }) { say("REFUSED") }
-            tally.lock.locked { tally.ready -= 1 }
-            while tally.lock.locked({ tally.ready > 0 }) { usleep(1000) }
+            if tally.update({ () -> Bool in tally.refused += 1; return tally.refused == 1 }) { say("REFUSED") }
             return
         case let error?:
             fail("attachflood: \(error)")
         }
     }
-    // Stay connected until every thread is done (the receiver may still be taking our messages).
-    tally.lock.locked { tally.ready -= 1 }
-    while tally.lock.locked({ tally.ready > 0 }) { usleep(1000) }
 }

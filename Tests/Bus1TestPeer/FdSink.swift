@@ -9,7 +9,7 @@ import Glibc
 @MainActor
 func runFdSink() {
     let peer = connect()
-    do { try peer.publish(try peer.createNode(), as: setting("name")) } catch { fail("publish: \(error)") }
+    publishNode(peer, as: setting("name"))
     say("READY peer=\(peer.id)")
     let message: Message
     do { message = try receiveData(peer, timeoutNanoseconds: 30_000_000_000) } catch { fail("receive: \(error)") }

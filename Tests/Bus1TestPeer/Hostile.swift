@@ -1,6 +1,7 @@
 @_spi(HostileTesting) import Bus1
 import CBus1Wire
 import Bus1Linux
+import Bus1TestSupport
 import Glibc
 
 /// The `hostile` role: `name= attack=`. Sends one honest message to `name`, waits
@@ -36,25 +37,24 @@ func runHostile() {
     say("ATTACKED")
     // The receiver reports us; the coordinator closes our channel and tells us.
     // (Sending more now could overwrite the forged index before the receiver saw it.)
-    let deadline = monotonicNanoseconds() + 20_000_000_000
-    while monotonicNanoseconds() < deadline {
+    var closedBecause: CloseReason?
+    _ = waitUntil(timeoutSeconds: 20) {
         do { try peer.reclaimCompleted() } catch { fail("after attack: \(error)") }
-        for case .outboundClosed(_, let reason) in peer.takeEvents() {
-            // Sending on the closed channel is now a typed error.
-            var again: Loan
-            do { again = try peer.loan(8, for: target) } catch { fail("loan: \(error)") }
-            again.count = 8
-            do {
-                try peer.send(again, to: target)
-                fail("send after close succeeded")
-            } catch .channelClosed(_, let sendReason) where sendReason == reason {
-                say("CLOSED reason=\(reason) slices=\(peer.currentStatistics.slicesInUse)")
-                exit(0)
-            } catch {
-                fail("send after close: \(error)")
-            }
-        }
-        usleep(1000)
+        for case .outboundClosed(_, let reason) in peer.takeEvents() where closedBecause == nil { closedBecause = reason }
+        return closedBecause != nil
     }
-    fail("channel never closed")
+    guard let reason = closedBecause else { fail("channel never closed") }
+    // Sending on the closed channel is now a typed error.
+    var again: Loan
+    do { again = try peer.loan(8, for: target) } catch { fail("loan: \(error)") }
+    again.count = 8
+    do {
+        try peer.send(again, to: target)
+        fail("send after close succeeded")
+    } catch .channelClosed(_, let sendReason) where sendReason == reason {
+        say("CLOSED reason=\(reason) slices=\(peer.currentStatistics.slicesInUse)")
+        exit(0)
+    } catch {
+        fail("send after close: \(error)")
+    }
 }

@@ -11,8 +11,7 @@ import Glibc
 @MainActor
 func runIntruder() {
     let peer = connect()
-    let node: Handle
-    do { node = try peer.createNode(); try peer.publish(node, as: setting("name")) } catch { fail("setup: \(error)") }
+    publishNode(peer, as: setting("name"))
     say("READY peer=\(peer.id)")
     let message: Message
     do { message = try receiveData(peer, timeoutNanoseconds: 30_000_000_000) } catch { fail("receive: \(error)") }

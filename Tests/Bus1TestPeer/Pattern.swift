@@ -44,7 +44,7 @@ struct JitterSource {
     }
     mutating func maybePause() {
         switch next() % 64 {
-        case 0: usleep(UInt32(next() % 300))
+        case 0: usleep(UInt32(next() % 300))  // the jitter itself, not a wait
         case 1, 2, 3: sched_yield()
         default: break
         }

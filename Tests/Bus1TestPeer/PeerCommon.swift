@@ -1,5 +1,6 @@
 @_spi(HostileTesting) import Bus1
 import Bus1Linux
+import Bus1TestSupport
 import Glibc
 
 // What the roles share: output, connecting, looking up, the first honest
@@ -47,13 +48,23 @@ func printEvents(_ peer: Peer) {
     }
 }
 
+/// Takes completions back until every slice `peer` sent came back (30 s at most).
 func waitUntilReclaimed(_ peer: Peer) {
-    let deadline = monotonicNanoseconds() + 30_000_000_000
-    while peer.currentStatistics.slicesInUse > 0 {
+    let reclaimed = waitUntil(timeoutSeconds: 30, pollMicroseconds: 500) {
         do { try peer.reclaimCompleted() } catch { fail("reclaim: \(error)") }
-        if monotonicNanoseconds() > deadline { fail("pool not reclaimed: \(peer.currentStatistics)") }
-        usleep(500)
+        return peer.currentStatistics.slicesInUse == 0
     }
+    if !reclaimed { fail("pool not reclaimed: \(peer.currentStatistics)") }
+}
+
+/// Creates a node and publishes it as `name`.
+@discardableResult
+func publishNode(_ peer: Peer, as name: String) -> Handle {
+    do {
+        let node = try peer.createNode()
+        try peer.publish(node, as: name)
+        return node
+    } catch { fail("publish \(name): \(error)") }
 }
 
 /// The next data message; notifications (destroyed and released nodes) are printed

@@ -22,7 +22,7 @@ func runProducer() {
     let progress = intSetting("progress", 0)  // progress=N: print "PROGRESS N" after N messages
     for seq in 0..<count {
         jitter?.maybePause()
-        if pace > 0 && seq > 0 { usleep(pace) }
+        if pace > 0 && seq > 0 { usleep(pace) }  // pacing asked for by the test, not a wait
         do {
             var loan = try peer.loan(Pattern.size(seq), for: target, wait: waitMode, timeoutNanoseconds: 60_000_000_000)
             loan.count = Pattern.size(seq)

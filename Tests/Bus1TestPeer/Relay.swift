@@ -10,7 +10,7 @@ import Glibc
 @MainActor
 func runRelay() {
     let peer = connect()
-    do { try peer.publish(try peer.createNode(), as: setting("name")) } catch { fail("publish: \(error)") }
+    publishNode(peer, as: setting("name"))
     let next = settings["next"].map { lookupWhenPublished(peer, $0) }
     say("READY peer=\(peer.id)")
     let message: Message

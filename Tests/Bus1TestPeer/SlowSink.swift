@@ -11,10 +11,10 @@ import Glibc
 func runSlowSink() {
     let peer = connect()
     for i in 0..<intSetting("nodes") {
-        do { try peer.publish(try peer.createNode(), as: "flood.\(i)") } catch { fail("publish: \(error)") }
+        publishNode(peer, as: "flood.\(i)")
     }
     say("READY peer=\(peer.id)")
-    usleep(UInt32(intSetting("sleep")) * 1000)
+    usleep(UInt32(intSetting("sleep")) * 1000)  // busy elsewhere: what the test is about, not a wait
     for _ in 0..<intSetting("count") {
         do { _ = try receiveData(peer, timeoutNanoseconds: 30_000_000_000) } catch { fail("receive: \(error)") }
     }

@@ -22,7 +22,7 @@ import Glibc
 @MainActor
 func runSnoop() {
     let peer = connect()
-    do { try peer.publish(try peer.createNode(), as: setting("name")) } catch { fail("publish: \(error)") }
+    publishNode(peer, as: setting("name"))
     say("READY")
     var last: Message?
     var sender: UInt64 = 0

@@ -1,5 +1,6 @@
 import Bus1
 import Bus1Linux
+import Bus1TestSupport
 import Glibc
 
 /// The `waiter` role: `name= [mode=] [reconnect=1]`. Publishes a node as `name`,
@@ -13,8 +14,7 @@ import Glibc
 @MainActor
 func runWaiter() {
     let peer = connect()
-    let node: Handle
-    do { node = try peer.createNode(); try peer.publish(node, as: setting("name")) } catch { fail("setup: \(error)") }
+    publishNode(peer, as: setting("name"))
     say("READY peer=\(peer.id)")
     let started = monotonicNanoseconds()
     do {
@@ -36,19 +36,20 @@ func runWaiter() {
     // reconnect=1: a restarted coordinator on the same path takes a new peer, which
     // can publish the same name again (the old bus's state is gone with it).
     if settings["reconnect"] == "1" {
-        let deadline = monotonicNanoseconds() + 30_000_000_000
-        while true {
-            do {
-                let again = try Peer.connect(options: options)
-                try again.publish(try again.createNode(), as: setting("name"))
-                say("RECONNECTED peer=\(again.id)")
-                break
+        var again: Peer?
+        let reconnected = waitUntil(timeoutSeconds: 30, pollMicroseconds: 10_000) {
+            do throws(Bus1Error) {
+                let peer = try Peer.connect(options: options)
+                try peer.publish(try peer.createNode(), as: setting("name"))
+                again = peer
+                return true
             } catch .coordinatorGone, .noBus {
-                if monotonicNanoseconds() > deadline { fail("no coordinator came back") }
-                usleep(10_000)
+                return false  // no daemon listens yet, or it went away again
             } catch {
                 fail("reconnect: \(error)")
             }
         }
+        guard reconnected, let again else { fail("no coordinator came back") }
+        say("RECONNECTED peer=\(again.id)")
     }
 }
