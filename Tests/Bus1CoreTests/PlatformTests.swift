@@ -65,40 +65,44 @@ struct ParkerConformance {
 /// What every parking backend must do.
 enum ParkerChecks {
     static func staleValue(_ backend: ParkBackend) throws {
-        let parker = try backend.makeParker().parker
-        let word = UnsafeMutablePointer<UInt32>.allocate(capacity: 1)
-        defer { word.deallocate() }
-        word.pointee = 5
-        #expect(try parker.park(word, expected: 4, timeoutNanoseconds: 5_000_000_000) == .woken)
+        try withParker(backend, word: 5) { parker, word throws in
+            #expect(try parker.park(word, expected: 4, timeoutNanoseconds: 5_000_000_000) == .woken)
+        }
     }
 
     static func timeout(_ backend: ParkBackend) throws {
-        let parker = try backend.makeParker().parker
-        let word = UnsafeMutablePointer<UInt32>.allocate(capacity: 1)
-        defer { word.deallocate() }
-        word.pointee = 0
-        #expect(try parker.park(word, expected: 0, timeoutNanoseconds: 20_000_000) == .timedOut)
+        try withParker(backend, word: 0) { parker, word throws in
+            #expect(try parker.park(word, expected: 0, timeoutNanoseconds: 20_000_000) == .timedOut)
+        }
     }
 
     /// The waker changes the word and wakes only once this thread is asleep in the
     /// park: a wake before the park would only test the stale-value path.
     static func wake(_ backend: ParkBackend) throws {
+        try withParker(backend, word: 0) { parker, word throws in
+            let parking = currentThreadID()
+            nonisolated(unsafe) let shared = word
+            let waker = startThread {
+                _ = waitUntil(timeoutSeconds: 10) { threadIsSleeping(parking) }
+                UnsafeMutableRawPointer(shared).storeBytes(of: 1, as: UInt32.self)
+                _ = try? Futex.wake(shared)
+            }
+            var result = Futex.WaitResult.timedOut
+            for _ in 0..<100 where word.pointee == 0 {  // spurious returns are allowed
+                result = try parker.park(word, expected: 0, timeoutNanoseconds: 10_000_000_000)
+            }
+            pthread_join(waker, nil)
+            #expect(result == .woken)
+        }
+    }
+
+    /// Runs `body` with a parker of `backend` and a word holding `value` to park on.
+    private static func withParker(_ backend: ParkBackend, word value: UInt32,
+                                   _ body: (any Parker, UnsafeMutablePointer<UInt32>) throws -> Void) throws {
         let parker = try backend.makeParker().parker
         let word = UnsafeMutablePointer<UInt32>.allocate(capacity: 1)
         defer { word.deallocate() }
-        word.pointee = 0
-        let parking = currentThreadID()
-        nonisolated(unsafe) let shared = word
-        let waker = startThread {
-            _ = waitUntil(timeoutSeconds: 10) { threadIsSleeping(parking) }
-            UnsafeMutableRawPointer(shared).storeBytes(of: 1, as: UInt32.self)
-            _ = try? Futex.wake(shared)
-        }
-        var result = Futex.WaitResult.timedOut
-        for _ in 0..<100 where word.pointee == 0 {  // spurious returns are allowed
-            result = try parker.park(word, expected: 0, timeoutNanoseconds: 10_000_000_000)
-        }
-        pthread_join(waker, nil)
-        #expect(result == .woken)
+        word.pointee = value
+        try body(parker, word)
     }
 }
