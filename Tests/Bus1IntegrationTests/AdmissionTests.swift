@@ -10,7 +10,7 @@ import Testing
 /// The coordinator's accept path under a hostile local user, and the limits that
 /// keep one uid from crowding out the others: each test drives the real daemon or
 /// an embedded coordinator with real sockets and real processes.
-@Suite("Connections and quotas", .timeLimit(.minutes(5)))
+@Suite("Connections and quotas", .timeLimit(.minutes(10)))
 struct AdmissionTests {
     /// Resident set size of `pid` in KiB (`VmRSS` of /proc/PID/status).
     static func residentKiB(of pid: pid_t) -> Int {
@@ -222,7 +222,7 @@ struct AdmissionTests {
 
 /// One peer holding handles to thousands: the limits that bound a uid must not
 /// cost a peer of that uid its connection.
-@Suite("Connections and quotas: a hub", .timeLimit(.minutes(5)))
+@Suite("Connections and quotas: a hub", .timeLimit(.minutes(10)))
 struct HubTests {
     /// Whether bus1d can hold 2,001 peers here (its fd limit, raised to the hard one).
     static var fdLimitReason: String? {
@@ -284,7 +284,7 @@ struct HubTests {
 }
 
 /// Where the daemon puts its socket.
-@Suite("Connections and quotas: the socket's directory", .timeLimit(.minutes(5)))
+@Suite("Connections and quotas: the socket's directory", .timeLimit(.minutes(10)))
 struct SocketDirectoryTests {
     @Test("bus1d refuses a socket directory other users can write or that is a symlink, and touches nothing there")
     func unsafeDirectory() throws {

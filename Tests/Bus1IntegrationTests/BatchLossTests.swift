@@ -4,7 +4,7 @@ import Bus1TestSupport
 import Glibc
 import Testing
 
-@Suite("Batches that fail midway", .timeLimit(.minutes(3)))
+@Suite("Batches that fail midway", .timeLimit(.minutes(10)))
 struct BatchLossTests {
     /// `sendBatch` takes its slices one by one; when the pool runs short it waits
     /// holding those it has. If the wait fails (here: `bus1d` is killed), every

@@ -7,7 +7,7 @@ import Testing
 /// fields. Speed itself is measured by release runs by hand, never here. The
 /// checks are ``BenchChecks``, functions of the build they run
 /// (``ReleaseToolTests`` runs them against the release binary).
-@Suite("bus1-bench", .timeLimit(.minutes(5)))
+@Suite("bus1-bench", .timeLimit(.minutes(10)))
 struct BenchTests {
     @Test("latency: a row per mode and size, baselines, ratios")
     func latency() throws { try BenchChecks.latency(.debug) }

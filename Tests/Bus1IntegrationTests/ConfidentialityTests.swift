@@ -10,7 +10,7 @@ import Testing
 /// `snoop` child, which then looks for the secrets in every bus memfd it has
 /// mapped, in their slice ledgers, through /proc of the producer's process, and by
 /// asking the coordinator for every segment of the producer's pool.
-@Suite("Confidentiality of payloads", .timeLimit(.minutes(3)))
+@Suite("Confidentiality of payloads", .timeLimit(.minutes(10)))
 struct ConfidentialityTests {
     static let secrets = 64, forSnoop = 16
 
@@ -71,7 +71,7 @@ struct ConfidentialityTests {
 
 /// Segment requests a peer can get wrong, and sends to an owner outside a loan's
 /// audience: typed errors, and the coordinator keeps serving.
-@Suite("Pool segment requests", .timeLimit(.minutes(3)))
+@Suite("Pool segment requests", .timeLimit(.minutes(10)))
 struct SegmentRequestTests {
     @Test("Bad sizes, unknown segments and channels, a seventeenth segment and a loan its destination cannot read are refused with typed errors")
     func refusals() throws {

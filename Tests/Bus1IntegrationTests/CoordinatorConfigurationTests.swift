@@ -8,7 +8,7 @@ import Testing
 
 /// `CoordinatorConfiguration.validate()` as every coordinator applies it, and a
 /// HELLO's pool sizing, which must refuse, never trap, whatever is asked.
-@Suite("Coordinator configuration", .timeLimit(.minutes(1)))
+@Suite("Coordinator configuration", .timeLimit(.minutes(10)))
 struct CoordinatorConfigurationTests {
     @Test("An embedded coordinator refuses an out-of-range configuration before binding")
     func embeddedValidates() throws {

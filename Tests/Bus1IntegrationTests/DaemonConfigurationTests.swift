@@ -7,7 +7,7 @@ import Testing
 
 /// `bus1d`'s configuration file against the built binary: defaults < file <
 /// flags, strict keys, errors naming the key and its line.
-@Suite("bus1d configuration file", .timeLimit(.minutes(2)))
+@Suite("bus1d configuration file", .timeLimit(.minutes(10)))
 struct DaemonConfigurationTests {
     /// Writes `text` to a fresh file and returns its path.
     static func file(_ label: String, _ text: String) -> String {

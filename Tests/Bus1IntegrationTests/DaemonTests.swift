@@ -4,7 +4,7 @@ import Glibc
 import Testing
 
 /// The built `bus1d` binary, as an operator runs it.
-@Suite("bus1d", .timeLimit(.minutes(3)))
+@Suite("bus1d", .timeLimit(.minutes(10)))
 struct DaemonTests {
     @Test("Serves real peers, refuses a second daemon on the same path, and exits cleanly on SIGTERM")
     func lifecycle() throws { try DaemonChecks.lifecycle(.debug) }

@@ -4,7 +4,7 @@ import Testing
 /// The `bus1-demo` binary, as the README runs it, briefly: both phases, every
 /// wait mode, and the pool fully reclaimed afterwards. ``ReleaseToolTests`` runs
 /// ``DemoChecks`` on the release binary (the one `Scripts/demo.sh` builds).
-@Suite("bus1-demo", .timeLimit(.minutes(5)))
+@Suite("bus1-demo", .timeLimit(.minutes(10)))
 struct DemoTests {
     @Test("Throughput and round trips between two processes; nothing left in the pool", arguments: ["spin", "park", "busy"])
     func run(mode: String) throws { try DemoChecks.run(.debug, mode: mode) }

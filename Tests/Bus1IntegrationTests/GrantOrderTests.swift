@@ -9,7 +9,7 @@ import Testing
 /// A handle that arrives in an attachment may name a channel its receiver has not
 /// been told of yet: the receiver's own lookup of the same owner made it, and that
 /// reply still waits for the owner to read its socket.
-@Suite("Grant order", .timeLimit(.minutes(5)))
+@Suite("Grant order", .timeLimit(.minutes(10)))
 struct GrantOrderTests {
     /// Runs `body` on its own thread (a blocked request must not hold up the test).
     final class Background: @unchecked Sendable {

@@ -6,7 +6,7 @@ import Testing
 
 /// The capability lifecycle across real processes: handles and fds travelling in
 /// messages, release and destroy notifications ordered with data, reset.
-@Suite("Capability lifecycle", .timeLimit(.minutes(5)))
+@Suite("Capability lifecycle", .timeLimit(.minutes(10)))
 struct LifecycleTests {
     @Test("A handle passed A→B→C reaches the node's owner; the first release is cancelled by the other relay holding it; A is notified once")
     func handleTravelsAndReleaseIsCancelled() throws {

@@ -58,7 +58,7 @@ enum OrderCheckChecks {
 
 /// Multicast all-or-nothing, with peers of this process (each a separate peer
 /// with its own pool and channels on a real coordinator).
-@Suite("Multicast", .timeLimit(.minutes(5)))
+@Suite("Multicast", .timeLimit(.minutes(10)))
 struct MulticastTests {
 
     @Test("A full ring at one destination fails the whole multicast; nobody receives it")
@@ -139,7 +139,7 @@ struct MulticastTests {
 }
 
 /// `sendBatch`: all-or-nothing, consecutive tickets, typed refusals.
-@Suite("Batches", .timeLimit(.minutes(5)))
+@Suite("Batches", .timeLimit(.minutes(10)))
 struct BatchTests {
 
     @Test("A batch arrives in order with consecutive tickets; oversize, full-ring and full-pool batches send nothing")

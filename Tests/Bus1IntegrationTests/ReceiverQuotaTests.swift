@@ -8,7 +8,7 @@ import Testing
 /// that uid: fds until the service takes (or drops) the message, handles within a
 /// fair share of the service's table. The attacker is refused, typed; the service
 /// stays connected and its fd count bounded.
-@Suite("Receiver quotas", .timeLimit(.minutes(5)))
+@Suite("Receiver quotas", .timeLimit(.minutes(10)))
 struct ReceiverQuotaTests {
     @Test("Another uid's attachment flood (fds never followed by a message) and a 5,000-node attach-and-leave: the service stays connected, its fds bounded, the attacker refused",
           .enabled(unless: OtherUID.unavailableReason))

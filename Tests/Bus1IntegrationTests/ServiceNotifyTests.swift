@@ -6,7 +6,7 @@ import Testing
 
 /// `bus1d` as a `Type=notify` service: what it tells the socket in
 /// `NOTIFY_SOCKET`, received here as systemd would.
-@Suite("bus1d sd_notify", .timeLimit(.minutes(2)))
+@Suite("bus1d sd_notify", .timeLimit(.minutes(10)))
 struct ServiceNotifyTests {
     @Test("READY=1 once listening, STATUS as peers come, STOPPING=1 on SIGTERM")
     func readyStatusStopping() throws {

@@ -9,7 +9,7 @@ import Testing
 /// socket, never from bytes a peer can write, so scribbling on it harms nobody's
 /// connection, lookups or messages; scribbled words (ticket, doorbell, sleeping
 /// flag, control sequence) degrade order and wake-ups at most.
-@Suite("Shared pages a peer may write", .timeLimit(.minutes(5)))
+@Suite("Shared pages a peer may write", .timeLimit(.minutes(10)))
 struct SharedPageTests {
     @Test("After a peer writes random bytes over the clock page and every wake page it can reach (headers and words), new peers still connect, look up and exchange checked messages")
     func scribbledHeaders() throws {

@@ -12,7 +12,7 @@ import Testing
 /// process (`burst`) and a consumer in the test process that receives only when
 /// the test says so. The checks of a build are ``ShmInspectChecks``, which
 /// ``ReleaseToolTests`` runs against the release binary.
-@Suite("shm-inspect", .timeLimit(.minutes(5)))
+@Suite("shm-inspect", .timeLimit(.minutes(10)))
 struct ShmInspectTests {
     @Test("Each subcommand shows what the test set up: a stuck consumer's full ring, slices in use; a released slice disappears")
     func listings() throws { try ShmInspectChecks.listings(.debug) }

@@ -7,7 +7,7 @@ import Testing
 /// `bus1d` serving on a socket handed over by a service manager: used as it is
 /// (no re-bind, no chmod, not removed at exit), checked before use, and its
 /// variables consumed.
-@Suite("bus1d socket activation", .timeLimit(.minutes(2)))
+@Suite("bus1d socket activation", .timeLimit(.minutes(10)))
 struct SocketActivationTests {
     static let systemdSocketActivate = "/usr/bin/systemd-socket-activate"
 

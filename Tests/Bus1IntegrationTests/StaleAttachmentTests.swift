@@ -8,7 +8,7 @@ import Testing
 /// An attachment names the submission index of the message that carries it, so
 /// one whose message never comes cannot ride on a later message, and is given
 /// back as soon as the sender moves on.
-@Suite("Stale attachments", .timeLimit(.minutes(5)))
+@Suite("Stale attachments", .timeLimit(.minutes(10)))
 struct StaleAttachmentTests {
     @Test("A sender that attaches and then sends something else: the stale attachment's fds close and its handles are released at once; the next attached message gets its own")
     func staleAttachmentIsDropped() throws {

@@ -81,7 +81,7 @@ struct RefusedCommandLine: Sendable, CustomTestStringConvertible {
 /// What every tool's command line promises, checked on the built binaries:
 /// nonsense is refused at start with a clear message, `--version` says the
 /// release, and no tool removes a file it did not create.
-@Suite("Tool command lines", .timeLimit(.minutes(5)))
+@Suite("Tool command lines", .timeLimit(.minutes(10)))
 struct ToolCommandLineTests {
     @Test("Nonsense options are refused at start with a clear message", arguments: RefusedCommandLine.all)
     func refused(_ line: RefusedCommandLine) throws { try line.check(.debug) }
