@@ -82,12 +82,24 @@ let package = Package(
         .executableTarget(
             name: "bus1-test-peer", dependencies: ["Bus1", "Bus1Core", "Bus1Linux", "CBus1Wire", "Bus1TestSupport"],
             path: "Tests/Bus1TestPeer", swiftSettings: strict),
-        // Helpers shared by the test targets and the test peer (seeded randomness, fd counts).
+        // Helpers shared by the test targets and the test peer (seeded randomness, fd counts,
+        // polling a condition with a deadline, threads). Links nothing of the package.
         .target(name: "Bus1TestSupport", path: "Tests/Bus1TestSupport", swiftSettings: strict),
+        // What the integration suites share: child processes, the embedded-coordinator
+        // fixture, another uid, tool builds, shm-inspect, daemon sockets, probes for skips.
+        // Separate from Bus1TestSupport so the test peer never links the coordinator.
+        .target(
+            name: "Bus1IntegrationSupport",
+            dependencies: ["Bus1", "Bus1Coordinator", "Bus1Core", "Bus1Linux", "CBus1Wire", "Bus1TestSupport"],
+            path: "Tests/Bus1IntegrationSupport", swiftSettings: strict),
+        // Every suite has a .timeLimit of 10 minutes or more: a hang must fail a test, slowness
+        // must not. Swift Testing's clock runs from when a test is scheduled, also while it waits
+        // behind the blocking multi-process tests for a thread of the pool (two on a 2-core
+        // machine, where a whole run takes about 3 minutes), so a shorter limit fails at random.
         .testTarget(name: "Bus1CoreTests", dependencies: ["Bus1Core", "Bus1Linux", "CBus1Wire", "Bus1TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "Bus1IntegrationTests",
-            dependencies: ["Bus1", "Bus1Coordinator", "Bus1Core", "Bus1Linux", "CBus1Wire", "Bus1TestSupport"],
+            dependencies: ["Bus1", "Bus1Coordinator", "Bus1Core", "Bus1Linux", "CBus1Wire", "Bus1TestSupport", "Bus1IntegrationSupport"],
             swiftSettings: strict),
     ]
 )

@@ -33,7 +33,7 @@ func descriptor(_ ticket: UInt64, offset: UInt64 = 4096) -> bus1_descriptor {
     return d
 }
 
-@Suite("Channel rings")
+@Suite("Channel rings", .timeLimit(.minutes(10)))
 struct ChannelTests {
     @Test("FIFO delivery, credit, and completions round trip")
     func roundTrip() throws {

@@ -2,7 +2,7 @@ import Bus1Core
 import CBus1Wire
 import Testing
 
-@Suite("Control messages")
+@Suite("Control messages", .timeLimit(.minutes(10)))
 struct ControlMessageTests {
     static let samples: [ControlMessage] = [
         .hello(poolSize: 1 << 20, ringCapacity: 64), .poolMapped, .nodeCreate,

@@ -3,7 +3,7 @@ import Bus1TestSupport
 import CBus1Wire
 import Testing
 
-@Suite("Pool allocator")
+@Suite("Pool allocator", .timeLimit(.minutes(10)))
 struct PoolAllocatorTests {
     /// The slice records with a slice in them, by pool offset.
     static func ledgerEntries(_ memory: UnsafeMutableRawPointer, _ layout: bus1_pool_layout) -> [UInt64: bus1_slice_record] {

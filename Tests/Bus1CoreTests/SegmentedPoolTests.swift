@@ -3,7 +3,7 @@ import Bus1Linux
 import CBus1Wire
 import Testing
 
-@Suite("Segmented pool")
+@Suite("Segmented pool", .timeLimit(.minutes(10)))
 struct SegmentedPoolTests {
     static let size = bus1_pool_layout.poolSize(forDataSize: 1 << 16)
     static let layout = bus1_pool_layout(poolSize: size)!

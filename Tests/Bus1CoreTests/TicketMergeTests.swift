@@ -8,7 +8,7 @@ import Testing
 /// property over generated interleavings of senders running the send protocol
 /// step by step between every read the merge makes. The same property run on
 /// two deliberately broken merges must fail, or it proves nothing.
-@Suite("Ticket merge", .timeLimit(.minutes(2)))
+@Suite("Ticket merge", .timeLimit(.minutes(10)))
 struct TicketMergeTests {
     /// Seeds per property run: 300, times `BUS1_SOAK` for the long version.
     static let seeds = UInt64(300 * max(1, getenv("BUS1_SOAK").flatMap { Int(String(cString: $0)) } ?? 1))

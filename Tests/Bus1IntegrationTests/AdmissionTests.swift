@@ -1,6 +1,7 @@
 import Bus1
 import Bus1Coordinator
 import Bus1Core
+import Bus1IntegrationSupport
 import Bus1Linux
 import Bus1TestSupport
 import Glibc
@@ -9,7 +10,7 @@ import Testing
 /// The coordinator's accept path under a hostile local user, and the limits that
 /// keep one uid from crowding out the others: each test drives the real daemon or
 /// an embedded coordinator with real sockets and real processes.
-@Suite("Connections and quotas")
+@Suite("Connections and quotas", .timeLimit(.minutes(10)))
 struct AdmissionTests {
     /// Resident set size of `pid` in KiB (`VmRSS` of /proc/PID/status).
     static func residentKiB(of pid: pid_t) -> Int {
@@ -23,23 +24,9 @@ struct AdmissionTests {
         return -1
     }
 
-    /// Reads a daemon's log until it says it is listening: by then it holds every fd
-    /// of an idle bus (clock, stop pipe, io_uring), so its fd count is a baseline.
-    static func awaitListening(_ daemon: ChildProcess) -> Bool {
-        while let line = daemon.readLine(timeoutSeconds: 30) {
-            if line.contains("coordinator listening") { return true }
-        }
-        return false
-    }
-
-    /// Polls `condition` every 10 ms for up to `seconds`.
-    static func eventually(seconds: Double = 15, _ condition: () -> Bool) -> Bool {
-        let deadline = monotonicNanoseconds() + UInt64(seconds * 1e9)
-        while monotonicNanoseconds() < deadline {
-            if condition() { return true }
-            usleep(10_000)
-        }
-        return condition()
+    /// Polls `condition` every 10 ms for up to 15 s.
+    static func eventually(_ condition: () -> Bool) -> Bool {
+        waitUntil(timeoutSeconds: 15, pollMicroseconds: 10_000, condition)
     }
 
     /// The first datagram a refused connection gets, decoded as its refusal.
@@ -54,14 +41,14 @@ struct AdmissionTests {
     }
 
     @Test("A burst of 600 connections at once: every one is served or refused with a typed quota, and the daemon stays up",
-          .timeLimit(.minutes(2)), arguments: ["io_uring", "poll"])
+          arguments: ["io_uring", "poll"])
     func burst(backend: String) throws {
-        let path = DaemonTests.socketPath("burst")
+        let path = freshSocketPath("burst")
         // A handshake deadline longer than the burst takes on a loaded machine: the
         // first 64 must still be holding their slots when the last 400 arrive.
         let daemon = try ChildProcess("bus1d", ["--address", path, "--event-backend", backend, "--log-level", "info",
                                                 "--handshake-timeout-ms", "120000"], mergeStandardError: true)
-        #expect(Self.awaitListening(daemon), "\(daemon.transcript)")
+        #expect(daemon.awaitListening(), "\(daemon.transcript)")
         let baseline = openDescriptorCount(of: daemon.pid)
         var sockets: [Int32] = []
         for _ in 0..<600 { sockets.append(try SeqPacket.connect(path: path, timeoutNanoseconds: 5_000_000_000).release()) }
@@ -77,21 +64,17 @@ struct AdmissionTests {
         #expect(daemon.exitStatusIfEnded() == nil, "\(daemon.transcript)")
         for socket in sockets { close(socket) }
 
-        let consumer = try ChildProcess("bus1-test-peer", ["consumer", "address=\(path)", "name=burst", "count=300"])
-        #expect(consumer.awaitLine(prefix: "READY", timeoutSeconds: 30) != nil, "\(consumer.transcript)")
-        let producer = try ChildProcess("bus1-test-peer", ["producer", "address=\(path)", "name=burst", "count=300"])
-        #expect(producer.finish(timeoutSeconds: 60) == .exited(0), "\(producer.transcript)")
-        #expect(consumer.finish(timeoutSeconds: 60) == .exited(0), "\(consumer.transcript)")
+        try exchangeCheckedMessages(on: path, name: "burst", count: 300, timeoutSeconds: 60)
         #expect(Self.eventually { openDescriptorCount(of: daemon.pid) == baseline }, "fds \(openDescriptorCount(of: daemon.pid)) vs \(baseline)")
         daemon.signal(SIGTERM)
         #expect(daemon.finish(timeoutSeconds: 30) == .exited(0), "\(daemon.transcript)")
     }
 
     @Test("Another uid floods bus1d (open/close, silent, half-open, garbage, real peers up to its share) while two peers exchange checked messages and a new pair connects mid-flood",
-          .enabled(if: OtherUID.unavailableReason == nil, "\(OtherUID.unavailableReason ?? "")"), .timeLimit(.minutes(3)))
+          .enabled(unless: OtherUID.unavailableReason))
     func flood() throws {
         let other = try OtherUID.make(copying: ["bus1-test-peer"])
-        let path = DaemonTests.socketPath("flood")
+        let path = freshSocketPath("flood")
         chmod(String(path.dropLast(4)), 0o755)
         // 1,024 fds: the daemon sizes its connections to them ((1024 - 64) × 3/4 / 6 = 120) and
         // shares them fairly, so the flood meets typed refusals, not EMFILE for all.
@@ -99,12 +82,12 @@ struct AdmissionTests {
                                                            "--address", path, "--allow-uid", "\(OtherUID.uid)",
                                                            "--max-peers-per-uid", "100", "--log-level", "info"],
                                       mergeStandardError: true)
-        #expect(Self.awaitListening(daemon), "\(daemon.transcript)")
+        #expect(daemon.awaitListening(), "\(daemon.transcript)")
         let (fdsBefore, rssBefore) = (openDescriptorCount(of: daemon.pid), Self.residentKiB(of: daemon.pid))
 
-        let consumer = try ChildProcess("bus1-test-peer", ["consumer", "address=\(path)", "name=steady", "count=6000"])
+        let consumer = try testPeer("consumer", address: path, ["name": "steady", "count": "6000"])
         #expect(consumer.awaitLine(prefix: "READY", timeoutSeconds: 30) != nil, "\(consumer.transcript)")
-        let producer = try ChildProcess("bus1-test-peer", ["producer", "address=\(path)", "name=steady", "count=6000", "pace-us=800"])
+        let producer = try testPeer("producer", address: path, ["name": "steady", "count": "6000", "pace-us": "800"])
         #expect(producer.awaitLine(prefix: "READY", timeoutSeconds: 30) != nil, "\(producer.transcript)")
         let flooder = try other.spawn("bus1-test-peer", ["flood", "address=\(path)", "seconds=10", "seed=7"], mergeStandardError: true)
         #expect(flooder.awaitLine(prefix: "FLOODING", timeoutSeconds: 30) != nil, "\(flooder.transcript)")
@@ -112,11 +95,7 @@ struct AdmissionTests {
         // The flood holds the other uid's fair share of the bus's connections (the
         // daemon sized them to its 512 fds); a new peer of this uid still gets in.
         let duringStarted = monotonicNanoseconds()
-        let during = try ChildProcess("bus1-test-peer", ["consumer", "address=\(path)", "name=during", "count=100"])
-        #expect(during.awaitLine(prefix: "READY", timeoutSeconds: 30) != nil, "\(during.transcript)")
-        let duringProducer = try ChildProcess("bus1-test-peer", ["producer", "address=\(path)", "name=during", "count=100"])
-        #expect(duringProducer.finish(timeoutSeconds: 60) == .exited(0), "\(duringProducer.transcript)")
-        #expect(during.finish(timeoutSeconds: 60) == .exited(0), "\(during.transcript)")
+        try exchangeCheckedMessages(on: path, name: "during", count: 100, timeoutSeconds: 60)
         print("flood: a peer pair connected and exchanged during the flood in \((monotonicNanoseconds() - duringStarted) / 1_000_000) ms")
         #expect(flooder.exitStatusIfEnded() == nil, "the flood ended before the peer connected during it")
 
@@ -129,11 +108,7 @@ struct AdmissionTests {
         #expect(daemon.exitStatusIfEnded() == nil, "\(daemon.transcript)")
 
         // A new peer connects and works once the flood is over.
-        let late = try ChildProcess("bus1-test-peer", ["consumer", "address=\(path)", "name=late", "count=100"])
-        #expect(late.awaitLine(prefix: "READY", timeoutSeconds: 30) != nil, "\(late.transcript)")
-        let lateProducer = try ChildProcess("bus1-test-peer", ["producer", "address=\(path)", "name=late", "count=100"])
-        #expect(lateProducer.finish(timeoutSeconds: 60) == .exited(0), "\(lateProducer.transcript)")
-        #expect(late.finish(timeoutSeconds: 60) == .exited(0), "\(late.transcript)")
+        try exchangeCheckedMessages(on: path, name: "late", count: 100, timeoutSeconds: 60)
 
         #expect(Self.eventually { openDescriptorCount(of: daemon.pid) == fdsBefore },
                 "daemon fds \(openDescriptorCount(of: daemon.pid)), before the flood \(fdsBefore)")
@@ -144,7 +119,7 @@ struct AdmissionTests {
         #expect(daemon.finish(timeoutSeconds: 30) == .exited(0), "\(daemon.transcript)")
     }
 
-    @Test("A connection that never finishes its handshake is closed at the deadline", .timeLimit(.minutes(3)))
+    @Test("A connection that never finishes its handshake is closed at the deadline")
     func handshakeDeadline() throws {
         let bus = try BusFixture("handshake") { $0.handshakeTimeout = .milliseconds(200) }
         let silent = try SeqPacket.connect(path: bus.address)
@@ -154,9 +129,9 @@ struct AdmissionTests {
         _ = try bus.connect()  // a peer that speaks is unaffected
     }
 
-    @Test("Refusals at connect are typed: a missing bus names its path, a full uid gets the quota it hit", .timeLimit(.minutes(3)))
+    @Test("Refusals at connect are typed: a missing bus names its path, a full uid gets the quota it hit")
     func typedConnectErrors() throws {
-        let missing = DaemonTests.socketPath("missing")
+        let missing = freshSocketPath("missing")
         // (A `catch .noBus(let address, _)` clause here crashes the 6.3.1 SIL verifier.)
         let error = #expect(throws: Bus1Error.self) { _ = try Peer.connect(options: PeerOptions(address: missing)) }
         guard case .noBus(let address, _) = error else { Issue.record("expected noBus, got \(String(describing: error))"); return }
@@ -169,8 +144,7 @@ struct AdmissionTests {
         _ = (first, second)
     }
 
-    @Test("Per-uid totals: nodes, handles, channels and pool bytes are charged to the uid across its peers and given back",
-          .timeLimit(.minutes(3)))
+    @Test("Per-uid totals: nodes, handles, channels and pool bytes are charged to the uid across its peers and given back")
     func uidTotals() throws {
         let bus = try BusFixture("totals") {
             $0.maximumNodesPerUID = 4
@@ -199,8 +173,7 @@ struct AdmissionTests {
         _ = c
     }
 
-    @Test("Channels are shared on the bus: a uid alone gets seven eighths, the next one is refused with the share, typed",
-          .timeLimit(.minutes(3)))
+    @Test("Channels are shared on the bus: a uid alone gets seven eighths, the next one is refused with the share, typed")
     func channelShare() throws {
         let bus = try BusFixture("channel-share") { $0.maximumBusChannels = 8 }
         let owner = try bus.connect()
@@ -217,8 +190,7 @@ struct AdmissionTests {
         #expect(Self.eventually { (try? eighth.lookup("shared")) != nil })
     }
 
-    @Test("A lookup whose owner does not read its socket fails with a typed timeout, and nothing stays granted",
-          .timeLimit(.minutes(3)))
+    @Test("A lookup whose owner does not read its socket fails with a typed timeout, and nothing stays granted")
     func heldReplyTimeout() throws {
         let bus = try BusFixture("held") { $0.heldReplyTimeout = .milliseconds(300) }
         let owner = try bus.connect(), requester = try bus.connect()
@@ -250,7 +222,7 @@ struct AdmissionTests {
 
 /// One peer holding handles to thousands: the limits that bound a uid must not
 /// cost a peer of that uid its connection.
-@Suite("Connections and quotas: a hub")
+@Suite("Connections and quotas: a hub", .timeLimit(.minutes(10)))
 struct HubTests {
     /// Whether bus1d can hold 2,001 peers here (its fd limit, raised to the hard one).
     static var fdLimitReason: String? {
@@ -260,15 +232,15 @@ struct HubTests {
     }
 
     @Test("A hub holding handles to 2,000 peers stays connected and reaches every one",
-          .enabled(if: fdLimitReason == nil, "\(fdLimitReason ?? "")"), .timeLimit(.minutes(3)))
+          .enabled(unless: fdLimitReason))
     func hubOf2000() throws {
         let count = 2000
-        let path = DaemonTests.socketPath("hub")
+        let path = freshSocketPath("hub")
         // One uid alone gets seven eighths of the bus's connections, which bus1d sizes
         // to three quarters of its fd limit at 6 a connection: 2,001 peers need about 18,400 fds.
         let daemon = try ChildProcess("bus1d", ["--address", path, "--max-peers-per-uid", "\(count + 1)", "--log-level", "warning"],
                                       mergeStandardError: true)
-        #expect(DaemonTests.waitForSocket(path))
+        #expect(waitForSocket(path))
         var options = PeerOptions(address: path)
         options.poolSize = 64 << 10
         options.waitMode = .park
@@ -312,12 +284,11 @@ struct HubTests {
 }
 
 /// Where the daemon puts its socket.
-@Suite("Connections and quotas: the socket's directory")
+@Suite("Connections and quotas: the socket's directory", .timeLimit(.minutes(10)))
 struct SocketDirectoryTests {
-    @Test("bus1d refuses a socket directory other users can write or that is a symlink, and touches nothing there",
-          .timeLimit(.minutes(3)))
+    @Test("bus1d refuses a socket directory other users can write or that is a symlink, and touches nothing there")
     func unsafeDirectory() throws {
-        let base = String(DaemonTests.socketPath("unsafe").dropLast(4))
+        let base = String(freshSocketPath("unsafe").dropLast(4))
         let open = base + "/open", link = base + "/link"
         #expect(mkdir(open, 0o777) == 0 && chmod(open, 0o777) == 0)
         #expect(symlink(base, link) == 0)

@@ -1,25 +1,30 @@
+import Bus1IntegrationSupport
 import Foundation
 import Testing
 
 /// Runs each bus1-bench subcommand briefly (tiny iteration counts; the numbers
 /// mean nothing here) and checks the output parses and has the documented
-/// fields. Speed itself is measured by release runs by hand, never here. Each
-/// check is a static function of the build it runs (``ReleaseToolTests`` runs
-/// them against the release binary).
-@Suite("bus1-bench", .timeLimit(.minutes(5)))
+/// fields. Speed itself is measured by release runs by hand, never here. The
+/// checks are ``BenchChecks``, functions of the build they run
+/// (``ReleaseToolTests`` runs them against the release binary).
+@Suite("bus1-bench", .timeLimit(.minutes(10)))
 struct BenchTests {
     @Test("latency: a row per mode and size, baselines, ratios")
-    func latency() throws { try Self.latency(.debug) }
+    func latency() throws { try BenchChecks.latency(.debug) }
 
     @Test("throughput: with and without batching, and baselines")
-    func throughput() throws { try Self.throughput(.debug) }
+    func throughput() throws { try BenchChecks.throughput(.debug) }
 
     @Test("fanout: latency to the last receiver and multicasts/s")
-    func fanout() throws { try Self.fanout(.debug) }
+    func fanout() throws { try BenchChecks.fanout(.debug) }
 
     @Test("baseline, CSV and SVG outputs")
-    func baselineAndFormats() throws { try Self.baselineAndFormats(.debug) }
+    func baselineAndFormats() throws { try BenchChecks.baselineAndFormats(.debug) }
+}
 
+/// The `bus1-bench` checks run against each build: ``BenchTests`` runs the debug
+/// binary, ``ReleaseToolTests`` the release one.
+enum BenchChecks {
     /// Runs `bus1-bench arguments --json` and parses its rows.
     static func run(_ build: ToolBuild, _ arguments: [String]) throws -> [[String: Any]] {
         let bench = try ChildProcess("bus1-bench", arguments + ["--json"], build: build)

@@ -1,3 +1,4 @@
+import Bus1IntegrationSupport
 import Glibc
 import Testing
 
@@ -7,16 +8,16 @@ import Testing
 /// receiver's wake page mapped for the life of the peer: +20,000 mappings here.
 /// Release binaries (the daemon and the test peer): what users run, and ~10 s
 /// instead of a minute of a test thread.
-@Suite("Channel churn", .timeLimit(.minutes(5)))
+@Suite("Channel churn", .timeLimit(.minutes(10)))
 struct ChannelChurnTests {
     static var releaseBuilt: Bool { ToolBuild.release.isBuilt && access(ToolBuild.release.path("bus1-test-peer"), X_OK) == 0 }
 
     @Test("10,000 channels opened and closed: the mapping count stays flat",
           .enabled(if: releaseBuilt, ToolBuild.releaseMissing))
     func mappingsStayFlat() throws {
-        let path = DaemonTests.socketPath("churn")
+        let path = freshSocketPath("churn")
         let daemon = try ChildProcess("bus1d", ["--config", "/dev/null", "--address", path], build: .release, mergeStandardError: true)
-        try #require(DaemonTests.waitForSocket(path), "\(daemon.transcript)")
+        try #require(waitForSocket(path), "\(daemon.transcript)")
         let child = try ChildProcess("bus1-test-peer", ["churn", "address=\(path)", "count=10000"], build: .release)
         let line = try #require(child.awaitLine(prefix: "CHURN", timeoutSeconds: 240), "\(child.transcript)")
         let fields = Dictionary(uniqueKeysWithValues: line.split(separator: " ").dropFirst().map { field in

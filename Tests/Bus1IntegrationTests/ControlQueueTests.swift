@@ -1,5 +1,7 @@
 import Bus1
+import Bus1IntegrationSupport
 import Bus1Linux
+import Bus1TestSupport
 import Dispatch
 import Glibc
 import Synchronization
@@ -10,11 +12,12 @@ import Testing
 /// peer that is busy, in order, and answers a lookup only once the node's owner
 /// has the grant in its socket; it gives up only on a peer that lets a whole
 /// outbox pile up.
-@Suite("Control queue")
+@Suite("Control queue", .timeLimit(.minutes(10)))
 struct ControlQueueTests {
     @Test("A peer busy while 1,000 grants pile up misses none: lookups wait for it, then a message to the last node is accepted")
     func busyPeerKeepsEvents() throws {
         let bus = try BusFixture("queue")
+        // The sink's 300 ms away from its socket is the "busy" under test, not a wait.
         let sink = try bus.peer("slowsink", ["nodes": "1000", "sleep": "300", "count": "2"])
         #expect(sink.awaitLine(prefix: "READY", timeoutSeconds: 60) != nil, "\(sink.transcript)")
         let sender = try bus.connect()
@@ -58,13 +61,12 @@ struct ControlQueueTests {
                 }
             }
         }
-        let deadline = monotonicNanoseconds() + 30_000_000_000
-        while counts.refused.load(ordering: .relaxed) == 0 && monotonicNanoseconds() < deadline { usleep(1000) }
-        #expect(counts.refused.load(ordering: .relaxed) > 0, "no lookup was refused by the fair share")
+        #expect(waitUntil(timeoutSeconds: 30) { counts.refused.load(ordering: .relaxed) > 0 }, "no lookup was refused by the fair share")
         // The deaf peer reads now: every grant it was sent arrives, and the lookups
         // that waited for it are answered.
         var finished = false
-        while !finished && monotonicNanoseconds() < deadline + 30_000_000_000 {
+        let deadline = monotonicNanoseconds() + 30_000_000_000
+        while !finished && monotonicNanoseconds() < deadline {
             _ = try deaf.reclaimCompleted()  // serves the control socket
             finished = group.wait(timeout: .now() + .milliseconds(10)) == .success
         }
@@ -79,15 +81,10 @@ struct ControlQueueTests {
     /// receiver meanwhile. Needs root and util-linux `setpriv`; skipped with the
     /// reason otherwise.
     @Test("A uid flooding a receiver is refused past its fair share; a second uid's messages still get through",
-          .enabled(if: OtherUID.unavailableReason == nil, "\(OtherUID.unavailableReason ?? "")"))
+          .enabled(unless: OtherUID.unavailableReason))
     func floodingUIDGetsItsShareOnly() throws {
         let other = try OtherUID.make(copying: ["bus1-test-peer"])
-        let bus = try BusFixture("flood") {
-            $0.allowedUIDs.insert(OtherUID.uid)
-            $0.nameLookup = .anyAllowedUID
-            $0.maximumQueuedControlMessages = 32
-        }
-        bus.openDirectoryToOtherUIDs()
+        let bus = try BusFixture.admittingOtherUID("flood") { $0.maximumQueuedControlMessages = 32 }
 
         let receiver = try bus.connect(ringCapacity: 4096)
         try receiver.publish(try receiver.createNode(), as: "flood.sink")
@@ -103,8 +100,19 @@ struct ControlQueueTests {
         let flooder = try other.spawn("bus1-test-peer", ["attachflood", "address=\(bus.address)", "name=flood.sink", "threads=16", "count=100"])
         // The receiver does not read: the flooder fills its socket, then its share of the outbox.
         #expect(flooder.awaitLine(prefix: "REFUSED", timeoutSeconds: 60) != nil, "\(flooder.transcript)")
+        // The fair uid's attachments reach the coordinator while the flood holds its
+        // share: the receiver (still not reading) holds a handle to each fair peer's node.
+        let inspector = Inspector(build: .debug, address: bus.address)
+        let fairPeers = Set(try inspector.rows(["peers"], "peers").filter { Inspector.number($0, "pid") == Int(fair.pid) }
+            .compactMap { Inspector.number($0, "id") })
+        #expect(fairPeers.count == 3, "\(fair.transcript)")
         fair.signal(SIGUSR1)
-        usleep(300_000)  // the fair uid's attachments reach the coordinator while the flood holds its share
+        let fairHandlesArrived = try waitUntil(timeoutSeconds: 60, pollMicroseconds: 20_000) {
+            try inspector.rows(["handles"], "handles").filter {
+                Inspector.number($0, "holder") == Int(receiver.id) && fairPeers.contains(Inspector.number($0, "owner") ?? -1)
+            }.count == 3
+        }
+        #expect(fairHandlesArrived, "the fair uid's attachments never reached the coordinator: \(fair.transcript)")
 
         // Now the receiver reads: everything accepted arrives.
         var total = 0
@@ -125,11 +133,11 @@ struct ControlQueueTests {
         let fairDone = fair.lines.first { $0.hasPrefix("DONE") }
         let floodDone = flooder.lines.first { $0.hasPrefix("DONE") }
         #expect(fairDone == "DONE attached=3 refused=0", "\(fair.transcript)")
-        let flooded = try #require(floodDone.flatMap { LifecycleTests.field($0, "attached") })
-        #expect(LifecycleTests.field(floodDone, "refused") ?? 0 >= 1)
+        let flooded = try #require(numberField(floodDone, "attached"))
+        #expect(numberField(floodDone, "refused") ?? 0 >= 1)
         let fromFair = total - Int(flooded)
         #expect(fromFair == 3, "every accepted message arrives: \(total) received, \(flooded) from the flooder; \(receiver.currentStatistics) \(receiver.takeEvents())")
-        print("flood: the flooding uid got \(flooded) attachments through and was refused \(LifecycleTests.field(floodDone, "refused") ?? 0) times; the fair uid 3 of 3")
+        print("flood: the flooding uid got \(flooded) attachments through and was refused \(numberField(floodDone, "refused") ?? 0) times; the fair uid 3 of 3")
         flooder.signal(SIGKILL); fair.signal(SIGKILL)
         _ = flooder.finish(); _ = fair.finish()
     }

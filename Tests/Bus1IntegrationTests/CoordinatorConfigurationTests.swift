@@ -1,5 +1,6 @@
 import Bus1Coordinator
 import Bus1Core
+import Bus1IntegrationSupport
 import Bus1Linux
 import CBus1Wire
 import Glibc
@@ -7,7 +8,7 @@ import Testing
 
 /// `CoordinatorConfiguration.validate()` as every coordinator applies it, and a
 /// HELLO's pool sizing, which must refuse, never trap, whatever is asked.
-@Suite("Coordinator configuration", .timeLimit(.minutes(1)))
+@Suite("Coordinator configuration", .timeLimit(.minutes(10)))
 struct CoordinatorConfigurationTests {
     @Test("An embedded coordinator refuses an out-of-range configuration before binding")
     func embeddedValidates() throws {
@@ -32,15 +33,9 @@ struct CoordinatorConfigurationTests {
           arguments: [UInt64.max, UInt64(1) << 63, UInt64(1) << 48, bus1_pool_size_for(UInt64(1) << 47) + 1])
     func helloNeverTraps(requested: UInt64) throws {
         let bus = try BusFixture("hello-sizes") { $0.maximumPoolDataSize = CoordinatorConfiguration.poolDataSizeLimits.upperBound }
-        let socket = try SeqPacket.connect(path: bus.address)
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1024, alignment: 8)
-        defer { buffer.deallocate() }
+        let connection = try RawControlConnection(address: bus.address)
         func ask(_ message: ControlMessage, id: UInt32) throws -> ControlMessage {
-            try SeqPacket.send(socket.rawValue, message.encode(requestID: id))
-            guard var datagram = try SeqPacket.receive(socket.rawValue, into: buffer) else { throw LinuxError("no reply", code: EIO) }
-            let fds = datagram.takeDescriptors()
-            for fd in fds { close(fd) }
-            return try ControlMessage.decode(UnsafeRawBufferPointer(rebasing: buffer[..<datagram.count]), descriptorCount: fds.count).message
+            try connection.askClosingDescriptors(message, id: id).reply
         }
         #expect(try ask(.hello(poolSize: requested, ringCapacity: 0), id: 1)
                 == .error(code: BUS1_ERR_QUOTA.rawValue, detail: BUS1_QUOTA_POOL_BYTES.rawValue))

@@ -1,4 +1,5 @@
 @_spi(HostileTesting) import Bus1
+import Bus1IntegrationSupport
 import Bus1TestSupport
 import CBus1Wire
 import Testing

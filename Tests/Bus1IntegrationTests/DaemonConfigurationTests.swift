@@ -1,16 +1,17 @@
 import Bus1
 import Bus1Coordinator
+import Bus1IntegrationSupport
 import Bus1Linux
 import Glibc
 import Testing
 
 /// `bus1d`'s configuration file against the built binary: defaults < file <
 /// flags, strict keys, errors naming the key and its line.
-@Suite("bus1d configuration file", .timeLimit(.minutes(2)))
+@Suite("bus1d configuration file", .timeLimit(.minutes(10)))
 struct DaemonConfigurationTests {
     /// Writes `text` to a fresh file and returns its path.
     static func file(_ label: String, _ text: String) -> String {
-        let path = DaemonTests.socketPath(label).dropLast(3) + "bus1d.toml"
+        let path = freshSocketPath(label).dropLast(3) + "bus1d.toml"
         let fd = open(String(path), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         precondition(fd >= 0)
         let bytes = Array(text.utf8)
@@ -64,10 +65,10 @@ struct DaemonConfigurationTests {
 
     @Test("The daemon serves with the file's settings: its address, FIFO ordering and pool size reach a peer")
     func servesFileSettings() throws {
-        let socket = DaemonTests.socketPath("config-serve")
+        let socket = freshSocketPath("config-serve")
         let path = Self.file("config-serve", "address = \"\(socket)\"\n" + Self.example)
         let daemon = try ChildProcess("bus1d", ["--config", path], mergeStandardError: true)
-        #expect(DaemonTests.waitForSocket(socket))
+        #expect(waitForSocket(socket))
         var options = PeerOptions(address: socket)
         options.waitMode = .park
         let peer = try Peer.connect(options: options)

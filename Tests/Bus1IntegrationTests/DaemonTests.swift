@@ -1,57 +1,22 @@
+import Bus1IntegrationSupport
 import Bus1Linux
 import Glibc
 import Testing
 
 /// The built `bus1d` binary, as an operator runs it.
-@Suite("bus1d", .timeLimit(.minutes(3)))
+@Suite("bus1d", .timeLimit(.minutes(10)))
 struct DaemonTests {
-    /// A fresh directory for one daemon's socket.
-    static func socketPath(_ label: String) -> String {
-        var template = Array("/tmp/bus1d-\(label)-XXXXXX".utf8CString)
-        precondition(mkdtemp(&template) != nil)
-        return String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) + "/bus"
-    }
-
-    static func waitForSocket(_ path: String) -> Bool {
-        for _ in 0..<2000 {
-            if access(path, F_OK) == 0 { return true }
-            usleep(5000)
-        }
-        return false
-    }
-
     @Test("Serves real peers, refuses a second daemon on the same path, and exits cleanly on SIGTERM")
-    func lifecycle() throws { try Self.lifecycle(.debug) }
-
-    /// The lifecycle check against one build of `bus1d` (``ReleaseToolTests`` runs the release one).
-    static func lifecycle(_ build: ToolBuild) throws {
-        let path = Self.socketPath("life")
-        let daemon = try ChildProcess("bus1d", ["--config", "/dev/null", "--address", path], build: build, mergeStandardError: true)
-        #expect(Self.waitForSocket(path))
-
-        let second = try ChildProcess("bus1d", ["--address", path], build: build, mergeStandardError: true)
-        #expect(second.finish(timeoutSeconds: 30) == .exited(2), "\(second.transcript)")
-        #expect(second.lines.contains { $0.contains("already running") }, "\(second.transcript)")
-
-        let consumer = try ChildProcess("bus1-test-peer", ["consumer", "address=\(path)", "name=d", "count=2000"])
-        #expect(consumer.awaitLine(prefix: "READY", timeoutSeconds: 30) != nil)
-        let producer = try ChildProcess("bus1-test-peer", ["producer", "address=\(path)", "name=d", "count=2000"])
-        #expect(producer.finish() == .exited(0), "\(producer.transcript)")
-        #expect(consumer.finish() == .exited(0), "\(consumer.transcript)")
-
-        daemon.signal(SIGTERM)
-        #expect(daemon.finish(timeoutSeconds: 30) == .exited(0), "\(daemon.transcript)")
-        #expect(access(path, F_OK) != 0, "socket left behind")
-    }
+    func lifecycle() throws { try DaemonChecks.lifecycle(.debug) }
 
     @Test("Replaces a stale socket file nobody listens on; BUS1_ADDRESS picks the path")
     func staleSocket() throws {
-        let path = Self.socketPath("stale")
+        let path = freshSocketPath("stale")
         // A socket file whose listener is gone.
         do { _ = try SeqPacket.listen(path: path) }
         #expect(access(path, F_OK) == 0)
         let daemon = try ChildProcess("bus1d", [], environment: ["BUS1_ADDRESS": path], mergeStandardError: true)
-        #expect(AdmissionTests.awaitListening(daemon), "\(daemon.transcript)")
+        #expect(daemon.awaitListening(), "\(daemon.transcript)")
         let peer = try ChildProcess("bus1-test-peer", ["garbage"], environment: ["BUS1_ADDRESS": path])
         #expect(peer.finish(timeoutSeconds: 60) == .exited(0), "\(peer.transcript)")
         daemon.signal(SIGINT)
@@ -62,10 +27,10 @@ struct DaemonTests {
     /// next park slice and gets a typed error, never a hang; so does the next request.
     @Test("A dead coordinator is a typed error for its peers, never a hang", arguments: ["park", "busy", "default"])
     func deadCoordinator(mode: String) throws {
-        let path = Self.socketPath("dead")
+        let path = freshSocketPath("dead")
         let daemon = try ChildProcess("bus1d", ["--address", path], mergeStandardError: true)
-        #expect(Self.waitForSocket(path))
-        let waiter = try ChildProcess("bus1-test-peer", ["waiter", "address=\(path)", "name=w", "mode=\(mode)"])
+        #expect(waitForSocket(path))
+        let waiter = try testPeer("waiter", address: path, ["name": "w", "mode": mode])
         #expect(waiter.awaitLine(prefix: "READY", timeoutSeconds: 30) != nil, "\(waiter.transcript)")
         daemon.signal(SIGKILL)
         #expect(daemon.waitForExit() == .signaled(SIGKILL))
@@ -77,10 +42,10 @@ struct DaemonTests {
     /// daemon listens) until a new bus1d serves the same path.
     @Test("Peers reconnect to a coordinator restarted on the same path")
     func reconnect() throws {
-        let path = Self.socketPath("restart")
+        let path = freshSocketPath("restart")
         let first = try ChildProcess("bus1d", ["--address", path], mergeStandardError: true)
-        #expect(Self.waitForSocket(path))
-        let waiter = try ChildProcess("bus1-test-peer", ["waiter", "address=\(path)", "name=r", "mode=park", "reconnect=1"])
+        #expect(waitForSocket(path))
+        let waiter = try testPeer("waiter", address: path, ["name": "r", "mode": "park", "reconnect": "1"])
         #expect(waiter.awaitLine(prefix: "READY", timeoutSeconds: 30) != nil, "\(waiter.transcript)")
         first.signal(SIGKILL)
         #expect(first.waitForExit() == .signaled(SIGKILL))
@@ -93,14 +58,7 @@ struct DaemonTests {
     }
 
     @Test("--help describes the daemon")
-    func help() throws { try Self.help(.debug) }
-
-    static func help(_ build: ToolBuild) throws {
-        let help = try ChildProcess("bus1d", ["--help"], build: build, mergeStandardError: true)
-        #expect(help.finish(timeoutSeconds: 30) == .exited(0))
-        #expect(help.lines.contains { $0.contains("--address") })
-        #expect(help.lines.contains { $0.contains("coordinator") })
-    }
+    func help() throws { try DaemonChecks.help(.debug) }
 
     @Test("--version prints the release")
     func version() throws {
@@ -111,7 +69,7 @@ struct DaemonTests {
 
     @Test("A path that is not a socket (a file, a directory, a symlink) is refused and left untouched", arguments: ["file", "directory", "symlink"])
     func refusesNonSocket(kind: String) throws {
-        let path = Self.socketPath("not-socket")
+        let path = freshSocketPath("not-socket")
         let content = Array("precious operator data\n".utf8)
         switch kind {
         case "file":
@@ -159,7 +117,7 @@ struct DaemonTests {
             (["--allow-uid", "4294967295"], "bus1d: allow-uid 4294967295 is not allowed"),
           ])
     func refusesOutOfRange(arguments: [String], message: String) throws {
-        let path = Self.socketPath("range")
+        let path = freshSocketPath("range")
         let hasAddress = arguments.contains("--address")
         let daemon = try ChildProcess("bus1d", ["--config", "/dev/null"] + (hasAddress ? [] : ["--address", path]) + arguments,
                                       mergeStandardError: true)
@@ -173,11 +131,40 @@ struct DaemonTests {
     /// and still stops the daemon cleanly, the first time.
     @Test("SIGTERM sent at once to a daemon spawned with it blocked stops it cleanly, and the socket is removed")
     func earlySignal() throws {
-        let path = Self.socketPath("early")
+        let path = freshSocketPath("early")
         let daemon = try ChildProcess.activated("bus1d", ["--config", "/dev/null", "--address", path], socket: nil,
                                           blockedSignals: [SIGTERM, SIGINT])
         daemon.signal(SIGTERM)
         #expect(daemon.finish() == .exited(0), "\(daemon.transcript)")
         #expect(access(path, F_OK) != 0, "socket left behind")
+    }
+}
+
+/// The `bus1d` checks run against each build: ``DaemonTests`` runs the debug
+/// binary, ``ReleaseToolTests`` the release one.
+enum DaemonChecks {
+    /// Serves real peers, refuses a second daemon on the same path, exits cleanly
+    /// on SIGTERM and removes its socket.
+    static func lifecycle(_ build: ToolBuild) throws {
+        let path = freshSocketPath("life")
+        let daemon = try ChildProcess("bus1d", ["--config", "/dev/null", "--address", path], build: build, mergeStandardError: true)
+        #expect(waitForSocket(path))
+
+        let second = try ChildProcess("bus1d", ["--address", path], build: build, mergeStandardError: true)
+        #expect(second.finish(timeoutSeconds: 30) == .exited(2), "\(second.transcript)")
+        #expect(second.lines.contains { $0.contains("already running") }, "\(second.transcript)")
+
+        try exchangeCheckedMessages(on: path, name: "d", count: 2000)
+
+        daemon.signal(SIGTERM)
+        #expect(daemon.finish(timeoutSeconds: 30) == .exited(0), "\(daemon.transcript)")
+        #expect(access(path, F_OK) != 0, "socket left behind")
+    }
+
+    static func help(_ build: ToolBuild) throws {
+        let help = try ChildProcess("bus1d", ["--help"], build: build, mergeStandardError: true)
+        #expect(help.finish(timeoutSeconds: 30) == .exited(0))
+        #expect(help.lines.contains { $0.contains("--address") })
+        #expect(help.lines.contains { $0.contains("coordinator") })
     }
 }

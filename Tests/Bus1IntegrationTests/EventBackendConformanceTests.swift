@@ -1,5 +1,7 @@
 import Bus1
 import Bus1Coordinator
+import Bus1IntegrationSupport
+import Bus1TestSupport
 import Bus1Linux
 import Glibc
 import Testing
@@ -8,7 +10,7 @@ import Testing
 /// the same checks, so the poll(2) fallback, which a machine with io_uring never
 /// picks by itself, is run as often as io_uring. io_uring is skipped, with the
 /// kernel's reason, where it refuses a ring of the size the coordinator asks for.
-@Suite("Event backends: the same loop over io_uring and poll(2)", .timeLimit(.minutes(2)))
+@Suite("Event backends: the same loop over io_uring and poll(2)", .timeLimit(.minutes(10)))
 struct EventBackendConformanceTests {
     /// What one backend must do, each check on a fresh bus.
     enum Check: String, CaseIterable, Sendable, CustomTestStringConvertible {
@@ -52,7 +54,7 @@ struct EventBackendConformanceTests {
     static func connect(_ bus: BusFixture) throws {
         let peer = try bus.connect()
         #expect(peer.id != 0)
-        #expect(waitUntil { bus.coordinator.peerCount == 1 })
+        #expect(waitUntil(timeoutSeconds: 30) { bus.coordinator.peerCount == 1 })
     }
 
     /// Requests get their replies (a node, a name, a lookup that opens a channel, a
@@ -78,7 +80,7 @@ struct EventBackendConformanceTests {
         leaving.disconnect()
         let note = try holder.receive(timeoutNanoseconds: 30_000_000_000)
         #expect(note.kind == .nodeDestroyed && note.node == handle)
-        #expect(waitUntil { bus.coordinator.peerCount == 1 })
+        #expect(waitUntil(timeoutSeconds: 30) { bus.coordinator.peerCount == 1 })
     }
 
     /// A peer process killed without a word is noticed the same way (its socket
@@ -92,7 +94,7 @@ struct EventBackendConformanceTests {
         _ = child.finish()
         let note = try holder.receive(timeoutNanoseconds: 30_000_000_000)
         #expect(note.kind == .nodeDestroyed && note.node == handle)
-        #expect(waitUntil { bus.coordinator.peerCount == 1 })
+        #expect(waitUntil(timeoutSeconds: 30) { bus.coordinator.peerCount == 1 })
     }
 
     /// Many peers connected at once (every one watched by the backend), each
@@ -108,7 +110,7 @@ struct EventBackendConformanceTests {
             try withUnsafeBytes(of: peer.id) { try peer.send(copying: $0, to: target) }
             peers.append(peer)
         }
-        #expect(waitUntil { bus.coordinator.peerCount == count + 1 })
+        #expect(waitUntil(timeoutSeconds: 30) { bus.coordinator.peerCount == count + 1 })
         var senders = Set<UInt64>()
         for _ in 0..<count {
             let message = try hub.receive(timeoutNanoseconds: 30_000_000_000)
@@ -117,17 +119,6 @@ struct EventBackendConformanceTests {
         }
         #expect(senders == Set(peers.map(\.id)))
         for peer in peers { peer.disconnect() }
-        #expect(waitUntil { bus.coordinator.peerCount == 1 })
-    }
-
-    /// Polls `condition` every millisecond for up to `seconds`: the coordinator
-    /// serves hang-ups on its own thread, so what it counts changes a moment later.
-    static func waitUntil(seconds: UInt64 = 30, _ condition: () -> Bool) -> Bool {
-        let deadline = monotonicNanoseconds() + seconds * 1_000_000_000
-        while monotonicNanoseconds() < deadline {
-            if condition() { return true }
-            usleep(1000)
-        }
-        return condition()
+        #expect(waitUntil(timeoutSeconds: 30) { bus.coordinator.peerCount == 1 })
     }
 }

@@ -1,10 +1,12 @@
+import Bus1IntegrationSupport
 import Bus1Linux
+import Bus1TestSupport
 import Glibc
 import Testing
 
 /// Peers that break the rules, as real processes against real receivers and a
 /// real coordinator: each gets a typed error, and nobody else is affected.
-@Suite("Hostile peers")
+@Suite("Hostile peers", .timeLimit(.minutes(10)))
 struct HostileTests {
     /// The sender (producer) checks, after the receiver's attempts, that its byte
     /// is unchanged; the receiver prints DENIED for each refused attempt.
@@ -53,11 +55,7 @@ struct HostileTests {
         #expect(garbage.lines.filter { $0.hasPrefix("REFUSED") }.count == 9, "\(garbage.transcript)")
         #expect(bus.coordinator.protocolErrors >= 9)
         // And a normal exchange still works on the same bus.
-        let consumer = try bus.peer("consumer", ["name": "after", "count": "100"])
-        #expect(consumer.awaitLine(prefix: "READY", timeoutSeconds: 30) != nil)
-        let producer = try bus.peer("producer", ["name": "after", "count": "100"])
-        #expect(producer.finish() == .exited(0), "\(producer.transcript)")
-        #expect(consumer.finish() == .exited(0), "\(consumer.transcript)")
+        try bus.exchangeCheckedMessages(name: "after", count: 100)
     }
 
     /// SIGKILL the consumer mid-stream: the producer gets a typed channel-closed
@@ -76,12 +74,8 @@ struct HostileTests {
         #expect(streamer.lines.contains { $0.hasPrefix("CLOSED reason=the other peer is gone") && $0.hasSuffix("slices=0") },
                 "\(streamer.transcript)")
 
-        let survivor = try bus.peer("consumer", ["name": "survivor", "count": "500"])
-        #expect(survivor.awaitLine(prefix: "READY", timeoutSeconds: 30) != nil)
-        let producer = try bus.peer("producer", ["name": "survivor", "count": "500"])
-        #expect(producer.finish() == .exited(0), "\(producer.transcript)")
-        #expect(survivor.finish() == .exited(0), "\(survivor.transcript)")
-        for _ in 0..<500 where bus.coordinator.peerCount != 0 { usleep(10_000) }  // the hang-ups are served asynchronously
-        #expect(bus.coordinator.peerCount == 0)
+        try bus.exchangeCheckedMessages(name: "survivor", count: 500)
+        // The hang-ups are served asynchronously.
+        #expect(waitUntil(timeoutSeconds: 10) { bus.coordinator.peerCount == 0 }, "\(bus.coordinator.peerCount) peers left")
     }
 }

@@ -1,3 +1,4 @@
+import Bus1IntegrationSupport
 import Bus1Linux
 import Bus1TestSupport
 import Glibc
@@ -10,21 +11,20 @@ import Testing
 /// still work.
 ///
 /// `BUS1_SOAK=N` multiplies the kills.
-@Suite("Crash cleanup")
+@Suite("Crash cleanup", .timeLimit(.minutes(10 * Soak.factor)))
 struct KillTests {
     @Test("200 random SIGKILLs leak no memfd, slice, handle, channel or fd, and every survivor still works")
     func randomKills() throws {
-        let kills = 200 * StressTests.soak
+        let kills = 200 * Soak.factor
         let survivorCount = 3
-        let path = DaemonTests.socketPath("kill")
+        let path = freshSocketPath("kill")
         let daemon = try ChildProcess("bus1d", ["--address", path], mergeStandardError: true)
-        #expect(DaemonTests.waitForSocket(path))
-        usleep(100_000)
+        #expect(daemon.awaitListening(), "\(daemon.transcript)")
         let baseline = openDescriptorCount(of: daemon.pid)
 
         var survivors: [ChildProcess] = []
         for index in 0..<survivorCount {
-            survivors.append(try ChildProcess("bus1-test-peer", ["chaos", "address=\(path)", "index=\(index)", "survivors=\(survivorCount)"]))
+            survivors.append(try testPeer("chaos", address: path, ["index": "\(index)", "survivors": "\(survivorCount)"]))
         }
         for survivor in survivors { #expect(survivor.awaitLine(prefix: "READY", timeoutSeconds: 60) != nil, "\(survivor.transcript)") }
 
@@ -34,15 +34,14 @@ struct KillTests {
         var killedAfterReady = 0
         for _ in 0..<kills {
             while victims.count < 4 {
-                victims.append(try ChildProcess("bus1-test-peer", ["chaos", "address=\(path)", "index=\(next)",
-                                                                  "survivors=\(survivorCount)", "seed=\(next)"]))
+                victims.append(try testPeer("chaos", address: path, ["index": "\(next)", "survivors": "\(survivorCount)", "seed": "\(next)"]))
                 next += 1
             }
             // One kill in four lands anywhere in a victim's life, from exec to HELLO
             // onwards; the others land while it works (up to 20 ms after READY).
             let victim = victims.remove(at: Int(rng.next() % UInt64(victims.count)))
             if rng.next() % 4 != 0 { _ = victim.awaitLine(prefix: "READY", timeoutSeconds: 30) }
-            usleep(UInt32(rng.next() % 20_000))
+            usleep(UInt32(rng.next() % 20_000))  // a random moment to kill at: the thing under test, not a wait
             victim.signal(SIGKILL)
             let status = victim.finish(timeoutSeconds: 30)
             #expect(status == .signaled(SIGKILL), "a victim failed before it was killed: \(victim.transcript)")
@@ -63,18 +62,19 @@ struct KillTests {
         // now: a survivor reclaims a dead receiver's slices only at its next call
         // (`slice.dead-receiver` until then), which a loaded machine may not schedule
         // for a while. A leak stays; give the survivors 2 s to catch up.
-        var (verifyStatus, verify) = try Inspector(build: .debug, address: path).run(["verify"])
-        let verifyDeadline = monotonicNanoseconds() + 2_000_000_000
-        while verifyStatus != .exited(0) && monotonicNanoseconds() < verifyDeadline {
-            usleep(50_000)
-            (verifyStatus, verify) = try Inspector(build: .debug, address: path).run(["verify"])
+        let inspector = Inspector(build: .debug, address: path)
+        var verify = ""
+        let verified = try waitUntil(timeoutSeconds: 2, pollMicroseconds: 50_000) {
+            let (status, output) = try inspector.run(["verify"])
+            verify = output
+            return status == .exited(0)
         }
-        #expect(verifyStatus == .exited(0), "\(verify)")
+        #expect(verified, "\(verify)")
 
         // Every survivor still works: each sends 100 checked messages to a fresh
         // consumer and gets every slice back (none stuck with a dead peer), with
         // as many fds open as before the chaos.
-        let final = try ChildProcess("bus1-test-peer", ["consumer", "address=\(path)", "name=final", "count=\(100 * survivorCount)"])
+        let final = try testPeer("consumer", address: path, ["name": "final", "count": "\(100 * survivorCount)"])
         #expect(final.awaitLine(prefix: "READY", timeoutSeconds: 60) != nil, "\(final.transcript)")
         for survivor in survivors { survivor.signal(SIGUSR1) }
         for survivor in survivors {
@@ -91,13 +91,12 @@ struct KillTests {
         // the descriptors it held before the first peer.
         var peers: [[String: Any]] = [[:]], channels: [[String: Any]] = [[:]], handles: [[String: Any]] = [[:]]
         var descriptors = -1
-        for _ in 0..<100 {
-            peers = try Inspector(build: .debug, address: path).rows(["peers"], "peers")
-            channels = try Inspector(build: .debug, address: path).rows(["channels"], "channels")
-            handles = try Inspector(build: .debug, address: path).rows(["handles"], "handles")
+        _ = try waitUntil(timeoutSeconds: 60, pollMicroseconds: 50_000) {
+            peers = try inspector.rows(["peers"], "peers")
+            channels = try inspector.rows(["channels"], "channels")
+            handles = try inspector.rows(["handles"], "handles")
             descriptors = openDescriptorCount(of: daemon.pid)
-            if peers.isEmpty && channels.isEmpty && handles.isEmpty && descriptors == baseline { break }
-            usleep(50_000)
+            return peers.isEmpty && channels.isEmpty && handles.isEmpty && descriptors == baseline
         }
         #expect(peers.isEmpty && channels.isEmpty && handles.isEmpty, "left in the tables: \(peers) \(channels) \(handles)")
         #expect(descriptors == baseline, "bus1d holds \(descriptors) fds, \(baseline) before any peer")

@@ -1,27 +1,13 @@
 import Bus1
+import Bus1IntegrationSupport
 import Bus1Linux
 import Glibc
 import Testing
 
 /// The capability lifecycle across real processes: handles and fds travelling in
 /// messages, release and destroy notifications ordered with data, reset.
-@Suite("Capability lifecycle")
+@Suite("Capability lifecycle", .timeLimit(.minutes(10)))
 struct LifecycleTests {
-    /// The value of `key=` in a child's line.
-    static func field(_ line: String?, _ key: String) -> UInt64? {
-        line?.split(separator: " ").first { $0.hasPrefix("\(key)=") }.flatMap { UInt64($0.dropFirst(key.count + 1)) }
-    }
-
-    /// Receives until a message of `kind` comes (or the timeout), returning what came before it too.
-    static func receive(_ peer: Peer, until kind: Message.Kind, seconds: UInt64 = 30) throws -> (sender: UInt64, ticket: UInt64, before: [(Message.Kind, UInt64)]) {
-        var before: [(Message.Kind, UInt64)] = []
-        while true {
-            let message = try peer.receive(timeoutNanoseconds: seconds * 1_000_000_000)
-            if message.kind == kind { return (message.sender, message.ticket, before) }
-            before.append((message.kind, message.sender))
-        }
-    }
-
     @Test("A handle passed A→B→C reaches the node's owner; the first release is cancelled by the other relay holding it; A is notified once")
     func handleTravelsAndReleaseIsCancelled() throws {
         let bus = try BusFixture("relay")
@@ -31,7 +17,7 @@ struct LifecycleTests {
         let b = try bus.peer("relay", ["name": "relay.b", "next": "relay.c"])
         let cReady = try #require(c.awaitLine(prefix: "READY", timeoutSeconds: 30), "\(c.transcript)")
         let bReady = try #require(b.awaitLine(prefix: "READY", timeoutSeconds: 30), "\(b.transcript)")
-        let cID = try #require(Self.field(cReady, "peer")), bID = try #require(Self.field(bReady, "peer"))
+        let cID = try #require(numberField(cReady, "peer")), bID = try #require(numberField(bReady, "peer"))
 
         let toB = try owner.lookup("relay.b")
         try owner.send(try owner.loan(0), to: toB, attaching: [node])
@@ -44,7 +30,7 @@ struct LifecycleTests {
         // B and C each release their handle; whichever comes first finds the other
         // still holding one, so only the last release notifies, ordered after
         // everything its releaser sent.
-        let released = try Self.receive(owner, until: .nodeReleased)
+        let released = try receive(on: owner, until: .nodeReleased)
         #expect(released.sender == cID || released.sender == bID)
         if released.sender == cID { #expect(released.ticket > reached.ticket) }
         #expect(released.before.isEmpty, "\(released.before)")
@@ -82,8 +68,8 @@ struct LifecycleTests {
         }
         while let message = try owner.tryReceive() { #expect(message.ticket < destroyedAt); take(message) }
         let stoppedLine = try #require(stopped, "\(racer.transcript)")
-        let sent = try #require(Self.field(stoppedLine, "sent"))
-        #expect(Self.field(stoppedLine, "ticket") == destroyedAt, "the holder's notification carries the destruction's ticket")
+        let sent = try #require(numberField(stoppedLine, "sent"))
+        #expect(numberField(stoppedLine, "ticket") == destroyedAt, "the holder's notification carries the destruction's ticket")
         #expect(next <= sent)
         #expect(owner.currentStatistics.messagesReceived == Int(next))
         print("destroy race: \(sent) sent, \(next) delivered before the destruction, \(sent - next) dropped after it")
@@ -114,7 +100,7 @@ struct LifecycleTests {
         for watcher in watchers {
             #expect(watcher.awaitLine(prefix: "DONE", timeoutSeconds: 30) != nil, "\(watcher.transcript)")
             let notes = watcher.lines.filter { $0.hasPrefix("NOTE") }
-            #expect(notes.count == 3 && notes.allSatisfy { $0.contains("kind=nodeDestroyed") && Self.field($0, "ticket") == ticket },
+            #expect(notes.count == 3 && notes.allSatisfy { $0.contains("kind=nodeDestroyed") && numberField($0, "ticket") == ticket },
                     "\(watcher.transcript)")
         }
         let note = try stranger.receive(timeoutNanoseconds: 10_000_000_000)
@@ -140,8 +126,8 @@ struct LifecycleTests {
 
         let ticket = try peer.reset()
         #expect(watcher.awaitLine(prefix: "DONE", timeoutSeconds: 30) != nil, "\(watcher.transcript)")
-        #expect(watcher.lines.contains { $0.contains("kind=nodeDestroyed") && Self.field($0, "ticket") == ticket }, "\(watcher.transcript)")
-        let released = try Self.receive(other, until: .nodeReleased)
+        #expect(watcher.lines.contains { $0.contains("kind=nodeDestroyed") && numberField($0, "ticket") == ticket }, "\(watcher.transcript)")
+        let released = try receive(on: other, until: .nodeReleased)
         #expect(released.sender == peer.id && released.ticket == ticket)
         #expect(released.before.count == 1 && released.before[0].0 == .data, "the message sent before the reset comes first")
         // Still connected: it can start over.

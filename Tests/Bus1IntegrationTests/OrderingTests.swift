@@ -1,27 +1,17 @@
 import Bus1
 import Bus1Coordinator
+import Bus1IntegrationSupport
 import Bus1Linux
 import Glibc
 import Testing
 
 /// Global causal order across real processes, proven by the checker.
-@Suite("Ordering")
+@Suite("Ordering", .timeLimit(.minutes(15 * Soak.factor)))
 struct OrderingTests {
-    static let soak = getenv("BUS1_SOAK").flatMap { Int(String(cString: $0)) } ?? 1
-
     /// 4 senders, 4 receivers, random unicasts and multicasts, a pipe side channel:
     /// no FIFO, common-order or causality violation, in every wait mode.
     @Test("The checker finds no violation with global ordering", arguments: ["spin", "park", "busy"])
-    func globalOrderHolds(mode: String) throws { try Self.globalOrderHolds(.debug, mode: mode) }
-
-    /// The checker of `build` in `mode` (``ReleaseToolTests`` runs the release one).
-    static func globalOrderHolds(_ build: ToolBuild, mode: String) throws {
-        let messages = (mode == "busy" ? 3000 : 10_000) * Self.soak
-        let check = try ChildProcess("bus1-order-check", ["--messages", "\(messages)", "--mode", mode, "--seed", "\(mode.count)"],
-                                     build: build, mergeStandardError: true)
-        #expect(check.finish(timeoutSeconds: 600) == .exited(0), "\(check.transcript)")
-        #expect(check.lines.contains("  violations: fifo 0, common-order 0, causality 0"), "\(check.transcript)")
-    }
+    func globalOrderHolds(mode: String) throws { try OrderCheckChecks.globalOrderHolds(.debug, mode: mode) }
 
     /// The same workload on a FIFO-only bus produces violations, and the checker
     /// reports them and fails: it can tell.
@@ -52,9 +42,23 @@ struct OrderingTests {
     }
 }
 
+/// The `bus1-order-check` check run against each build: ``OrderingTests`` runs
+/// the debug binary, ``ReleaseToolTests`` the release one.
+enum OrderCheckChecks {
+    /// 4 senders, 4 receivers, random unicasts and multicasts, a pipe side channel,
+    /// in `mode`: no FIFO, common-order or causality violation.
+    static func globalOrderHolds(_ build: ToolBuild, mode: String) throws {
+        let messages = (mode == "busy" ? 3000 : 10_000) * Soak.factor
+        let check = try ChildProcess("bus1-order-check", ["--messages", "\(messages)", "--mode", mode, "--seed", "\(mode.count)"],
+                                     build: build, mergeStandardError: true)
+        #expect(check.finish(timeoutSeconds: 600) == .exited(0), "\(check.transcript)")
+        #expect(check.lines.contains("  violations: fifo 0, common-order 0, causality 0"), "\(check.transcript)")
+    }
+}
+
 /// Multicast all-or-nothing, with peers of this process (each a separate peer
 /// with its own pool and channels on a real coordinator).
-@Suite("Multicast")
+@Suite("Multicast", .timeLimit(.minutes(10)))
 struct MulticastTests {
 
     @Test("A full ring at one destination fails the whole multicast; nobody receives it")
@@ -135,7 +139,7 @@ struct MulticastTests {
 }
 
 /// `sendBatch`: all-or-nothing, consecutive tickets, typed refusals.
-@Suite("Batches")
+@Suite("Batches", .timeLimit(.minutes(10)))
 struct BatchTests {
 
     @Test("A batch arrives in order with consecutive tickets; oversize, full-ring and full-pool batches send nothing")

@@ -1,15 +1,16 @@
 import Bus1
+import Bus1IntegrationSupport
 import Bus1Linux
 import Glibc
 import Testing
 
 /// `bus1d` as a `Type=notify` service: what it tells the socket in
 /// `NOTIFY_SOCKET`, received here as systemd would.
-@Suite("bus1d sd_notify", .timeLimit(.minutes(2)))
+@Suite("bus1d sd_notify", .timeLimit(.minutes(10)))
 struct ServiceNotifyTests {
     @Test("READY=1 once listening, STATUS as peers come, STOPPING=1 on SIGTERM")
     func readyStatusStopping() throws {
-        let path = DaemonTests.socketPath("notify")
+        let path = freshSocketPath("notify")
         let notify = try NotifyReceiver(address: path + ".notify")
         let daemon = try ChildProcess("bus1d", ["--config", "/dev/null", "--address", path],
                                       environment: ["NOTIFY_SOCKET": notify.address], mergeStandardError: true)
@@ -29,7 +30,7 @@ struct ServiceNotifyTests {
 
     @Test("WATCHDOG=1 comes from the turning loop, at most WATCHDOG_USEC/2 apart; an abstract NOTIFY_SOCKET works")
     func watchdog() throws {
-        let path = DaemonTests.socketPath("watchdog")
+        let path = freshSocketPath("watchdog")
         let notify = try NotifyReceiver(address: "@bus1-test-watchdog-\(getpid())-\(monotonicNanoseconds())")
         let daemon = try ChildProcess("bus1d", ["--config", "/dev/null", "--address", path],
                                       environment: ["NOTIFY_SOCKET": notify.address, "WATCHDOG_USEC": "200000"],

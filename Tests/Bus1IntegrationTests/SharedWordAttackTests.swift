@@ -1,3 +1,4 @@
+import Bus1IntegrationSupport
 import Bus1Linux
 import Bus1TestSupport
 import Glibc
@@ -11,9 +12,8 @@ import Testing
 /// leaks, and each incident is counted and reported.
 ///
 /// `BUS1_SOAK=N` runs the random versions N times longer.
-@Suite("Shared-word attacks", .timeLimit(.minutes(10)))
+@Suite("Shared-word attacks", .timeLimit(.minutes(10 * Soak.factor)))
 struct SharedWordAttackTests {
-    static let soak = StressTests.soak
 
     // MARK: The clock
 
@@ -54,12 +54,12 @@ struct SharedWordAttackTests {
         try clockAttack(warp: warp, interval: 50_000, messages: 1500)
     }
 
-    @Test("Random clock warps under load (BUS1_SOAK for a long run)", arguments: Array(1...SharedWordAttackTests.soak))
+    @Test("Random clock warps under load (BUS1_SOAK for a long run)", arguments: Array(1...Soak.factor))
     func randomClockWarps(round: Int) throws {
         var random = SplitMix64(state: UInt64(round) &* 7919)
         let warps = ["rewind", "jump", "near-max"]
         try clockAttack(warp: warps[Int(random.next() % 3)], interval: 200 + Int(random.next() % 20_000),
-                        messages: 1000 * Self.soak)
+                        messages: 1000 * Soak.factor)
     }
 
     // MARK: The staging mark
@@ -83,13 +83,9 @@ struct SharedWordAttackTests {
         #expect(consumer.finish(timeoutSeconds: 120) == .exited(0), "\(consumer.transcript)")
         #expect(staller.finish(timeoutSeconds: 60) == .exited(0), "\(staller.transcript)")
         let gapLine = try #require(consumer.lines.first { $0.hasPrefix("MAXGAP") }, "\(consumer.transcript)")
-        let fields = Dictionary(uniqueKeysWithValues: gapLine.split(separator: " ").dropFirst().map {
-            let pair = $0.split(separator: "=")
-            return (String(pair[0]), Int(pair[1]) ?? -1)
-        })
         // Generous: the timeout, plus a park slice and a loaded 2-vCPU machine's scheduling.
-        #expect(fields["ms", default: .max] < stallMilliseconds + 2000, "\(consumer.transcript)")
-        #expect(fields["stalls", default: 0] >= 1, "\(consumer.transcript)")
+        #expect(numberField(gapLine, "ms").map { Int($0) } ?? .max < stallMilliseconds + 2000, "\(consumer.transcript)")
+        #expect(numberField(gapLine, "stalls") ?? 0 >= 1, "\(consumer.transcript)")
         #expect(consumer.lines.contains { $0.hasPrefix("ORDERING-STALL") }, "\(consumer.transcript)")
         #expect(bus.coordinator.orderingStalls >= 1)
         #expect(bus.coordinator.violationsReported == 0)
@@ -128,7 +124,7 @@ struct SharedWordAttackTests {
         try corruptedCompletions(attack: attack, ring: 16, count: 16, release: 5, violation: violation)
     }
 
-    @Test("Random completion-ring corruption (BUS1_SOAK for a long run)", arguments: Array(1...(4 * SharedWordAttackTests.soak)))
+    @Test("Random completion-ring corruption (BUS1_SOAK for a long run)", arguments: Array(1...(4 * Soak.factor)))
     func randomCorruptedCompletions(seed: Int) throws {
         var random = SplitMix64(state: UInt64(seed))
         let attacks = [("foreign", 7), ("double", 7), ("tail-ahead", 3), ("tail-back", 3)]

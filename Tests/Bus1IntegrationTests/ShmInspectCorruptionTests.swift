@@ -1,3 +1,4 @@
+import Bus1IntegrationSupport
 import Bus1TestSupport
 import Foundation
 import Glibc
@@ -14,21 +15,26 @@ import Testing
 ///
 /// The corruption is real: a peer in this process writes through its own
 /// writable mappings, then puts every word back, so its peers leave over
-/// intact memory. ``ReleaseToolTests`` runs the same checks on the release build.
-@Suite("shm-inspect on corrupt memory", .timeLimit(.minutes(10)))
+/// intact memory. The checks are ``ShmInspectCorruptionChecks``;
+/// ``ReleaseToolTests`` runs them on the release build.
+@Suite("shm-inspect on corrupt memory", .timeLimit(.minutes(10 * Soak.factor)))
 struct ShmInspectCorruptionTests {
     /// `BUS1_SOAK=N`: the random test runs 25 × N rounds on every build.
-    static let soak = getenv("BUS1_SOAK").flatMap { Int(String(cString: $0)) } ?? 0
+    static let soak = Soak.requested ?? 0
 
     @Test("Every field family of every writable object, at 0, 2^40, 2^63, max and random: no crash, valid JSON, verify names it")
-    func everyFieldFamily() throws { try Self.everyFieldFamily(.debug) }
+    func everyFieldFamily() throws { try ShmInspectCorruptionChecks.everyFieldFamily(.debug) }
 
     @Test("Random words anywhere in the attacker's objects (BUS1_SOAK=N: 25 × N rounds on both builds)")
     func randomCorruption() throws {
         let builds = Self.soak > 0 && ToolBuild.release.isBuilt ? ToolBuild.allCases : [.debug]
-        try Self.randomCorruption(builds, rounds: Self.soak > 0 ? 25 * Self.soak : 3, seed: UInt64(Self.soak) &* 0x9E37 &+ 12)
+        try ShmInspectCorruptionChecks.randomCorruption(builds, rounds: Self.soak > 0 ? 25 * Self.soak : 3, seed: UInt64(Self.soak) &* 0x9E37 &+ 12)
     }
+}
 
+/// The corruption checks run against each build of `shm-inspect`:
+/// ``ShmInspectCorruptionTests`` runs the debug binary, ``ReleaseToolTests`` the release one.
+enum ShmInspectCorruptionChecks {
     static func everyFieldFamily(_ build: ToolBuild) throws {
         let target = try CorruptibleBus("corrupt-fields")
         defer { target.close() }

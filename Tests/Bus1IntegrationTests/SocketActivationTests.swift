@@ -1,4 +1,5 @@
 import Bus1
+import Bus1IntegrationSupport
 import Bus1Linux
 import Glibc
 import Testing
@@ -6,7 +7,7 @@ import Testing
 /// `bus1d` serving on a socket handed over by a service manager: used as it is
 /// (no re-bind, no chmod, not removed at exit), checked before use, and its
 /// variables consumed.
-@Suite("bus1d socket activation", .timeLimit(.minutes(2)))
+@Suite("bus1d socket activation", .timeLimit(.minutes(10)))
 struct SocketActivationTests {
     static let systemdSocketActivate = "/usr/bin/systemd-socket-activate"
 
@@ -42,7 +43,7 @@ struct SocketActivationTests {
 
     @Test("A socket passed as fd 3 with LISTEN_FDS=1 is served as it is, made close-on-exec, and left in place at exit")
     func passedSocket() throws {
-        let path = DaemonTests.socketPath("passed")
+        let path = freshSocketPath("passed")
         let listener = try SeqPacket.listen(path: path)
         var before = stat()
         #expect(lstat(path, &before) == 0)
@@ -70,7 +71,7 @@ struct SocketActivationTests {
         switch kind {
         case "stream":
             fds[0] = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-            let path = DaemonTests.socketPath("stream")
+            let path = freshSocketPath("stream")
             try UnixSocketAddress(path).withSockaddr { address, length throws(LinuxError) in
                 try retryingLibcOnInterrupt("bind") { bind(fds[0], address, length) }
             }
@@ -92,7 +93,7 @@ struct SocketActivationTests {
     @Test("Under systemd-socket-activate --seqpacket, a peer's connection starts bus1d on the passed socket",
           .enabled(if: access(systemdSocketActivate, X_OK) == 0, "needs \(systemdSocketActivate) (Debian package systemd)"))
     func systemdActivation() throws {
-        let path = DaemonTests.socketPath("systemd")
+        let path = freshSocketPath("systemd")
         let activator = try ChildProcess(Self.systemdSocketActivate,
                                          ["--seqpacket", "-l", path, ChildProcess.buildDirectory + "/bus1d", "--config", "/dev/null"],
                                          mergeStandardError: true)

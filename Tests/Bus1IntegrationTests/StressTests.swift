@@ -1,3 +1,4 @@
+import Bus1IntegrationSupport
 import Glibc
 import Testing
 
@@ -7,14 +8,12 @@ import Testing
 /// every byte, per-sender FIFO, and that tickets rise across all senders.
 ///
 /// `BUS1_SOAK=N` multiplies the messages (and seeds) for a long run.
-@Suite("Randomized interleavings")
+@Suite("Randomized interleavings", .timeLimit(.minutes(10 * Soak.factor)))
 struct StressTests {
-    static let soak = getenv("BUS1_SOAK").flatMap { Int(String(cString: $0)) } ?? 1
-
-    @Test("Producers with random pauses and wait modes into one consumer", arguments: Array(1...(3 * StressTests.soak)))
+    @Test("Producers with random pauses and wait modes into one consumer", arguments: Array(1...(3 * Soak.factor)))
     func randomInterleavings(seed: Int) throws {
         let producers = 3
-        let perProducer = 3000 * Self.soak
+        let perProducer = 3000 * Soak.factor
         let modes = ["busy", "park", "default"]
         let bus = try BusFixture("stress")
         let consumer = try bus.peer("consumer", ["name": "s", "count": "\(producers * perProducer)",

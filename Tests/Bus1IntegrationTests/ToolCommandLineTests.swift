@@ -1,3 +1,4 @@
+import Bus1IntegrationSupport
 import Bus1Linux
 import Glibc
 import Testing
@@ -80,19 +81,23 @@ struct RefusedCommandLine: Sendable, CustomTestStringConvertible {
 /// What every tool's command line promises, checked on the built binaries:
 /// nonsense is refused at start with a clear message, `--version` says the
 /// release, and no tool removes a file it did not create.
-@Suite("Tool command lines", .timeLimit(.minutes(5)))
+@Suite("Tool command lines", .timeLimit(.minutes(10)))
 struct ToolCommandLineTests {
-    /// The tools whose `--version` this suite owns (bus1d's is tested with the daemon).
-    static let versionedTools = ["shm-inspect", "bus1-bench", "bus1-order-check", "bus1-demo"]
-
     @Test("Nonsense options are refused at start with a clear message", arguments: RefusedCommandLine.all)
     func refused(_ line: RefusedCommandLine) throws { try line.check(.debug) }
 
-    @Test("--version prints the Bus1 release", arguments: versionedTools)
-    func version(tool: String) throws { try Self.version(.debug, tool: tool) }
+    @Test("--version prints the Bus1 release", arguments: ToolCommandLineChecks.versionedTools)
+    func version(tool: String) throws { try ToolCommandLineChecks.version(.debug, tool: tool) }
 
     @Test("bus1-bench --svg refuses a symlink and leaves it and its target alone")
-    func svgNeverReplacesALink() throws { try Self.svgNeverReplacesALink(.debug) }
+    func svgNeverReplacesALink() throws { try ToolCommandLineChecks.svgNeverReplacesALink(.debug) }
+}
+
+/// The command-line checks run against each build: ``ToolCommandLineTests`` runs
+/// the debug binaries, ``ReleaseToolTests`` the release ones.
+enum ToolCommandLineChecks {
+    /// The tools whose `--version` these checks own (bus1d's is tested with the daemon).
+    static let versionedTools = ["shm-inspect", "bus1-bench", "bus1-order-check", "bus1-demo"]
 
     static func version(_ build: ToolBuild, tool: String) throws {
         let process = try ChildProcess(tool, ["--version"], build: build, mergeStandardError: true)

@@ -1,3 +1,4 @@
+import Bus1IntegrationSupport
 import Bus1Linux
 import Glibc
 import Testing
@@ -5,7 +6,7 @@ import Testing
 /// The systemd units shipped in `Tools/bus1d/systemd/` pass `systemd-analyze
 /// verify` (system and user), with `ExecStart=` pointed at the built `bus1d`
 /// (verify insists the binary exists).
-@Suite("bus1d systemd units", .timeLimit(.minutes(2)))
+@Suite("bus1d systemd units", .timeLimit(.minutes(10)))
 struct UnitFileTests {
     static let analyze = "/usr/bin/systemd-analyze"
     /// `Tools/bus1d/systemd` of this checkout, found from this file's path.
@@ -36,7 +37,7 @@ struct UnitFileTests {
           .enabled(if: access(analyze, X_OK) == 0, "needs \(analyze) (Debian package systemd)"),
           arguments: ["", "user"])
     func verify(flavour: String) throws {
-        let directory = String(DaemonTests.socketPath("units-\(flavour.isEmpty ? "system" : flavour)").dropLast(4))
+        let directory = String(freshSocketPath("units-\(flavour.isEmpty ? "system" : flavour)").dropLast(4))
         let runtime = directory + "/runtime"
         #expect(mkdir(runtime, 0o700) == 0)
         var units: [String] = []

@@ -1,4 +1,5 @@
 import Bus1Core
+import Bus1IntegrationSupport
 import Bus1Linux
 import CBus1Wire
 import Glibc
@@ -60,16 +61,9 @@ struct WritableBusObjects {
 
     /// The snapshot's bytes and the inode of every object it names, by index.
     private static func introspect(_ address: String) throws -> (snapshot: [UInt8], inodes: [UInt64]) {
-        let socket = try SeqPacket.connect(path: address)
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(BUS1_MSG_MAX), alignment: 8)
-        defer { buffer.deallocate() }
+        let connection = try RawControlConnection(address: address)
         func ask(_ message: ControlMessage, id: UInt32) throws -> (ControlMessage, [Int32]) {
-            try SeqPacket.send(socket.rawValue, message.encode(requestID: id))
-            guard var datagram = try SeqPacket.receive(socket.rawValue, into: buffer, maxDescriptors: Int(BUS1_MSG_MAX_FDS)) else {
-                throw LinuxError("no reply", code: EIO)
-            }
-            let fds = datagram.takeDescriptors()
-            let (reply, _) = try ControlMessage.decode(UnsafeRawBufferPointer(rebasing: buffer[..<datagram.count]), descriptorCount: fds.count)
+            let (reply, _, fds) = try connection.ask(message, id: id)
             return (reply, fds)
         }
         let (reply, snapshotFDs) = try ask(.introspect, id: 1)

@@ -6,10 +6,13 @@ import Glibc
 /// messages) until a message "stop" arrives, watching its own fd count. Prints
 /// "READY fds=N" and at the end "DONE fdsMax=M notes=K received=R"; a disconnect
 /// or any error fails it.
+///
+/// The service of ReceiverQuotaTests "Another uid's attachment flood", which runs
+/// `fdflood` and `nodeflood` (below) against it as uid 65534.
 @MainActor
 func runVictim() {
     let peer = connect()
-    do { try peer.publish(try peer.createNode(), as: setting("name")) } catch { fail("publish: \(error)") }
+    publishNode(peer, as: setting("name"))
     say("READY fds=\(openDescriptorCount())")
     var maximum = 0, notes = 0, received = 0
     while true {
@@ -29,6 +32,8 @@ func runVictim() {
 /// The `fdflood` role: attaches 4 fds for a message to `name`, `count` times, and
 /// never sends the message. Prints "DONE attached=A refused=R" (refused: typed
 /// quota refusals) and lingers, so what it attached stays in flight.
+///
+/// Driven by ReceiverQuotaTests, against `victim`.
 @MainActor
 func runFdFlood() {
     let peer = connect()
@@ -53,6 +58,8 @@ func runFdFlood() {
 /// The `nodeflood` role: creates `nodes` nodes and attaches them, 16 a message, to
 /// messages for `name` until refused; prints "DONE attached=A refused=R" and exits
 /// (leaving: every node it attached is destroyed, one notification each).
+///
+/// Driven by ReceiverQuotaTests, against `victim`.
 @MainActor
 func runNodeFlood() {
     let peer = connect()

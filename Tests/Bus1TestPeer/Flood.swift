@@ -15,6 +15,8 @@ import Glibc
 /// "FLOODING" after the first round and at the end "DONE opened=O refused=R
 /// peers=P held=H timedOut=T", then closes everything and exits 0. Any outcome
 /// other than a typed refusal, a timeout or a closed connection is a failure.
+///
+/// Driven by AdmissionTests "Another uid floods bus1d" (as uid 65534).
 @MainActor
 func runFlood() {
     let address = setting("address")

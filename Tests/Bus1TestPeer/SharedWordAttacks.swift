@@ -1,10 +1,13 @@
 @_spi(HostileTesting) import Bus1
 import Bus1Linux
+import Bus1TestSupport
 import Glibc
 
 // Hostile roles that connect honestly, then write the shared words a peer may
 // write (the bus clock, its own staging mark, its completion ring), beside
-// honest peers whose every byte and order the tests check.
+// honest peers whose every byte and order the tests check. All four are driven by
+// SharedWordAttackTests (clockwarp: the clock tests; staller: the cycled staging
+// mark; corruptsink and victimsender: the completion-ring tests).
 
 /// `clockwarp warp=rewind|jump|near-max interval-us=`: writes the bus clock every
 /// `interval-us` until killed: back to 1 (`rewind`), to 2^63 (`jump`), or to
@@ -24,7 +27,7 @@ func runClockWarp() {
     peer.writeClock(value)
     say("WARPING peer=\(peer.id) clock=\(before)")
     while true {
-        usleep(interval)  // pacing the attack, not synchronisation
+        usleep(interval)  // pacing the attack (the thing under test), not a wait
         peer.writeClock(value)
     }
 }
@@ -74,9 +77,7 @@ func runCorruptSink() {
     sinkOptions.ringCapacity = intSetting("ring", 0)
     let peer: Peer
     do { peer = try Peer.connect(options: sinkOptions) } catch { fail("connect: \(error)") }
-    let node: Handle
-    do { node = try peer.createNode() } catch { fail("createNode: \(error)") }
-    do { try peer.publish(node, as: setting("name")) } catch { fail("publish: \(error)") }
+    publishNode(peer, as: setting("name"))
     say("READY peer=\(peer.id)")
     awaitCue(cue)
     var sender: UInt64 = 0
@@ -126,20 +127,25 @@ func runVictimSender() {
     say("SENT \(count) inuse=\(peer.currentStatistics.slicesInUse)")
     awaitCue(cue)
     var seq = count
-    var closed = false
-    while !closed {
-        do {
-            try sendOne(seq)
-            seq += 1
-        } catch .channelClosed {
-            closed = true
-        } catch .wouldBlock {
-            usleep(1000)  // the close is on its way through the control socket; poll again
-        } catch {
-            fail("send \(seq): \(error)")
+    // Sends until the channel is closed. Out of credit, a send is refused
+    // (`wouldBlock`) while the close is on its way through the control socket:
+    // then it tries again a moment later.
+    let closed = waitUntil(timeoutSeconds: 60) {
+        while true {
+            do throws(Bus1Error) {
+                try sendOne(seq)
+                seq += 1
+            } catch .channelClosed {
+                return true
+            } catch .wouldBlock {
+                return false
+            } catch {
+                fail("send \(seq): \(error)")
+            }
+            if seq > count + 100_000 { fail("no violation detected: \(peer.currentStatistics)") }
         }
-        if seq > count + 100_000 { fail("no violation detected: \(peer.currentStatistics)") }
     }
+    if !closed { fail("the channel never closed: \(peer.currentStatistics)") }
     for case .violationDetected(_, let violation) in peer.takeEvents() { say("VIOLATION kind=\(violation.rawValue)") }
     // The coordinator's close arrives too; serving it must change nothing.
     do { try peer.reclaimCompleted() } catch { fail("reclaim after close: \(error)") }

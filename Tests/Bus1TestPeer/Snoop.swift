@@ -16,10 +16,13 @@ import Glibc
 /// - every segment of the sender's pool, asked of the coordinator directly.
 /// Prints "SNOOP secretHits=S ownHits=O ledgerForeign=L procOpened=P granted=G refused=R"
 /// (G, R: segment indices, comma-separated, R with the refusal) and exits.
+///
+/// Driven by ConfidentialityTests: as uid 65534 (must find nothing) and as the
+/// sender's own uid (finds segment 0).
 @MainActor
 func runSnoop() {
     let peer = connect()
-    do { try peer.publish(try peer.createNode(), as: setting("name")) } catch { fail("publish: \(error)") }
+    publishNode(peer, as: setting("name"))
     say("READY")
     var last: Message?
     var sender: UInt64 = 0

@@ -3,16 +3,16 @@ import Glibc
 
 /// A real child process (posix_spawn) whose stdout the test reads line by line.
 /// Reaped with `waitpid(pid)`, never `waitpid(-1)`; killed in `deinit` if still running.
-final class ChildProcess {
-    let pid: pid_t
-    let name: String
+package final class ChildProcess {
+    package let pid: pid_t
+    package let name: String
     private let stdoutFD: Int32
     private var buffered: [UInt8] = []
-    private(set) var lines: [String] = []
+    package private(set) var lines: [String] = []
     private var status: ExitStatus?
 
     /// Directory of the running test binary, where SwiftPM puts the package's executables.
-    static let buildDirectory: String = {
+    package static let buildDirectory: String = {
         var path = [CChar](repeating: 0, count: 4096)
         let n = readlink("/proc/self/exe", &path, path.count - 1)
         precondition(n > 0, "cannot read /proc/self/exe")
@@ -32,7 +32,7 @@ final class ChildProcess {
     ///   test runner's environment.
     /// - `descriptors`: more fds the child gets, by number (`[3: socket]`).
     /// - `blockedSignals`: the child's initial signal mask (none by default).
-    init(_ executable: String, _ arguments: [String], build: ToolBuild = .debug, environment: [String: String] = [:],
+    package init(_ executable: String, _ arguments: [String], build: ToolBuild = .debug, environment: [String: String] = [:],
          replacingEnvironment: Bool = false, mergeStandardError: Bool = false, descriptors extra: [Int32: Int32] = [:],
          blockedSignals: [Int32] = []) throws {
         let path = executable.hasPrefix("/") ? executable : build.path(executable)
@@ -62,7 +62,7 @@ final class ChildProcess {
     }
 
     /// The next line of stdout, or nil at EOF or after `timeoutSeconds`.
-    func readLine(timeoutSeconds: Double = 120) -> String? {
+    package func readLine(timeoutSeconds: Double = 120) -> String? {
         let deadline = monotonicNanoseconds() + UInt64(timeoutSeconds * 1e9)
         while true {
             if let newline = buffered.firstIndex(of: UInt8(ascii: "\n")) {
@@ -90,7 +90,7 @@ final class ChildProcess {
     }
 
     /// Reads lines until one contains `text`; false on EOF/timeout.
-    func awaitLine(containing text: String, timeoutSeconds: Double = 60) -> Bool {
+    package func awaitLine(containing text: String, timeoutSeconds: Double = 60) -> Bool {
         if lines.contains(where: { $0.contains(text) }) { return true }
         let deadline = monotonicNanoseconds() + UInt64(timeoutSeconds * 1e9)
         while monotonicNanoseconds() < deadline {
@@ -101,7 +101,7 @@ final class ChildProcess {
     }
 
     /// Reads lines until one starts with `prefix`; nil on EOF/timeout.
-    func awaitLine(prefix: String, timeoutSeconds: Double = 120) -> String? {
+    package func awaitLine(prefix: String, timeoutSeconds: Double = 120) -> String? {
         let deadline = monotonicNanoseconds() + UInt64(timeoutSeconds * 1e9)
         while monotonicNanoseconds() < deadline {
             guard let line = readLine(timeoutSeconds: Double(deadline - monotonicNanoseconds()) / 1e9) else { return nil }
@@ -111,13 +111,13 @@ final class ChildProcess {
     }
 
     /// Reads stdout to EOF, then reaps the process.
-    func finish(timeoutSeconds: Double = 300) -> ExitStatus {
+    package func finish(timeoutSeconds: Double = 300) -> ExitStatus {
         while readLine(timeoutSeconds: timeoutSeconds) != nil {}
         return waitForExit()
     }
 
     /// The exit status if the process has ended, without waiting (reaps it).
-    func exitStatusIfEnded() -> ExitStatus? {
+    package func exitStatusIfEnded() -> ExitStatus? {
         if let status { return status }
         var s: Int32 = 0
         guard waitpid(pid, &s, WNOHANG) == pid else { return nil }
@@ -125,7 +125,7 @@ final class ChildProcess {
         return status
     }
 
-    func waitForExit() -> ExitStatus {
+    package func waitForExit() -> ExitStatus {
         if let status { return status }
         var s: Int32 = 0
         while waitpid(pid, &s, 0) < 0 && errno == EINTR {}
@@ -138,10 +138,10 @@ final class ChildProcess {
     /// machine's `pid_max` is 32,768, and a test run starts thousands of processes),
     /// so signalling a reaped pid can hit another test's process (it once killed a
     /// daemon mid-test). An unreaped pid is still ours, even as a zombie.
-    func signal(_ signal: Int32) {
+    package func signal(_ signal: Int32) {
         guard status == nil else { return }
         kill(pid, signal)
     }
 
-    var transcript: String { "\(name):\n  " + lines.joined(separator: "\n  ") }
+    package var transcript: String { "\(name):\n  " + lines.joined(separator: "\n  ") }
 }

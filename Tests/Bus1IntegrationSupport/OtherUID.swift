@@ -1,25 +1,26 @@
+import Bus1Coordinator
 import Bus1Linux
 import Glibc
 
 /// Runs built binaries as another uid (65534, "nobody") through util-linux
 /// `setpriv`, from a world-readable copy (the build tree's modes may not let that
 /// uid in). Needs root and `setpriv` (see ``unavailableReason``).
-final class OtherUID {
-    static let uid: UInt32 = 65534
-    static let setpriv = "/usr/bin/setpriv"
-    let directory: String
+package final class OtherUID {
+    package static let uid: UInt32 = 65534
+    package static let setpriv = "/usr/bin/setpriv"
+    package let directory: String
     private let binaries: [String]
 
     /// Why tests cannot run binaries as another uid here, or nil if they can
     /// (for `.enabled(if:)`).
-    static var unavailableReason: String? {
+    package static var unavailableReason: String? {
         getuid() == 0 && access(setpriv, X_OK) == 0 ? nil : "needs root and \(setpriv) to run binaries as another uid"
     }
 
     /// A world-readable copy of `binaries` to run as ``uid``. Gate the test with
-    /// `.enabled(if: OtherUID.unavailableReason == nil, …)`; here an unavailable
+    /// `.enabled(unless: OtherUID.unavailableReason)`; here an unavailable
     /// `setpriv` or a non-root runner is an error, never a silent pass.
-    static func make(copying binaries: [String]) throws -> OtherUID {
+    package static func make(copying binaries: [String]) throws -> OtherUID {
         if let reason = unavailableReason { throw LinuxError(reason, code: EPERM) }
         return try OtherUID(binaries)
     }
@@ -42,7 +43,7 @@ final class OtherUID {
     }
 
     /// Spawns the copy of `binary` as ``uid``.
-    func spawn(_ binary: String, _ arguments: [String], mergeStandardError: Bool = false) throws -> ChildProcess {
+    package func spawn(_ binary: String, _ arguments: [String], mergeStandardError: Bool = false) throws -> ChildProcess {
         try ChildProcess(Self.setpriv, ["--reuid=\(Self.uid)", "--regid=\(Self.uid)", "--clear-groups", directory + "/" + binary] + arguments,
                          mergeStandardError: mergeStandardError)
     }
@@ -50,7 +51,21 @@ final class OtherUID {
 
 extension BusFixture {
     /// Lets other uids reach the bus socket (the coordinator still decides who may connect).
-    func openDirectoryToOtherUIDs() {
+    package func openDirectoryToOtherUIDs() {
         chmod(String(address[..<address.lastIndex(of: "/")!]), 0o755)
+    }
+
+    /// A bus that ``OtherUID/uid`` may use: the coordinator admits it (and, with
+    /// `lookups`, lets it look up names this uid published), and the socket's
+    /// directory lets it in. `configure` sets the rest.
+    package static func admittingOtherUID(_ label: String, lookups: Bool = true,
+                                          configure: (inout CoordinatorConfiguration) -> Void = { _ in }) throws -> BusFixture {
+        let bus = try BusFixture(label) {
+            $0.allowedUIDs.insert(OtherUID.uid)
+            if lookups { $0.nameLookup = .anyAllowedUID }
+            configure(&$0)
+        }
+        bus.openDirectoryToOtherUIDs()
+        return bus
     }
 }

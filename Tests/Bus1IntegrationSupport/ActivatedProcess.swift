@@ -12,7 +12,7 @@ extension ChildProcess {
     /// - Parameters:
     ///   - socket: placed at fd 3; nil passes no fd (and `LISTEN_FDS` only if `environment` says so).
     ///   - blockedSignals: the child's initial signal mask, as a careless parent would leave it.
-    static func activated(_ executable: String, _ arguments: [String], socket: Int32?, environment: [String: String] = [:],
+    package static func activated(_ executable: String, _ arguments: [String], socket: Int32?, environment: [String: String] = [:],
                           blockedSignals: [Int32] = []) throws -> ChildProcess {
         let binary = executable.hasPrefix("/") ? executable : ChildProcess.buildDirectory + "/" + executable
         let script = socket == nil ? #"exec "$0" "$@""# : #"export LISTEN_PID=$$; exec "$0" "$@""#

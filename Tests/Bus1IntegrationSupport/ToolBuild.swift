@@ -9,15 +9,15 @@ import Testing
 /// just made next to the test binary. `release` is `swift build -c release`'s
 /// output beside it, which `Scripts/test.sh` (and so CI) always builds first; when
 /// it is missing, the release suite is skipped with ``releaseMissing``.
-enum ToolBuild: String, CaseIterable, Sendable, CustomTestStringConvertible {
+package enum ToolBuild: String, CaseIterable, Sendable, CustomTestStringConvertible {
     case debug
     case release
 
     /// Every executable product of the package, as the tests name them.
-    static let tools = ["bus1d", "bus1-demo", "bus1-order-check", "bus1-bench", "shm-inspect"]
+    package static let tools = ["bus1d", "bus1-demo", "bus1-order-check", "bus1-bench", "shm-inspect"]
 
     /// The directory holding this build's executables.
-    var directory: String {
+    package var directory: String {
         switch self {
         case .debug:
             ChildProcess.buildDirectory
@@ -27,14 +27,14 @@ enum ToolBuild: String, CaseIterable, Sendable, CustomTestStringConvertible {
     }
 
     /// The absolute path of `tool` in this build.
-    func path(_ tool: String) -> String { directory + "/" + tool }
+    package func path(_ tool: String) -> String { directory + "/" + tool }
 
     /// Whether every tool of this build is there to run.
-    var isBuilt: Bool { Self.tools.allSatisfy { access(path($0), X_OK) == 0 } }
+    package var isBuilt: Bool { Self.tools.allSatisfy { access(path($0), X_OK) == 0 } }
 
     /// Why the release suite did not run.
-    static let releaseMissing: Comment =
+    package static let releaseMissing: Comment =
         "release binaries missing: run Scripts/test.sh, or swift build -c release before swift test"
 
-    var testDescription: String { "\(rawValue) build" }
+    package var testDescription: String { "\(rawValue) build" }
 }
