@@ -9,10 +9,7 @@ import Glibc
 @MainActor
 func runFdSink() {
     let peer = connect()
-    publishNode(peer, as: setting("name"))
-    say("READY peer=\(peer.id)")
-    let message: Message
-    do { message = try receiveData(peer, timeoutNanoseconds: 30_000_000_000) } catch { fail("receive: \(error)") }
+    let message = receiveFirstMessage(peer)
     guard let attachment = message.attachment else { fail("no attachment") }
     let fds = attachment.takeFileDescriptors()
     var closeOnExec = 0

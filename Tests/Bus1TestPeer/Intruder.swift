@@ -11,10 +11,7 @@ import Glibc
 @MainActor
 func runIntruder() {
     let peer = connect()
-    publishNode(peer, as: setting("name"))
-    say("READY peer=\(peer.id)")
-    let message: Message
-    do { message = try receiveData(peer, timeoutNanoseconds: 30_000_000_000) } catch { fail("receive: \(error)") }
+    let message = receiveFirstMessage(peer)
     let page = Int(sysconf(Int32(_SC_PAGESIZE)))
     let address = UInt(bitPattern: message.payload.baseAddress!)
     let pageStart = UnsafeMutableRawPointer(bitPattern: address & ~UInt(page - 1))!

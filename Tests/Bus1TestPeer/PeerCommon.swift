@@ -67,6 +67,15 @@ func publishNode(_ peer: Peer, as name: String) -> Handle {
     } catch { fail("publish \(name): \(error)") }
 }
 
+/// Publishes a node as `name=`, prints "READY peer=P", and returns the first data
+/// message (within 30 s): how a one-message receiver role starts.
+@MainActor
+func receiveFirstMessage(_ peer: Peer) -> Message {
+    publishNode(peer, as: setting("name"))
+    say("READY peer=\(peer.id)")
+    do { return try receiveData(peer, timeoutNanoseconds: 30_000_000_000) } catch { fail("receive: \(error)") }
+}
+
 /// The next data message; notifications (destroyed and released nodes) are printed
 /// as NOTE lines and skipped.
 func receiveData(_ peer: Peer, timeoutNanoseconds: UInt64) throws(Bus1Error) -> Message {
