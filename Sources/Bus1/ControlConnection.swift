@@ -46,7 +46,7 @@ final class ControlConnection {
     /// the reply's fds taken. A coordinator that refuses the connection (policy, a
     /// quota) sends its reason and closes: a send or receive that then fails with
     /// `EPIPE`/`ECONNRESET` looks for that reason before calling the coordinator gone.
-    func handshake(_ message: ControlMessage, requestID: UInt32) throws(Bus1Error) -> (ControlMessage, [Int32]) {
+    func handshake(_ message: ControlMessage, requestID: UInt32) throws(Bus1Error) -> ControlDatagram {
         do {
             try SeqPacket.send(socket.rawValue, message.encode(requestID: requestID))
         } catch {
@@ -62,14 +62,11 @@ final class ControlConnection {
             throw pendingRefusal().map(Bus1Error.refused) ?? .coordinatorGone
         }
         guard var datagram = received, !datagram.isHangUp else { throw .coordinatorGone }
-        let (reply, replyID) = try decode(datagram)
+        let fds = ReceivedDescriptors(datagram.takeDescriptors())  // closed if the datagram is refused
+        let (reply, replyID) = try decode(datagram, descriptorCount: fds.count)
         guard replyID == requestID || replyID == 0 else { throw .protocolViolation("reply to another request") }
-        let fds = datagram.takeDescriptors()
-        if case .error(let code, let detail) = reply {
-            for fd in fds { Glibc.close(fd) }
-            throw .refused(Refusal(code: code, detail: detail))
-        }
-        return (reply, fds)
+        if case .error(let code, let detail) = reply { throw .refused(Refusal(code: code, detail: detail)) }
+        return ControlDatagram(message: reply, requestID: replyID, fds: fds)
     }
 
     /// Ends the handshake: requests from now on wait as their callers ask.
@@ -80,7 +77,7 @@ final class ControlConnection {
     /// The refusal the coordinator left in the socket before closing it, if any.
     private func pendingRefusal() -> Refusal? {
         guard let datagram = try? SeqPacket.receive(socket.rawValue, into: buffer, dontWait: true), !datagram.isHangUp,
-              let (message, _) = try? decode(datagram), case .error(let code, let detail) = message
+              let (message, _) = try? decode(datagram, descriptorCount: datagram.fds.count), case .error(let code, let detail) = message
         else { return nil }
         return Refusal(code: code, detail: detail)
     }
@@ -90,7 +87,7 @@ final class ControlConnection {
     /// Sends a request and reads until its reply, handing every event that
     /// arrives first to `onEvent`. A refusal throws ``Bus1Error/refused(_:)``.
     func request(_ message: ControlMessage, fds attached: [Int32],
-                 onEvent: (ControlMessage, [Int32]) throws(Bus1Error) -> Void) throws(Bus1Error) -> (message: ControlMessage, fds: [Int32]) {
+                 onEvent: (consuming ControlDatagram) throws(Bus1Error) -> Void) throws(Bus1Error) -> ControlDatagram {
         guard !isClosed else { throw .coordinatorGone }
         let requestID = nextRequestID
         nextRequestID = nextRequestID == .max ? 3 : nextRequestID + 1
@@ -100,20 +97,18 @@ final class ControlConnection {
             throw error.code == EPIPE || error.code == ECONNRESET ? .coordinatorGone : .system(error)
         }
         while true {
-            let (reply, replyID, fds) = try receive(blocking: true)!
-            if replyID == requestID {
-                if case .error(let code, let detail) = reply {
-                    for fd in fds { Glibc.close(fd) }
-                    throw .refused(Refusal(code: code, detail: detail))
-                }
-                return (reply, fds)
+            let datagram = try receive(blocking: true)!
+            guard datagram.requestID == requestID else {
+                try onEvent(datagram)
+                continue
             }
-            try onEvent(reply, fds)
+            if case .error(let code, let detail) = datagram.message { throw .refused(Refusal(code: code, detail: detail)) }
+            return datagram
         }
     }
 
     /// The next datagram (nil: none waiting, when not `blocking`), its fds taken.
-    func receive(blocking: Bool) throws(Bus1Error) -> (ControlMessage, UInt32, [Int32])? {
+    func receive(blocking: Bool) throws(Bus1Error) -> ControlDatagram? {
         var datagram: SeqPacket.Datagram
         do {
             guard let d = try SeqPacket.receive(socket.rawValue, into: buffer, maxDescriptors: Int(BUS1_MSG_MAX_FDS), dontWait: !blocking)
@@ -123,8 +118,9 @@ final class ControlConnection {
             throw error.code == ECONNRESET ? .coordinatorGone : .system(error)
         }
         if datagram.isHangUp { throw .coordinatorGone }
-        let (message, requestID) = try decode(datagram)
-        return (message, requestID, datagram.takeDescriptors())
+        let fds = ReceivedDescriptors(datagram.takeDescriptors())  // closed if the datagram is refused
+        let (message, requestID) = try decode(datagram, descriptorCount: fds.count)
+        return ControlDatagram(message: message, requestID: requestID, fds: fds)
     }
 
     /// Whether the coordinator hung up, and whether a datagram is waiting.
@@ -134,10 +130,10 @@ final class ControlConnection {
         return (state.hangUp, state.readable)
     }
 
-    private func decode(_ datagram: borrowing SeqPacket.Datagram) throws(Bus1Error) -> (ControlMessage, UInt32) {
+    private func decode(_ datagram: borrowing SeqPacket.Datagram, descriptorCount: Int) throws(Bus1Error) -> (ControlMessage, UInt32) {
         do {
             if datagram.truncated { throw ProtocolError.cutByKernel }
-            return try ControlMessage.decode(UnsafeRawBufferPointer(rebasing: buffer[..<datagram.count]), descriptorCount: datagram.fds.count)
+            return try ControlMessage.decode(UnsafeRawBufferPointer(rebasing: buffer[..<datagram.count]), descriptorCount: descriptorCount)
         } catch {
             throw .protocolViolation("\(error)")
         }

@@ -8,8 +8,8 @@ extension Peer {
 
     /// Sends a request and reads until its reply, serving events that arrive first.
     @discardableResult
-    func request(_ message: ControlMessage, fds attached: [Int32] = []) throws(Bus1Error) -> (message: ControlMessage, fds: [Int32]) {
-        try control.request(message, fds: attached) { (event, fds) throws(Bus1Error) in try handleEvent(event, fds: fds) }
+    func request(_ message: ControlMessage, fds attached: [Int32] = []) throws(Bus1Error) -> ControlDatagram {
+        try control.request(message, fds: attached) { (event: consuming ControlDatagram) throws(Bus1Error) in try handleEvent(event) }
     }
 
     /// Serves queued control events if the coordinator announced any, and reports
@@ -49,25 +49,20 @@ extension Peer {
 
     /// Serves every event waiting in the socket, without blocking.
     private func serveWaitingEvents() throws(Bus1Error) {
-        while let (event, _, fds) = try control.receive(blocking: false) { try handleEvent(event, fds: fds) }
+        while let event = try control.receive(blocking: false) { try handleEvent(event) }
     }
 
-    private func handleEvent(_ event: ControlMessage, fds: [Int32]) throws(Bus1Error) {
-        var fds = fds
-        defer { for fd in fds { close(fd) } }
-        switch event {
+    private func handleEvent(_ datagram: consuming ControlDatagram) throws(Bus1Error) {
+        var fds = datagram.fds  // what no case takes closes with it
+        switch datagram.message {
         case .channelOpened(let opening):
-            let channelFD = FileDescriptor(adopting: fds[0])
-            let wakeFD = FileDescriptor(adopting: fds[1])
-            fds = []
-            try openInbound(opening, channelFD: channelFD, senderWakeFD: wakeFD)
+            try openInbound(opening, channelFD: fds.take(0), senderWakeFD: fds.take(1))
         case .channelGrant(let channelID, let node):
             inbound.first { $0.id == channelID }?.allowedNodes.insert(node)
         case .handleArrived(let grant):
             try install(grant, fds: &fds)
         case .attachment(let channelID, let ids, _, let sequence):
-            let attachment = Attachment(handles: ids.map { Handle(id: $0) }, descriptors: fds, sequence: sequence)
-            fds = []
+            let attachment = Attachment(handles: ids.map { Handle(id: $0) }, descriptors: fds.takeAll(), sequence: sequence)
             if let channel = inbound.first(where: { $0.id == channelID }) {
                 // A sender attaches again for an index only if it never sent what it
                 // attached before: those attachments are superseded, let them go now.
@@ -99,7 +94,7 @@ extension Peer {
             // An unsolicited error answers a datagram the coordinator could not parse.
             throw .refused(Refusal(code: code, detail: detail))
         default:
-            throw .protocolViolation("unexpected event \(event)")
+            throw .protocolViolation("unexpected event \(datagram.message)")
         }
     }
 

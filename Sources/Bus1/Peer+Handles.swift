@@ -24,17 +24,16 @@ extension Peer {
     /// each time; the coordinator counts references).
     public func lookup(_ name: String) throws(Bus1Error) -> Handle {
         try Self.checkName(name)
-        var (reply, fds) = try request(.nameLookup(name: name))
-        defer { for fd in fds { close(fd) } }
-        guard case .handleGranted(let grant) = reply else { throw .protocolViolation("expected HANDLE_GRANTED") }
-        try install(grant, fds: &fds)
+        var reply = try request(.nameLookup(name: name))
+        guard case .handleGranted(let grant) = reply.message else { throw .protocolViolation("expected HANDLE_GRANTED") }
+        try install(grant, fds: &reply.fds)
         return Handle(id: grant.handle)
     }
 
     /// Records a handle the coordinator granted (by lookup or in an attachment),
     /// mapping the channel to the node's owner if it is new (`fds`: its channel
     /// and the owner's wake page, taken).
-    func install(_ grant: ControlMessage.HandleGrant, fds: inout [Int32]) throws(Bus1Error) {
+    func install(_ grant: ControlMessage.HandleGrant, fds: inout ReceivedDescriptors) throws(Bus1Error) {
         if grant.owner == id {
             handles[grant.handle] = HandleTarget(node: grant.node, owner: id, ownerUID: pool.ownerUID, route: .own)
             return
@@ -43,9 +42,7 @@ extension Peer {
         if let existing = outbound[grant.channel] {
             channel = existing  // fds that came along anyway close with the event
         } else if grant.newChannel {
-            let channelFD = FileDescriptor(adopting: fds[0]), wakeFD = FileDescriptor(adopting: fds[1])
-            fds = []
-            channel = try openOutbound(grant, channelFD: channelFD, receiverWakeFD: wakeFD)
+            channel = try openOutbound(grant, channelFD: fds.take(0), receiverWakeFD: fds.take(1))
         } else {
             throw .protocolViolation("a handle grant names an unknown channel")
         }

@@ -130,8 +130,6 @@ extension Peer {
     /// Sends any request, as written, and returns the reply (its fds closed): for
     /// tests of what the coordinator refuses. A refusal throws ``Bus1Error/refused(_:)``.
     public func controlRequest(_ message: ControlMessage) throws(Bus1Error) -> ControlMessage {
-        let (reply, fds) = try request(message)
-        for fd in fds { close(fd) }
-        return reply
+        try request(message).message  // its fds close with the datagram
     }
 }

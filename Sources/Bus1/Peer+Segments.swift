@@ -61,13 +61,12 @@ extension Peer {
     /// SEGMENT_OPEN, map, SEGMENT_SEAL: a new segment, as large as the pool, that
     /// only peers of `audience` can get. Checks what it maps like the pool.
     func openSegment(for audience: [UInt32]) throws(Bus1Error) -> Int {
-        var (reply, fds) = try request(.segmentOpen(.init(size: 0, audience: audience)))
-        defer { for fd in fds { close(fd) } }
-        guard case .segmentGranted(let granted) = reply, granted.owner == id, granted.audience == audience,
+        var reply = try request(.segmentOpen(.init(size: 0, audience: audience)))
+        guard case .segmentGranted(let granted) = reply.message, granted.owner == id, granted.audience == audience,
               Int(granted.index) >= pool.segmentCount, granted.index < BUS1_SEGMENTS_MAX,
               let layout = bus1_pool_layout(poolSize: Int(clamping: granted.size))
-        else { throw .protocolViolation("SEGMENT_OPEN answered with \(reply)") }
-        let memory = FileDescriptor(adopting: fds.removeFirst())
+        else { throw .protocolViolation("SEGMENT_OPEN answered with \(reply.message)") }
+        let memory = reply.fds.take(0)
         do {
             guard try memory.size() == Int(granted.size), try MemFD.seals(of: memory).isSuperset(of: [.shrink, .grow]) else {
                 throw Bus1Error.protocolViolation("segment size or seals do not match SEGMENT_GRANTED")
@@ -97,19 +96,17 @@ extension Peer {
     /// is the sender's lie about its own memory: the channel is closed as
     /// ``ChannelViolation/badSlice``.
     func mapSegment(_ index: UInt32, of channel: InboundChannel) throws(Bus1Error) {
-        let reply: ControlMessage
-        var fds: [Int32]
+        var reply: ControlDatagram
         do {
-            (reply, fds) = try request(.segmentGet(channel: channel.id, index: index))
+            reply = try request(.segmentGet(channel: channel.id, index: index))
         } catch .refused(.segment) {
             try reportViolation(channel, .badSlice)
             return
         }
-        defer { for fd in fds { close(fd) } }
-        guard case .segmentGranted(let granted) = reply, granted.owner == channel.sender, granted.index == index,
+        guard case .segmentGranted(let granted) = reply.message, granted.owner == channel.sender, granted.index == index,
               let layout = bus1_pool_layout(poolSize: Int(clamping: granted.size))
-        else { throw .protocolViolation("SEGMENT_GET answered with \(reply)") }
-        let memory = FileDescriptor(adopting: fds.removeFirst())
+        else { throw .protocolViolation("SEGMENT_GET answered with \(reply.message)") }
+        let memory = reply.fds.take(0)
         do {
             guard try memory.size() == Int(granted.size),
                   try MemFD.seals(of: memory).isSuperset(of: [.shrink, .grow, .futureWrite])

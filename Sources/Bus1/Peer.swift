@@ -108,14 +108,11 @@ public final class Peer {
             parkFallbackReason = fallback
 
             // HELLO -> WELCOME(pool, wake page, clock page, coordinator ring)
-            var (reply, fds) = try control.handshake(.hello(poolSize: UInt64(options.poolSize), ringCapacity: UInt32(options.ringCapacity)),
-                                                     requestID: 1)
-            defer { for fd in fds { close(fd) } }
-            guard case .welcome(let welcome) = reply else { throw Bus1Error.protocolViolation("expected WELCOME, got \(reply)") }
+            var reply = try control.handshake(.hello(poolSize: UInt64(options.poolSize), ringCapacity: UInt32(options.ringCapacity)),
+                                              requestID: 1)
+            guard case .welcome(let welcome) = reply.message else { throw Bus1Error.protocolViolation("expected WELCOME, got \(reply.message)") }
             ordering = welcome.flags & BUS1_WELCOME_FIFO_ONLY != 0 ? .fifo : .global
-            let pool = FileDescriptor(adopting: fds[0]), wakeFD = FileDescriptor(adopting: fds[1]), clockFD = FileDescriptor(adopting: fds[2])
-            let ringFD = FileDescriptor(adopting: fds[3])
-            fds = []
+            let pool = reply.fds.take(0), wakeFD = reply.fds.take(1), clockFD = reply.fds.take(2), ringFD = reply.fds.take(3)
             guard try pool.size() == Int(welcome.poolSize), let layout = bus1_pool_layout(poolSize: Int(welcome.poolSize)) else {
                 throw Bus1Error.protocolViolation("pool size does not match WELCOME or is not a valid pool layout")
             }
@@ -132,7 +129,7 @@ public final class Peer {
             coordinatorRing = try Self.coordinatorRing(ringFD, welcome, violations: violationInbox)
 
             // POOL_MAPPED -> OK: from now on nobody else can map the pool writable.
-            let (sealed, _) = try control.handshake(.poolMapped, requestID: 2)
+            let sealed = try control.handshake(.poolMapped, requestID: 2).message
             guard sealed == .ok else { throw Bus1Error.protocolViolation("pool sealing failed: \(sealed)") }
             guard try MemFD.seals(of: pool).isSuperset(of: [.shrink, .grow, .futureWrite]) else {
                 throw Bus1Error.protocolViolation("pool not sealed against future writes")
