@@ -41,8 +41,8 @@ extension Coordinator {
         for descriptor in descriptors {
             let kind = try RequestError.passingErrno { () throws(LinuxError) in try DescriptorKind.of(descriptor.rawValue) }
             switch kind {
-            case .unixSocket: throw .descriptorRefused(BUS1_FD_UNIX_SOCKET.rawValue)
-            case .memfd(let name) where name.hasPrefix("bus1-"): throw .descriptorRefused(BUS1_FD_BUS_OBJECT.rawValue)
+            case .unixSocket: throw .descriptorRefused(.unixSocket)
+            case .memfd(let name) where name.hasPrefix("bus1-"): throw .descriptorRefused(.busObject)
             default: break
             }
         }
@@ -72,7 +72,7 @@ extension Coordinator {
         try outbox.chargeFairShare(of: sender.uid, at: receiver, messages: 1 + keys.count, descriptors: descriptors)
         let newHandles = Set(keys.compactMap { $0 }.filter { $0.owner != receiver.id && receiver.handleByNode[$0] == nil })
         guard receiver.handles.count + newHandles.count <= configuration.maximumHandlesPerPeer else {
-            throw .quota(BUS1_QUOTA_HANDLES.rawValue)
+            throw .quota(.handles)
         }
         try tables.accounts.check(.handles, newHandles.count, for: sender.uid)
         try chargeHandleShare(of: sender.uid, at: receiver, adding: newHandles.count)
@@ -169,6 +169,6 @@ extension Coordinator {
         let mine = receiver.handlesChargedTo[uid] ?? 0
         let others = receiver.handles.count - mine
         let limit = min(configuration.maximumHandlesPerPeer, configuration.coordinatorRingCapacity)
-        guard (mine + count) * 2 <= limit - others else { throw .quota(BUS1_QUOTA_HANDLES_SHARE.rawValue) }
+        guard (mine + count) * 2 <= limit - others else { throw .quota(.handlesShare) }
     }
 }

@@ -38,7 +38,7 @@ final class ChannelBroker {
         }
         guard sender.outbound.count < configuration.maximumChannelsPerPeer,
               receiver.inbound.count < configuration.maximumChannelsPerPeer
-        else { throw .quota(BUS1_QUOTA_CHANNELS.rawValue) }
+        else { throw .quota(.channels) }
         guard let senderWake = sender.memory?.wake.rawValue else { throw .state }
         let payer = uid ?? sender.uid
         try tables.accounts.check(.channels, for: payer)

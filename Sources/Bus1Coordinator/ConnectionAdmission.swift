@@ -99,11 +99,11 @@ final class ConnectionAdmission {
         let credentials: (pid: Int32, uid: UInt32, gid: UInt32)
         do { credentials = try SeqPacket.peerCredentials(socket) } catch {
             throttledLog.log(.warning, "no peer credentials; refusing", key: "credentials", error: error)
-            refuse(socket, code: BUS1_ERR_PERMISSION.rawValue, detail: 0)
+            refuse(socket, .permissionDenied)
             return
         }
-        if let (code, detail) = refusal(of: credentials) {
-            refuse(socket, code: code, detail: detail)
+        if let refusal = refusal(of: credentials) {
+            refuse(socket, refusal)
             return
         }
         tables.accounts.add(.connections, to: credentials.uid)
@@ -130,24 +130,23 @@ final class ConnectionAdmission {
         logger.debug("peer connected", metadata: ["peer": "\(id)", "pid": "\(credentials.pid)", "uid": "\(credentials.uid)"])
     }
 
-    /// Why a connection from `credentials` may not become a peer (an error code and
-    /// detail), or nil: its uid is not allowed, or it is at a connection or
+    /// Why a connection from `credentials` may not become a peer, or nil: its uid is not allowed, or it is at a connection or
     /// handshake limit.
-    private func refusal(of credentials: (pid: Int32, uid: UInt32, gid: UInt32)) -> (code: UInt32, detail: UInt32)? {
+    private func refusal(of credentials: (pid: Int32, uid: UInt32, gid: UInt32)) -> Refusal? {
         guard configuration.allowedUIDs.contains(credentials.uid) else {
             throttledLog.log(.warning, "refusing peer: uid not allowed", key: "uid-\(credentials.uid)",
                              metadata: ["uid": "\(credentials.uid)", "pid": "\(credentials.pid)"])
-            return (BUS1_ERR_PERMISSION.rawValue, 0)
+            return .permissionDenied
         }
         do {
             try tables.accounts.check(.connections, for: credentials.uid)
             try tables.accounts.check(.handshakes, for: credentials.uid)
             return nil
         } catch {
-            guard case .quota(let which) = error else { return (BUS1_ERR_STATE.rawValue, 0) }
+            guard case .quota(let which) = error else { return .invalidState }
             throttledLog.log(.notice, "refusing connection: limit reached", key: "quota-\(credentials.uid)-\(which)",
                              metadata: ["uid": "\(credentials.uid)", "pid": "\(credentials.pid)", "quota": "\(which)"])
-            return (BUS1_ERR_QUOTA.rawValue, which)
+            return .quotaExceeded(which)
         }
     }
 
@@ -156,9 +155,9 @@ final class ConnectionAdmission {
     /// draining what the client sent first matters: closing a Unix socket with
     /// unread data resets the other end, and the client would see "connection
     /// reset" instead of the reason waiting in its queue.
-    private func refuse(_ socket: consuming FileDescriptor, code: UInt32, detail: UInt32) {
+    private func refuse(_ socket: consuming FileDescriptor, _ refusal: Refusal) {
         counters.connectionsRefused.wrappingAdd(1, ordering: .relaxed)
-        let bytes = ControlMessage.error(code: code, detail: detail).encode(requestID: 0)
+        let bytes = ControlMessage.refused(refusal).encode(requestID: 0)
         try? SeqPacket.send(socket.rawValue, bytes, dontWait: true)
         shutdown(socket.rawValue, Int32(SHUT_RDWR))
         SeqPacket.discardPending(socket.rawValue)

@@ -12,13 +12,13 @@ extension ControlOutbox {
         let mine = receiver.queuedByUID[uid] ?? 0
         let others = receiver.outbox.count - mine
         let free = configuration.maximumQueuedControlMessages - others
-        guard receiver.outbox.isEmpty || (mine + messages) * 2 <= free else { throw .quota(BUS1_QUOTA_MESSAGES.rawValue) }
+        guard receiver.outbox.isEmpty || (mine + messages) * 2 <= free else { throw .quota(.messages) }
         guard descriptors > 0 else { return }
         let inFlight = attachmentsInFlight.descriptors(of: uid) { entry in
             tables.channels[entry.channel]?.hasTaken(entry.sequence) ?? true
         }
         guard (queuedDescriptorsByUID[uid] ?? 0) + inFlight + descriptors <= configuration.maximumQueuedDescriptorsPerUID else {
-            throw .quota(BUS1_QUOTA_FDS.rawValue)
+            throw .quota(.fileDescriptors)
         }
     }
 }

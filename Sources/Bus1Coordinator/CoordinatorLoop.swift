@@ -90,7 +90,7 @@ extension Coordinator {
         case .malformed(let error):
             counters.protocolErrors.wrappingAdd(1, ordering: .relaxed)
             throttledLog.log(.warning, "malformed control message", key: "malformed", error: error, metadata: ["peer": "\(peer.id)"])
-            outbox.reply(peer, .error(code: BUS1_ERR_PROTOCOL.rawValue, detail: 0), requestID: 0)
+            outbox.reply(peer, .refused(.protocolError), requestID: 0)
             return true
         case .request(let message, let requestID, let attached):
             let response = serve(message, attached: attached, from: peer)

@@ -12,7 +12,7 @@ extension Coordinator {
     func welcome(_ peer: PeerRecord, poolSize requested: UInt64, ringCapacity requestedCapacity: UInt32) throws(RequestError) -> Response {
         // The payload area: a power of two, such that the whole pool (header, ledger,
         // payload) is at least what was asked for; never traps (see `pool(forRequest:)`).
-        guard let (poolSize, layout) = configuration.pool(forRequest: requested) else { throw .quota(BUS1_QUOTA_POOL_BYTES.rawValue) }
+        guard let (poolSize, layout) = configuration.pool(forRequest: requested) else { throw .quota(.poolBytes) }
         try tables.accounts.check(.poolBytes, poolSize, for: peer.uid)
         let capacity = requestedCapacity == 0 ? configuration.defaultRingCapacity : Int(requestedCapacity)
         guard CoordinatorConfiguration.isRingCapacity(capacity) else { throw .protocolError }

@@ -8,8 +8,8 @@ extension Coordinator {
     /// NODE_CREATE: a new node, named by the owner's handle id for it (charged to
     /// its uid as a node; its owner's handle is not charged as a handle).
     func createNode(for peer: PeerRecord) throws(RequestError) -> Response {
-        guard peer.ownedNodes.count < configuration.maximumNodesPerPeer else { throw .quota(BUS1_QUOTA_NODES.rawValue) }
-        guard peer.handles.count < configuration.maximumHandlesPerPeer else { throw .quota(BUS1_QUOTA_HANDLES.rawValue) }
+        guard peer.ownedNodes.count < configuration.maximumNodesPerPeer else { throw .quota(.nodes) }
+        guard peer.handles.count < configuration.maximumHandlesPerPeer else { throw .quota(.handles) }
         try tables.accounts.charge(.nodes, to: peer.uid)
         let id = peer.nextHandle
         peer.nextHandle += 1
@@ -40,7 +40,7 @@ extension Coordinator {
         if let existing = peer.handleByNode[key] {
             handle = existing
         } else {
-            guard peer.handles.count < configuration.maximumHandlesPerPeer else { throw .quota(BUS1_QUOTA_HANDLES.rawValue) }
+            guard peer.handles.count < configuration.maximumHandlesPerPeer else { throw .quota(.handles) }
             if owner.id != peer.id { try tables.accounts.check(.handles, for: peer.uid) }
             handle = peer.nextHandle
             peer.nextHandle += 1

@@ -2,36 +2,40 @@ import Bus1Core
 import Bus1Linux
 import CBus1Wire
 
-/// Why a request was refused; becomes a `BUS1_MSG_ERROR`.
+/// Why a request was refused; becomes a `BUS1_MSG_ERROR` (through the wire
+/// layer's `Refusal`, the one mapping of error codes).
 enum RequestError: Error {
     case protocolError
     case state
     case nameTaken, nameUnknown
     case handleUnknown, notOwner, permission
-    case quota(UInt32)
-    case descriptorRefused(UInt32)
-    /// A pool segment refused (`bus1_segment_refusal`).
-    case segment(UInt32)
+    case quota(Refusal.Quota)
+    case descriptorRefused(Refusal.DescriptorRefusal)
+    /// A pool segment refused.
+    case segment(Refusal.SegmentRefusal)
     /// A held reply's peer did not take what it waited for in time; undone.
     case timedOut
     case system(LinuxError)
 
-    var message: ControlMessage {
+    /// What the peer is told.
+    var refusal: Refusal {
         switch self {
-        case .protocolError: .error(code: BUS1_ERR_PROTOCOL.rawValue, detail: 0)
-        case .state: .error(code: BUS1_ERR_STATE.rawValue, detail: 0)
-        case .nameTaken: .error(code: BUS1_ERR_NAME_TAKEN.rawValue, detail: 0)
-        case .nameUnknown: .error(code: BUS1_ERR_NAME_UNKNOWN.rawValue, detail: 0)
-        case .handleUnknown: .error(code: BUS1_ERR_HANDLE_UNKNOWN.rawValue, detail: 0)
-        case .notOwner: .error(code: BUS1_ERR_NOT_OWNER.rawValue, detail: 0)
-        case .permission: .error(code: BUS1_ERR_PERMISSION.rawValue, detail: 0)
-        case .quota(let which): .error(code: BUS1_ERR_QUOTA.rawValue, detail: which)
-        case .descriptorRefused(let why): .error(code: BUS1_ERR_FD_REFUSED.rawValue, detail: why)
-        case .segment(let why): .error(code: BUS1_ERR_SEGMENT.rawValue, detail: why)
-        case .timedOut: .error(code: BUS1_ERR_TIMEOUT.rawValue, detail: 0)
-        case .system(let e): .error(code: BUS1_ERR_INTERNAL.rawValue, detail: UInt32(bitPattern: e.code))
+        case .protocolError: .protocolError
+        case .state: .invalidState
+        case .nameTaken: .nameTaken
+        case .nameUnknown: .nameUnknown
+        case .handleUnknown: .handleUnknown
+        case .notOwner: .notOwner
+        case .permission: .permissionDenied
+        case .quota(let which): .quotaExceeded(which)
+        case .descriptorRefused(let why): .descriptorRefused(why)
+        case .segment(let why): .segment(why)
+        case .timedOut: .timedOut
+        case .system(let e): .internalError(errno: e.code)
         }
     }
+
+    var message: ControlMessage { .refused(refusal) }
 }
 
 extension RequestError {

@@ -28,10 +28,10 @@ extension Coordinator {
     /// the coordinator's fds, as a channel.
     func openSegment(_ asked: ControlMessage.Segment, for peer: PeerRecord) throws(RequestError) -> Response {
         guard asked.owner == 0, asked.index == 0 else { throw .protocolError }
-        guard peer.segments.count < Int(BUS1_SEGMENTS_MAX) else { throw .quota(BUS1_QUOTA_SEGMENTS.rawValue) }
+        guard peer.segments.count < Int(BUS1_SEGMENTS_MAX) else { throw .quota(.segments) }
         let requested = asked.size == 0 ? UInt64(peer.poolSize) : asked.size
         guard let (size, layout) = configuration.pool(forRequest: requested), UInt64(size) == requested else {
-            throw .segment(BUS1_SEGMENT_BAD_SIZE.rawValue)
+            throw .segment(.badSize)
         }
         try tables.accounts.check(.poolBytes, size, for: peer.uid)
         try tables.accounts.check(.channels, for: peer.uid)
@@ -46,7 +46,7 @@ extension Coordinator {
 
     /// SEGMENT_SEAL: the owner mapped segment `index`; seal it.
     func sealSegment(_ index: UInt32, of peer: PeerRecord) throws(RequestError) -> Response {
-        guard index > 0, Int(index) < peer.segments.count else { throw .segment(BUS1_SEGMENT_UNKNOWN.rawValue) }
+        guard index > 0, Int(index) < peer.segments.count else { throw .segment(.unknown) }
         let segment = peer.segments[Int(index)]
         try RequestError.passingErrno { () throws(LinuxError) in try segment.seal() }
         return .ok
@@ -58,12 +58,12 @@ extension Coordinator {
     func grantSegment(_ index: UInt32, on channelID: UInt64, to peer: PeerRecord) throws(RequestError) -> Response {
         guard let channel = tables.channels[channelID], channel.receiver == peer.id, let sender = peers[channel.sender],
               Int(index) < sender.segments.count, sender.segments[Int(index)].isSealed
-        else { throw .segment(BUS1_SEGMENT_UNKNOWN.rawValue) }
+        else { throw .segment(.unknown) }
         let segment = sender.segments[Int(index)]
         guard segment.audience.contains(peer.uid) else {
             logger.notice("segment refused: the receiver's uid is not in its audience",
                           metadata: ["receiver": "\(peer.id)", "uid": "\(peer.uid)", "sender": "\(sender.id)", "segment": "\(index)"])
-            throw .segment(BUS1_SEGMENT_NOT_AUDIENCE.rawValue)
+            throw .segment(.notInAudience)
         }
         var granted = segment.wire
         granted.owner = sender.id

@@ -1,3 +1,4 @@
+import Bus1Wire
 import CBus1Wire
 
 /// What each uid holds on the bus, summed over all its peers, and the totals it
@@ -77,14 +78,14 @@ struct UIDAccounts {
     }
 
     /// The quota a refusal names (`enum bus1_quota`).
-    static func quota(of resource: Resource) -> UInt32 {
+    static func quota(of resource: Resource) -> Refusal.Quota {
         switch resource {
-        case .connections: BUS1_QUOTA_PEERS.rawValue
-        case .handshakes: BUS1_QUOTA_HANDSHAKES.rawValue
-        case .poolBytes: BUS1_QUOTA_UID_POOL_BYTES.rawValue
-        case .nodes: BUS1_QUOTA_UID_NODES.rawValue
-        case .handles: BUS1_QUOTA_UID_HANDLES.rawValue
-        case .channels: BUS1_QUOTA_UID_CHANNELS.rawValue
+        case .connections: .peers
+        case .handshakes: .handshakes
+        case .poolBytes: .uidPoolBytes
+        case .nodes: .uidNodes
+        case .handles: .uidHandles
+        case .channels: .uidChannels
         }
     }
 
@@ -104,12 +105,12 @@ struct UIDAccounts {
         case .connections:
             let free = configuration.maximumConnections - (connectionsOnBus - held)
             guard held + amount <= Self.share(of: free, on: configuration.maximumConnections) else {
-                throw .quota(BUS1_QUOTA_CONNECTIONS_SHARE.rawValue)
+                throw .quota(.connectionsShare)
             }
         case .channels:
             let free = configuration.maximumBusChannels - (channelsOnBus - held)
             guard held + amount <= Self.share(of: free, on: configuration.maximumBusChannels) else {
-                throw .quota(BUS1_QUOTA_CHANNELS_SHARE.rawValue)
+                throw .quota(.channelsShare)
             }
         default:
             break

@@ -7,7 +7,7 @@ import Glibc
 enum InspectError: Error, CustomStringConvertible {
     case noBus(String, LinuxError)
     case refused(String)
-    case coordinator(code: UInt32, detail: UInt32)
+    case coordinator(Refusal)
     case protocolViolation(String)
     case corruptSnapshot(String)
     case system(LinuxError)
@@ -17,7 +17,7 @@ enum InspectError: Error, CustomStringConvertible {
         switch self {
         case .noBus(let path, let error): "no bus at \(path): \(error)"
         case .refused(let why): "introspection refused: \(why)"
-        case .coordinator(let code, let detail): "the coordinator answered error \(code) (detail \(detail))"
+        case .coordinator(let refusal): "the coordinator refused: \(refusal)"
         case .protocolViolation(let what): "unexpected reply from the coordinator: \(what)"
         case .corruptSnapshot(let what): "the snapshot is corrupt: \(what)"
         case .system(let error): "\(error)"
@@ -98,10 +98,11 @@ final class Attachment {
             throw .protocolViolation("\(error)")
         }
         if case .error(let code, let detail) = reply {
-            if code == BUS1_ERR_PERMISSION.rawValue {
+            let refusal = Refusal(code: code, detail: detail)
+            if refusal == .permissionDenied {
                 throw .refused("uid \(getuid()) may not inspect the bus at \(address); only the bus's own uid and root may")
             }
-            throw .coordinator(code: code, detail: detail)
+            throw .coordinator(refusal)
         }
         return (reply, fds)
     }
