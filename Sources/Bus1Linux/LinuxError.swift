@@ -29,6 +29,16 @@ public struct LinuxError: Error, Equatable, Sendable, CustomStringConvertible {
 // They are the only place `EINTR` is retried, and every failure leaves them as a
 // ``LinuxError`` carrying the call's name and its errno.
 //
+// Waits are retried too, and do not stretch their timeouts by it: `Futex.wait`
+// passes the kernel an absolute deadline, and the shim's io_uring park and wake
+// resume the requests an interrupted call left in flight (see bus1_linux.h).
+// Bus1 has no wait that must return on a signal (bus1d takes SIGTERM and SIGINT
+// on a thread of their own and stops its loop through a pipe), so there is no
+// non-retrying variant. Two relative timeouts do restart when a call is retried:
+// a socket's (`SO_RCVTIMEO`/`SO_SNDTIMEO`, which make the kernel return `EINTR`
+// even under `SA_RESTART`) and `IOURing.submitAndWait`'s, which only bounds a
+// turn of the coordinator's loop.
+//
 // Exceptions, each said where it happens: `close` is never retried (Linux closes
 // the descriptor even when it reports `EINTR`), and calls that cannot fail
 // (`getuid`, `clock_gettime(CLOCK_MONOTONIC)`, the wait-status macros) are
