@@ -91,7 +91,7 @@ public final class IOURing {
         var data = [UInt64](repeating: 0, count: 32)
         var results = [Int32](repeating: 0, count: 32)
         while true {
-            // Never fails (no system call); through the funnel like every shim call.
+            // Never fails (see bus1_linux.h); through the funnel like every shim call.
             let n = Int((try? retryingOnInterrupt("io_uring_peek_cqe", { b1l_ring_reap(ring, &data, &results, 32) })) ?? 0)
             for i in 0..<n { completions.append((data[i], results[i])) }
             if n < 32 { return }

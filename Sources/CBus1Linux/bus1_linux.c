@@ -21,7 +21,7 @@
 #define NEG_ERRNO() (-(errno ? errno : EIO))
 
 /*
- * KEEP_ERRNO() opens every function that calls into libc or liburing: the
+ * KEEP_ERRNO() opens every function that may make a system call: the
  * caller's errno is put back when the function returns (after its return value,
  * which may read errno through NEG_ERRNO, is computed).
  */
@@ -276,6 +276,7 @@ int b1l_ring_submit_and_wait(struct b1l_ring *ring, int64_t timeout_ns) {
 }
 
 int b1l_ring_reap(struct b1l_ring *ring, uint64_t *user_data, int32_t *result, int max) {
+	KEEP_ERRNO(); /* io_uring_peek_cqe enters the kernel to flush overflowed completions */
 	int n = 0;
 	struct io_uring_cqe *cqe;
 	while (n < max && io_uring_peek_cqe(&ring->ring, &cqe) == 0) {

@@ -87,7 +87,8 @@ int b1l_ring_submit(struct b1l_ring *ring);
  * After -EINTR the requests are submitted or still queued; a new call waits anew,
  * with the whole timeout (the coordinator's loop only uses it to bound a turn). */
 int b1l_ring_submit_and_wait(struct b1l_ring *ring, int64_t timeout_ns);
-/* Moves up to max completions out of the ring (no system call, never fails); returns how many. */
+/* Moves up to max completions out of the ring; returns how many. Never fails: a
+ * failed peek (which may enter the kernel to flush overflowed completions) ends it. */
 int b1l_ring_reap(struct b1l_ring *ring, uint64_t *user_data, int32_t *result, int max);
 
 /* Unix SOCK_SEQPACKET sockets [gnu: accept4, ucred; macro: CMSG_*] */
