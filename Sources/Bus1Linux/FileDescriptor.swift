@@ -47,10 +47,11 @@ public struct FileDescriptor: ~Copyable, @unchecked Sendable {
         var result: [Range<Int>] = []
         var position = max(0, range.lowerBound)
         while position < range.upperBound {
-            let data = lseek(rawValue, off_t(position), B1L_SEEK_DATA)
-            if data < 0 || Int(data) >= range.upperBound { break }
-            let hole = lseek(rawValue, data, B1L_SEEK_HOLE)
-            let stop = hole < 0 ? range.upperBound : min(range.upperBound, Int(hole))
+            // ENXIO: no data from here on; any other failure ends the scan too.
+            guard let data = try? retryingLibcOnInterrupt("lseek(SEEK_DATA)", { lseek(rawValue, off_t(position), B1L_SEEK_DATA) }),
+                  Int(data) < range.upperBound else { break }
+            let hole = try? retryingLibcOnInterrupt("lseek(SEEK_HOLE)") { lseek(rawValue, data, B1L_SEEK_HOLE) }
+            let stop = hole.map { min(range.upperBound, Int($0)) } ?? range.upperBound
             result.append(Int(data)..<stop)
             position = stop
         }
@@ -65,7 +66,8 @@ public struct FileDescriptor: ~Copyable, @unchecked Sendable {
     }
 
     deinit {
-        // EINTR on close still closes the descriptor on Linux: never retry.
+        // EINTR on close still closes the descriptor on Linux: never retried, so
+        // outside the funnel (LinuxError.swift).
         _ = Glibc.close(rawValue)
     }
 }
@@ -90,8 +92,10 @@ public enum DescriptorKind: Equatable, Sendable {
             return domain == AF_UNIX ? .unixSocket : .other
         }
         var buffer = [CChar](repeating: 0, count: 512)
-        let n = readlink("/proc/self/fd/\(fd)", &buffer, buffer.count - 1)
-        guard n > 0 else { return .other }
+        let link = "/proc/self/fd/\(fd)"
+        guard let n = try? retryingLibcOnInterrupt("readlink", { readlink(link, &buffer, buffer.count - 1) }), n > 0 else {
+            return .other
+        }
         let target = String(decoding: buffer.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self)
         guard target.hasPrefix("/memfd:") else { return .other }
         var name = String(target.dropFirst("/memfd:".count))

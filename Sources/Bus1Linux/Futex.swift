@@ -6,21 +6,26 @@ import Glibc
 public enum Futex {
     /// Outcome of a wait.
     public enum WaitResult: Sendable, Equatable {
-        /// Woken, or the word did not hold `expected` (`EAGAIN`), or interrupted: re-check.
+        /// Woken (perhaps spuriously), or the word did not hold `expected` (`EAGAIN`): re-check.
         case woken
         case timedOut
     }
 
-    /// Waits while `word` holds `expected`, at most `timeoutNanoseconds` (nil: forever).
+    /// Waits while `word` holds `expected`, at most `timeoutNanoseconds` (nil or
+    /// negative: forever). A signal does not end the wait: the funnel retries
+    /// `EINTR` with the same absolute deadline, so the wait still ends on time.
     public static func wait(
         _ word: UnsafeMutablePointer<UInt32>, expected: UInt32, timeoutNanoseconds: Int64?
     ) throws(LinuxError) -> WaitResult {
-        let result = b1l_futex_wait(word, expected, timeoutNanoseconds ?? -1)
-        switch -result {
-        case 0, EAGAIN, EINTR: return .woken
-        case ETIMEDOUT: return .timedOut
-        default: throw LinuxError("futex(FUTEX_WAIT)", code: -result)
+        var deadline: Int64 = -1
+        if let timeout = timeoutNanoseconds, timeout >= 0 {
+            let (sum, overflow) = Int64(bitPattern: monotonicNanoseconds()).addingReportingOverflow(timeout)
+            deadline = overflow ? .max : sum
         }
+        let result = try retryingOnInterrupt("futex(FUTEX_WAIT_BITSET)", tolerating: [EAGAIN, ETIMEDOUT]) {
+            b1l_futex_wait_until(word, expected, deadline)
+        }
+        return result == -ETIMEDOUT ? .timedOut : .woken
     }
 
     /// Wakes up to `count` waiters; returns how many were woken.

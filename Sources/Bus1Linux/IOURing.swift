@@ -15,12 +15,12 @@ public final class IOURing {
 
     /// Creates a ring with `entries` submission slots (`io_uring_queue_init`).
     public init(entries: UInt32 = 64) throws(LinuxError) {
-        var error: Int32 = 0
-        guard let ring = b1l_ring_create(entries, &error) else {
-            throw LinuxError("io_uring_queue_init", code: -error)
-        }
+        var ring: OpaquePointer?
+        try retryingOnInterrupt("io_uring_queue_init") { b1l_ring_create(entries, &ring) }
+        guard let ring else { throw LinuxError("io_uring_queue_init", code: ENOMEM) }  // not reached: 0 means a ring
         self.ring = ring
-        self.supportsFutex = b1l_ring_supports_futex(ring) == 1
+        // A failed probe counts as no support.
+        self.supportsFutex = (try? retryingOnInterrupt("io_uring_register(PROBE)", { b1l_ring_supports_futex(ring) })) == 1
     }
 
     deinit { b1l_ring_destroy(ring) }
@@ -43,16 +43,16 @@ public final class IOURing {
     }
 
     /// Parks while `word` holds `expected`, through one linked FUTEX_WAIT + timeout.
-    /// Requires ``supportsFutex``.
+    /// Requires ``supportsFutex``. A signal does not end the park: the funnel
+    /// retries `EINTR`, and the retry finishes the requests already in flight, so
+    /// the timeout runs once.
     public func futexWait(
         _ word: UnsafeMutablePointer<UInt32>, expected: UInt32, timeoutNanoseconds: Int64?
     ) throws(LinuxError) -> Futex.WaitResult {
-        let result = b1l_ring_futex_park(ring, word, expected, timeoutNanoseconds ?? -1)
-        switch -result {
-        case 0, EINTR: return .woken
-        case ETIME: return .timedOut
-        default: throw LinuxError("io_uring FUTEX_WAIT", code: -result)
+        let result = try retryingOnInterrupt("io_uring FUTEX_WAIT", tolerating: [ETIME]) {
+            b1l_ring_futex_park(ring, word, expected, timeoutNanoseconds ?? -1)
         }
+        return result == -ETIME ? .timedOut : .woken
     }
 
     /// Wakes up to `count` waiters of `word` through `IORING_OP_FUTEX_WAKE`.
@@ -91,7 +91,8 @@ public final class IOURing {
         var data = [UInt64](repeating: 0, count: 32)
         var results = [Int32](repeating: 0, count: 32)
         while true {
-            let n = Int(b1l_ring_reap(ring, &data, &results, 32))
+            // Never fails (see bus1_linux.h); through the funnel like every shim call.
+            let n = Int((try? retryingOnInterrupt("io_uring_peek_cqe", { b1l_ring_reap(ring, &data, &results, 32) })) ?? 0)
             for i in 0..<n { completions.append((data[i], results[i])) }
             if n < 32 { return }
         }

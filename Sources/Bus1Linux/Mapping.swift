@@ -15,11 +15,9 @@ public struct Mapping: ~Copyable, @unchecked Sendable {
     /// Maps `count` bytes of `fd` from offset 0, `MAP_SHARED`.
     public init(_ fd: borrowing FileDescriptor, count: Int, writable: Bool) throws(LinuxError) {
         let protection = writable ? (PROT_READ | PROT_WRITE) : PROT_READ
-        let address = mmap(nil, count, protection, MAP_SHARED, fd.rawValue, 0)
-        guard let address, address != MAP_FAILED else {
-            throw LinuxError("mmap", code: errno)
+        self.base = try retryingLibcOnInterrupt("mmap", failure: MAP_FAILED) {
+            mmap(nil, count, protection, MAP_SHARED, fd.rawValue, 0)
         }
-        self.base = address
         self.count = count
         self.isWritable = writable
     }
@@ -33,6 +31,6 @@ public struct Mapping: ~Copyable, @unchecked Sendable {
     public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
 
     deinit {
-        munmap(base, count)
+        _ = try? retryingLibcOnInterrupt("munmap") { munmap(base, count) }
     }
 }

@@ -28,13 +28,10 @@ public enum SeqPacket {
     /// taken); resource exhaustion (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`) throws.
     public static func accept(_ listener: borrowing FileDescriptor) throws(LinuxError) -> FileDescriptor? {
         while true {
-            let fd = b1l_accept(listener.rawValue)
+            let fd = try retryingOnInterrupt("accept4", tolerating: [EAGAIN, ECONNABORTED]) { b1l_accept(listener.rawValue) }
             if fd >= 0 { return FileDescriptor(adopting: fd) }
-            switch -fd {
-            case EAGAIN: return nil
-            case EINTR, ECONNABORTED: continue
-            default: throw LinuxError("accept4", code: -fd)
-            }
+            if fd == -EAGAIN { return nil }
+            // ECONNABORTED: that connection is gone; take the next.
         }
     }
 
@@ -42,16 +39,16 @@ public enum SeqPacket {
     /// `EAGAIN` instead of blocking when the peer's receive queue is full.
     public static func send(_ socket: Int32, _ bytes: [UInt8], fds: [Int32] = [], dontWait: Bool = false) throws(LinuxError) {
         let flags = dontWait ? Int32(MSG_DONTWAIT) : 0
-        while true {
-            let sent = bytes.withUnsafeBytes { raw in
-                fds.withUnsafeBufferPointer { fdBuffer in
-                    b1l_send_with_fds(socket, raw.baseAddress, raw.count, fdBuffer.baseAddress, Int32(fdBuffer.count), flags)
+        let sent = try bytes.withUnsafeBytes { raw in
+            fds.withUnsafeBufferPointer { fdBuffer in
+                Result { () throws(LinuxError) in
+                    try retryingOnInterrupt("sendmsg") {
+                        b1l_send_with_fds(socket, raw.baseAddress, raw.count, fdBuffer.baseAddress, Int32(fdBuffer.count), flags)
+                    }
                 }
             }
-            if sent == bytes.count { return }
-            if sent >= 0 { throw LinuxError("sendmsg (short)", code: EMSGSIZE) }
-            if -sent != Int(EINTR) { throw LinuxError("sendmsg", code: Int32(-sent)) }
-        }
+        }.get()
+        if sent != bytes.count { throw LinuxError("sendmsg (short)", code: EMSGSIZE) }
     }
 
     /// One received datagram: its bytes (possibly empty on hang-up), its fds (owned),
@@ -69,7 +66,7 @@ public enum SeqPacket {
         }
 
         deinit {
-            for fd in fds { _ = Glibc.close(fd) }
+            for fd in fds { _ = Glibc.close(fd) }  // close: never retried (LinuxError.swift)
         }
     }
 
@@ -91,16 +88,11 @@ public enum SeqPacket {
         var count: Int32 = 0
         var truncated: Int32 = 0
         let flags = dontWait ? Int32(MSG_DONTWAIT) : 0
-        while true {
-            let n = b1l_recv_with_fds(socket, buffer.baseAddress, buffer.count, &fds, Int32(maxDescriptors), &count, &truncated, flags)
-            if n >= 0 {
-                return Datagram(count: n, fds: Array(fds.prefix(Int(count))), truncated: truncated != 0)
-            }
-            let code = Int32(-n)
-            if code == EINTR { continue }
-            if code == EAGAIN && dontWait { return nil }
-            throw LinuxError("recvmsg", code: code)
+        let n = try retryingOnInterrupt("recvmsg", tolerating: dontWait ? [EAGAIN] : []) {
+            b1l_recv_with_fds(socket, buffer.baseAddress, buffer.count, &fds, Int32(maxDescriptors), &count, &truncated, flags)
         }
+        if n < 0 { return nil }  // EAGAIN with dontWait: nothing queued
+        return Datagram(count: n, fds: Array(fds.prefix(Int(count))), truncated: truncated != 0)
     }
 
     /// Credentials of the connected peer (`SO_PEERCRED`).
@@ -113,8 +105,9 @@ public enum SeqPacket {
     /// A pidfd for the connected peer: `SO_PEERPIDFD` (race-free), else
     /// `pidfd_open(pid)`.
     public static func peerProcess(_ socket: borrowing FileDescriptor, pid: Int32) throws(LinuxError) -> FileDescriptor {
-        let fd = b1l_peer_pidfd(socket.rawValue)
-        if fd >= 0 { return FileDescriptor(adopting: fd) }
+        if let fd = try? retryingOnInterrupt("getsockopt(SO_PEERPIDFD)", { b1l_peer_pidfd(socket.rawValue) }) {
+            return FileDescriptor(adopting: fd)
+        }
         return FileDescriptor(adopting: try retryingOnInterrupt("pidfd_open") { b1l_pidfd_open(pid) })
     }
 }
@@ -122,6 +115,6 @@ public enum SeqPacket {
 /// Whether `fd` has input or a hang-up pending, without blocking (`poll(2)`, 0 timeout).
 public func pollNow(_ fd: Int32) -> (readable: Bool, hangUp: Bool) {
     var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-    guard poll(&p, 1, 0) > 0 else { return (false, false) }
+    guard let ready = try? retryingLibcOnInterrupt("poll", { poll(&p, 1, 0) }), ready > 0 else { return (false, false) }
     return (p.revents & Int16(POLLIN) != 0, p.revents & Int16(POLLHUP | POLLERR) != 0)
 }

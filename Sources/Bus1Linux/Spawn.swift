@@ -51,7 +51,7 @@ public func spawnProcess(_ path: String, _ arguments: [String], descriptors: [In
                          environment: [String: String]? = nil, blockedSignals: [Int32] = []) throws(LinuxError) -> pid_t {
     let floor = (descriptors.keys.max() ?? 2) + 1
     var sources: [(target: Int32, source: Int32)] = []
-    defer { for (_, source) in sources { close(source) } }
+    defer { for (_, source) in sources { close(source) } }  // close: never retried (LinuxError.swift)
     for (target, source) in descriptors.sorted(by: { $0.key < $1.key }) {
         let high = try retryingLibcOnInterrupt("fcntl(F_DUPFD_CLOEXEC)") { fcntl(source, F_DUPFD_CLOEXEC, floor) }
         sources.append((target, high))
@@ -78,9 +78,11 @@ public func spawnProcess(_ path: String, _ arguments: [String], descriptors: [In
     let envp: [UnsafeMutablePointer<CChar>?]? = environment.map { $0.map { strdup("\($0.key)=\($0.value)") } + [nil] }
     defer { for p in envp ?? [] { free(p) } }
     var pid: pid_t = 0
-    let rc = envp.map { envp in posix_spawn(&pid, path, &actions, &attributes, argv, envp) }
-        ?? posix_spawn(&pid, path, &actions, &attributes, argv, environ)
-    guard rc == 0 else { throw LinuxError("posix_spawn \(path)", code: rc) }
+    // posix_spawn returns the error number itself; negated, it is the shim's -errno.
+    try retryingOnInterrupt("posix_spawn \(path)") {
+        -(envp.map { envp in posix_spawn(&pid, path, &actions, &attributes, argv, envp) }
+            ?? posix_spawn(&pid, path, &actions, &attributes, argv, environ))
+    }
     return pid
 }
 

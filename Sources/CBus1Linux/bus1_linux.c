@@ -20,6 +20,14 @@
 
 #define NEG_ERRNO() (-(errno ? errno : EIO))
 
+/*
+ * KEEP_ERRNO() opens every function that may make a system call: the
+ * caller's errno is put back when the function returns (after its return value,
+ * which may read errno through NEG_ERRNO, is computed).
+ */
+static inline void restore_errno(const int *saved) { errno = *saved; }
+#define KEEP_ERRNO() int saved_errno_ __attribute__((cleanup(restore_errno))) = errno
+
 /* io_uring futex opcodes (kernel >= 6.7); liburing 2.3 predates them. */
 #define B1L_IORING_OP_FUTEX_WAIT 51
 #define B1L_IORING_OP_FUTEX_WAKE 52
@@ -29,63 +37,85 @@
 #define B1L_SO_PEERPIDFD 77
 
 int b1l_memfd_create(const char *name) {
+	KEEP_ERRNO();
 	int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	return fd < 0 ? NEG_ERRNO() : fd;
 }
 
 int b1l_add_seals(int fd, unsigned int seals) {
+	KEEP_ERRNO();
 	return fcntl(fd, F_ADD_SEALS, seals) < 0 ? NEG_ERRNO() : 0;
 }
 
 int b1l_get_seals(int fd) {
+	KEEP_ERRNO();
 	int seals = fcntl(fd, F_GET_SEALS);
 	return seals < 0 ? NEG_ERRNO() : seals;
 }
 
 int b1l_reopen(int fd, int writable) {
+	KEEP_ERRNO();
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 	int new_fd = open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
 	return new_fd < 0 ? NEG_ERRNO() : new_fd;
 }
 
-int b1l_futex_wait(uint32_t *word, uint32_t expected, int64_t timeout_ns) {
+int b1l_futex_wait_until(uint32_t *word, uint32_t expected, int64_t deadline_ns) {
+	KEEP_ERRNO();
 	struct timespec ts, *tsp = NULL;
-	if (timeout_ns >= 0) {
-		ts.tv_sec = timeout_ns / 1000000000;
-		ts.tv_nsec = timeout_ns % 1000000000;
+	if (deadline_ns >= 0) {
+		ts.tv_sec = deadline_ns / 1000000000;
+		ts.tv_nsec = deadline_ns % 1000000000;
 		tsp = &ts;
 	}
-	long r = syscall(SYS_futex, word, FUTEX_WAIT, expected, tsp, NULL, 0);
+	/* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC time (FUTEX_WAIT a relative one). */
+	long r = syscall(SYS_futex, word, FUTEX_WAIT_BITSET, expected, tsp, NULL, FUTEX_BITSET_MATCH_ANY);
 	return r < 0 ? NEG_ERRNO() : 0;
 }
 
 int b1l_futex_wake(uint32_t *word, int count) {
+	KEEP_ERRNO();
 	long r = syscall(SYS_futex, word, FUTEX_WAKE, count, NULL, NULL, 0);
 	return r < 0 ? NEG_ERRNO() : (int)r;
 }
 
+/* The synchronous requests: a futex park (a FUTEX_WAIT, maybe with its linked timeout) or wake. */
+enum { SYNC_NONE, SYNC_PARK, SYNC_WAKE };
+#define PARK_USER_DATA    1
+#define TIMEOUT_USER_DATA 2
+#define WAKE_USER_DATA    3
+
 struct b1l_ring {
 	struct io_uring ring;
+	/*
+	 * The synchronous request in flight, if a call returned before its completions
+	 * were all reaped (-EINTR from the wait, say): the next call of the same kind
+	 * resumes it instead of submitting another.
+	 */
+	int sync_op;      /* SYNC_* */
+	int sync_pending; /* its completions not reaped yet */
+	int sync_result;  /* the result of its FUTEX_WAIT or FUTEX_WAKE, once reaped */
+	struct __kernel_timespec park_timeout; /* read by the kernel when the park is submitted */
 };
 
-struct b1l_ring *b1l_ring_create(unsigned int entries, int *error) {
+int b1l_ring_create(unsigned int entries, struct b1l_ring **ring) {
+	KEEP_ERRNO();
+	*ring = NULL;
 	struct b1l_ring *r = calloc(1, sizeof(*r));
-	if (!r) {
-		*error = -ENOMEM;
-		return NULL;
-	}
+	if (!r)
+		return -ENOMEM;
 	int ret = io_uring_queue_init(entries, &r->ring, 0);
 	if (ret < 0) {
 		free(r);
-		*error = ret;
-		return NULL;
+		return ret;
 	}
-	*error = 0;
-	return r;
+	*ring = r;
+	return 0;
 }
 
 void b1l_ring_destroy(struct b1l_ring *ring) {
+	KEEP_ERRNO();
 	if (!ring)
 		return;
 	io_uring_queue_exit(&ring->ring);
@@ -93,6 +123,7 @@ void b1l_ring_destroy(struct b1l_ring *ring) {
 }
 
 int b1l_ring_supports_futex(struct b1l_ring *ring) {
+	KEEP_ERRNO();
 	struct io_uring_probe *probe = io_uring_get_probe_ring(&ring->ring);
 	if (!probe)
 		return -ENOSYS;
@@ -108,43 +139,76 @@ static void prep_futex(struct io_uring_sqe *sqe, int op, uint32_t *word, uint64_
 	sqe->addr3 = B1L_FUTEX_BITSET_MATCH_ANY;
 }
 
-int b1l_ring_futex_park(struct b1l_ring *ring, uint32_t *word, uint32_t expected, int64_t timeout_ns) {
+/*
+ * Submits what is queued and reaps the synchronous request's completions. Returns
+ * 0 when all are in, else -errno with the request left in flight for the next call
+ * (no retry here: an -EINTR goes back to the caller, which calls again).
+ */
+static int sync_finish(struct b1l_ring *ring) {
 	struct io_uring *r = &ring->ring;
-	struct __kernel_timespec ts;
-	struct io_uring_sqe *sqe = io_uring_get_sqe(r);
-	if (!sqe)
-		return -EBUSY;
-	prep_futex(sqe, B1L_IORING_OP_FUTEX_WAIT, word, expected);
-	sqe->user_data = 1;
-	int expected_cqes = 1;
-	if (timeout_ns >= 0) {
-		sqe->flags |= IOSQE_IO_LINK;
-		struct io_uring_sqe *timeout = io_uring_get_sqe(r);
-		if (!timeout)
-			return -EBUSY;
-		ts.tv_sec = timeout_ns / 1000000000;
-		ts.tv_nsec = timeout_ns % 1000000000;
-		io_uring_prep_link_timeout(timeout, &ts, 0);
-		timeout->user_data = 2;
-		expected_cqes = 2;
-	}
-	int submitted = io_uring_submit_and_wait(r, expected_cqes);
-	if (submitted < 0)
-		return submitted;
-	int result = 0, reaped = 0;
-	while (reaped < expected_cqes) {
+	while (ring->sync_pending > 0) {
 		struct io_uring_cqe *cqe;
-		int ret = io_uring_wait_cqe(r, &cqe);
-		if (ret == -EINTR)
+		if (io_uring_peek_cqe(r, &cqe) == 0) {
+			if (cqe->user_data == PARK_USER_DATA || cqe->user_data == WAKE_USER_DATA)
+				ring->sync_result = cqe->res;
+			io_uring_cqe_seen(r, cqe);
+			ring->sync_pending--;
 			continue;
+		}
+		int ret = io_uring_submit_and_wait(r, 1);
 		if (ret < 0)
 			return ret;
-		if (cqe->user_data == 1)
-			result = cqe->res;
-		io_uring_cqe_seen(r, cqe);
-		reaped++;
 	}
+	ring->sync_op = SYNC_NONE;
+	return 0;
+}
+
+/*
+ * Starts a synchronous request of kind op: 1 if one of that kind is already in
+ * flight (resume it), 0 if the caller queues its own, -errno if a request of the
+ * other kind could not be finished first.
+ */
+static int sync_begin(struct b1l_ring *ring, int op) {
+	if (ring->sync_op == op)
+		return 1;
+	if (ring->sync_op != SYNC_NONE) {
+		int ret = sync_finish(ring);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
+int b1l_ring_futex_park(struct b1l_ring *ring, uint32_t *word, uint32_t expected, int64_t timeout_ns) {
+	KEEP_ERRNO();
+	struct io_uring *r = &ring->ring;
+	int ret = sync_begin(ring, SYNC_PARK);
+	if (ret < 0)
+		return ret;
+	if (ret == 0) {
+		unsigned int needed = timeout_ns >= 0 ? 2 : 1;
+		if (io_uring_sq_space_left(r) < needed)
+			return -EBUSY;
+		struct io_uring_sqe *sqe = io_uring_get_sqe(r);
+		prep_futex(sqe, B1L_IORING_OP_FUTEX_WAIT, word, expected);
+		sqe->user_data = PARK_USER_DATA;
+		if (timeout_ns >= 0) {
+			ring->park_timeout.tv_sec = timeout_ns / 1000000000;
+			ring->park_timeout.tv_nsec = timeout_ns % 1000000000;
+			sqe->flags |= IOSQE_IO_LINK;
+			struct io_uring_sqe *timeout = io_uring_get_sqe(r);
+			io_uring_prep_link_timeout(timeout, &ring->park_timeout, 0);
+			timeout->user_data = TIMEOUT_USER_DATA;
+		}
+		ring->sync_op = SYNC_PARK;
+		ring->sync_pending = (int)needed;
+		ring->sync_result = 0;
+	}
+	ret = sync_finish(ring);
+	if (ret < 0)
+		return ret;
 	/* The wait ended: woken (0), value changed (-EAGAIN), or cancelled by the timeout. */
+	int result = ring->sync_result;
 	if (result == 0 || result == -EAGAIN)
 		return 0;
 	if (result == -ECANCELED || result == -ETIME)
@@ -153,24 +217,23 @@ int b1l_ring_futex_park(struct b1l_ring *ring, uint32_t *word, uint32_t expected
 }
 
 int b1l_ring_futex_wake(struct b1l_ring *ring, uint32_t *word, uint32_t count) {
+	KEEP_ERRNO();
 	struct io_uring *r = &ring->ring;
-	struct io_uring_sqe *sqe = io_uring_get_sqe(r);
-	if (!sqe)
-		return -EBUSY;
-	prep_futex(sqe, B1L_IORING_OP_FUTEX_WAKE, word, count);
-	sqe->user_data = 3;
-	int ret = io_uring_submit_and_wait(r, 1);
+	int ret = sync_begin(ring, SYNC_WAKE);
 	if (ret < 0)
 		return ret;
-	struct io_uring_cqe *cqe;
-	do {
-		ret = io_uring_wait_cqe(r, &cqe);
-	} while (ret == -EINTR);
-	if (ret < 0)
-		return ret;
-	ret = cqe->res;
-	io_uring_cqe_seen(r, cqe);
-	return ret;
+	if (ret == 0) {
+		struct io_uring_sqe *sqe = io_uring_get_sqe(r);
+		if (!sqe)
+			return -EBUSY;
+		prep_futex(sqe, B1L_IORING_OP_FUTEX_WAKE, word, count);
+		sqe->user_data = WAKE_USER_DATA;
+		ring->sync_op = SYNC_WAKE;
+		ring->sync_pending = 1;
+		ring->sync_result = 0;
+	}
+	ret = sync_finish(ring);
+	return ret < 0 ? ret : ring->sync_result;
 }
 
 int b1l_ring_poll_add(struct b1l_ring *ring, int fd, unsigned int events, uint64_t user_data) {
@@ -192,11 +255,13 @@ int b1l_ring_poll_remove(struct b1l_ring *ring, uint64_t target_user_data, uint6
 }
 
 int b1l_ring_submit(struct b1l_ring *ring) {
+	KEEP_ERRNO();
 	int ret = io_uring_submit(&ring->ring);
 	return ret < 0 ? ret : 0;
 }
 
 int b1l_ring_submit_and_wait(struct b1l_ring *ring, int64_t timeout_ns) {
+	KEEP_ERRNO();
 	struct io_uring_cqe *cqe = NULL;
 	if (timeout_ns < 0) {
 		int ret = io_uring_submit_and_wait(&ring->ring, 1);
@@ -211,6 +276,7 @@ int b1l_ring_submit_and_wait(struct b1l_ring *ring, int64_t timeout_ns) {
 }
 
 int b1l_ring_reap(struct b1l_ring *ring, uint64_t *user_data, int32_t *result, int max) {
+	KEEP_ERRNO(); /* io_uring_peek_cqe enters the kernel to flush overflowed completions */
 	int n = 0;
 	struct io_uring_cqe *cqe;
 	while (n < max && io_uring_peek_cqe(&ring->ring, &cqe) == 0) {
@@ -232,6 +298,7 @@ static int fill_address(struct sockaddr_un *addr, const char *path) {
 }
 
 int b1l_listen_seqpacket(const char *path, int backlog) {
+	KEEP_ERRNO();
 	struct sockaddr_un addr;
 	int ret = fill_address(&addr, path);
 	if (ret < 0)
@@ -248,6 +315,7 @@ int b1l_listen_seqpacket(const char *path, int backlog) {
 }
 
 int b1l_socket_set_timeouts(int fd, int64_t timeout_ns) {
+	KEEP_ERRNO();
 	struct timeval tv = { 0, 0 };
 	if (timeout_ns > 0) {
 		tv.tv_sec = timeout_ns / 1000000000;
@@ -262,6 +330,7 @@ int b1l_socket_set_timeouts(int fd, int64_t timeout_ns) {
 }
 
 int b1l_connect_seqpacket(const char *path, int64_t timeout_ns) {
+	KEEP_ERRNO();
 	struct sockaddr_un addr;
 	int ret = fill_address(&addr, path);
 	if (ret < 0)
@@ -282,11 +351,13 @@ int b1l_connect_seqpacket(const char *path, int64_t timeout_ns) {
 }
 
 int b1l_accept(int fd) {
+	KEEP_ERRNO();
 	int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 	return c < 0 ? NEG_ERRNO() : c;
 }
 
 ssize_t b1l_send_with_fds(int fd, const void *buf, size_t len, const int *fds, int nfds, int flags) {
+	KEEP_ERRNO();
 	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
 	union {
 		char buf[CMSG_SPACE(sizeof(int) * 8)];
@@ -310,6 +381,7 @@ ssize_t b1l_send_with_fds(int fd, const void *buf, size_t len, const int *fds, i
 }
 
 ssize_t b1l_recv_with_fds(int fd, void *buf, size_t len, int *fds, int max_fds, int *nfds, int *truncated, int flags) {
+	KEEP_ERRNO();
 	struct iovec iov = { .iov_base = buf, .iov_len = len };
 	union {
 		char buf[CMSG_SPACE(sizeof(int) * 16)];
@@ -342,6 +414,7 @@ ssize_t b1l_recv_with_fds(int fd, void *buf, size_t len, int *fds, int max_fds, 
 }
 
 int b1l_peer_credentials(int fd, int32_t *pid, uint32_t *uid, uint32_t *gid) {
+	KEEP_ERRNO();
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
@@ -353,6 +426,7 @@ int b1l_peer_credentials(int fd, int32_t *pid, uint32_t *uid, uint32_t *gid) {
 }
 
 int b1l_peer_pidfd(int fd) {
+	KEEP_ERRNO();
 	int pidfd = -1;
 	socklen_t len = sizeof(pidfd);
 	if (getsockopt(fd, SOL_SOCKET, B1L_SO_PEERPIDFD, &pidfd, &len) < 0)
@@ -361,11 +435,13 @@ int b1l_peer_pidfd(int fd) {
 }
 
 int b1l_pidfd_open(int32_t pid) {
+	KEEP_ERRNO();
 	long fd = syscall(SYS_pidfd_open, pid, 0);
 	return fd < 0 ? NEG_ERRNO() : (int)fd;
 }
 
 int b1l_pin_to_cpu(int cpu) {
+	KEEP_ERRNO();
 	cpu_set_t set;
 	CPU_ZERO(&set);
 	CPU_SET(cpu, &set);
@@ -373,6 +449,7 @@ int b1l_pin_to_cpu(int cpu) {
 }
 
 int b1l_allowed_cpus(int *cpus, int max_cpus) {
+	KEEP_ERRNO();
 	cpu_set_t set;
 	CPU_ZERO(&set);
 	if (sched_getaffinity(0, sizeof(set), &set) < 0)
@@ -389,6 +466,7 @@ int b1l_allowed_cpus(int *cpus, int max_cpus) {
 }
 
 int b1l_pipe_cloexec(int fds[2]) {
+	KEEP_ERRNO();
 	return pipe2(fds, O_CLOEXEC) < 0 ? NEG_ERRNO() : 0;
 }
 

@@ -6,8 +6,13 @@
  *  [macro]  a function-like macro or varargs call (CMSG_*, syscall());
  *  [uring]  liburing, kept behind an opaque ring so Swift never imports its headers.
  * Conventions: every function returns a value >= 0 on success and -errno on
- * failure; nothing here touches the thread's errno for the caller to read. EINTR is
- * returned, not retried: the Swift layer retries in one place.
+ * failure (the wait-status helpers just decode). The caller's errno is left as it
+ * was: each function saves it on entry and restores it on return. No function
+ * retries EINTR; it is returned, and the Swift layer retries in one place (the
+ * funnel in Bus1Linux/LinuxError.swift). A call that must not repeat work it has
+ * done makes the retry safe instead: the futex wait takes an absolute deadline,
+ * and an interrupted io_uring park or wake leaves its requests in flight for the
+ * next call of the same kind to finish (see b1l_ring_futex_park).
  *
  * This header must not define _GNU_SOURCE (the .c file does).
  */
@@ -40,15 +45,19 @@ int b1l_get_seals(int fd);
 int b1l_reopen(int fd, int writable);
 
 /* futex(2) on a word shared between processes (never FUTEX_PRIVATE) [macro: syscall()] */
-/* Waits while *word == expected; timeout_ns < 0 waits forever. 0, or -EAGAIN/-ETIMEDOUT/-EINTR. */
-int b1l_futex_wait(uint32_t *word, uint32_t expected, int64_t timeout_ns);
+/*
+ * Waits while *word == expected, until deadline_ns on CLOCK_MONOTONIC (an absolute
+ * time, so calling again after -EINTR keeps the deadline; < 0 waits forever).
+ * 0, or -EAGAIN (*word != expected), -ETIMEDOUT, -EINTR.
+ */
+int b1l_futex_wait_until(uint32_t *word, uint32_t expected, int64_t deadline_ns);
 /* Wakes up to count waiters; returns how many were woken. */
 int b1l_futex_wake(uint32_t *word, int count);
 
 /* io_uring [uring] */
 struct b1l_ring;
-/* Creates a ring with `entries` SQEs; *error receives -errno on failure (NULL returned). */
-struct b1l_ring *b1l_ring_create(unsigned int entries, int *error);
+/* Creates a ring with `entries` SQEs into *ring (NULL on failure). */
+int b1l_ring_create(unsigned int entries, struct b1l_ring **ring);
 void b1l_ring_destroy(struct b1l_ring *ring);
 /* 1 if the kernel supports IORING_OP_FUTEX_WAIT and _WAKE, 0 if not, -errno if the probe failed. */
 int b1l_ring_supports_futex(struct b1l_ring *ring);
@@ -57,9 +66,14 @@ int b1l_ring_supports_futex(struct b1l_ring *ring);
  * a timeout (timeout_ns < 0: none), submitted and reaped in one io_uring_enter.
  * Returns 0 when woken or the word no longer equals expected, -ETIME on timeout,
  * -errno otherwise. The ring must have no other requests in flight.
+ * Resumable: when it fails after submitting (-EINTR from the wait, typically),
+ * the requests stay in flight and the next park on this ring finishes them
+ * instead of submitting new ones (its arguments are then unused), so the timeout
+ * runs once from the first call.
  */
 int b1l_ring_futex_park(struct b1l_ring *ring, uint32_t *word, uint32_t expected, int64_t timeout_ns);
-/* Wakes up to count waiters of a shared futex word through io_uring (IORING_OP_FUTEX_WAKE). */
+/* Wakes up to count waiters of a shared futex word through io_uring (IORING_OP_FUTEX_WAKE);
+ * returns how many were woken. Resumable like b1l_ring_futex_park. */
 int b1l_ring_futex_wake(struct b1l_ring *ring, uint32_t *word, uint32_t count);
 /* Queues a one-shot IORING_OP_POLL_ADD; the completion carries user_data.
  * -EBUSY: the submission queue is full (submit, then queue again). */
@@ -69,9 +83,12 @@ int b1l_ring_poll_remove(struct b1l_ring *ring, uint64_t target_user_data, uint6
 /* Submits queued requests without waiting (frees the submission queue).
  * -EBUSY/-EAGAIN: the kernel has no room for completions; reap, then retry. */
 int b1l_ring_submit(struct b1l_ring *ring);
-/* Submits queued requests and waits for at least one completion or the timeout. */
+/* Submits queued requests and waits for at least one completion or the timeout.
+ * After -EINTR the requests are submitted or still queued; a new call waits anew,
+ * with the whole timeout (the coordinator's loop only uses it to bound a turn). */
 int b1l_ring_submit_and_wait(struct b1l_ring *ring, int64_t timeout_ns);
-/* Moves up to max completions out of the ring; returns how many. */
+/* Moves up to max completions out of the ring; returns how many. Never fails: a
+ * failed peek (which may enter the kernel to flush overflowed completions) ends it. */
 int b1l_ring_reap(struct b1l_ring *ring, uint64_t *user_data, int32_t *result, int max);
 
 /* Unix SOCK_SEQPACKET sockets [gnu: accept4, ucred; macro: CMSG_*] */
