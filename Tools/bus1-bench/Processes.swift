@@ -42,22 +42,23 @@ func pin(_ cpu: Int?) throws {
 
 /// Reads exactly `count` bytes (streams: sockets, pipes).
 func readFully(_ fd: Int32, _ buffer: UnsafeMutableRawPointer, _ count: Int) throws {
-    var done = 0
-    while done < count {
-        let n = read(fd, buffer + done, count - done)
-        if n < 0 && errno == EINTR { continue }
-        guard n > 0 else { throw BenchError("short read (\(n), errno \(errno))") }
-        done += n
-    }
+    try transferFully(count, "read") { done in read(fd, buffer + done, count - done) }
 }
 
 /// Writes exactly `count` bytes.
 func writeFully(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) throws {
+    try transferFully(count, "write") { done in write(fd, buffer + done, count - done) }
+}
+
+/// Repeats `transfer` (a read or write of the bytes from `done` on) until all
+/// `count` bytes have moved, through short transfers and EINTR; throws
+/// "short <what>" at end of stream or on another error.
+private func transferFully(_ count: Int, _ what: String, _ transfer: (_ done: Int) -> Int) throws {
     var done = 0
     while done < count {
-        let n = write(fd, buffer + done, count - done)
+        let n = transfer(done)
         if n < 0 && errno == EINTR { continue }
-        guard n > 0 else { throw BenchError("short write (\(n), errno \(errno))") }
+        guard n > 0 else { throw BenchError("short \(what) (\(n), errno \(errno))") }
         done += n
     }
 }

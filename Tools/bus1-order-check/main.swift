@@ -160,80 +160,134 @@ struct OrderCheck: ParsableCommand {
 
     // MARK: Parent
 
+    /// Runs the check: a private bus, the receivers (each publishes its node),
+    /// then the senders; once every child has exited, the three checks over the
+    /// receivers' logs. Exits 2 if a child failed, 1 on any violation.
     func runParent() throws {
+        Self.logErrorsOnly()
+        let bus = try EmbeddedCoordinator.onPrivateSocket(named: "order") { [ordering] in $0.ordering = ordering }
+        defer { bus.stop() }
+        let logs = try Self.makeLogDirectory()
+        defer {
+            for r in 0..<receivers { unlink("\(logs)/r\(r)") }
+            rmdir(logs)
+        }
+        let common = childArguments(address: bus.address, logDirectory: logs)
+        let started = monotonicNanoseconds()
+        let (receiverPIDs, outputs) = try spawnReceivers(common)
+        let senderPIDs = try spawnSenders(common)
+        let failed = Self.reapFailed(receiverPIDs + senderPIDs)
+        let stalls = Self.stallsReported(outputs)
+        let elapsed = Double(monotonicNanoseconds() - started) / 1e9
+        guard !failed else { throw ExitCode(2) }
+        let result = Verifier.verify(try readLogs(logs))
+        printReport(result, stalls: stalls, elapsed: elapsed)
+        if result.total > 0 { throw ExitCode(1) }
+    }
+
+    /// Only errors of the embedded coordinator reach stderr: the report is the output.
+    static func logErrorsOnly() {
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = .error
             return handler
         }
-        let bus = try EmbeddedCoordinator.onPrivateSocket(named: "order") { [ordering] in $0.ordering = ordering }
-        defer { bus.stop() }
+    }
+
+    /// A fresh directory under /tmp for the receivers' delivery logs.
+    static func makeLogDirectory() throws -> String {
         var template = Array("/tmp/bus1-order-logs-XXXXXX".utf8CString)
         guard mkdtemp(&template) != nil else { throw LinuxError("mkdtemp", code: errno) }
-        let logs = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        defer {
-            for r in 0..<receivers { unlink("\(logs)/r\(r)") }
-            rmdir(logs)
-        }
-        let common = ["--address", bus.address, "--senders", "\(senders)", "--receivers", "\(receivers)", "--messages", "\(messages)",
-                      "--mode", mode.argument, "--multicast-percent", "\(multicastPercent)", "--stall-timeout-ms", "\(stallTimeoutMs)",
-                      "--seed", "\(seed)", "--log-directory", logs]
-        let started = monotonicNanoseconds()
-        var children: [pid_t] = []
-        var readyPipes: [Int32] = []
+        return String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// The arguments every child gets: the bus, this run's settings and the log directory.
+    func childArguments(address: String, logDirectory: String) -> [String] {
+        ["--address", address, "--senders", "\(senders)", "--receivers", "\(receivers)", "--messages", "\(messages)",
+         "--mode", mode.argument, "--multicast-percent", "\(multicastPercent)", "--stall-timeout-ms", "\(stallTimeoutMs)",
+         "--seed", "\(seed)", "--log-directory", logDirectory]
+    }
+
+    /// Spawns the receivers, each with its stdout on a pipe, and waits until every
+    /// one has published its node (the first byte of its "READY"). Returns their
+    /// pids and the pipes' read ends, which later carry their "DONE" lines.
+    func spawnReceivers(_ common: [String]) throws -> (pids: [pid_t], outputs: [Int32]) {
+        var pids: [pid_t] = []
+        var outputs: [Int32] = []
         for r in 0..<receivers {
             let ready = try ChildDescriptors.pipe()
             defer { close(ready.write) }
-            readyPipes.append(ready.read)
-            children.append(try spawn(common + ["--role", "receiver", "--index", "\(r)"], descriptors: [1: ready.write]))
+            outputs.append(ready.read)
+            pids.append(try spawn(common + ["--role", "receiver", "--index", "\(r)"], descriptors: [1: ready.write]))
         }
-        for fd in readyPipes {  // wait until every receiver published its node
+        for fd in outputs {
             var byte: UInt8 = 0
             _ = read(fd, &byte, 1)
         }
-        // The side-channel ring: pipe j carries sender j -> sender j+1.
-        // Close-on-exec, so each sender holds only its own two ends: were the read
-        // ends inherited by every later child, a sender writing to a neighbour that
-        // had exited would never get EPIPE (long runs hung that way).
+        return (pids, outputs)
+    }
+
+    /// Spawns the senders on the side-channel ring: pipe j carries sender j -> sender j+1.
+    /// Close-on-exec, so each sender holds only its own two ends: were the read
+    /// ends inherited by every later child, a sender writing to a neighbour that
+    /// had exited would never get EPIPE (long runs hung that way).
+    func spawnSenders(_ common: [String]) throws -> [pid_t] {
         var ring: [(read: Int32, write: Int32)] = []
         for _ in 0..<senders { ring.append(try ChildDescriptors.pipe()) }
+        var pids: [pid_t] = []
         for s in 0..<senders {
             let previous = ring[(s + senders - 1) % senders].read, next = ring[s].write
-            children.append(try spawn(common + ["--role", "sender", "--index", "\(s)"], descriptors: [3: previous, 4: next]))
+            pids.append(try spawn(common + ["--role", "sender", "--index", "\(s)"], descriptors: [3: previous, 4: next]))
         }
         for (r, w) in ring { close(r); close(w) }
+        return pids
+    }
+
+    /// Waits for every child; prints each that did not exit 0 and returns whether any did not.
+    static func reapFailed(_ children: [pid_t]) -> Bool {
         var failed = false
         for pid in children {
             var status: Int32 = 0
             waitpid(pid, &status, 0)
             if ExitStatus(waitStatus: status) != .exited(0) { failed = true; print("child \(pid): \(ExitStatus(waitStatus: status))") }
         }
+        return failed
+    }
+
+    /// The ordering stalls the receivers report on their "DONE" lines, added up;
+    /// closes their output pipes.
+    static func stallsReported(_ outputs: [Int32]) -> Int {
         var output = [UInt8](repeating: 0, count: 4096)
         var stalls = 0
-        for fd in readyPipes {
+        for fd in outputs {
             let n = read(fd, &output, output.count)
             if n > 0, let line = String(decoding: output[..<n], as: UTF8.self).split(separator: "\n").last(where: { $0.hasPrefix("DONE") }),
                let s = line.split(separator: " ").first(where: { $0.hasPrefix("stalls=") }) { stalls += Int(s.dropFirst(7)) ?? 0 }
             close(fd)
         }
-        let elapsed = Double(monotonicNanoseconds() - started) / 1e9
-        guard !failed else { throw ExitCode(2) }
+        return stalls
+    }
 
+    /// Every receiver's delivery log as it wrote it: (sender << 32 | seq, dependency) pairs.
+    func readLogs(_ directory: String) throws -> [[(id: UInt64, dep: UInt64)]] {
         var logsByReceiver: [[(id: UInt64, dep: UInt64)]] = []
         for r in 0..<receivers {
-            guard let file = fopen("\(logs)/r\(r)", "re") else { throw LinuxError("fopen", code: errno) }
+            guard let file = fopen("\(directory)/r\(r)", "re") else { throw LinuxError("fopen", code: errno) }
             var entries: [(UInt64, UInt64)] = []
             var pair = (UInt64(0), UInt64(0))
             while fread(&pair, 16, 1, file) == 1 { entries.append(pair) }
             fclose(file)
             logsByReceiver.append(entries)
         }
-        let result = Verifier.verify(logsByReceiver)
+        return logsByReceiver
+    }
+
+    /// The three report lines: the run's settings and time, what was checked, the violations.
+    func printReport(_ result: Verifier.Result, stalls: Int, elapsed: Double) {
         print("bus1-order-check: \(senders) senders, \(receivers) receivers, \(messages) sends (\(multicastPercent)% multicast), "
               + "ordering \(ordering.rawValue), mode \(mode.argument), seed \(seed), \(Int(elapsed * 1000)) ms")
         print("  deliveries checked: \(result.deliveries); receiver pairs compared: \(result.pairs); ordering stalls: \(stalls)")
         print("  violations: fifo \(result.fifo), common-order \(result.commonOrder), causality \(result.causality)")
-        if result.total > 0 { throw ExitCode(1) }
     }
 
     /// Spawns this executable with `arguments`; `descriptors` maps child fd numbers

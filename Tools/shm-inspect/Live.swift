@@ -87,35 +87,57 @@ struct ChannelState {
     /// `clock` is the clock page when tickets come from it (not on a FIFO-only bus).
     init(_ row: bus1_snapshot_channel, memory: MappedObject?, tables: Tables, pools: [UInt64: PeerPool], clock: MappedObject?) {
         self.row = row
-        let place = "channel \(row.channel_id) (\(row.sender) -> \(row.receiver))"
-        func finding(_ check: String, _ problem: String) { findings.append(Finding(check: check, place: place, problem: problem)) }
         guard let memory else { finding("object.missing", "no channel memory"); return }
-        guard let header = memory.load(bus1_channel_header.self, at: 0) else { finding("channel.header", "memory smaller than a channel header"); return }
+        guard let geometry = ringGeometry(in: memory) else { return }
+        readIndices(memory, clock: clock)
+        readQueue(memory, geometry: geometry, tables: tables, senderPool: pools[row.sender], clock: clock)
+    }
+
+    private mutating func finding(_ check: String, _ problem: String) {
+        findings.append(Finding(check: check, place: "channel \(row.channel_id) (\(row.sender) -> \(row.receiver))", problem: problem))
+    }
+
+    /// One of the channel header's live words (a ring index, the staging mark); 0 if unreadable.
+    private static func word(_ memory: MappedObject, _ path: KeyPath<bus1_channel_header, UInt64>) -> UInt64 {
+        memory.word(at: MemoryLayout<bus1_channel_header>.offset(of: path)!) ?? 0
+    }
+
+    /// Where the rings lie, if the channel header reads right, agrees with the
+    /// coordinator's row and describes rings that fit the memory; otherwise nil,
+    /// with a finding that says what is wrong.
+    private mutating func ringGeometry(in memory: MappedObject) -> RingGeometry? {
+        guard let header = memory.load(bus1_channel_header.self, at: 0) else {
+            finding("channel.header", "memory smaller than a channel header"); return nil
+        }
         guard header.magic == BUS1_MAGIC_CHANNEL, header.version == BUS1_WIRE_VERSION else {
-            finding("channel.header", "bad magic 0x\(String(header.magic, radix: 16)) or version \(header.version)"); return
+            finding("channel.header", "bad magic 0x\(String(header.magic, radix: 16)) or version \(header.version)"); return nil
         }
         guard header.channel_id == row.channel_id, header.sender_peer == row.sender, header.receiver_peer == row.receiver,
               header.capacity == row.capacity else {
             finding("channel.header", "header (id \(header.channel_id), \(header.sender_peer) -> \(header.receiver_peer), capacity \(header.capacity)) disagrees with the coordinator")
-            return
+            return nil
         }
-        let cap = UInt64(row.capacity)
+        let cap = capacity
         guard let geometry = RingGeometry(capacity: cap, submissionOffset: header.submission_offset,
                                           completionOffset: header.completion_offset, objectSize: memory.size) else {
             finding("channel.header", "ring geometry (capacity \(cap), submission_offset \(header.submission_offset), completion_offset \(header.completion_offset)) does not fit \(memory.size) bytes")
-            return
+            return nil
         }
-        func word(_ path: KeyPath<bus1_channel_header, UInt64>) -> UInt64 {
-            memory.word(at: MemoryLayout<bus1_channel_header>.offset(of: path)!) ?? 0
-        }
+        return geometry
+    }
+
+    /// Reads the ring indices and the staging mark, and checks them against each
+    /// other, the credit and the clock.
+    private mutating func readIndices(_ memory: MappedObject, clock: MappedObject?) {
+        let cap = capacity
         // Read order: sub_head, sub_tail, comp_head, comp_tail, sub_head, comp_head.
-        let head1 = word(\.sub_head)
-        subTail = word(\.sub_tail)
-        let compHead1 = word(\.comp_head)
-        compTail = word(\.comp_tail)
-        subHead = word(\.sub_head)
-        compHead = word(\.comp_head)
-        staging = word(\.staging)
+        let head1 = Self.word(memory, \.sub_head)
+        subTail = Self.word(memory, \.sub_tail)
+        let compHead1 = Self.word(memory, \.comp_head)
+        compTail = Self.word(memory, \.comp_tail)
+        subHead = Self.word(memory, \.sub_head)
+        compHead = Self.word(memory, \.comp_head)
+        staging = Self.word(memory, \.staging)
 
         if head1 > subTail { finding("ring.index", "sub_head \(head1) is past sub_tail \(subTail)") }
         if subTail > subHead && subTail - subHead > cap { finding("ring.index", "sub_tail \(subTail) is more than capacity \(cap) ahead of sub_head \(subHead)") }
@@ -125,53 +147,72 @@ struct ChannelState {
         if compTail > subHead { finding("ring.index", "comp_tail \(compTail) is past sub_head \(subHead): completions for messages never taken") }
         let issued = clockTicket(clock)  // read after the staging mark: a mark never exceeds it
         if staging != 0, let issued, staging > issued { finding("ticket.staging", "staging mark \(staging) is ahead of the clock (\(issued))") }
+    }
 
-        // Descriptors still queued; a slot is only reused after its index was taken,
-        // so only indices at or past a sub_head read afterwards are trusted.
-        guard subTail >= subHead, subTail - subHead <= cap else { return }
+    /// Reads the descriptors still queued and checks each; the valid ones become
+    /// ``queued``. A slot is only reused after its index was taken, so only
+    /// indices at or past a sub_head read afterwards are trusted.
+    private mutating func readQueue(_ memory: MappedObject, geometry: RingGeometry, tables: Tables, senderPool: PeerPool?,
+                                    clock: MappedObject?) {
+        guard subTail >= subHead, subTail - subHead <= capacity else { return }
         var copies: [(UInt64, bus1_descriptor)] = []
         var index = subHead
         while index < subTail {
             if let d = memory.load(bus1_descriptor.self, at: geometry.descriptorOffset(ofIndex: index)) { copies.append((index, d)) }
             index += 1
         }
-        let headAfter = word(\.sub_head)
+        let headAfter = Self.word(memory, \.sub_head)
         let clockAfter = clockTicket(clock)  // every ticket read above was issued before this
         if subTail > 0, let newest = memory.load(bus1_descriptor.self, at: geometry.descriptorOffset(ofIndex: subTail - 1)) {
             lastTicket = newest.ticket
         }
-        let senderPool = pools[row.sender]
         var previous: UInt64 = 0
         for (index, d) in copies where index >= headAfter {
-            let at = "descriptor \(index) (slot \(index & (cap - 1)))"
-            var ok = true
-            if d.ticket == 0 || d.ticket < previous { finding("ticket.order", "\(at): ticket \(d.ticket) after \(previous)"); ok = false }
-            if let clockAfter, d.ticket >= clockAfter { finding("ticket.future", "\(at): ticket \(d.ticket) not yet issued (clock \(clockAfter))"); ok = false }
-            if d.flags & ~BUS1_DESC_ATTACHMENT != 0 { finding("descriptor.flags", "\(at): unknown flags 0x\(String(d.flags, radix: 16))"); ok = false }
-            if let senderPool {
-                // The slice is checked in the segment its offset names.
-                let (index, offset) = splitOffset(d.offset)
-                let slice = slicePlace(segment: index, offset: offset)
-                if let segment = senderPool.segment(index) {
-                    if !segment.state.holds(offset: offset, length: UInt64(d.length), poolSize: UInt64(segment.memory.size)) {
-                        finding("slice.bounds", "\(at): slice [\(slice), +\(d.length)) outside the sender's payload area"); ok = false
-                    } else if let layout = segment.state.layout, (offset - layout.data_offset) % UInt64(BUS1_POOL_UNIT) != 0 {
-                        finding("slice.bounds", "\(at): offset \(slice) not on a \(BUS1_POOL_UNIT)-byte unit"); ok = false
-                    }
-                } else if index >= UInt64(BUS1_SEGMENTS_MAX) || index < UInt64(senderPool.listed) {
-                    // (segments are never closed: one listed but not mapped has a missing object, reported on its own)
-                    finding("slice.bounds", "\(at): slice [\(slice), +\(d.length)) names segment \(index), which the sender does not have"); ok = false
-                } else {
-                    namesUnlistedSegment = true
-                }
-            }
-            if !tables.owns(row.receiver, node: d.node) && d.node >= tables.peer(row.receiver)?.next_handle ?? 0 {
-                // (a node id issued before may name a node destroyed since: its owner drops those)
-                finding("descriptor.node", "\(at): node \(d.node) is no node of receiver \(row.receiver)"); ok = false
+            if checkDescriptor(d, index: index, after: previous, clock: clockAfter, tables: tables, senderPool: senderPool) {
+                queued.append((index, d))
             }
             previous = max(previous, d.ticket)
-            if ok { queued.append((index, d)) }
         }
+    }
+
+    /// Checks one queued descriptor: its ticket in order and issued, its flags
+    /// known, its slice in the sender's pool, its node the receiver's. Records a
+    /// finding for each problem; true if there is none.
+    private mutating func checkDescriptor(_ d: bus1_descriptor, index: UInt64, after previous: UInt64, clock clockAfter: UInt64?,
+                                          tables: Tables, senderPool: PeerPool?) -> Bool {
+        let at = "descriptor \(index) (slot \(index & (capacity - 1)))"
+        var ok = true
+        if d.ticket == 0 || d.ticket < previous { finding("ticket.order", "\(at): ticket \(d.ticket) after \(previous)"); ok = false }
+        if let clockAfter, d.ticket >= clockAfter { finding("ticket.future", "\(at): ticket \(d.ticket) not yet issued (clock \(clockAfter))"); ok = false }
+        if d.flags & ~BUS1_DESC_ATTACHMENT != 0 { finding("descriptor.flags", "\(at): unknown flags 0x\(String(d.flags, radix: 16))"); ok = false }
+        if let senderPool, !checkSlice(d, at: at, in: senderPool) { ok = false }
+        if !tables.owns(row.receiver, node: d.node) && d.node >= tables.peer(row.receiver)?.next_handle ?? 0 {
+            // (a node id issued before may name a node destroyed since: its owner drops those)
+            finding("descriptor.node", "\(at): node \(d.node) is no node of receiver \(row.receiver)"); ok = false
+        }
+        return ok
+    }
+
+    /// Checks a descriptor's slice in the segment its offset names: inside the
+    /// payload area, on a pool unit. A segment the snapshot does not list but the
+    /// sender may have opened since is left unchecked (``namesUnlistedSegment``).
+    /// Records a finding and returns false on a problem.
+    private mutating func checkSlice(_ d: bus1_descriptor, at: String, in senderPool: PeerPool) -> Bool {
+        let (index, offset) = splitOffset(d.offset)
+        let slice = slicePlace(segment: index, offset: offset)
+        if let segment = senderPool.segment(index) {
+            if !segment.state.holds(offset: offset, length: UInt64(d.length), poolSize: UInt64(segment.memory.size)) {
+                finding("slice.bounds", "\(at): slice [\(slice), +\(d.length)) outside the sender's payload area"); return false
+            } else if let layout = segment.state.layout, (offset - layout.data_offset) % UInt64(BUS1_POOL_UNIT) != 0 {
+                finding("slice.bounds", "\(at): offset \(slice) not on a \(BUS1_POOL_UNIT)-byte unit"); return false
+            }
+        } else if index >= UInt64(BUS1_SEGMENTS_MAX) || index < UInt64(senderPool.listed) {
+            // (segments are never closed: one listed but not mapped has a missing object, reported on its own)
+            finding("slice.bounds", "\(at): slice [\(slice), +\(d.length)) names segment \(index), which the sender does not have"); return false
+        } else {
+            namesUnlistedSegment = true
+        }
+        return true
     }
 }
 

@@ -52,12 +52,23 @@ struct BusOptions: ParsableArguments {
         do { return try BusView(Attachment(address: address ?? BusAddress.fromEnvironment())) } catch { throw failure(error) }
     }
 
-    /// Prints `{"bus": ..., key: rows}` with sorted keys, or the table.
-    func emit<Row: Encodable>(_ view: BusView, _ key: String, _ rows: Row, table: () -> Table) throws {
+    /// The peer `text` names on `view`; a usage failure (status 2) if none.
+    func peer(_ text: String, on view: BusView) throws -> bus1_snapshot_peer {
+        do { return try view.peer(named: text) } catch { throw failure(error) }
+    }
+
+    /// What the listing subcommands do: attaches, takes `rows` of the view, and
+    /// prints them as JSON under `key` or as a table of `headers`, a row of
+    /// `cells` each.
+    func list<Row: Encodable>(_ key: String, _ rows: (BusView) throws -> [Row], headers: [String], cells: (Row) -> [Any]) throws {
+        let view = try attach()
+        let listed = try rows(view)
         if json {
-            print(try jsonText(["bus": AnyEncodable(view.attachment.address), key: AnyEncodable(rows)]))
+            print(try jsonText(view, key, listed))
         } else {
-            print(table().render(), terminator: "")
+            var table = Table(headers)
+            for row in listed { table.add(cells(row)) }
+            print(table.render(), terminator: "")
         }
     }
 }
@@ -74,15 +85,10 @@ struct Peers: ParsableCommand {
     @OptionGroup var bus: BusOptions
 
     func run() throws {
-        let view = try bus.attach()
-        let rows = view.peerRows()
-        try bus.emit(view, "peers", rows) {
-            var t = Table(["PEER", "PID", "UID", "STATE", "POOL", "IN USE", "SLICES", "SEGS", "NODES", "HANDLES", "RING", "WAIT", "COMMAND"])
-            for r in rows {
-                t.add([r.id, r.pid, r.uid, r.state, bytes(r.poolSize), bytes(r.poolBytesInUse), r.slicesInUse, r.segments, r.nodes, r.handles,
-                       r.ringCapacity, r.wait, r.command])
-            }
-            return t
+        try bus.list("peers", { $0.peerRows() },
+                     headers: ["PEER", "PID", "UID", "STATE", "POOL", "IN USE", "SLICES", "SEGS", "NODES", "HANDLES", "RING", "WAIT", "COMMAND"]) { r in
+            [r.id, r.pid, r.uid, r.state, bytes(r.poolSize), bytes(r.poolBytesInUse), r.slicesInUse, r.segments, r.nodes, r.handles,
+             r.ringCapacity, r.wait, r.command]
         }
     }
 }
@@ -92,15 +98,8 @@ struct Nodes: ParsableCommand {
     @OptionGroup var bus: BusOptions
 
     func run() throws {
-        let view = try bus.attach()
-        let rows = view.nodeRows()
-        try bus.emit(view, "nodes", rows) {
-            var t = Table(["OWNER", "NODE", "NAMES", "HOLDERS (peer:handle x refs)"])
-            for r in rows {
-                t.add([r.owner, r.node, r.names.joined(separator: ","),
-                       r.holders.map { "\($0.peer):\($0.handle)x\($0.references)" }.joined(separator: " ")])
-            }
-            return t
+        try bus.list("nodes", { $0.nodeRows() }, headers: ["OWNER", "NODE", "NAMES", "HOLDERS (peer:handle x refs)"]) { r in
+            [r.owner, r.node, r.names.joined(separator: ","), r.holders.map { "\($0.peer):\($0.handle)x\($0.references)" }.joined(separator: " ")]
         }
     }
 }
@@ -110,15 +109,9 @@ struct Handles: ParsableCommand {
     @OptionGroup var bus: BusOptions
 
     func run() throws {
-        let view = try bus.attach()
-        let rows = view.handleRows()
-        try bus.emit(view, "handles", rows) {
-            var t = Table(["HOLDER", "HANDLE", "OWNER", "NODE", "REFS", "KIND", "NAMES"])
-            for r in rows {
-                t.add([r.holder, r.handle, r.owner, r.node, r.references,
-                       r.ownerHandle ? "owner" : r.ownerConnected ? "handle" : "owner gone", r.names.joined(separator: ",")])
-            }
-            return t
+        try bus.list("handles", { $0.handleRows() }, headers: ["HOLDER", "HANDLE", "OWNER", "NODE", "REFS", "KIND", "NAMES"]) { r in
+            [r.holder, r.handle, r.owner, r.node, r.references,
+             r.ownerHandle ? "owner" : r.ownerConnected ? "handle" : "owner gone", r.names.joined(separator: ",")]
         }
     }
 }
@@ -128,16 +121,11 @@ struct Channels: ParsableCommand {
     @OptionGroup var bus: BusOptions
 
     func run() throws {
-        let view = try bus.attach()
-        let rows = view.channelRows()
-        try bus.emit(view, "channels", rows) {
-            var t = Table(["CHANNEL", "SENDER", "RECEIVER", "FILL", "HELD", "COMPLETIONS", "OUTSTANDING", "STAGING", "LAST TICKET", "ERRORS"])
-            for r in rows {
-                t.add([r.id, r.sender, r.receiver, "\(r.waiting)/\(r.capacity)", r.heldByReceiver, r.completionsPending,
-                       "\(r.outstanding)/\(r.capacity)", r.staging == 0 ? "-" : String(r.staging), r.lastTicket.map(String.init) ?? "-",
-                       r.errors.isEmpty ? "-" : r.errors.joined(separator: "; ")])
-            }
-            return t
+        try bus.list("channels", { $0.channelRows() },
+                     headers: ["CHANNEL", "SENDER", "RECEIVER", "FILL", "HELD", "COMPLETIONS", "OUTSTANDING", "STAGING", "LAST TICKET", "ERRORS"]) { r in
+            [r.id, r.sender, r.receiver, "\(r.waiting)/\(r.capacity)", r.heldByReceiver, r.completionsPending,
+             "\(r.outstanding)/\(r.capacity)", r.staging == 0 ? "-" : String(r.staging), r.lastTicket.map(String.init) ?? "-",
+             r.errors.isEmpty ? "-" : r.errors.joined(separator: "; ")]
         }
     }
 }
@@ -147,14 +135,8 @@ struct Segments: ParsableCommand {
     @OptionGroup var bus: BusOptions
 
     func run() throws {
-        let view = try bus.attach()
-        let rows = view.segmentRows()
-        try bus.emit(view, "segments", rows) {
-            var t = Table(["PEER", "SEGMENT", "SIZE", "IN USE", "SLICES", "AUDIENCE (uids)"])
-            for r in rows {
-                t.add([r.peer, r.segment, bytes(r.size), bytes(r.bytesInUse), r.slicesInUse, r.audience.map(String.init).joined(separator: ",")])
-            }
-            return t
+        try bus.list("segments", { $0.segmentRows() }, headers: ["PEER", "SEGMENT", "SIZE", "IN USE", "SLICES", "AUDIENCE (uids)"]) { r in
+            [r.peer, r.segment, bytes(r.size), bytes(r.bytesInUse), r.slicesInUse, r.audience.map(String.init).joined(separator: ",")]
         }
     }
 }
@@ -165,18 +147,11 @@ struct Pool: ParsableCommand {
     @Argument(help: "The peer id (see `peers`).") var peer: String
 
     func run() throws {
-        let view = try bus.attach()
-        let peer: bus1_snapshot_peer
-        do { peer = try view.peer(named: self.peer) } catch { throw failure(error) }
-        let rows = view.sliceRows(of: peer)
-        try bus.emit(view, "slices", rows) {
-            var t = Table(["SEG", "OFFSET", "BLOCK", "LENGTH", "STATE", "TICKET", "RECEIVERS", "WHERE", "AGE"])
-            for r in rows {
-                let receivers = r.receivers.map(String.init).joined(separator: ",") + (r.multicast ? " (multicast, \(r.pending) pending)" : "")
-                t.add([r.segment, r.segmentOffset, bytes(UInt64(r.blockBytes)), r.length, r.state, r.ticket == 0 ? "-" : String(r.ticket),
-                       receivers.isEmpty ? "-" : receivers, r.where_.joined(separator: ","), age(r.ageMilliseconds)])
-            }
-            return t
+        try bus.list("slices", { view in view.sliceRows(of: try bus.peer(peer, on: view)) },
+                     headers: ["SEG", "OFFSET", "BLOCK", "LENGTH", "STATE", "TICKET", "RECEIVERS", "WHERE", "AGE"]) { r in
+            let receivers = r.receivers.map(String.init).joined(separator: ",") + (r.multicast ? " (multicast, \(r.pending) pending)" : "")
+            return [r.segment, r.segmentOffset, bytes(UInt64(r.blockBytes)), r.length, r.state, r.ticket == 0 ? "-" : String(r.ticket),
+                    receivers.isEmpty ? "-" : receivers, r.where_.joined(separator: ","), age(r.ageMilliseconds)]
         }
     }
 }
@@ -211,8 +186,7 @@ struct Slice: ParsableCommand {
 
     func run() throws {
         let view = try bus.attach()
-        let peer: bus1_snapshot_peer
-        do { peer = try view.peer(named: self.peer) } catch { throw failure(error) }
+        let peer = try bus.peer(self.peer, on: view)
         let wire = parsedOffset!  // checked by validate()
         let (index, at) = splitOffset(wire)
         let place = slicePlace(segment: index, offset: at)
@@ -228,9 +202,8 @@ struct Slice: ParsableCommand {
         let data = segment.memory.bytes(at: Int(at), count: count)
         if bus.json {
             struct SliceDump: Encodable { var peer: UInt64, offset: UInt64, segment: UInt32, segmentOffset: UInt64, record: BusView.SliceRow?, hex: String }
-            print(try jsonText(["bus": AnyEncodable(view.attachment.address),
-                                "slice": AnyEncodable(SliceDump(peer: peer.peer_id, offset: wire, segment: segment.index, segmentOffset: at,
-                                                                record: row, hex: data.map { String(format: "%02x", $0) }.joined()))]))
+            print(try jsonText(view, "slice", SliceDump(peer: peer.peer_id, offset: wire, segment: segment.index, segmentOffset: at,
+                                                         record: row, hex: data.map { String(format: "%02x", $0) }.joined())))
             return
         }
         if let row {
@@ -252,7 +225,7 @@ struct Verify: ParsableCommand {
         let findings: [Finding]
         do { findings = try view.stableFindings() } catch { throw failure(error) }
         if bus.json {
-            print(try jsonText(["bus": AnyEncodable(view.attachment.address), "violations": AnyEncodable(findings)]))
+            print(try jsonText(view, "violations", findings))
         } else if findings.isEmpty {
             print("ok: \(view.tables.peers.count) peers, \(view.channels.count) channels, \(view.pools.values.reduce(0) { $0 + $1.slicesInUse }) slices in use; no violations")
         } else {
@@ -261,6 +234,11 @@ struct Verify: ParsableCommand {
         }
         if !findings.isEmpty { throw ExitCode(1) }
     }
+}
+
+/// `{"bus": <address>, key: value}` as pretty, key-sorted JSON: every subcommand's JSON output.
+func jsonText(_ view: BusView, _ key: String, _ value: some Encodable) throws -> String {
+    try jsonText(["bus": AnyEncodable(view.attachment.address), key: AnyEncodable(value)])
 }
 
 /// Encodes `value` as pretty, key-sorted JSON.

@@ -11,70 +11,92 @@ extension BusView {
     /// (``quiescentSenders``), and even then it may sit between its two stores, so
     /// ``stableFindings(rounds:)`` keeps only what every round reports.
     func findings() -> [Finding] {
-        var found: [Finding] = []
-        func finding(_ check: String, _ place: String, _ problem: String) { found.append(Finding(check: check, place: place, problem: problem)) }
         let live = Set(tables.peers.map(\.peer_id))
-
-        if let clock = attachment.object(0), let page = clock.load(bus1_clock_page.self, at: 0) {
-            if page.magic != BUS1_MAGIC_CLOCK || page.version != BUS1_WIRE_VERSION {
-                finding("clock.header", "clock page", "bad magic 0x\(String(page.magic, radix: 16)) or version \(page.version)")
-            } else if let ticket = clockTicket(clock), ticket == 0 {
-                finding("clock.header", "clock page", "next ticket is 0 (tickets start at 1)")
-            }
-        } else {
-            finding("object.missing", "clock page", "missing or too small")
-        }
-
+        var found = clockFindings()
         for peer in tables.peers {
-            let place = "peer \(peer.peer_id)"
-            if peer.state == BUS1_PEER_READY.rawValue && (attachment.object(peer.pool_object) == nil || attachment.object(peer.wake_object) == nil) {
-                finding("object.missing", place, "ready without a pool or wake page")
-            }
-            if let wake = attachment.object(peer.wake_object) {
-                if let page = wake.load(bus1_wake_page.self, at: 0) {
-                    if page.magic != BUS1_MAGIC_WAKE || page.version != BUS1_WIRE_VERSION || page.peer_id != peer.peer_id {
-                        finding("wake.header", "\(place) wake page", "magic 0x\(String(page.magic, radix: 16)), version \(page.version), peer \(page.peer_id)")
-                    }
-                } else {
-                    finding("wake.header", "\(place) wake page", "smaller than a wake page")
-                }
-            }
-            guard let pool = pools[peer.peer_id] else { continue }
-            var pending: UInt64 = 0
-            var everyLedgerRead = pool.segments.count >= pool.listed  // a listed segment not mapped: its ledger is unread
-            for segment in pool.segments {
-                // Segment 0 keeps the places it had before segments: "peer N pool", "peer N ledger".
-                let segmentPlace = segment.index == 0 ? "\(place) pool" : "\(place) segment \(segment.index)"
-                let memory = segment.memory
-                if UInt64(memory.size) != segment.recordedSize {
-                    finding("pool.header", segmentPlace, "memfd has \(memory.size) bytes, coordinator says \(segment.recordedSize)")
-                }
-                guard let layout = segment.state.layout else {
-                    finding("pool.header", segmentPlace, "\(memory.size) bytes is no valid pool layout")
-                    everyLedgerRead = false
-                    continue
-                }
-                if let h = segment.state.header {
-                    if h.magic != BUS1_MAGIC_POOL || h.version != BUS1_WIRE_VERSION || h.peer_id != peer.peer_id
-                        || h.size != UInt64(memory.size) || h.data_offset != layout.data_offset {
-                        finding("pool.header", segmentPlace, "header (magic 0x\(String(h.magic, radix: 16)), peer \(h.peer_id), size \(h.size), data at \(h.data_offset)) disagrees")
-                    }
-                }
-                let (ledger, segmentPending) = ledgerFindings(peer: peer, segment: segment, layout: layout, live: live)
-                found += ledger
-                pending = pending.addingSaturated(segmentPending)
-            }
-            // (a ledger that could not be read counts nothing: no total to compare)
-            if everyLedgerRead { found += refcountFindings(peer: peer, pending: pending) }
+            found += peerObjectFindings(peer)
+            if let pool = pools[peer.peer_id] { found += poolFindings(peer: peer, pool: pool, live: live) }
         }
         found += segmentTableFindings()
-
         for channel in channels {
             let place = "channel \(channel.row.channel_id)"
             for end in [channel.row.sender, channel.row.receiver] where !live.contains(end) {
-                finding("peer.dead", place, "peer \(end) is not connected")
+                found.append(Finding(check: "peer.dead", place: place, problem: "peer \(end) is not connected"))
             }
             found += channel.findings
+        }
+        return found
+    }
+
+    /// The clock page: present, the right magic and version, a next ticket of at least 1.
+    private func clockFindings() -> [Finding] {
+        func finding(_ check: String, _ problem: String) -> [Finding] { [Finding(check: check, place: "clock page", problem: problem)] }
+        guard let clock = attachment.object(0), let page = clock.load(bus1_clock_page.self, at: 0) else {
+            return finding("object.missing", "missing or too small")
+        }
+        if page.magic != BUS1_MAGIC_CLOCK || page.version != BUS1_WIRE_VERSION {
+            return finding("clock.header", "bad magic 0x\(String(page.magic, radix: 16)) or version \(page.version)")
+        }
+        if let ticket = clockTicket(clock), ticket == 0 { return finding("clock.header", "next ticket is 0 (tickets start at 1)") }
+        return []
+    }
+
+    /// A peer's own objects: a ready peer has a pool and a wake page, and its wake
+    /// page's header names it.
+    private func peerObjectFindings(_ peer: bus1_snapshot_peer) -> [Finding] {
+        var found: [Finding] = []
+        let place = "peer \(peer.peer_id)"
+        if peer.state == BUS1_PEER_READY.rawValue && (attachment.object(peer.pool_object) == nil || attachment.object(peer.wake_object) == nil) {
+            found.append(Finding(check: "object.missing", place: place, problem: "ready without a pool or wake page"))
+        }
+        guard let wake = attachment.object(peer.wake_object) else { return found }
+        if let page = wake.load(bus1_wake_page.self, at: 0) {
+            if page.magic != BUS1_MAGIC_WAKE || page.version != BUS1_WIRE_VERSION || page.peer_id != peer.peer_id {
+                found.append(Finding(check: "wake.header", place: "\(place) wake page",
+                                     problem: "magic 0x\(String(page.magic, radix: 16)), version \(page.version), peer \(page.peer_id)"))
+            }
+        } else {
+            found.append(Finding(check: "wake.header", place: "\(place) wake page", problem: "smaller than a wake page"))
+        }
+        return found
+    }
+
+    /// A peer's pool, segment by segment (size, header, ledger), then the reference
+    /// counts of all its ledgers against its channels, if every ledger was read.
+    private func poolFindings(peer: bus1_snapshot_peer, pool: PeerPool, live: Set<UInt64>) -> [Finding] {
+        var found: [Finding] = []
+        var pending: UInt64 = 0
+        var everyLedgerRead = pool.segments.count >= pool.listed  // a listed segment not mapped: its ledger is unread
+        for segment in pool.segments {
+            found += segmentHeaderFindings(peer: peer, segment: segment)
+            guard let layout = segment.state.layout else { everyLedgerRead = false; continue }
+            let (ledger, segmentPending) = ledgerFindings(peer: peer, segment: segment, layout: layout, live: live)
+            found += ledger
+            pending = pending.addingSaturated(segmentPending)
+        }
+        // (a ledger that could not be read counts nothing: no total to compare)
+        if everyLedgerRead { found += refcountFindings(peer: peer, pending: pending) }
+        return found
+    }
+
+    /// One segment's memfd against the coordinator's record of its size, and its
+    /// header against the layout that size gives (none: its ledger is unread).
+    private func segmentHeaderFindings(peer: bus1_snapshot_peer, segment: SegmentState) -> [Finding] {
+        var found: [Finding] = []
+        // Segment 0 keeps the places it had before segments: "peer N pool", "peer N ledger".
+        let place = segment.index == 0 ? "peer \(peer.peer_id) pool" : "peer \(peer.peer_id) segment \(segment.index)"
+        func finding(_ problem: String) { found.append(Finding(check: "pool.header", place: place, problem: problem)) }
+        let memory = segment.memory
+        if UInt64(memory.size) != segment.recordedSize {
+            finding("memfd has \(memory.size) bytes, coordinator says \(segment.recordedSize)")
+        }
+        guard let layout = segment.state.layout else {
+            finding("\(memory.size) bytes is no valid pool layout")
+            return found
+        }
+        if let h = segment.state.header, h.magic != BUS1_MAGIC_POOL || h.version != BUS1_WIRE_VERSION || h.peer_id != peer.peer_id
+            || h.size != UInt64(memory.size) || h.data_offset != layout.data_offset {
+            finding("header (magic 0x\(String(h.magic, radix: 16)), peer \(h.peer_id), size \(h.size), data at \(h.data_offset)) disagrees")
         }
         return found
     }
