@@ -21,7 +21,9 @@ public struct Handle: Hashable, Sendable, CustomStringConvertible {
 }
 
 /// A channel this peer sends on: its submission producer, the receiver's wake
-/// page, and the tag its slices carry in the pool allocator.
+/// page, and the tag its slices carry in the pool allocator. Used on the owning
+/// peer's one thread: its mutable state is `@exclusivity(unchecked)`, like the
+/// peer's hot state (`Peer`), since a runtime check per send costs more than the send.
 final class OutboundChannel {
     let id: UInt64
     let receiver: UInt64
@@ -31,7 +33,7 @@ final class OutboundChannel {
     let receiverWake: WakePage
     /// The ring and the receiver's wake page, as the send protocol uses them.
     let lane: PublishLane
-    var closedReason: CloseReason?
+    @exclusivity(unchecked) var closedReason: CloseReason?
 
     init(id: UInt64, receiver: UInt64, tag: UInt32, producer: consuming SubmissionProducer,
          receiverWakeMapping: consuming Mapping, receiverWake: WakePage) {
@@ -53,7 +55,9 @@ final class OutboundChannel {
 /// descriptors are notifications, merged with data by ticket.
 ///
 /// Kept alive by every ``Message`` taken from it, so a message can be released
-/// after the channel closed (the release is then dropped).
+/// after the channel closed (the release is then dropped). Used on the owning
+/// peer's one thread: its mutable state is `@exclusivity(unchecked)`, like the
+/// peer's hot state (`Peer`).
 final class InboundChannel {
     let id: UInt64
     let sender: UInt64
@@ -67,14 +71,14 @@ final class InboundChannel {
     /// the index's own.
     private let windows: UnsafeMutablePointer<SegmentWindow>
     let senderWake: WakePage?
-    var allowedNodes: Set<UInt64>
+    @exclusivity(unchecked) var allowedNodes: Set<UInt64>
     /// Attachments the coordinator delivered for this channel, oldest first; each
     /// `BUS1_DESC_ATTACHMENT` descriptor takes the first.
-    var attachments: [Attachment] = []
-    var isClosed = false
+    @exclusivity(unchecked) var attachments: [Attachment] = []
+    @exclusivity(unchecked) var isClosed = false
     /// A violation found while releasing (in a `deinit`, which cannot throw); the
     /// peer reports it at its next call.
-    var pendingViolation: ChannelViolation?
+    @exclusivity(unchecked) var pendingViolation: ChannelViolation?
     /// Where this channel announces a pending violation, so the peer's hot path
     /// checks one flag instead of every channel.
     let violations: ViolationInbox
@@ -225,7 +229,7 @@ public final class Attachment {
 /// Inbound channels with a violation found in a `Message`'s `deinit`, waiting to be
 /// reported by the peer's next call.
 final class ViolationInbox {
-    var channels: [InboundChannel] = []
+    @exclusivity(unchecked) var channels: [InboundChannel] = []
 }
 
 /// The pool tags of a peer's outbound channels: every open channel has its own

@@ -49,11 +49,11 @@ public final class Peer {
     @exclusivity(unchecked) var destroyedNodes: [UInt64: UInt64] = [:]
     /// Handles the library must give back (attachments of messages that were
     /// dropped); released at the next top-level call, never inside a request.
-    var pendingReleases: [UInt64] = []
+    @exclusivity(unchecked) var pendingReleases: [UInt64] = []
     let violationInbox = ViolationInbox()
     @exclusivity(unchecked) var statistics = PeerStatistics()
     /// The wake page's `control_seq` when this peer last served its events.
-    var seenControlSequence: UInt64 = 0
+    @exclusivity(unchecked) var seenControlSequence: UInt64 = 0
     /// FIFO-only buses: where the next round-robin receive starts.
     @exclusivity(unchecked) var nextInbound = 0
     /// The send protocol: staging, tickets (never below this peer's last,

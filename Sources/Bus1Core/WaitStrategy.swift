@@ -5,7 +5,7 @@ import Synchronization
 ///
 /// On these VMs a cross-CPU futex wake-up costs ~25 µs while a spinning hand-off
 /// costs ~65 ns, so the default spins for a bounded time before parking.
-public enum WaitMode: Sendable, Equatable, CustomStringConvertible {
+public enum WaitMode: Sendable, Hashable, CustomStringConvertible {
     /// Spin without ever sleeping (benchmarks; burns a CPU).
     case busyPoll
     /// Park at once (idle services).

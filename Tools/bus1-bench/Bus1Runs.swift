@@ -7,11 +7,16 @@ import Histogram
 /// A Bus1 wait configuration: a wait mode plus the parking mechanism.
 struct Bus1Mode: Hashable {
     let name: String
+    /// "busy", "spin", or "park" (with the mechanism after the dash). Stored, not
+    /// computed: the measured loops read it per message.
+    let waitMode: WaitMode
+
+    init(name: String) {
+        self.name = name
+        waitMode = WaitMode(argument: String(name.prefix { $0 != "-" })) ?? .park
+    }
 
     static let all = ["busy", "spin", "park-io_uring", "park-futex"]
-
-    /// "busy", "spin", or "park" (with the mechanism after the dash).
-    var waitMode: WaitMode { WaitMode(argument: String(name.prefix { $0 != "-" })) ?? .park }
 
     var parkBackend: ParkBackend {
         switch name {
