@@ -14,7 +14,8 @@
  * and an interrupted io_uring park or wake leaves its requests in flight for the
  * next call of the same kind to finish (see b1l_ring_futex_park).
  *
- * This header must not define _GNU_SOURCE (the .c file does).
+ * This header must not define _GNU_SOURCE (b1l_internal.h does, for the .c
+ * files: memfd_futex.c, ring.c, socket.c, process.c).
  */
 #ifndef BUS1_LINUX_H
 #define BUS1_LINUX_H
