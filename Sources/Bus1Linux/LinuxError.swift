@@ -70,13 +70,9 @@ public func retryingOnInterrupt<R: SignedInteger>(
 public func retryingLibcOnInterrupt<R: SignedInteger>(
     _ operation: String, tolerating tolerated: [Int32] = [], _ call: () -> R
 ) throws(LinuxError) -> R {
-    while true {
+    try retryingOnInterrupt(operation, tolerating: tolerated) {
         let result = call()
-        if result >= 0 { return result }
-        let code = errno
-        if code == EINTR { continue }
-        if tolerated.contains(code) { return R(-Int64(code)) }
-        throw LinuxError(operation, code: code)
+        return result >= 0 ? result : R(-Int64(errno))  // errno read at once, before anything else can change it
     }
 }
 
