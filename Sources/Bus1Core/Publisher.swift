@@ -67,7 +67,9 @@ public struct ClockAnomaly: Sendable, Equatable {
 /// 4. **write and publish**: the caller's `write` fills its descriptors (and its
 ///    ledger) and publishes each ring's tail (release);
 /// 5. **unstage** (release): a reader that sees the mark gone sees the tail;
-/// 6. **wake**: ring each reader's doorbell (a futex wake only if it sleeps).
+/// 6. **wake**: ring each reader's doorbell, a futex wake only for a reader that
+///    sleeps; a multicast's sleepers are checked after one fence and woken
+///    together (`Waker`: one io_uring submission for all of them).
 ///
 /// On a FIFO-only bus there are no marks (steps 1, 2, 5 are skipped) and the
 /// tickets are this sender's own counter: never 0, rising per channel.
@@ -77,10 +79,13 @@ public struct Publisher {
     @usableFromInline let clock: ClockPage
     @usableFromInline var tickets = MonotonicTickets()
     @usableFromInline var localTicket: UInt64 = 0
+    /// Wakes the sleepers of a send on several lanes.
+    @usableFromInline let waker: Waker
 
-    public init(ordering: BusOrdering, clock: ClockPage) {
+    public init(ordering: BusOrdering, clock: ClockPage, waker: Waker = Waker()) {
         self.ordering = ordering
         self.clock = clock
+        self.waker = waker
     }
 
     /// The last ticket this publisher issued on a global bus (0: none yet).
@@ -94,15 +99,17 @@ public struct Publisher {
     /// writes every descriptor (the first ticket is `first`, the rest follow it by
     /// `MonotonicTickets.ticket(after:)`) and publishes every lane's tail.
     /// Returns the first ticket and, if the clock misbehaved, the anomaly.
+    /// `announcing` (the coordinator ring's `control_seq`) needs a global bus.
     @inlinable @inline(__always)
-    public mutating func send<Lanes: Sequence<PublishLane>>(
+    public mutating func send<Lanes: Collection<PublishLane>>(
         _ count: UInt64 = 1, on lanes: Lanes, announcing: Bool = false, write: (_ first: UInt64) -> Void
     ) -> (first: UInt64, anomaly: ClockAnomaly?) {
         guard ordering == .global else {
+            precondition(!announcing, "announcing publishes are staged: a global-order publisher only")
             let first = localTicket &+ 1
             localTicket &+= count
             write(first)
-            for lane in lanes { lane.readerWake.ring() }
+            wake(lanes)
             return (first, nil)
         }
         let mark = tickets.mark(clock: clock.current())
@@ -116,11 +123,20 @@ public struct Publisher {
         let taken = clock.next(count)
         let (first, anomalous) = tickets.issue(taken: taken, count: count, mark: mark)
         write(first)
-        for lane in lanes {
-            lane.unstage()
-            lane.readerWake.ring()
-        }
+        for lane in lanes { lane.unstage() }
+        wake(lanes)
         return (first, anomalous ? ClockAnomaly(taken: taken, issued: first) : nil)
+    }
+
+    /// Step 6: one lane rings its reader (fence, then a futex wake only if it
+    /// sleeps); several go through the waker (one fence, the sleepers together).
+    @inlinable @inline(__always)
+    func wake<Lanes: Collection<PublishLane>>(_ lanes: Lanes) {
+        if lanes.count == 1 {
+            lanes.first!.readerWake.ring()
+        } else {
+            waker.wake(lanes)
+        }
     }
 
     /// Stages `lane` and returns without a ticket: a sender frozen mid-send

@@ -48,6 +48,17 @@ public struct WakePage: @unchecked Sendable {
         mapping.base.storeBytes(of: header, as: bus1_wake_page.self)
     }
 
+    /// For a waker that woke several pages at once (``Waker``): after its caller
+    /// published and issued the seq_cst fence, claims the wake-up if the owner
+    /// sleeps (increments `doorbell`) and returns the word to `futex_wake`; nil if
+    /// the owner is awake.
+    @inline(__always)
+    public func claimWakeAfterFence() -> UnsafeMutablePointer<UInt32>? {
+        guard sleeping.loadRelaxed() != 0 else { return nil }
+        _ = doorbell.fetchAddReleasing(1)  // the futex word changes: a waiter about to sleep returns EAGAIN
+        return doorbell.address
+    }
+
     /// Wakes the owner if it advertised that it sleeps. Call after publishing.
     /// Returns whether a futex wake was issued (a bare wake with no waiter costs
     /// a syscall, so it is skipped when nobody sleeps).

@@ -61,6 +61,16 @@ public final class IOURing {
         Int(try retryingOnInterrupt("io_uring FUTEX_WAKE") { b1l_ring_futex_wake(ring, word, count) })
     }
 
+    /// Wakes up to `count` waiters of each word in `words` through one submission
+    /// of `IORING_OP_FUTEX_WAKE`s: one system call however many words. Returns how
+    /// many waiters were woken. Throws `EBUSY` if the submission queue has no room
+    /// for all of them (make the ring at least that large).
+    @discardableResult
+    public func futexWake(_ words: UnsafeBufferPointer<UnsafeMutablePointer<UInt32>?>, count: UInt32 = UInt32(Int32.max)) throws(LinuxError) -> Int {
+        guard let base = words.baseAddress, words.count > 0 else { return 0 }
+        return Int(try retryingOnInterrupt("io_uring FUTEX_WAKE") { b1l_ring_futex_wake_many(ring, base, Int32(words.count), count) })
+    }
+
     /// Queues a one-shot poll of `fd` for `events` (`POLLIN`...); the completion
     /// carries `userData`. Throws `EBUSY` when the submission queue is full:
     /// ``submit()``, then queue again.

@@ -28,7 +28,8 @@ struct b1l_ring {
 	 */
 	int sync_op;      /* SYNC_* */
 	int sync_pending; /* its completions not reaped yet */
-	int sync_result;  /* the result of its FUTEX_WAIT or FUTEX_WAKE, once reaped */
+	int sync_result;  /* the result of its FUTEX_WAIT, or the waiters its FUTEX_WAKEs woke */
+	int sync_error;   /* the first failed FUTEX_WAKE's -errno, else 0 */
 	struct __kernel_timespec park_timeout; /* read by the kernel when the park is submitted */
 };
 
@@ -82,8 +83,12 @@ static int sync_finish(struct b1l_ring *ring) {
 	while (ring->sync_pending > 0) {
 		struct io_uring_cqe *cqe;
 		if (io_uring_peek_cqe(r, &cqe) == 0) {
-			if (cqe->user_data == PARK_USER_DATA || cqe->user_data == WAKE_USER_DATA)
+			if (cqe->user_data == PARK_USER_DATA)
 				ring->sync_result = cqe->res;
+			else if (cqe->user_data == WAKE_USER_DATA && cqe->res < 0 && !ring->sync_error)
+				ring->sync_error = cqe->res;
+			else if (cqe->user_data == WAKE_USER_DATA && cqe->res > 0)
+				ring->sync_result += cqe->res;
 			io_uring_cqe_seen(r, cqe);
 			ring->sync_pending--;
 			continue;
@@ -150,23 +155,32 @@ int b1l_ring_futex_park(struct b1l_ring *ring, uint32_t *word, uint32_t expected
 }
 
 int b1l_ring_futex_wake(struct b1l_ring *ring, uint32_t *word, uint32_t count) {
+	return b1l_ring_futex_wake_many(ring, &word, 1, count);
+}
+
+int b1l_ring_futex_wake_many(struct b1l_ring *ring, uint32_t *const *words, int n, uint32_t count) {
 	KEEP_ERRNO();
 	struct io_uring *r = &ring->ring;
 	int ret = sync_begin(ring, SYNC_WAKE);
 	if (ret < 0)
 		return ret;
 	if (ret == 0) {
-		struct io_uring_sqe *sqe = io_uring_get_sqe(r);
-		if (!sqe)
+		if (n < 1 || io_uring_sq_space_left(r) < (unsigned int)n)
 			return -EBUSY;
-		prep_futex(sqe, B1L_IORING_OP_FUTEX_WAKE, word, count);
-		sqe->user_data = WAKE_USER_DATA;
+		for (int i = 0; i < n; i++) {
+			struct io_uring_sqe *sqe = io_uring_get_sqe(r);
+			prep_futex(sqe, B1L_IORING_OP_FUTEX_WAKE, words[i], count);
+			sqe->user_data = WAKE_USER_DATA;
+		}
 		ring->sync_op = SYNC_WAKE;
-		ring->sync_pending = 1;
+		ring->sync_pending = n;
 		ring->sync_result = 0;
+		ring->sync_error = 0;
 	}
 	ret = sync_finish(ring);
-	return ret < 0 ? ret : ring->sync_result;
+	if (ret < 0)
+		return ret;
+	return ring->sync_error ? ring->sync_error : ring->sync_result;
 }
 
 int b1l_ring_poll_add(struct b1l_ring *ring, int fd, unsigned int events, uint64_t user_data) {

@@ -76,6 +76,11 @@ int b1l_ring_futex_park(struct b1l_ring *ring, uint32_t *word, uint32_t expected
 /* Wakes up to count waiters of a shared futex word through io_uring (IORING_OP_FUTEX_WAKE);
  * returns how many were woken. Resumable like b1l_ring_futex_park. */
 int b1l_ring_futex_wake(struct b1l_ring *ring, uint32_t *word, uint32_t count);
+/* Wakes up to count waiters of each of the n words through n FUTEX_WAKEs in one
+ * submission (one system call for a multicast's n sleeping receivers); returns how
+ * many were woken in all. -EBUSY if the submission queue has no room for n.
+ * Resumable like b1l_ring_futex_park. */
+int b1l_ring_futex_wake_many(struct b1l_ring *ring, uint32_t *const *words, int n, uint32_t count);
 /* Queues a one-shot IORING_OP_POLL_ADD; the completion carries user_data.
  * -EBUSY: the submission queue is full (submit, then queue again). */
 int b1l_ring_poll_add(struct b1l_ring *ring, int fd, unsigned int events, uint64_t user_data);
