@@ -9,8 +9,10 @@ import Glibc
 /// the caller. Used from the peer's one thread.
 final class ControlConnection {
     let socket: FileDescriptor
-    /// One control datagram; a byte larger than the largest valid one, so oversize shows.
-    private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(BUS1_MSG_MAX) + 1, alignment: 8)
+    /// One control datagram; a byte larger than the largest valid one, so oversize
+    /// shows. Allocated once the socket is connected (the last step that can
+    /// throw), freed only in `deinit`: never twice.
+    private let buffer: UnsafeMutableRawBufferPointer
     /// Ids 1 and 2 are the handshake's; requests wrap back to 3.
     private var nextRequestID: UInt32 = 3
     private(set) var isClosed = false
@@ -21,13 +23,13 @@ final class ControlConnection {
         do {
             socket = try SeqPacket.connect(path: address, timeoutNanoseconds: max(1, seconds * 1_000_000_000 + attoseconds / 1_000_000_000))
         } catch {
-            buffer.deallocate()
             switch error.code {
             case ENOENT, ECONNREFUSED: throw .noBus(address: address, cause: error)
             case EAGAIN: throw .timedOut
             default: throw .system(error)
             }
         }
+        buffer = .allocate(byteCount: Int(BUS1_MSG_MAX) + 1, alignment: 8)
     }
 
     deinit { buffer.deallocate() }

@@ -1,8 +1,5 @@
 import Bus1Core
-import Bus1Linux
 import CBus1Wire
-import Glibc
-import Synchronization
 
 extension Peer {
     /// Sends `count` messages to `handle` as one batch: each slice (of
@@ -10,7 +7,8 @@ extension Peer {
     /// the bytes to send. The batch takes one staging mark, `count` consecutive
     /// tickets with one `fetch_add`, one tail store and one wake check. It needs
     /// credit and pool space for all of them: without `wait` a shortage is
-    /// ``Bus1Error/wouldBlock(_:)`` and nothing is sent.
+    /// ``Bus1Error/wouldBlock(_:)`` and nothing is sent. `fill` runs in the middle
+    /// of the send (the channel is staged): it must not call this peer.
     public func sendBatch(
         to handle: Handle, count: Int, sliceSize: Int, wait: WaitMode? = nil,
         fill: (_ index: Int, _ slice: UnsafeMutableRawBufferPointer) -> Int

@@ -1,8 +1,4 @@
 import Bus1Core
-import Bus1Linux
-import CBus1Wire
-import Glibc
-import Synchronization
 
 extension Peer {
     /// Takes back every slice receivers have released. Returns how many.
@@ -39,8 +35,9 @@ extension Peer {
     /// Closes an outbound channel on this side at once: no more sends on it, and
     /// every slice still outstanding on it comes back to the pool (allocator and
     /// ledger), whatever its receiver wrote into the completion ring. Handles to
-    /// the receiver's nodes keep only why it closed, so the channel and the
-    /// receiver's wake page are unmapped now, and its pool tag is free again. The
+    /// the receiver's nodes keep only why it closed, so the ring and the
+    /// receiver's wake page are unmapped once the last reference in flight (a send
+    /// that holds the channel) drops, and its pool tag is free again. The
     /// coordinator's `channelClosed` for it later finds nothing left to do.
     func closeOutbound(_ channel: OutboundChannel, reason: CloseReason) {
         guard channel.closedReason == nil else { return }

@@ -24,15 +24,17 @@ extension Peer {
 
     /// Publishes one descriptor on the channel behind `handle`, with the fields
     /// in `forgery` replacing honest ones (the payload is a real 64-byte slice).
+    /// The send itself runs the honest protocol (`Publisher`: staged, a ticket
+    /// taken, unstaged, the receiver woken); a forged ticket replaces the one taken.
     /// Returns the ticket written.
     @discardableResult
     public func sendForged(to handle: Handle, _ forgery: Forgery) throws(Bus1Error) -> UInt64 {
-        guard let target = handles[handle.id], let channel = target.channel else { throw .unknownHandle(handle) }
+        let (target, channel) = try forgingTarget(handle)
         let loan = try self.loan(64)
         let (offset, count) = loan.detach()
         var descriptor = bus1_descriptor()
         // The honest protocol, with forged fields written in place of honest ones.
-        _ = publisher.send(on: CollectionOfOne(channel.lane)) { ticket in
+        let sent = publisher.send(on: CollectionOfOne(channel.lane)) { ticket in
             descriptor.ticket = forgery.ticket ?? ticket
             pool.markSent(offset, channelTag: channel.tag, ticket: descriptor.ticket, receiver: channel.receiver, length: count)
             descriptor.node = forgery.node ?? target.node
@@ -45,13 +47,14 @@ extension Peer {
                 channel.producer.submit(descriptor)
             }
         }
+        if let anomaly = sent.anomaly { noteClockAnomaly(anomaly) }
         return descriptor.ticket
     }
 
     /// Marks the channel behind `handle` as staging (a send in progress) and
     /// returns without taking a ticket or publishing: a sender frozen mid-send.
     public func stageWithoutSending(to handle: Handle) throws(Bus1Error) {
-        guard let target = handles[handle.id], let channel = target.channel else { throw .unknownHandle(handle) }
+        let (_, channel) = try forgingTarget(handle)
         publisher.stageOnly(channel.lane)
     }
 
@@ -59,7 +62,7 @@ extension Peer {
     /// as ``send(_:to:attaching:fileDescriptors:wait:timeoutNanoseconds:)`` does,
     /// then sends nothing: a sender that attached and moved on.
     public func attachWithoutSending(to handle: Handle, attaching passed: [Handle], fileDescriptors: [Int32]) throws(Bus1Error) {
-        guard let target = handles[handle.id], let channel = target.channel else { throw .unknownHandle(handle) }
+        let (_, channel) = try forgingTarget(handle)
         _ = try request(.attach(destination: handle.id, handles: passed.map(\.id), fdCount: UInt32(fileDescriptors.count),
                                 sequence: channel.producer.nextIndex),
                         fds: fileDescriptors)
@@ -68,7 +71,7 @@ extension Peer {
     /// Overwrites 8 bytes of the channel memory behind `handle` at `byteOffset`
     /// (header fields, ring slots): corruption for inspectors to find.
     public func overwriteChannel(to handle: Handle, atByteOffset byteOffset: Int, with value: UInt64) throws(Bus1Error) {
-        guard let target = handles[handle.id], let channel = target.channel else { throw .unknownHandle(handle) }
+        let (_, channel) = try forgingTarget(handle)
         precondition(byteOffset >= 0 && byteOffset + 8 <= channel.producer.memory.mapping.count, "offset outside the channel")
         channel.producer.memory.mapping.base.storeBytes(of: value, toByteOffset: byteOffset, as: UInt64.self)
     }
@@ -85,7 +88,7 @@ extension Peer {
     /// Writes `mark` into the staging word of the channel behind `handle` (0:
     /// "not sending"), without sending anything: a staller cycling its mark.
     public func writeStagingMark(to handle: Handle, _ mark: UInt64) throws(Bus1Error) {
-        guard let target = handles[handle.id], let channel = target.channel else { throw .unknownHandle(handle) }
+        let (_, channel) = try forgingTarget(handle)
         channel.producer.memory.mapping.base.storeBytes(of: mark, toByteOffset: MemoryLayout<bus1_channel_header>.offset(of: \.staging)!,
                                                         as: UInt64.self)
     }
@@ -131,5 +134,16 @@ extension Peer {
     /// tests of what the coordinator refuses. A refusal throws ``Bus1Error/refused(_:)``.
     public func controlRequest(_ message: ControlMessage) throws(Bus1Error) -> ControlMessage {
         try request(message).message  // its fds close with the datagram
+    }
+
+    /// Where a hostile send to `handle` goes: its open channel, whatever the node's
+    /// state (a forger sends to destroyed nodes too); a closed one says why.
+    private func forgingTarget(_ handle: Handle) throws(Bus1Error) -> (HandleTarget, OutboundChannel) {
+        guard let target = handles[handle.id] else { throw .unknownHandle(handle) }
+        switch target.route {
+        case .open(let channel): return (target, channel)
+        case .closed(let peer, let reason): throw .channelClosed(peer: peer, reason: reason)
+        case .own: throw .unknownHandle(handle)
+        }
     }
 }

@@ -2,7 +2,6 @@ import Bus1Core
 import Bus1Linux
 import CBus1Wire
 import Glibc
-import Synchronization
 
 extension Peer {
     // MARK: Receiving

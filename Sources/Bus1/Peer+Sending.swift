@@ -1,8 +1,5 @@
 import Bus1Core
-import Bus1Linux
 import CBus1Wire
-import Glibc
-import Synchronization
 
 extension Peer {
     // MARK: Sending
@@ -67,15 +64,18 @@ extension Peer {
     /// The open channel a send to `target` takes; throws for an own, destroyed or closed one.
     @inline(__always)
     func channel(of target: HandleTarget, _ handle: Handle) throws(Bus1Error) -> OutboundChannel {
-        if case .own = target.route { throw .ownNode(handle) }
-        if target.isDestroyed { throw .nodeDestroyed(handle) }
+        // In this order: an own node is never a destination, a destroyed one wins over a closed channel.
+        let channel: OutboundChannel
         switch target.route {
-        case .open(let channel):
-            if let reason = channel.closedReason { throw .channelClosed(peer: channel.receiver, reason: reason) }
-            return channel
-        case .closed(let peer, let reason): throw .channelClosed(peer: peer, reason: reason)
         case .own: throw .ownNode(handle)
+        case .open(let open): channel = open
+        case .closed(let peer, let reason):
+            if target.isDestroyed { throw .nodeDestroyed(handle) }
+            throw .channelClosed(peer: peer, reason: reason)
         }
+        if target.isDestroyed { throw .nodeDestroyed(handle) }
+        if let reason = channel.closedReason { throw .channelClosed(peer: channel.receiver, reason: reason) }
+        return channel
     }
 
     /// Throws unless the owner of `handle`'s node can read the slice at `offset`:
@@ -176,6 +176,7 @@ extension Peer {
         }
         let (offset, count) = loan.detach()
         lanes.removeAll(keepingCapacity: true)
+        defer { lanes.removeAll(keepingCapacity: true) }  // no pointers into rings kept past the send
         for channel in channels { lanes.append(channel.lane) }
         let sent = publisher.send(on: lanes) { ticket in
             pool.markSent(offset, channelTags: targets.map { $0.channel.tag }, ticket: ticket, length: count)

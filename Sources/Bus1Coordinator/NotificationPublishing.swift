@@ -17,7 +17,8 @@ extension Coordinator {
         for note in batch {
             if let i = rings.firstIndex(where: { $0.ring === note.target.notifications }) {
                 rings[i].notes.append(note)
-            } else if peers[note.target.id] != nil, let ring = note.target.notifications, let wake = note.target.wakePage {
+            } else if !overflowing.contains(note.target.id), peers[note.target.id] != nil,
+                      let ring = note.target.notifications, let wake = note.target.wakePage {
                 do { try ring.producer.reclaimConsumed() } catch {
                     overflowing.append(note.target.id)  // sub_head moved backwards or past the tail
                     continue
@@ -43,7 +44,7 @@ extension Coordinator {
             throttledLog.log(.warning, "the bus clock was rewound or jumped; order degrades, delivery does not", key: "clock",
                              metadata: ["clock": "\(anomaly.taken)", "issued": "\(anomaly.issued)"])
         }
-        for id in Set(overflowing) {
+        for id in overflowing {
             logger.warning("peer does not consume its notifications; disconnecting it", metadata: ["peer": "\(id)"])
             removePeer(id, reason: "coordinator ring overflow")
         }

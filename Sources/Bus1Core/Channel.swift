@@ -125,19 +125,6 @@ public struct SubmissionProducer: ~Copyable, @unchecked Sendable {
         self.memory = memory
     }
 
-    /// Marks a send in progress: `lowerBound` is at most the ticket about to be
-    /// taken. The caller issues a seq_cst fence before taking the ticket.
-    @inline(__always)
-    public func stage(_ lowerBound: UInt64) {
-        memory.staging.storeRelaxed(lowerBound)  // ordered before the ticket by the caller's fence
-    }
-
-    /// Ends a send: the descriptor is published (call after ``submit(_:)``).
-    @inline(__always)
-    public func unstage() {
-        memory.staging.storeReleasing(0)  // a reader seeing 0 also sees the publish before it
-    }
-
     /// Publishes one descriptor. Precondition: ``hasCredit``.
     @inline(__always)
     public mutating func submit(_ descriptor: bus1_descriptor) {
@@ -242,7 +229,7 @@ public struct SubmissionConsumer: ~Copyable, @unchecked Sendable {
     /// deciding whether this channel could still produce a lower ticket.
     @inline(__always)
     public func stagingMark() -> UInt64 {
-        memory.staging.loadAcquiring()  // pairs with the sender's release in unstage()
+        memory.staging.loadAcquiring()  // pairs with the sender's release in PublishLane.unstage()
     }
 
     /// Takes the descriptor ``peek()`` returned.

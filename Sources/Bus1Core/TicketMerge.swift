@@ -25,7 +25,7 @@ public protocol MergeLink: AnyObject {
 /// stall rule excuses it (`OrderingStall`).
 public enum TicketMerge {
     /// What the merge says.
-    public enum Step: Equatable {
+    public enum Step {
         /// Deliver this head of link `link`.
         case deliver(link: Int, bus1_descriptor)
         /// Nothing to deliver now: every ring is empty, or a staged sender may
@@ -111,11 +111,5 @@ public enum TicketMerge {
         case .excused: return .clear
         case .excuseNow: return .stalled
         }
-    }
-}
-
-extension bus1_descriptor: @retroactive Equatable {
-    public static func == (a: bus1_descriptor, b: bus1_descriptor) -> Bool {
-        a.ticket == b.ticket && a.node == b.node && a.offset == b.offset && a.length == b.length && a.flags == b.flags
     }
 }

@@ -85,20 +85,13 @@ extension ControlMessage {
             try checkAttachmentCounts(handles: b.handle_count, fds: b.fd_count)
             return .attach(destination: b.destination, handles: Self.ids(b.handles, count: b.handle_count), fdCount: b.fd_count, sequence: b.sequence)
         case BUS1_MSG_RESET.rawValue: try body.empty(); return .reset
-        case BUS1_MSG_SEGMENT_OPEN.rawValue, BUS1_MSG_SEGMENT_GRANTED.rawValue:
-            let b = try body.load(bus1_msg_segment.self)
-            guard b.uid_count >= 1, b.uid_count <= BUS1_SEGMENT_AUDIENCE_MAX else { throw .badField("uid_count") }
-            let audience = withUnsafeBytes(of: b.uids) { Array($0.bindMemory(to: UInt32.self).prefix(Int(b.uid_count))) }
-            guard zip(audience, audience.dropFirst()).allSatisfy({ $0 < $1 }) else { throw .badField("uids") }
-            let segment = Segment(owner: b.owner, size: b.size, index: b.index, audience: audience)
-            return type == BUS1_MSG_SEGMENT_OPEN.rawValue ? .segmentOpen(segment) : .segmentGranted(segment)
+        case BUS1_MSG_SEGMENT_OPEN.rawValue: return .segmentOpen(try segment(body))
         case BUS1_MSG_SEGMENT_GET.rawValue:
             let b = try body.load(bus1_msg_segment_ref.self); return .segmentGet(channel: b.channel_id, index: b.index)
         case BUS1_MSG_SEGMENT_SEAL.rawValue:
             let b = try body.load(bus1_msg_segment_ref.self)
             guard b.channel_id == 0 else { throw .badField("channel_id") }
             return .segmentSeal(index: b.index)
-        case BUS1_MSG_NODE_CREATED.rawValue: return .nodeCreated(handle: try body.load(bus1_msg_handle.self).handle)
         default:
             return nil
         }
@@ -108,6 +101,8 @@ extension ControlMessage {
     private static func decodeReply(_ body: Body) throws(ProtocolError) -> ControlMessage? {
         let type = UInt32(body.type)
         switch type {
+        case BUS1_MSG_NODE_CREATED.rawValue: return .nodeCreated(handle: try body.load(bus1_msg_handle.self).handle)
+        case BUS1_MSG_SEGMENT_GRANTED.rawValue: return .segmentGranted(try segment(body))
         case BUS1_MSG_ATTACHMENT.rawValue:
             let b = try body.load(bus1_msg_attachment.self)
             try checkAttachmentCounts(handles: b.handle_count, fds: b.fd_count)
@@ -154,5 +149,14 @@ extension ControlMessage {
     private static func checkAttachmentCounts(handles: UInt32, fds: UInt32) throws(ProtocolError) {
         guard handles <= BUS1_ATTACH_MAX_HANDLES else { throw .badField("handle_count") }
         guard fds <= BUS1_MSG_MAX_FDS else { throw .badField("fd_count") }
+    }
+
+    /// A SEGMENT_OPEN or SEGMENT_GRANTED body: an audience of 1...16 uids, strictly ascending.
+    private static func segment(_ body: Body) throws(ProtocolError) -> Segment {
+        let b = try body.load(bus1_msg_segment.self)
+        guard b.uid_count >= 1, b.uid_count <= BUS1_SEGMENT_AUDIENCE_MAX else { throw .badField("uid_count") }
+        let audience = withUnsafeBytes(of: b.uids) { Array($0.bindMemory(to: UInt32.self).prefix(Int(b.uid_count))) }
+        guard zip(audience, audience.dropFirst()).allSatisfy({ $0 < $1 }) else { throw .badField("uids") }
+        return Segment(owner: b.owner, size: b.size, index: b.index, audience: audience)
     }
 }

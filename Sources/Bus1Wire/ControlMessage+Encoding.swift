@@ -6,7 +6,9 @@ extension ControlMessage {
     /// The datagram bytes.
     public func encode(requestID: UInt32) -> [UInt8] {
         let framer = Framer(type: type, requestID: requestID)
-        return encodeRequest(framer) ?? encodeReply(framer)!
+        // Every case is a request or a reply; ControlMessageTests encodes each one.
+        guard let bytes = encodeRequest(framer) ?? encodeReply(framer) else { preconditionFailure("no encoding for \(self)") }
+        return bytes
     }
 
     /// Frames a body under this message's header.
@@ -22,13 +24,13 @@ extension ControlMessage {
         case .hello(let size, let capacity):
             var b = bus1_msg_hello(); b.pool_size = size; b.ring_capacity = capacity
             return frame(b)
-        case .poolMapped, .nodeCreate, .ok, .introspect, .reset:
+        case .poolMapped, .nodeCreate, .introspect, .reset:
             return frame(())
         case .namePublish(let handle, let name):
             return frame(Self.nameBody(handle: handle, name: name))
         case .nameLookup(let name):
             return frame(Self.nameBody(handle: 0, name: name))
-        case .handleRelease(let handle), .nodeCreated(let handle):
+        case .handleRelease(let handle):
             return frame(bus1_msg_handle(handle: handle))
         case .violation(let channel, let reason):
             var b = bus1_msg_violation(); b.channel_id = channel; b.kind = reason
@@ -45,20 +47,13 @@ extension ControlMessage {
             var b = bus1_msg_attach(); b.destination = destination; b.handle_count = UInt32(handles.count); b.fd_count = fdCount; b.sequence = sequence
             Self.store(handles, into: &b.handles, maximum: BUS1_ATTACH_MAX_HANDLES)
             return frame(b)
-        case .segmentOpen(let segment), .segmentGranted(let segment):
-            var b = bus1_msg_segment(); b.owner = segment.owner; b.size = segment.size; b.index = segment.index
-            let uids = segment.audience.prefix(Int(BUS1_SEGMENT_AUDIENCE_MAX))
-            b.uid_count = UInt32(uids.count)
-            _ = withUnsafeMutableBytes(of: &b.uids) { $0.bindMemory(to: UInt32.self).update(fromContentsOf: uids) }
-            return frame(b)
+        case .segmentOpen(let segment):
+            return frame(Self.segmentBody(segment))
         case .segmentGet(let channel, let index):
             var b = bus1_msg_segment_ref(); b.channel_id = channel; b.index = index
             return frame(b)
         case .segmentSeal(let index):
             var b = bus1_msg_segment_ref(); b.index = index
-            return frame(b)
-        case .channelClosed(let channel, let other, let reason):
-            var b = bus1_msg_channel_closed(); b.channel_id = channel; b.other_peer = other; b.reason = reason
             return frame(b)
         default:
             return nil
@@ -68,6 +63,15 @@ extension ControlMessage {
     /// A reply's or event's bytes (coordinator to peer), or nil for a request.
     private func encodeReply(_ frame: Framer) -> [UInt8]? {
         switch self {
+        case .ok:
+            return frame(())
+        case .nodeCreated(let handle):
+            return frame(bus1_msg_handle(handle: handle))
+        case .segmentGranted(let segment):
+            return frame(Self.segmentBody(segment))
+        case .channelClosed(let channel, let other, let reason):
+            var b = bus1_msg_channel_closed(); b.channel_id = channel; b.other_peer = other; b.reason = reason
+            return frame(b)
         case .error(let code, let detail):
             return frame(bus1_msg_error(code: code, detail: detail))
         case .objects(let first, let count):
@@ -130,5 +134,14 @@ extension ControlMessage {
     /// Writes up to `maximum` ids into a fixed-size id array of the wire.
     private static func store<Fixed>(_ ids: [UInt64], into array: inout Fixed, maximum: UInt32) {
         _ = withUnsafeMutableBytes(of: &array) { $0.bindMemory(to: UInt64.self).update(fromContentsOf: ids.prefix(Int(maximum))) }
+    }
+
+    /// A SEGMENT_OPEN or SEGMENT_GRANTED body.
+    private static func segmentBody(_ segment: Segment) -> bus1_msg_segment {
+        var b = bus1_msg_segment(); b.owner = segment.owner; b.size = segment.size; b.index = segment.index
+        let uids = segment.audience.prefix(Int(BUS1_SEGMENT_AUDIENCE_MAX))
+        b.uid_count = UInt32(uids.count)
+        _ = withUnsafeMutableBytes(of: &b.uids) { $0.bindMemory(to: UInt32.self).update(fromContentsOf: uids) }
+        return b
     }
 }

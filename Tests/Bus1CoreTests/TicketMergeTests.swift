@@ -224,3 +224,22 @@ final class SimulatedLink: MergeLink {
         head += 1
     }
 }
+
+// Test-only: compare the merge's steps (the library does not make C structs Equatable).
+extension bus1_descriptor: @retroactive Equatable {
+    public static func == (a: bus1_descriptor, b: bus1_descriptor) -> Bool {
+        a.ticket == b.ticket && a.node == b.node && a.offset == b.offset && a.length == b.length && a.flags == b.flags
+    }
+}
+
+extension TicketMerge.Step: Equatable {
+    public static func == (a: Self, b: Self) -> Bool {
+        switch (a, b) {
+        case (.wait, .wait): true
+        case let (.deliver(l1, d1), .deliver(l2, d2)): l1 == l2 && d1 == d2
+        case let (.stalled(l1), .stalled(l2)): l1 == l2
+        case let (.violation(l1, v1), .violation(l2, v2)): l1 == l2 && v1 == v2
+        default: false
+        }
+    }
+}
