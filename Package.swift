@@ -96,7 +96,7 @@ let package = Package(
         // must not. Swift Testing's clock runs from when a test is scheduled, also while it waits
         // behind the blocking multi-process tests for a thread of the pool (two on a 2-core
         // machine, where a whole run takes about 3 minutes), so a shorter limit fails at random.
-        .testTarget(name: "Bus1CoreTests", dependencies: ["Bus1Core", "Bus1Linux", "CBus1Wire", "Bus1TestSupport"], swiftSettings: strict),
+        .testTarget(name: "Bus1CoreTests", dependencies: ["Bus1Core", "Bus1Linux", "CBus1Linux", "CBus1Wire", "Bus1TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "Bus1IntegrationTests",
             dependencies: ["Bus1", "Bus1Coordinator", "Bus1Core", "Bus1Linux", "CBus1Wire", "Bus1TestSupport", "Bus1IntegrationSupport"],

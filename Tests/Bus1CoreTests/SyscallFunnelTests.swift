@@ -8,7 +8,7 @@ import Testing
 /// The syscall funnel (Bus1Linux/LinuxError.swift) is the one place `EINTR` is
 /// retried: first its rules on scripted results, then real signals delivered to
 /// threads blocked in a SEQPACKET receive, a futex wait and an io_uring park.
-@Suite("Syscall funnel", .serialized, .timeLimit(.minutes(1)))
+@Suite("Syscall funnel", .serialized, .timeLimit(.minutes(10)))
 struct SyscallFunnelTests {
     @Test("The shim funnel retries EINTR, returns tolerated codes and throws the rest with the call's name")
     func shimFunnelRules() throws {
