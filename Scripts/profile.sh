@@ -4,7 +4,7 @@
 # Counts the instructions per message of two paths with valgrind's callgrind:
 #   round-trip  64 B unicast, a → b then b → a: loan, send, receive, release
 #   batch       sendBatch of 64 × 64 B a → b, each received and released
-# Two peers on one thread (tools' bus1-profile): every message is already there
+# Two peers on one thread (Tools/bus1-profile): every message is already there
 # when it is received, so nothing waits or spins. Callgrind collects only inside
 # the measured function (--toggle-collect), and each path runs twice, with N and
 # 2N messages: the difference ÷ N is the cost per message, so connecting, the
