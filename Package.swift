@@ -21,6 +21,7 @@ let package = Package(
         .executable(name: "bus1-order-check", targets: ["bus1-order-check"]),
         .executable(name: "bus1-bench", targets: ["bus1-bench"]),
         .executable(name: "shm-inspect", targets: ["shm-inspect"]),
+        .executable(name: "bus1-profile", targets: ["bus1-profile"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -71,6 +72,13 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Histogram", package: "hdrhistogram-swift")],
             path: "Tools/bus1-bench", swiftSettings: strict),
+        // The workloads and the report behind Scripts/profile.sh (instructions per message
+        // under callgrind).
+        .executableTarget(
+            name: "bus1-profile", dependencies: ["Bus1", "Bus1Coordinator", "Bus1Linux",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log")],
+            path: "Tools/bus1-profile", swiftSettings: strict),
         // Reads a live bus through the wire header, the control codec and the platform
         // layer only, never the runtime, so it can still decode a corrupt or mismatched segment.
         .executableTarget(
