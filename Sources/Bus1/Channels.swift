@@ -72,6 +72,9 @@ final class InboundChannel {
     private let windows: UnsafeMutablePointer<SegmentWindow>
     let senderWake: WakePage?
     @exclusivity(unchecked) var allowedNodes: Set<UInt64>
+    /// The node the last descriptor that passed named: a stream to one node hashes
+    /// once (nodes are never taken out of `allowedNodes`).
+    @exclusivity(unchecked) private var lastAllowedNode: UInt64?
     /// Attachments the coordinator delivered for this channel, oldest first; each
     /// `BUS1_DESC_ATTACHMENT` descriptor takes the first.
     @exclusivity(unchecked) var attachments: [Attachment] = []
@@ -120,7 +123,10 @@ final class InboundChannel {
     /// the payload area.
     @inline(__always)
     func inspect(_ descriptor: bus1_descriptor) -> Inspection {
-        guard allowedNodes.contains(descriptor.node) else { return .nodeNotAllowed }
+        if descriptor.node != lastAllowedNode {
+            guard allowedNodes.contains(descriptor.node) else { return .nodeNotAllowed }
+            lastAllowedNode = descriptor.node
+        }
         let index = descriptor.offset >> UInt64(BUS1_SEGMENT_SHIFT)
         guard index < UInt64(BUS1_SEGMENTS_MAX) else { return .violation(.badSlice) }
         let window = windows[Int(index)]

@@ -57,7 +57,9 @@ extension Peer {
     /// Where a send to `handle` goes; throws for an unknown, own, destroyed or closed one.
     @inline(__always)
     func sendTarget(_ handle: Handle) throws(Bus1Error) -> (HandleTarget, OutboundChannel) {
+        if let last = lastSendTarget, last.id == handle.id { return (last.target, try channel(of: last.target, handle)) }
         guard let target = handles[handle.id] else { throw .unknownHandle(handle) }
+        lastSendTarget = (handle.id, target)
         return (target, try channel(of: target, handle))
     }
 

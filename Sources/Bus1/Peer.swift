@@ -42,7 +42,12 @@ public final class Peer {
     /// whenever `control_seq` moves (the coordinator bumps it after staging the
     /// ring), cleared when the ring is seen empty and unstaged.
     @exclusivity(unchecked) var ringMayHoldNotifications = true
-    @exclusivity(unchecked) var handles: [UInt64: HandleTarget] = [:]
+    @exclusivity(unchecked) var handles: [UInt64: HandleTarget] = [:] {
+        didSet { lastSendTarget = nil }  // any change (a close, a destroy, a release) drops it
+    }
+    /// The handle the last send looked up and where it led: a stream of sends to
+    /// one handle hashes once. Cleared whenever `handles` changes.
+    @exclusivity(unchecked) var lastSendTarget: (id: UInt64, target: HandleTarget)?
     @exclusivity(unchecked) var events: [PeerEvent] = []
     /// This peer's nodes it destroyed, with the destruction's ticket: messages to
     /// them with a later ticket are dropped (checked only while it is not empty).
