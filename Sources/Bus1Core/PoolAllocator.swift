@@ -46,7 +46,7 @@ public struct PoolAllocator: ~Copyable {
     /// Quick lists of cached small blocks, by order (0...quickOrders-1).
     private var quick: [[Int32]]
     static let quickOrders = 5  // 256 B ... 4 KiB
-    static let quickListDepth = 64
+    static let quickListDepth = 256
     /// Multicast blocks (by unit): the channel tag of every descriptor not yet
     /// completed. Unicast blocks use `tag` alone and never allocate here.
     private var multicastTags: [Int: [UInt32]] = [:]
