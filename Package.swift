@@ -71,6 +71,9 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Histogram", package: "hdrhistogram-swift")],
             path: "Tools/bus1-bench", swiftSettings: strict),
+        // The plain C twin of bus1-bench's ring baseline, to check the Swift ring against
+        // (`bus1-bench baseline --compare-c`). Links nothing of the package.
+        .executableTarget(name: "bus1-c-ring", path: "Tools/bus1-c-ring"),
         // Reads a live bus through the wire header, the control codec and the platform
         // layer only, never the runtime, so it can still decode a corrupt or mismatched segment.
         .executableTarget(
