@@ -6,9 +6,12 @@ import Histogram
 
 /// The raw mechanisms Bus1 is compared with, written here and run in the same
 /// invocation: a bare shared-memory spin, bare futex wait/wake, a Unix stream
-/// socket and a pipe. Each touches the payload the way the Bus1 runs do: the
-/// sender writes the first and last byte, the receiver reads them. Sockets and
-/// pipes also copy every byte (that is what they cost).
+/// socket and a pipe (round trips); the SPSC ring of `RingBaseline`, spinning or
+/// futex-parked, a socket and a pipe (one way); the futex multicast of
+/// `MulticastBaseline` (fan-out). Each touches the payload the way the Bus1 runs
+/// do: the sender writes the first and last byte, the receiver reads them (and a
+/// round trip's sender reads the reply's last byte). Sockets and pipes also copy
+/// every byte (that is what they cost). `rowDescription` says what each row does.
 enum Baseline: String, CaseIterable {
     case shmSpin = "shm-spin"
     case futex
@@ -40,7 +43,10 @@ enum Baseline: String, CaseIterable {
                 while pong.loadAcquiring() != i {
                     if self == .futex { _ = try Futex.wait(pong.address, expected: i - 1, timeoutNanoseconds: nil) }
                 }
-                guard back.load(as: UInt8.self) == UInt8(truncatingIfNeeded: i) else { throw BenchError("baseline payload") }
+                // The reply's last byte, as the Bus1 run reads it.
+                guard back.load(fromByteOffset: max(size, 1) - 1, as: UInt8.self) == UInt8(truncatingIfNeeded: i) else {
+                    throw BenchError("baseline payload")
+                }
                 if Int(i) > warmup { _ = histogram.record(monotonicNanoseconds() - t0) }
             }
             try Child.reap(pid, rawValue)

@@ -3,9 +3,9 @@
 func rowDescription(benchmark: String, mechanism: String) -> String? {
     switch (benchmark, mechanism) {
     case ("latency", "bus1"):
-        "Bus1 peers: loan, write the first and last byte in place, send; the echo reads them and answers the same way"
+        "Bus1 peers: loan, write the first and last byte in place, send; the echo reads them and answers the same way; the sender reads the reply's last byte"
     case ("latency", "shm-spin"):
-        "shared page, both sides spinning: write the payload's first and last byte, release-store a sequence word; the echo acquire-spins on it, copies those bytes into its reply and stores its own word"
+        "shared page, both sides spinning: write the payload's first and last byte, release-store a sequence word; the echo acquire-spins on it, copies those bytes into its reply and stores its own word; the sender reads the reply's last byte"
     case ("latency", "futex"):
         "the shm-spin ping-pong, but each side sleeps in FUTEX_WAIT on the other's word and is woken by a FUTEX_WAKE after every store (a syscall per message per side)"
     case ("latency", "unix-socket"):
