@@ -28,10 +28,14 @@ enum MulticastBaseline {
 
     static func latency(size: Int, receivers: Int, iterations: Int, warmup: Int, cpus: [Int]) throws -> (Histogram<UInt64>, Double) {
         let bytes = bytes(size: size), slot = max(size, 1)
+        let total = warmup + iterations
+        // The acknowledgement counter reaches receivers × (total + 1) in a 32-bit futex word.
+        guard UInt64(receivers) * UInt64(total + 1) <= UInt64(UInt32.max) else {
+            throw BenchError("multicast baseline: \(receivers) receivers × \(total) iterations overflow its 32-bit counter")
+        }
         let fd = try MemFD.create(name: "bench-multicast", size: bytes)
         let mapping = try Mapping(fd, count: bytes, writable: true)
         memset(mapping.base, 0, bytes)
-        let total = warmup + iterations
         var children: [pid_t] = []
         defer { for child in children { kill(child, SIGKILL); var status: Int32 = 0; waitpid(child, &status, 0) } }
         for k in 0..<receivers {
