@@ -15,7 +15,7 @@ func rowDescription(benchmark: String, mechanism: String) -> String? {
     case ("throughput", "bus1"):
         "Bus1: loan + send per message, or sendBatch of `batch`; the producer writes each payload's first and last byte, the sink reads them; timed to the sink's acknowledgement"
     case ("throughput", "shm-spin"):
-        "SPSC ring (256 slots; fewer above 256 KiB, ≤ 64 MiB): indices on their own lines, each side caches the other's and re-reads it only when full/empty, publishes once per `batch` (blank: per message) and spins when it must wait; writes/reads each slot's first and last byte"
+        "SPSC ring (256 slots; fewer above 256 KiB, ≤ 64 MiB): indices on their own lines, each side caches the other's and re-reads it only when full/empty, publishes once per `batch` (≤ half the ring; blank: per message) and spins when it must wait; writes/reads each slot's first and last byte"
     case ("throughput", "futex"):
         "the shm-spin ring, but a side that must wait parks at once on a futex doorbell (Bus1's wake-page protocol), and each publication adds a seq_cst fence and a FUTEX_WAKE only when the other side sleeps"
     case ("throughput", "unix-socket"):

@@ -19,7 +19,9 @@ import Synchronization
 /// - Each side keeps its own index and a cached copy of the other's, re-read
 ///   (acquire) only when the copy says the ring is full (producer) or empty
 ///   (consumer). Each side publishes its index (release store) once per `batch`
-///   messages, and before it waits. Unbatched rows have batch 1 (a store per message).
+///   messages (at most half the ring, so the other side always has work while this
+///   one fills the rest), and before it waits. Unbatched rows have batch 1 (a store
+///   per message).
 /// - Per message the producer writes the first and last byte of its slot (the
 ///   sequence number's low byte) and the consumer reads them into a checksum, which
 ///   the parent checks afterwards: one cache line per message at 64 B, two above.
@@ -79,7 +81,7 @@ struct SPSCRing {
         slots = base + RingLayout.slots
         mask = UInt64(RingLayout.slotCount(for: size) - 1)
         self.size = size
-        self.batch = UInt64(max(batch, 1))
+        self.batch = UInt64(max(min(batch, RingLayout.slotCount(for: size) / 2), 1))
         self.park = park
     }
 

@@ -19,12 +19,14 @@
 // - Producer (parent, first CPU): keeps its own tail and a cached copy of head;
 //   re-reads head (acquire) only when the cached copy says the ring is full. Per
 //   message it writes the first and last byte of the slot (the sequence number's
-//   low byte). It publishes tail (release store) once per `batch` messages, and
-//   before it waits for space.
+//   low byte). It publishes tail (release store) once per `batch` messages (at
+//   most half the ring, so the other side always has work while this one
+//   fills the rest), and before it waits for space.
 // - Consumer (child, second CPU): keeps its own head and a cached copy of tail;
 //   re-reads tail (acquire) only when the cached copy says the ring is empty. Per
 //   message it reads the first and last byte of the slot into a checksum. It
-//   publishes head (release store) once per `batch` messages, and before it waits.
+//   publishes head (release store) once per `batch` messages (at most half the
+//   ring), and before it waits.
 // - Busy mode: a side that must wait spins on the other's index. Park mode (--park):
 //   it parks at once on its own doorbell with Bus1's wake-page protocol (read
 //   doorbell; set sleeping; seq_cst fence; re-check; FUTEX_WAIT(doorbell, value
@@ -175,7 +177,8 @@ int main(int argc, char **argv) {
     struct ring r = {
         .base = base, .tail = (_Atomic uint64_t *)(base + TAIL), .head = (_Atomic uint64_t *)(base + HEAD),
         .consumer = (struct wake *)(base + CONSUMER_WAKE), .producer = (struct wake *)(base + PRODUCER_WAKE),
-        .slots = base + SLOTS, .mask = slots - 1, .size = size, .batch = batch, .park = park,
+        .slots = base + SLOTS, .mask = slots - 1, .size = size, .park = park,
+        .batch = batch < slots / 2 ? batch : (slots / 2 > 0 ? slots / 2 : 1),
     };
     _Atomic uint32_t *ready = (_Atomic uint32_t *)(base + READY);
     _Atomic uint64_t *sum = (_Atomic uint64_t *)(base + SUM);
