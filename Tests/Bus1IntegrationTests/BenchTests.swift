@@ -128,6 +128,7 @@ enum BenchChecks {
             let object = try JSONSerialization.jsonObject(with: Data((ring.lines.first ?? "").utf8)) as? [String: Any]
             #expect(object?["mechanism"] as? String == "c-ring" && object?["mode"] as? String == (park ? "park" : "spin"), "\(ring.lines)")
             #expect(object?["messages"] as? Int == 5000 && object?["batch"] as? Int == 7 && object?["size"] as? Int == 100)
+            #expect(object?["publishEvery"] as? Int == 7 && object?["slots"] as? Int == 256)
             #expect(((object?["messagesPerSecond"] as? NSNumber)?.doubleValue ?? 0) > 0, "\(ring.lines)")
         }
     }

@@ -37,7 +37,8 @@
 //   producer sees head == messages. The consumer's checksum is checked afterwards.
 //
 // Output: one JSON line {"mechanism":"c-ring","mode":...,"size":...,"batch":...,
-// "slots":...,"messages":...,"seconds":...,"messagesPerSecond":...}.
+// "publishEvery":... (the batch, at most half the ring),"slots":...,"messages":...,
+// "seconds":...,"messagesPerSecond":...}.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <limits.h>
@@ -204,9 +205,9 @@ int main(int argc, char **argv) {
     uint64_t expected = 0;
     for (uint64_t i = 0; i < messages; i++) expected += 2 * (uint64_t)(unsigned char)i;
     if (atomic_load(sum) != expected) { fprintf(stderr, "bus1-c-ring: checksum mismatch\n"); return 1; }
-    printf("{\"mechanism\":\"c-ring\",\"mode\":\"%s\",\"size\":%zu,\"batch\":%llu,\"slots\":%llu,\"messages\":%llu,"
-           "\"seconds\":%.9f,\"messagesPerSecond\":%.0f}\n",
-           park ? "park" : "spin", size, (unsigned long long)batch, (unsigned long long)slots,
+    printf("{\"mechanism\":\"c-ring\",\"mode\":\"%s\",\"size\":%zu,\"batch\":%llu,\"publishEvery\":%llu,\"slots\":%llu,"
+           "\"messages\":%llu,\"seconds\":%.9f,\"messagesPerSecond\":%.0f}\n",
+           park ? "park" : "spin", size, (unsigned long long)batch, (unsigned long long)r.batch, (unsigned long long)slots,
            (unsigned long long)messages, seconds, (double)messages / seconds);
     return 0;
 usage:
