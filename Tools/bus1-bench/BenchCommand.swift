@@ -102,9 +102,10 @@ struct CommonOptions: ParsableArguments {
         }
     }
 
-    /// Runs `body` with a bus address (an embedded coordinator unless --address),
-    /// pinned if asked; prints the rows; writes the plot.
-    func measure(title: String, _ body: (String, [Int]) throws -> [Row]) throws {
+    /// Runs `body` with a bus address (an embedded coordinator unless --address, or
+    /// none and "" when `needsBus` is false: the baselines alone run with no
+    /// coordinator thread beside them), pinned if asked; prints the rows; writes the plot.
+    func measure(title: String, needsBus: Bool = true, _ body: (String, [Int]) throws -> [Row]) throws {
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = .error
@@ -114,9 +115,9 @@ struct CommonOptions: ParsableArguments {
         let cpuList = parsedCPUs
         try pin(cpuList.first)
         var embedded: EmbeddedCoordinator?
-        if address == nil { embedded = try EmbeddedCoordinator.onPrivateSocket(named: "bench") }
+        if address == nil && needsBus { embedded = try EmbeddedCoordinator.onPrivateSocket(named: "bench") }
         defer { embedded?.stop() }
-        var rows = try body(address ?? embedded!.address, cpuList)
+        var rows = try body(address ?? embedded?.address ?? "", cpuList)
         progressDone()
         attachRatios(&rows)
         describe(&rows)
@@ -344,7 +345,7 @@ extension Bench {
 
         func run() throws {
             let counts = CommonOptions.parseList(receivers) ?? []
-            try common.measure(title: "Baselines: round trip") { _, cpus in
+            try common.measure(title: "Baselines: round trip", needsBus: false) { _, cpus in
                 if compareC {
                     return try CompareC.rows(sizes: common.sizeList, messages: { scaled(common.iterations, size: $0) },
                                              batches: { batchSizes(batch, size: $0, say: false) }, rounds: rounds, park: park, cpus: cpus)

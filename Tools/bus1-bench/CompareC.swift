@@ -4,8 +4,11 @@ import Glibc
 
 /// `bus1-bench baseline --compare-c`: the Swift ring (`RingBaseline`) against its
 /// plain C twin (`bus1-c-ring`, built beside bus1-bench), alternated run by run so
-/// both see the same machine. Each Swift row's `ratio` is the C median ÷ the Swift
-/// median (above 1: Swift is slower); `runs` holds every run's messages/s.
+/// both see the same machine. Each Swift row's `ratio` is the median over rounds of
+/// C ÷ Swift within the round (above 1: Swift is slower): this VM's placement of
+/// the two vCPUs changes every few runs and moves both rates several-fold, and a
+/// ratio within a round cancels that where a ratio of medians does not. `runs`
+/// holds every run's messages/s; `messagesPerSecond` is their median.
 enum CompareC {
     /// bus1-c-ring in the directory of this executable.
     static var executable: String {
@@ -73,7 +76,7 @@ enum CompareC {
                     var swiftRow = Row.throughput(name, "-", size: size, batch: batch, messages: n, seconds: Double(n) / median(swift))
                     swiftRow.runs = swift
                     swiftRow.baseline = cRow.mechanism
-                    swiftRow.ratio = ratio(swiftRow, to: cRow)
+                    swiftRow.ratio = median(zip(c, swift).map { $0 / $1 })
                     rows += [swiftRow, cRow]
                 }
             }
@@ -81,15 +84,21 @@ enum CompareC {
         return rows
     }
 
-    /// The spread line under the table: each pair's min–median–max.
+    /// The spread under the table: each side's min / median / max, and the median
+    /// (min–max) of C ÷ Swift within a round.
     static func summary(_ rows: [Row]) -> String {
-        var lines = ["Alternated runs (M msg/s, min / median / max):"]
-        for row in rows {
+        var lines = ["Alternated runs (M msg/s, min / median / max; C ÷ Swift per round, median and range):"]
+        for (i, row) in rows.enumerated() {
             guard let runs = row.runs, !runs.isEmpty else { continue }
             let sorted = runs.sorted()
+            var ratios = ""
+            if let ratio = row.ratio, i + 1 < rows.count, let c = rows[i + 1].runs {
+                let each = zip(c, runs).map { $0 / $1 }
+                ratios = String(format: "; C ÷ Swift %.2f (%.2f–%.2f)", ratio, each.min() ?? 0, each.max() ?? 0)
+            }
             lines.append(String(format: "  %@ %@ batch %@: %.2f / %.2f / %.2f (%d runs)%@", row.mechanism, sizeText(row.size),
                                 row.batch.map(String.init) ?? "1", sorted.first! / 1e6, median(runs) / 1e6, sorted.last! / 1e6, runs.count,
-                                row.ratio.map { String(format: "; C ÷ Swift %.2f", $0) } ?? ""))
+                                ratios))
         }
         return lines.joined(separator: "\n")
     }
