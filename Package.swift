@@ -79,6 +79,9 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log")],
             path: "Tools/bus1-profile", swiftSettings: strict),
+        // The plain C twin of bus1-bench's ring baseline, to check the Swift ring against
+        // (`bus1-bench baseline --compare-c`). Links nothing of the package.
+        .executableTarget(name: "bus1-c-ring", path: "Tools/bus1-c-ring"),
         // Reads a live bus through the wire header, the control codec and the platform
         // layer only, never the runtime, so it can still decode a corrupt or mismatched segment.
         .executableTarget(

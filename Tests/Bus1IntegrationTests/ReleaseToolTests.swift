@@ -38,6 +38,9 @@ struct ReleaseToolTests {
     @Test("bus1-bench baseline, CSV and SVG")
     func benchBaseline() throws { try BenchChecks.baselineAndFormats(.release) }
 
+    @Test("bus1-bench baseline --compare-c, and bus1-c-ring")
+    func benchCompareC() throws { try BenchChecks.compareC(.release) }
+
     @Test("bus1d serves peers, refuses a second daemon, exits on SIGTERM")
     func daemonLifecycle() throws { try DaemonChecks.lifecycle(.release) }
 

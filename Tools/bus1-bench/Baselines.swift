@@ -6,9 +6,12 @@ import Histogram
 
 /// The raw mechanisms Bus1 is compared with, written here and run in the same
 /// invocation: a bare shared-memory spin, bare futex wait/wake, a Unix stream
-/// socket and a pipe. Each touches the payload the way the Bus1 runs do: the
-/// sender writes the first and last byte, the receiver reads them. Sockets and
-/// pipes also copy every byte (that is what they cost).
+/// socket and a pipe (round trips); the SPSC ring of `RingBaseline`, spinning or
+/// futex-parked, a socket and a pipe (one way); the futex multicast of
+/// `MulticastBaseline` (fan-out). Each touches the payload the way the Bus1 runs
+/// do: the sender writes the first and last byte, the receiver reads them (and a
+/// round trip's sender reads the reply's last byte). Sockets and pipes also copy
+/// every byte (that is what they cost). `rowDescription` says what each row does.
 enum Baseline: String, CaseIterable {
     case shmSpin = "shm-spin"
     case futex
@@ -40,7 +43,10 @@ enum Baseline: String, CaseIterable {
                 while pong.loadAcquiring() != i {
                     if self == .futex { _ = try Futex.wait(pong.address, expected: i - 1, timeoutNanoseconds: nil) }
                 }
-                guard back.load(as: UInt8.self) == UInt8(truncatingIfNeeded: i) else { throw BenchError("baseline payload") }
+                // The reply's last byte, as the Bus1 run reads it.
+                guard back.load(fromByteOffset: max(size, 1) - 1, as: UInt8.self) == UInt8(truncatingIfNeeded: i) else {
+                    throw BenchError("baseline payload")
+                }
                 if Int(i) > warmup { _ = histogram.record(monotonicNanoseconds() - t0) }
             }
             try Child.reap(pid, rawValue)
@@ -104,37 +110,18 @@ enum Baseline: String, CaseIterable {
 
     // MARK: One-way throughput
 
-    /// Messages per second one way: a bare SPSC ring of `size`-byte slots in shared
-    /// memory (shm-spin), or a stream of `size`-byte writes (socket, pipe). Futex
-    /// has no throughput form.
-    func throughput(size: Int, messages: Int, cpus: [Int]) throws -> Double? {
+    /// Messages per second one way: the SPSC ring of `RingBaseline` spinning
+    /// (shm-spin) or parking on futex doorbells (futex), publishing once per `batch`
+    /// (nil: every message); or a stream of `size`-byte writes (socket, pipe; no
+    /// batched form, nil for a batch).
+    func throughput(size: Int, messages: Int, batch: Int?, cpus: [Int]) throws -> Double? {
         let childCPU = cpus.count > 1 ? cpus[1] : nil
         let slot = max(size, 1)
         switch self {
-        case .futex:
-            return nil
-        case .shmSpin:
-            let slots = max(1, min(256, (64 << 20) / slot))
-            let bytes = 128 + slots * slot
-            let fd = try MemFD.create(name: "bench-ring", size: bytes)
-            let mapping = try Mapping(fd, count: bytes, writable: true)
-            let pid = try Child.spawn("baseline-ring", ["size": "\(size)", "count": "\(messages)", "slots": "\(slots)"],
-                                      fds: [fd.rawValue], cpu: childCPU)
-            let head = SharedWord64(mapping.base, offset: 0), tail = SharedWord64(mapping.base, offset: 64)
-            let start = monotonicNanoseconds()
-            var cachedHead: UInt64 = 0
-            for i in 0..<UInt64(messages) {
-                while i - cachedHead >= UInt64(slots) { cachedHead = head.loadAcquiring() }
-                let p = mapping.base + 128 + Int(i % UInt64(slots)) * slot
-                p.storeBytes(of: UInt8(truncatingIfNeeded: i), as: UInt8.self)
-                p.storeBytes(of: UInt8(truncatingIfNeeded: i), toByteOffset: slot - 1, as: UInt8.self)
-                tail.storeReleasing(i + 1)
-            }
-            while head.loadAcquiring() != UInt64(messages) {}
-            let seconds = Double(monotonicNanoseconds() - start) / 1e9
-            try Child.reap(pid, "ring")
-            return Double(messages) / seconds
+        case .shmSpin, .futex:
+            return try RingBaseline.throughput(size: slot, messages: messages, batch: batch, park: self == .futex, cpus: cpus)
         case .unixSocket, .pipe:
+            guard batch == nil else { return nil }
             let stream = self == .pipe ? try ChildDescriptors.pipe() : try ChildDescriptors.streamSocketPair()
             let fds = [stream.0, stream.1]
             let acknowledgement = try ChildDescriptors.pipe()
@@ -145,9 +132,10 @@ enum Baseline: String, CaseIterable {
             let buffer = UnsafeMutableRawPointer.allocate(byteCount: slot, alignment: 64)
             defer { buffer.deallocate() }
             memset(buffer, 0x42, slot)
+            var byte: UInt8 = 0
+            try readFully(ack[0], &byte, 1)  // the reader is running: its start-up is not timed
             let start = monotonicNanoseconds()
             for _ in 0..<messages { try writeFully(writeEnd, buffer, slot) }
-            var byte: UInt8 = 0
             try readFully(ack[0], &byte, 1)
             let seconds = Double(monotonicNanoseconds() - start) / 1e9
             for fd in Set(fds + [ack[0]]) { close(fd) }
@@ -156,28 +144,13 @@ enum Baseline: String, CaseIterable {
         }
     }
 
-    static func drainRing(settings: [String: String]) throws {
-        let slot = max(Int(settings["size"]!)!, 1), count = UInt64(settings["count"]!)!, slots = Int(settings["slots"]!)!
-        let bytes = 128 + slots * slot
-        let mapping = try Mapping(FileDescriptor(adopting: 3), count: bytes, writable: true)
-        let head = SharedWord64(mapping.base, offset: 0), tail = SharedWord64(mapping.base, offset: 64)
-        var cachedTail: UInt64 = 0
-        var sum: UInt64 = 0
-        for i in 0..<count {
-            while cachedTail == i { cachedTail = tail.loadAcquiring() }
-            let p = mapping.base + 128 + Int(i % UInt64(slots)) * slot
-            sum &+= UInt64(p.load(as: UInt8.self)) &+ UInt64(p.load(fromByteOffset: slot - 1, as: UInt8.self))
-            head.storeReleasing(i + 1)
-        }
-        if sum == 1 { print("") }  // keep the reads
-    }
-
     static func drainStream(settings: [String: String]) throws {
         let slot = max(Int(settings["size"]!)!, 1), count = Int(settings["count"]!)!
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: slot, alignment: 64)
         defer { buffer.deallocate() }
-        for _ in 0..<count { try readFully(3, buffer, slot) }
         var byte: UInt8 = 1
-        try writeFully(4, &byte, 1)
+        try writeFully(4, &byte, 1)  // ready
+        for _ in 0..<count { try readFully(3, buffer, slot) }
+        try writeFully(4, &byte, 1)  // done
     }
 }

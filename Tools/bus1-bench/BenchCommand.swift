@@ -102,9 +102,10 @@ struct CommonOptions: ParsableArguments {
         }
     }
 
-    /// Runs `body` with a bus address (an embedded coordinator unless --address),
-    /// pinned if asked; prints the rows; writes the plot.
-    func measure(title: String, _ body: (String, [Int]) throws -> [Row]) throws {
+    /// Runs `body` with a bus address (an embedded coordinator unless --address, or
+    /// none and "" when `needsBus` is false: the baselines alone run with no
+    /// coordinator thread beside them), pinned if asked; prints the rows; writes the plot.
+    func measure(title: String, needsBus: Bool = true, _ body: (String, [Int]) throws -> [Row]) throws {
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = .error
@@ -114,12 +115,14 @@ struct CommonOptions: ParsableArguments {
         let cpuList = parsedCPUs
         try pin(cpuList.first)
         var embedded: EmbeddedCoordinator?
-        if address == nil { embedded = try EmbeddedCoordinator.onPrivateSocket(named: "bench") }
+        if address == nil && needsBus { embedded = try EmbeddedCoordinator.onPrivateSocket(named: "bench") }
         defer { embedded?.stop() }
-        var rows = try body(address ?? embedded!.address, cpuList)
+        var rows = try body(address ?? embedded?.address ?? "", cpuList)
         progressDone()
         attachRatios(&rows)
+        describe(&rows)
         print(render(rows, as: format))
+        if format == .table && rows.contains(where: { $0.runs != nil }) { print("\n" + CompareC.summary(rows)) }
         if let svg {
             // In place (not atomically): an atomic write would rename a temporary file
             // over the path, replacing whatever was there.
@@ -151,7 +154,8 @@ struct Bench: ParsableCommand {
                 case "baseline-shm-spin": try Baseline.echoShared(futex: false, settings: settings)
                 case "baseline-futex": try Baseline.echoShared(futex: true, settings: settings)
                 case "baseline-stream": try Baseline.echoStream(settings: settings)
-                case "baseline-ring": try Baseline.drainRing(settings: settings)
+                case "baseline-ring": try RingBaseline.consume(settings: settings)
+                case "baseline-multicast": try MulticastBaseline.receive(settings: settings)
                 case "baseline-drain": try Baseline.drainStream(settings: settings)
                 default: throw BenchError("unknown child role \(arguments[2])")
                 }
@@ -184,18 +188,55 @@ func baselineLatencyRows(_ common: CommonOptions, cpus: [Int], mechanisms: [Base
     return rows
 }
 
-/// The baselines' one-way rates for every size (futex has no one-way form).
-func baselineThroughputRows(_ common: CommonOptions, cpus: [Int]) throws -> [Row] {
+/// The baselines' one-way rates for every size, unbatched and batched as the Bus1
+/// rows are (`batch`; sockets and pipes only unbatched).
+func baselineThroughputRows(_ common: CommonOptions, batch: Int, cpus: [Int]) throws -> [Row] {
     var rows: [Row] = []
     for size in common.sizeList {
         let n = scaled(common.iterations, size: size)
         for baseline in Baseline.allCases {
-            progress("throughput \(baseline.rawValue) \(sizeText(size))")
-            guard let rate = try baseline.throughput(size: size, messages: n, cpus: cpus) else { continue }
-            rows.append(.throughput(baseline.rawValue, "-", size: size, batch: nil, messages: n, seconds: Double(n) / rate))
+            for batchSize in batchSizes(batch, size: size, say: false) {
+                progress("throughput \(baseline.rawValue) \(sizeText(size)) batch \(batchSize ?? 1)")
+                guard let rate = try baseline.throughput(size: size, messages: n, batch: batchSize, cpus: cpus) else { continue }
+                rows.append(.throughput(baseline.rawValue, "-", size: size, batch: batchSize, messages: n, seconds: Double(n) / rate))
+            }
         }
     }
     return rows
+}
+
+/// The futex multicast's fan-out latency for every size and receiver count
+/// (iterations as the Bus1 fan-out rows have them).
+func baselineFanoutRows(_ common: CommonOptions, receivers counts: [Int], cpus: [Int]) throws -> [Row] {
+    var rows: [Row] = []
+    for size in common.sizeList {
+        for count in counts {
+            progress("fanout futex \(sizeText(size)) ×\(count)")
+            let n = max(10, scaled(common.iterations, size: size) / count)
+            let (histogram, rate) = try MulticastBaseline.latency(size: size, receivers: count, iterations: n,
+                                                                  warmup: min(common.warmup, n), cpus: cpus)
+            var row = Row.latency("fanout", "futex", "-", size: size, fanout: count, histogram: histogram)
+            row.messagesPerSecond = rate
+            row.bytesPerSecond = rate * Double(size)
+            rows.append(row)
+        }
+    }
+    return rows
+}
+
+/// The batch sizes measured for `size` with `--batch batch`: unbatched always;
+/// batched when a whole batch fits `CommonOptions.maximumSize` (a Bus1 pool is four
+/// times that, the coordinator's default limit), with a note on stderr (if `say`)
+/// when it does not.
+func batchSizes(_ batch: Int, size: Int, say: Bool = true) -> [Int?] {
+    guard batch > 0 else { return [nil] }
+    guard batch * size <= CommonOptions.maximumSize else {
+        if say {
+            FileHandle.standardError.write(Data("no batched row for \(sizeText(size)): \(batch) × \(sizeText(size)) exceeds \(sizeText(CommonOptions.maximumSize))\n".utf8))
+        }
+        return [nil]
+    }
+    return [nil, batch]
 }
 
 extension Bench {
@@ -232,25 +273,13 @@ extension Bench {
             guard (0...4096).contains(batch) else { throw ValidationError("--batch: 0 ... 4096") }
         }
 
-        /// The batch sizes measured for `size`: unbatched always; batched when a whole
-        /// batch fits `CommonOptions.maximumSize` (its pool is four times that, the
-        /// coordinator's default limit), with a note on stderr when it does not.
-        func batches(for size: Int) -> [Int?] {
-            guard batch > 0 else { return [nil] }
-            guard batch * size <= CommonOptions.maximumSize else {
-                FileHandle.standardError.write(Data("no batched row for \(sizeText(size)): \(batch) × \(sizeText(size)) exceeds \(sizeText(CommonOptions.maximumSize))\n".utf8))
-                return [nil]
-            }
-            return [nil, batch]
-        }
-
         func run() throws {
             try common.measure(title: "Throughput") { address, cpus in
                 var rows: [Row] = []
                 for mode in common.runnableModes {
                     for size in common.sizeList {
                         let n = scaled(common.iterations, size: size)
-                        for batchSize in batches(for: size) {
+                        for batchSize in batchSizes(batch, size: size) {
                             progress("throughput bus1 \(mode.name) \(sizeText(size)) batch \(batchSize ?? 1)")
                             let rate = try Bus1Runs.throughput(address: address, mode: mode, size: size, messages: n,
                                                                batch: batchSize, cpus: cpus)
@@ -258,7 +287,7 @@ extension Bench {
                         }
                     }
                 }
-                if !noBaseline { rows += try baselineThroughputRows(common, cpus: cpus) }
+                if !noBaseline { rows += try baselineThroughputRows(common, batch: batch, cpus: cpus) }
                 return rows
             }
         }
@@ -268,12 +297,9 @@ extension Bench {
         static let configuration = CommandConfiguration(abstract: "One sender multicasting to N receiver processes: latency to the last receiver, multicasts/s.")
         @OptionGroup var common: CommonOptions
         @Option(help: "Receiver counts, comma-separated, each 1 ... 256 (a multicast's limit).") var receivers: String = "1,2,4,8,16"
+        @Flag(help: "Skip the baseline (no ratio column).") var noBaseline = false
 
-        func validate() throws {
-            guard let counts = CommonOptions.parseList(receivers), !counts.isEmpty, counts.allSatisfy({ (1...256).contains($0) }) else {
-                throw ValidationError("--receivers: 1 ... 256, comma-separated")
-            }
-        }
+        func validate() throws { try validateReceivers(receivers) }
 
         func run() throws {
             let counts = CommonOptions.parseList(receivers) ?? []
@@ -293,6 +319,7 @@ extension Bench {
                         }
                     }
                 }
+                if !noBaseline { rows += try baselineFanoutRows(common, receivers: counts, cpus: cpus) }
                 return rows
             }
         }
@@ -300,13 +327,38 @@ extension Bench {
 
     struct BaselineCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "baseline", abstract: "Only the raw mechanisms: shared-memory spin, futex, Unix socket, pipe (round trip and one way).")
+            commandName: "baseline",
+            abstract: "Only the raw mechanisms, each row saying what it does: shared-memory spin, futex, Unix socket and pipe round trips; the SPSC ring (spinning and futex-parked), socket and pipe one way; the futex multicast.",
+            discussion: "--compare-c runs only the rings, alternated with their plain C twin (bus1-c-ring, built beside bus1-bench) --rounds times each, and reports the medians and C ÷ Swift.")
         @OptionGroup var common: CommonOptions
+        @Option(help: "Messages per batch in the batched ring rows (0: no batched rows), as throughput's --batch.") var batch: Int = 64
+        @Option(help: "Receiver counts of the multicast rows, comma-separated, each 1 ... 256.") var receivers: String = "1,4,16"
+        @Flag(help: "Compare the Swift ring with the plain C ring (bus1-c-ring) instead.") var compareC = false
+        @Option(help: "--compare-c: alternated runs of each ring.") var rounds: Int = 5
+        @Flag(help: "--compare-c: also compare the futex-parked rings.") var park = false
+
+        func validate() throws {
+            guard (0...4096).contains(batch) else { throw ValidationError("--batch: 0 ... 4096") }
+            try validateReceivers(receivers)
+            guard (1...1000).contains(rounds) else { throw ValidationError("--rounds: 1 ... 1000") }
+        }
 
         func run() throws {
-            try common.measure(title: "Baselines: round trip") { _, cpus in
-                try baselineLatencyRows(common, cpus: cpus) + baselineThroughputRows(common, cpus: cpus)
+            let counts = CommonOptions.parseList(receivers) ?? []
+            try common.measure(title: "Baselines: round trip", needsBus: false) { _, cpus in
+                if compareC {
+                    return try CompareC.rows(sizes: common.sizeList, messages: { scaled(common.iterations, size: $0) },
+                                             batches: { batchSizes(batch, size: $0, say: false) }, rounds: rounds, park: park, cpus: cpus)
+                }
+                return try baselineLatencyRows(common, cpus: cpus) + baselineThroughputRows(common, batch: batch, cpus: cpus)
+                    + baselineFanoutRows(common, receivers: counts, cpus: cpus)
             }
         }
+    }
+}
+
+func validateReceivers(_ text: String) throws {
+    guard let counts = CommonOptions.parseList(text), !counts.isEmpty, counts.allSatisfy({ (1...256).contains($0) }) else {
+        throw ValidationError("--receivers: 1 ... 256, comma-separated")
     }
 }

@@ -25,6 +25,11 @@ struct Row: Codable {
     var ratio: Double?
     /// (percentile, nanoseconds) points for plots; not in CSV.
     var curve: [[Double]]?
+    /// What the row measures (see `rowDescription`).
+    var description: String?
+    /// `--compare-c`: messages/s of each alternated run (`messagesPerSecond` is their
+    /// median); not in CSV.
+    var runs: [Double]?
 
     static func latency(_ benchmark: String, _ mechanism: String, _ mode: String, size: Int, fanout: Int? = nil,
                         histogram: Histogram<UInt64>) -> Row {
@@ -45,21 +50,28 @@ struct Row: Codable {
     }
 }
 
-/// Fills `ratio`/`baseline` of every Bus1 row from the baseline rows of the same
-/// benchmark and size: busy-poll and spin-then-park against the bare shared-memory
-/// spin, park modes against bare futex.
+/// Fills `ratio`/`baseline` of every Bus1 row from the baseline row of the same
+/// benchmark, size, batch and fan-out: busy-poll and spin-then-park against the
+/// bare shared-memory spin (ring), park modes against bare futex (the futex ring,
+/// the futex multicast). A row with no such baseline gets no ratio.
 func attachRatios(_ rows: inout [Row]) {
     for i in rows.indices where rows[i].mechanism == "bus1" {
         let wanted = rows[i].mode.hasPrefix("park") ? "futex" : "shm-spin"
-        guard let base = rows.first(where: { $0.mechanism == wanted && $0.benchmark == rows[i].benchmark && $0.size == rows[i].size })
-        else { continue }
+        guard let base = rows.first(where: {
+            $0.mechanism == wanted && $0.benchmark == rows[i].benchmark && $0.size == rows[i].size
+                && $0.batch == rows[i].batch && $0.fanout == rows[i].fanout
+        }) else { continue }
         rows[i].baseline = wanted
-        if let p50 = rows[i].p50Nanoseconds, let b = base.p50Nanoseconds, b > 0 {
-            rows[i].ratio = Double(p50) / Double(b)
-        } else if let rate = rows[i].messagesPerSecond, let b = base.messagesPerSecond, rate > 0 {
-            rows[i].ratio = b / rate  // > 1: Bus1 is slower than the baseline
-        }
+        rows[i].ratio = ratio(rows[i], to: base)
     }
+}
+
+/// `row` ÷ `base`: p50 over p50 for latency, base rate over row rate for
+/// throughput; above 1, `row` is slower.
+func ratio(_ row: Row, to base: Row) -> Double? {
+    if let p50 = row.p50Nanoseconds, let b = base.p50Nanoseconds, b > 0 { return Double(p50) / Double(b) }
+    if let rate = row.messagesPerSecond, let b = base.messagesPerSecond, rate > 0 { return b / rate }
+    return nil
 }
 
 enum OutputFormat: String { case table, json, csv }
@@ -71,7 +83,7 @@ func render(_ rows: [Row], as format: OutputFormat) -> String {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         return String(decoding: (try? encoder.encode(rows)) ?? Data(), as: UTF8.self)
     case .csv:
-        var out = "benchmark,mechanism,mode,size,fanout,batch,samples,min_ns,p50_ns,p90_ns,p99_ns,p99_9_ns,max_ns,messages_per_s,bytes_per_s,baseline,ratio\n"
+        var out = "benchmark,mechanism,mode,size,fanout,batch,samples,min_ns,p50_ns,p90_ns,p99_ns,p99_9_ns,max_ns,messages_per_s,bytes_per_s,baseline,ratio,description\n"
         for r in rows {
             let fields: [String] = [r.benchmark, r.mechanism, r.mode, "\(r.size)", r.fanout.map(String.init) ?? "",
                                     r.batch.map(String.init) ?? "", "\(r.samples)",
@@ -80,7 +92,8 @@ func render(_ rows: [Row], as format: OutputFormat) -> String {
                                     r.p999Nanoseconds.map(String.init) ?? "", r.maxNanoseconds.map(String.init) ?? "",
                                     r.messagesPerSecond.map { String(format: "%.0f", $0) } ?? "",
                                     r.bytesPerSecond.map { String(format: "%.0f", $0) } ?? "",
-                                    r.baseline ?? "", r.ratio.map { String(format: "%.3f", $0) } ?? ""]
+                                    r.baseline ?? "", r.ratio.map { String(format: "%.3f", $0) } ?? "",
+                                    csvQuoted(r.description ?? "")]
             out += fields.joined(separator: ",") + "\n"
         }
         return out
@@ -108,8 +121,14 @@ func render(_ rows: [Row], as format: OutputFormat) -> String {
                               r.ratio.map { String(format: "%.2f× %@", $0, r.baseline ?? "") } ?? ""])
             }
         }
-        return alignColumns(lines)
+        return alignColumns(lines) + legend(rows)
     }
+}
+
+/// A CSV field: quoted (quotes doubled) when it holds a comma, a quote or a newline.
+func csvQuoted(_ field: String) -> String {
+    guard field.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" }) else { return field }
+    return "\"" + field.replacingOccurrences(of: "\"", with: "\"\"") + "\""
 }
 
 func sizeText(_ bytes: Int) -> String {

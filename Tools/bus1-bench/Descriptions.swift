@@ -1,0 +1,55 @@
+/// What each row measures, in a sentence: the `description` field of JSON and CSV,
+/// and the legend under the table. README's "Measuring" section says the same.
+func rowDescription(benchmark: String, mechanism: String) -> String? {
+    switch (benchmark, mechanism) {
+    case ("latency", "bus1"):
+        "Bus1 peers: loan, write the first and last byte in place, send; the echo reads them and answers the same way; the sender reads the reply's last byte"
+    case ("latency", "shm-spin"):
+        "shared page, both sides spinning: write the payload's first and last byte, release-store a sequence word; the echo acquire-spins on it, copies those bytes into its reply and stores its own word; the sender reads the reply's last byte"
+    case ("latency", "futex"):
+        "the shm-spin ping-pong, but each side sleeps in FUTEX_WAIT on the other's word and is woken by a FUTEX_WAKE after every store (a syscall per message per side)"
+    case ("latency", "unix-socket"):
+        "write() the whole payload to a Unix stream socket; the echo read()s all of it and writes it back (every byte copied through the kernel both ways)"
+    case ("latency", "pipe"):
+        "the unix-socket ping-pong over two pipes"
+    case ("throughput", "bus1"):
+        "Bus1: loan + send per message, or sendBatch of `batch`; the producer writes each payload's first and last byte, the sink reads them; timed to the sink's acknowledgement"
+    case ("throughput", "shm-spin"):
+        "SPSC ring (256 slots; fewer above 256 KiB, ≤ 64 MiB): indices on their own lines, each side caches the other's and re-reads it only when full/empty, publishes once per `batch` (≤ half the ring; blank: per message) and spins when it must wait; writes/reads each slot's first and last byte"
+    case ("throughput", "futex"):
+        "the shm-spin ring, but a side that must wait parks at once on a futex doorbell (Bus1's wake-page protocol), and each publication adds a seq_cst fence and a FUTEX_WAKE only when the other side sleeps"
+    case ("throughput", "unix-socket"):
+        "one write() of the payload per message to a Unix stream socket, the consumer read()s it (copied through the kernel); timed from the consumer's ready byte to its acknowledgement"
+    case ("throughput", "pipe"):
+        "the unix-socket stream over a pipe"
+    case ("throughput", "c-shm-spin"):
+        "bus1-c-ring: the shm-spin ring written in plain C (same layout, rules and bytes touched); forks its consumer"
+    case ("throughput", "c-futex"):
+        "bus1-c-ring --park: the futex ring written in plain C"
+    case ("fanout", "bus1"):
+        "Bus1 multicast send to N receiver peers; each stamps CLOCK_MONOTONIC when it has the message and acknowledges; latency: send → the last stamp"
+    case ("fanout", "futex"):
+        "one writer release-stores a sequence word and wakes all N parked receivers with one FUTEX_WAKE; each stamps CLOCK_MONOTONIC, reads the first and last byte and acknowledges; latency: store → the last stamp"
+    default:
+        nil
+    }
+}
+
+/// Fills every row's `description`.
+func describe(_ rows: inout [Row]) {
+    for i in rows.indices where rows[i].description == nil {
+        rows[i].description = rowDescription(benchmark: rows[i].benchmark, mechanism: rows[i].mechanism)
+    }
+}
+
+/// The legend printed under the table: one line per (benchmark, mechanism) shown.
+func legend(_ rows: [Row]) -> String {
+    var seen: Set<String> = []
+    var lines: [String] = []
+    for row in rows {
+        let key = "\(row.benchmark) \(row.mechanism)"
+        guard let text = row.description, seen.insert(key).inserted else { continue }
+        lines.append("  \(key): \(text)")
+    }
+    return lines.isEmpty ? "" : "\n\nWhat each row does:\n" + lines.joined(separator: "\n")
+}
