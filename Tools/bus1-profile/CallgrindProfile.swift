@@ -54,16 +54,8 @@ struct CallgrindProfile {
                     guard let n = Int(field) else { throw ProfileError("\(name): not a cost line: \(line)") }
                     costs.append(n)
                 }
-                let ir = costs.first ?? 0
-                if callCostNext {
-                    callCostNext = false
-                    if callee != fn { inclusive[fn, default: 0] += ir }
-                } else {
-                    exclusive[fn, default: 0] += ir
-                    inclusive[fn, default: 0] += ir
-                    for (index, cost) in costs.enumerated() where index < events.count { totals[events[index], default: 0] += cost }
-                    if let index = sysCountIndex, index < costs.count, costs[index] != 0 { syscalls[fn, default: 0] += costs[index] }
-                }
+                add(costs, to: fn, asCallTo: callCostNext ? .some(callee) : .none, sysCountIndex: sysCountIndex)
+                callCostNext = false
                 continue
             }
             guard let equals = line.firstIndex(where: { $0 == ":" || $0 == "=" }) else { continue }
@@ -87,6 +79,21 @@ struct CallgrindProfile {
         }
         guard sawHeader else { throw ProfileError("\(name): no 'events:' line: not a callgrind output file") }
         guard events.first == "Ir" else { throw ProfileError("\(name): the first event is \(events.first ?? "none"), not Ir") }
+    }
+
+    /// One cost line of `function`: its own cost (exclusive and inclusive, event
+    /// totals, syscalls), or, after a `calls=` line, the cost of its call to
+    /// `callee` (inclusive only; a recursive call is not counted twice).
+    private mutating func add(_ costs: [Int], to function: String, asCallTo callee: String??, sysCountIndex: Int?) {
+        let ir = costs.first ?? 0
+        if let callee {
+            if callee != function { inclusive[function, default: 0] += ir }
+            return
+        }
+        exclusive[function, default: 0] += ir
+        inclusive[function, default: 0] += ir
+        for (index, cost) in costs.enumerated() where index < events.count { totals[events[index], default: 0] += cost }
+        if let index = sysCountIndex, index < costs.count, costs[index] != 0 { syscalls[function, default: 0] += costs[index] }
     }
 }
 
