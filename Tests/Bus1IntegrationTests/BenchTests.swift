@@ -131,5 +131,13 @@ enum BenchChecks {
             #expect(object?["publishEvery"] as? Int == 7 && object?["slots"] as? Int == 256)
             #expect(((object?["messagesPerSecond"] as? NSNumber)?.doubleValue ?? 0) > 0, "\(ring.lines)")
         }
+
+        // Nonsense is refused at once with the usage line (strtoull alone read "-1" as 2^64 - 1).
+        for arguments in [["--size", "-1"], ["--size", "0"], ["--messages", "x"], ["--batch", "99999999"], ["--slots", "3"],
+                          ["--size", "67108864", "--slots", "2"]] {
+            let ring = try ChildProcess(build.path("bus1-c-ring"), arguments, mergeStandardError: true)
+            #expect(ring.finish(timeoutSeconds: 60) == .exited(2), "\(arguments): \(ring.transcript)")
+            #expect(ring.lines.contains { $0.hasPrefix("usage: bus1-c-ring") }, "\(arguments): \(ring.transcript)")
+        }
     }
 }

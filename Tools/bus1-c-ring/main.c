@@ -151,25 +151,34 @@ static uint64_t consume(const struct ring *r, uint64_t messages) {
     return sum;
 }
 
+/* A decimal count in 1...max, digits only (strtoull alone takes "-1" as 2^64 - 1). */
+static int parse_count(const char *v, uint64_t max, uint64_t *out) {
+    if (!*v) return 0;
+    for (const char *c = v; *c; c++) if (*c < '0' || *c > '9') return 0;
+    errno = 0;
+    unsigned long long n = strtoull(v, NULL, 10);
+    if (errno || n < 1 || n > max) return 0;
+    *out = n;
+    return 1;
+}
+
 int main(int argc, char **argv) {
-    size_t size = 64;
-    uint64_t messages = 10000000, batch = 1, slots = 0;
+    uint64_t size = 64, messages = 10000000, batch = 1, slots = 0;
     int park = 0, cpu0 = -1, cpu1 = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--park")) { park = 1; continue; }
         if (!v) goto usage;
-        if (!strcmp(a, "--size")) size = strtoull(v, NULL, 10);
-        else if (!strcmp(a, "--messages")) messages = strtoull(v, NULL, 10);
-        else if (!strcmp(a, "--batch")) batch = strtoull(v, NULL, 10);
-        else if (!strcmp(a, "--slots")) slots = strtoull(v, NULL, 10);
+        if (!strcmp(a, "--size")) { if (!parse_count(v, 64u << 20, &size)) goto usage; }
+        else if (!strcmp(a, "--messages")) { if (!parse_count(v, 1ull << 40, &messages)) goto usage; }
+        else if (!strcmp(a, "--batch")) { if (!parse_count(v, 65536, &batch)) goto usage; }
+        else if (!strcmp(a, "--slots")) { if (!parse_count(v, 65536, &slots)) goto usage; }
         else if (!strcmp(a, "--cpus")) { if (sscanf(v, "%d,%d", &cpu0, &cpu1) != 2) goto usage; }
         else goto usage;
         i++;
     }
-    if (size < 1 || messages < 1 || batch < 1) goto usage;
     if (slots == 0) slots = slots_for(size);
-    if (slots & (slots - 1)) goto usage;
+    if (slots & (slots - 1) || slots * size > (64ull << 20)) goto usage;  /* a power of two; at most 64 MiB of slots */
 
     size_t bytes = SLOTS + slots * size;
     unsigned char *base = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
