@@ -26,6 +26,9 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        // `swift package generate-documentation` (the DocC catalog in Sources/Bus1/Bus1.docc).
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
         // bus1d's configuration file (TOML 1.0 through toml++); bus1d only.
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
@@ -42,8 +45,13 @@ let package = Package(
         .target(name: "Bus1Linux", dependencies: ["CBus1Linux"], swiftSettings: strict),
         // Shared-memory building blocks: validated views of the wire, rings, pool allocator.
         .target(name: "Bus1Core", dependencies: ["CBus1Wire", "Bus1Wire", "Bus1Linux"], swiftSettings: strict),
-        // The public client library. Never links the coordinator.
-        .target(name: "Bus1", dependencies: ["Bus1Core", "Bus1Linux", "CBus1Wire"], swiftSettings: strict),
+        // The public client library. Never links the coordinator. `Lifetimes`: a
+        // payload is a `Span` that cannot outlive its message (as in swift-collections).
+        .target(
+            name: "Bus1",
+            dependencies: ["Bus1Core", "Bus1Linux", "CBus1Wire",
+                .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics")],
+            swiftSettings: strict + [.enableExperimentalFeature("Lifetimes")]),
         // The coordinator as a library: bus1d, and the embedded coordinator of tests and demos.
         .target(
             name: "Bus1Coordinator",

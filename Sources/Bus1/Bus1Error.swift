@@ -8,6 +8,8 @@ public enum Bus1Error: Error, Sendable, Equatable, CustomStringConvertible {
     case wouldBlock(WouldBlock)
     /// A wait reached its deadline.
     case timedOut
+    /// Another thread ended the wait (``PeerInterrupter/interrupt()``).
+    case interrupted
     /// The coordinator's socket hung up: the bus is gone. Reconnect to a new one.
     case coordinatorGone
     /// Nothing serves a bus at `address` (no socket there, or nobody listening):
@@ -28,7 +30,7 @@ public enum Bus1Error: Error, Sendable, Equatable, CustomStringConvertible {
     case attachmentTooLarge(handles: Int, fileDescriptors: Int)
     /// The loan lives in a pool segment the node's owner cannot read: its
     /// audience (the uids that may map it) leaves out the owner's uid `ownerUID`.
-    /// Loan for the destinations (``Peer/loan(_:for:wait:timeoutNanoseconds:)``).
+    /// Loan for the destinations (``Peer/loan(_:for:wait:timeout:)``).
     case notInAudience(Handle, ownerUID: UInt32)
     /// A payload larger than one pool slice can be.
     case payloadTooLarge(requested: Int, maximum: Int)
@@ -55,6 +57,7 @@ public enum Bus1Error: Error, Sendable, Equatable, CustomStringConvertible {
         case .wouldBlock(.ringFull(let h)): "would block: ring to \(h) is full"
         case .wouldBlock(.poolExhausted(let n)): "would block: no free slice of \(n) bytes in the pool"
         case .timedOut: "timed out"
+        case .interrupted: "interrupted by another thread"
         case .coordinatorGone: "the coordinator is gone"
         case .noBus(let address, let cause): "no bus at \(address) (\(cause.description)); is bus1d running there?"
         case .refused(let r): "refused by the coordinator: \(r)"

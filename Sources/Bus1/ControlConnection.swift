@@ -9,6 +9,8 @@ import Glibc
 /// the caller. Used from the peer's one thread.
 final class ControlConnection {
     let socket: FileDescriptor
+    /// The bus socket's path (for errors and logs).
+    let address: String
     /// One control datagram; a byte larger than the largest valid one, so oversize
     /// shows. Allocated once the socket is connected (the last step that can
     /// throw), freed only in `deinit`: never twice.
@@ -19,6 +21,7 @@ final class ControlConnection {
 
     /// Connects to the bus socket at `address`, giving up after `timeout`.
     init(address: String, timeout: Duration) throws(Bus1Error) {
+        self.address = address
         let (seconds, attoseconds) = timeout.components
         do {
             socket = try SeqPacket.connect(path: address, timeoutNanoseconds: max(1, seconds * 1_000_000_000 + attoseconds / 1_000_000_000))

@@ -2,30 +2,64 @@ import Bus1Core
 
 /// A slice of the sender's own pool, loaned to be filled in place and then sent.
 ///
-/// Write the payload into ``bytes`` and set ``count`` to the bytes to send (it
+/// Write the payload into ``bytes`` (or with ``write(_:)`` and
+/// ``storeBytes(of:toByteOffset:as:)``) and set ``count`` to the bytes to send (it
 /// starts at the size asked for). Sending consumes the loan; dropping it returns
-/// the slice to the pool.
+/// the slice to the pool. The slice's memory is reachable only through spans and
+/// closures that cannot outlive the loan.
 public struct Loan: ~Copyable {
     /// Retained while the loan lives: the pool must outlive the slice.
     private let pool: Unmanaged<SegmentedPool>
     let offset: UInt64
-    /// The whole slice (at least the size asked for), writable.
-    public let bytes: UnsafeMutableRawBufferPointer
-    /// Bytes to send, `0...bytes.count`.
+    private let start: UnsafeMutableRawPointer
+    /// Bytes in the slice (at least the size asked for).
+    public let capacity: Int
+    /// Bytes to send, `0...capacity`.
     public var count: Int {
-        didSet { precondition(count >= 0 && count <= bytes.count, "loan count outside the slice") }
+        didSet { precondition(count >= 0 && count <= capacity, "loan count outside the slice") }
     }
 
     /// The loaned block at `offset` of `pool`, `count` bytes of it to send.
     init(pool: SegmentedPool, offset: UInt64, count: Int) {
         self.pool = Unmanaged.passRetained(pool)
         self.offset = offset
-        self.bytes = UnsafeMutableRawBufferPointer(start: pool.pointer(at: offset), count: pool.capacity(at: offset)!)
+        self.start = pool.pointer(at: offset)
+        self.capacity = pool.capacity(at: offset)!
         self.count = count
     }
 
-    /// The payload to send: the first ``count`` bytes.
-    public var payload: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(rebasing: bytes[..<count]) }
+    /// The whole slice, writable in place; a span that cannot outlive the loan.
+    public var bytes: MutableSpan<UInt8> {
+        @_lifetime(&self)
+        mutating get {
+            // The slice is this loan's alone until it is sent or dropped; the lifetime is tied to `self`.
+            let slice = UnsafeMutableBufferPointer(start: start.assumingMemoryBound(to: UInt8.self), count: capacity)
+            return _overrideLifetime(MutableSpan(_unsafeElements: slice), mutating: &self)
+        }
+    }
+
+    /// The whole slice as a raw buffer, for C and other code that takes pointers.
+    /// The pointer is valid only inside `body`.
+    public mutating func withUnsafeMutableBytes<Result, Failure: Error>(
+        _ body: (UnsafeMutableRawBufferPointer) throws(Failure) -> Result
+    ) throws(Failure) -> Result {
+        try body(UnsafeMutableRawBufferPointer(start: start, count: capacity))
+    }
+
+    /// Copies `source` to the start of the slice and makes it the payload
+    /// (``count`` becomes its length).
+    public mutating func write(_ source: some Collection<UInt8>) {
+        precondition(source.count <= capacity, "\(source.count) bytes written to a slice of \(capacity)")
+        let slice = UnsafeMutableBufferPointer(start: start.assumingMemoryBound(to: UInt8.self), count: capacity)
+        _ = slice.initialize(fromContentsOf: source)
+        count = source.count
+    }
+
+    /// Stores `value`'s bytes at `offset` of the slice (unaligned is fine).
+    public mutating func storeBytes<T: BitwiseCopyable>(of value: T, toByteOffset offset: Int = 0, as type: T.Type) {
+        precondition(offset >= 0 && offset + MemoryLayout<T>.size <= capacity, "store outside the slice")
+        start.storeBytes(of: value, toByteOffset: offset, as: type)
+    }
 
     /// Hands the slice over to a send: no free in `deinit`.
     consuming func detach() -> (offset: UInt64, count: Int) {

@@ -31,9 +31,9 @@ public struct Message: ~Copyable {
     public let node: Handle
     /// The sending peer's id.
     public let sender: UInt64
-    /// The payload, valid while the message lives. Honest limit of user space: a
-    /// hostile sender can still change these bytes while you read them.
-    public let payload: UnsafeRawBufferPointer
+    /// Where the payload is mapped (read-only), and its length.
+    private let payloadStart: UnsafeRawPointer?
+    private let payloadCount: Int
     /// Handles and fds that came with it, if the sender attached any.
     public let attachment: Attachment?
 
@@ -45,7 +45,8 @@ public struct Message: ~Copyable {
         self.ticket = descriptor.ticket
         self.node = Handle(id: descriptor.node)
         self.sender = channel.sender
-        self.payload = UnsafeRawBufferPointer(start: payload, count: Int(descriptor.length))
+        self.payloadStart = payload
+        self.payloadCount = Int(descriptor.length)
         self.attachment = attachment
     }
 
@@ -56,8 +57,39 @@ public struct Message: ~Copyable {
         self.ticket = descriptor.ticket
         self.node = Handle(id: descriptor.node)
         self.sender = descriptor.offset
-        self.payload = UnsafeRawBufferPointer(start: nil, count: 0)
+        self.payloadStart = nil
+        self.payloadCount = 0
         self.attachment = nil
+    }
+
+    /// The payload, read in place in the sender's pool: a span that cannot outlive
+    /// the message (the slice goes back to the sender when the message is dropped,
+    /// so a pointer kept past that would read someone else's next payload).
+    /// `payload.bytes` is the same memory as a `RawSpan` for typed loads.
+    ///
+    /// Honest limit of user space: a hostile sender can still change these bytes
+    /// while you read them. Validate what you parse, read each field once.
+    public var payload: Span<UInt8> {
+        @_lifetime(borrow self)
+        get {
+            // The mapping is read-only and outlives the message; the lifetime is tied to `self`.
+            let bytes = UnsafeBufferPointer(start: payloadStart?.assumingMemoryBound(to: UInt8.self), count: payloadCount)
+            return _overrideLifetime(Span(_unsafeElements: bytes), borrowing: self)
+        }
+    }
+
+    /// The payload as a raw buffer, for C and other code that takes pointers. The
+    /// pointer is valid only inside `body`.
+    public func withUnsafePayload<Result, Failure: Error>(
+        _ body: (UnsafeRawBufferPointer) throws(Failure) -> Result
+    ) throws(Failure) -> Result {
+        try body(UnsafeRawBufferPointer(start: payloadStart, count: payloadCount))
+    }
+
+    /// A copy of the payload, for keeping past the message (the one copy Bus1 makes
+    /// only when asked).
+    public func copyPayload() -> [UInt8] {
+        withUnsafePayload { Array($0) }
     }
 
     /// The handles that came with it (none if nothing was attached).

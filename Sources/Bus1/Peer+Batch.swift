@@ -65,7 +65,8 @@ extension Peer {
         do throws(Bus1Error) {
             if try !acquire() {
                 guard let mode = wait else { throw .wouldBlock(shortOf) }
-                try waitUntil(mode: mode, timeoutNanoseconds: nil) { () throws(Bus1Error) -> Bool in
+                if shortOf == .ringFull(handle) { statistics.creditWaits += 1 } else { statistics.loanWaits += 1 }
+                try waitUntil(mode: mode, deadline: .never) { () throws(Bus1Error) -> Bool in
                     try self.serviceControl()
                     return try acquire()
                 }

@@ -21,7 +21,7 @@ extension Peer {
             // its completion index wrongly: close the channel, here first, then at
             // the coordinator (which tells the receiver).
             statistics.violationsDetected += 1
-            events.append(.violationDetected(peer: channel.receiver, violation: error))
+            note(.violationDetected(peer: channel.receiver, violation: error))
             closeOutbound(channel, reason: .violation(error))
             do { try request(.channelClose(channel: channel.id)) } catch .refused(.handleUnknown) {
                 // The coordinator closed it already (the receiver left or reported first).
@@ -49,6 +49,6 @@ extension Peer {
         for (handle, target) in handles where target.channel === channel {
             handles[handle]?.route = .closed(peer: channel.receiver, reason: reason)
         }
-        events.append(.outboundClosed(peer: channel.receiver, reason: reason))
+        note(.outboundClosed(peer: channel.receiver, reason: reason))
     }
 }

@@ -2,9 +2,22 @@ import Bus1Core
 import Bus1Linux
 import CBus1Wire
 import Glibc
+import Logging
 
 extension Peer {
     // MARK: Control socket
+
+    /// Records `event` for ``takeEvents()`` and logs it: channels closing at info,
+    /// a broken protocol, a stall or an impossible clock at warning.
+    func note(_ event: PeerEvent) {
+        events.append(event)
+        switch event {
+        case .outboundClosed, .inboundClosed:
+            logger.info("channel closed", metadata: ["peer": "\(id)", "event": "\(event)"])
+        case .violationDetected, .orderingStall, .clockAnomaly:
+            logger.warning("\(event)", metadata: ["peer": "\(id)"])
+        }
+    }
 
     /// Sends a request and reads until its reply, serving events that arrive first.
     @discardableResult
@@ -88,7 +101,7 @@ extension Peer {
                 for attachment in inbound[index].attachments { dropAttachment(attachment) }
                 inbound[index].attachments.removeAll()
                 inbound.remove(at: index)
-                events.append(.inboundClosed(peer: other, reason: reason))
+                note(.inboundClosed(peer: other, reason: reason))
             }
         case .error(let code, let detail):
             // An unsolicited error answers a datagram the coordinator could not parse.
@@ -136,7 +149,7 @@ extension Peer {
         for attachment in channel.attachments { dropAttachment(attachment) }
         channel.attachments.removeAll()
         statistics.violationsDetected += 1
-        events.append(.violationDetected(peer: channel.sender, violation: violation))
+        note(.violationDetected(peer: channel.sender, violation: violation))
         do {
             try request(.violation(channel: channel.id, reason: violation.rawValue))
         } catch .refused(.handleUnknown) {

@@ -50,15 +50,22 @@ extension Peer {
     }
 
     /// ``lookup(_:)``, retrying every millisecond while the name is not published
-    /// yet, for up to `waitingUpToNanoseconds` (for peers that start together).
-    public func lookup(_ name: String, waitingUpToNanoseconds timeout: UInt64) throws(Bus1Error) -> Handle {
-        let deadline = monotonicNanoseconds() &+ timeout
+    /// yet, for up to `timeout` (for peers that start together).
+    public func lookup(_ name: String, timeout: Duration) throws(Bus1Error) -> Handle {
+        let deadline = Deadline.after(timeout)
         while true {
-            do {
-                return try lookup(name)
-            } catch .refused(.nameUnknown) where monotonicNanoseconds() < deadline {
-                usleep(1000)
-            }
+            if let handle = try lookupIfPublished(name) { return handle }
+            if deadline.hasPassed { throw .refused(.nameUnknown) }
+            usleep(1000)
+        }
+    }
+
+    /// ``lookup(_:)``, or nil if nothing is published under `name`.
+    func lookupIfPublished(_ name: String) throws(Bus1Error) -> Handle? {
+        do {
+            return try lookup(name)
+        } catch .refused(.nameUnknown) {
+            return nil
         }
     }
 

@@ -23,7 +23,7 @@ extension Peer {
         precondition(byteOffset >= 0 && byteOffset + 8 <= 128, "offset outside the page's two lines")
         switch page {
         case .clock: clockMapping.base.storeBytes(of: value, toByteOffset: byteOffset, as: UInt64.self)
-        case .ownWake: wakeMapping.base.storeBytes(of: value, toByteOffset: byteOffset, as: UInt64.self)
+        case .ownWake: wakeMapping.mapping.base.storeBytes(of: value, toByteOffset: byteOffset, as: UInt64.self)
         case .receiversWake:
             for channel in outbound.values {
                 channel.receiverWakeMapping.base.storeBytes(of: value, toByteOffset: byteOffset, as: UInt64.self)

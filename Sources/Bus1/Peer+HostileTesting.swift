@@ -59,7 +59,7 @@ extension Peer {
     }
 
     /// Attaches `passed` and `fileDescriptors` for the next message to `handle`,
-    /// as ``send(_:to:attaching:fileDescriptors:wait:timeoutNanoseconds:)`` does,
+    /// as ``send(_:to:attaching:fileDescriptors:wait:timeout:)`` does,
     /// then sends nothing: a sender that attached and moved on.
     public func attachWithoutSending(to handle: Handle, attaching passed: [Handle], fileDescriptors: [Int32]) throws(Bus1Error) {
         let (_, channel) = try forgingTarget(handle)

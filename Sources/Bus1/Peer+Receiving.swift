@@ -10,6 +10,7 @@ extension Peer {
     /// come in ticket order across all inbound channels (see ``nextInOrder()``); on
     /// a FIFO-only bus, channels take turns. Each channel is FIFO either way.
     public func tryReceive() throws(Bus1Error) -> Message? {
+        if received != nil { return received.take() }  // found by armReadiness()
         try serviceControl()
         while true {
             let next = inbound.count <= 1 || ordering == .fifo ? try nextInTurn() : try nextInOrder()
@@ -181,11 +182,11 @@ extension Peer {
 
     /// The descriptor with the lowest ticket, if no other inbound channel can still
     /// produce a lower one (`TicketMerge`). A channel that held delivery back for
-    /// ``PeerOptions/orderingStallTimeoutNanoseconds`` is excused: the stall is
+    /// ``PeerOptions/orderingStallTimeout`` is excused: the stall is
     /// counted, evented and reported to the coordinator, and delivery goes on.
     private func nextInOrder() throws(Bus1Error) -> (InboundChannel, bus1_descriptor)? {
         while true {
-            switch TicketMerge.next(inbound, now: monotonicNanoseconds, stallTimeout: options.orderingStallTimeoutNanoseconds) {
+            switch TicketMerge.next(inbound, now: monotonicNanoseconds, stallTimeout: stallTimeoutNanoseconds) {
             case .deliver(let link, let head):
                 return (inbound[link], head)
             case .wait:
@@ -193,7 +194,7 @@ extension Peer {
             case .stalled(let link):
                 let channel = inbound[link]
                 statistics.orderingStalls += 1
-                events.append(.orderingStall(peer: channel.sender))
+                note(.orderingStall(peer: channel.sender))
                 do { try request(.orderingStall(channel: channel.id)) } catch .refused(.handleUnknown) {}
                 // The request may have served events: merge again.
             case .violation(let link, let violation):
@@ -203,32 +204,41 @@ extension Peer {
     }
 
     /// Waits for the next message in `mode` (default: the peer's wait mode), up to
-    /// `timeoutNanoseconds`. Throws ``Bus1Error/timedOut`` when it passes and
-    /// ``Bus1Error/coordinatorGone`` if the bus dies meanwhile.
-    public func receive(mode: WaitMode? = nil, timeoutNanoseconds: UInt64? = nil) throws(Bus1Error) -> Message {
+    /// `timeout`. Throws ``Bus1Error/timedOut`` when it passes,
+    /// ``Bus1Error/interrupted`` when another thread calls
+    /// ``PeerInterrupter/interrupt()``, and ``Bus1Error/coordinatorGone`` if the
+    /// bus dies meanwhile. Blocks the calling thread; from async code, `await` the
+    /// async ``receive(mode:timeout:)`` instead.
+    public func receive(mode: WaitMode? = nil, timeout: Duration? = nil) throws(Bus1Error) -> Message {
         if let message = try tryReceive() { return message }
-        // While a staged sender may be holding delivery back, wake often enough to
-        // honour the stall timeout even if nobody rings.
-        let slice = ordering == .global && inbound.count > 1
-            ? Int64(min(options.orderingStallTimeoutNanoseconds, 200_000_000)) : 200_000_000
-        try waitUntil(mode: mode ?? options.waitMode, timeoutNanoseconds: timeoutNanoseconds, sliceNanoseconds: slice) { () throws(Bus1Error) -> Bool in
+        try waitUntil(mode: mode ?? options.waitMode, deadline: .after(timeout), slice: receiveSlice) { () throws(Bus1Error) -> Bool in
             self.received = try self.tryReceive()
             return self.received != nil
         }
         return received.take()!
     }
 
+    /// How long a receive parks at most before it looks again: while a staged
+    /// sender may be holding delivery back, often enough to honour the stall
+    /// timeout even if nobody rings.
+    var receiveSliceNanoseconds: UInt64 {
+        ordering == .global && inbound.count > 1 ? min(stallTimeoutNanoseconds, 200_000_000) : 200_000_000
+    }
+
+    /// ``receiveSliceNanoseconds`` for the parkers.
+    private var receiveSlice: Int64 { Int64(receiveSliceNanoseconds) }
+
     /// Waits on this peer's doorbell until `ready` holds; checks that the coordinator
-    /// is alive whenever a park times out.
-    func waitUntil(mode: WaitMode, timeoutNanoseconds: UInt64?, sliceNanoseconds: Int64 = 200_000_000,
+    /// is alive whenever a park times out. Throws ``Bus1Error/interrupted`` for a
+    /// pending interrupt, ``Bus1Error/timedOut`` at the deadline.
+    func waitUntil(mode: WaitMode, deadline: Deadline, slice: Int64 = 200_000_000,
                    _ ready: () throws(Bus1Error) -> Bool) throws(Bus1Error) {
-        let deadline = timeoutNanoseconds.map { monotonicNanoseconds() &+ $0 }
         var spins = 0
         let satisfied: Bool
         do {
-            satisfied = try waiter.wait(mode: mode, deadline: deadline, sliceNanoseconds: sliceNanoseconds,
-                                        onPark: { self.statistics.parks += 1 }) {
-                if try ready() { return true }
+            satisfied = try waiter.wait(mode: mode, deadline: deadline.nanoseconds, sliceNanoseconds: slice,
+                                        onPark: { self.statistics.parks += 1; self.metrics?.record(self.currentStatistics) }) {
+                if try self.readyOrInterrupted(ready) { return true }
                 spins &+= 1
                 if spins & 0xFFFF == 0 { try self.checkCoordinatorAlive() }  // busy-poll never parks
                 return false

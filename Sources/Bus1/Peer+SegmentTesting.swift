@@ -13,6 +13,6 @@ extension Peer {
     /// loan follows the usual rule: the destination's owner must be in `audience`.
     public func loanInSegment(_ byteCount: Int, audience: [UInt32]) throws(Bus1Error) -> Loan {
         let uids = Array(Set(audience)).sorted()
-        return try loan(byteCount, segment: try segment(for: uids), wait: nil, timeoutNanoseconds: nil)
+        return try loan(byteCount, segment: try segment(for: uids), wait: nil, deadline: .never)
     }
 }

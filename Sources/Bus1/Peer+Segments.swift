@@ -6,9 +6,9 @@ import Glibc
 /// Pool segments: who can read what this peer sends (see "Pool segments" in the
 /// wire header). A receiver maps the sender's memory to read payloads in place,
 /// so whatever one receiver can map, it can read. Payloads for peers of this
-/// peer's own uid go to segment 0 (``loan(_:wait:timeoutNanoseconds:)``); payloads
+/// peer's own uid go to segment 0 (``loan(_:wait:timeout:)``); payloads
 /// for peers of other uids go to a segment only their uids may map
-/// (``loan(_:for:wait:timeoutNanoseconds:)``), opened on first use.
+/// (``loan(_:for:wait:timeout:)``), opened on first use.
 extension Peer {
     /// Loans a slice readable by the owners of `destinations` (and nobody of any
     /// other uid): in segment 0 if they are all of this peer's uid, else in the
@@ -17,14 +17,14 @@ extension Peer {
     /// Sending the loan to a node whose owner is outside that audience fails
     /// with ``Bus1Error/notInAudience(_:ownerUID:)``.
     public func loan(_ byteCount: Int, for destinations: [Handle], wait: WaitMode? = nil,
-                     timeoutNanoseconds: UInt64? = nil) throws(Bus1Error) -> Loan {
-        try loan(byteCount, segment: try segment(readableBy: destinations), wait: wait, timeoutNanoseconds: timeoutNanoseconds)
+                     timeout: Duration? = nil) throws(Bus1Error) -> Loan {
+        try loan(byteCount, segment: try segment(readableBy: destinations), wait: wait, deadline: .after(timeout))
     }
 
-    /// ``loan(_:for:wait:timeoutNanoseconds:)`` for one destination.
+    /// ``loan(_:for:wait:timeout:)`` for one destination.
     public func loan(_ byteCount: Int, for destination: Handle, wait: WaitMode? = nil,
-                     timeoutNanoseconds: UInt64? = nil) throws(Bus1Error) -> Loan {
-        try loan(byteCount, segment: try segment(readableBy: destination), wait: wait, timeoutNanoseconds: timeoutNanoseconds)
+                     timeout: Duration? = nil) throws(Bus1Error) -> Loan {
+        try loan(byteCount, segment: try segment(readableBy: destination), wait: wait, deadline: .after(timeout))
     }
 
     /// The segment readable by exactly the owner of `destination`'s node; for one

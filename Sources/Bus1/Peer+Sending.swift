@@ -6,27 +6,33 @@ extension Peer {
 
     /// Loans a slice of at least `byteCount` bytes of this peer's pool, readable
     /// by peers of this peer's own uid (for peers of other uids:
-    /// ``loan(_:for:wait:timeoutNanoseconds:)``). With no `wait`, a full pool is
+    /// ``loan(_:for:wait:timeout:)``). With no `wait`, a full pool is
     /// ``Bus1Error/wouldBlock(_:)``; with one, waits for receivers to release
-    /// slices (until `timeoutNanoseconds`, if given).
-    public func loan(_ byteCount: Int, wait: WaitMode? = nil, timeoutNanoseconds: UInt64? = nil) throws(Bus1Error) -> Loan {
-        try loan(byteCount, segment: 0, wait: wait, timeoutNanoseconds: timeoutNanoseconds)
+    /// slices (until `timeout`, if given).
+    public func loan(_ byteCount: Int, wait: WaitMode? = nil, timeout: Duration? = nil) throws(Bus1Error) -> Loan {
+        try loan(byteCount, segment: 0, wait: wait, deadline: .after(timeout))
     }
 
     /// A loan in pool segment `segment`.
-    func loan(_ byteCount: Int, segment: Int, wait: WaitMode?, timeoutNanoseconds: UInt64?) throws(Bus1Error) -> Loan {
+    func loan(_ byteCount: Int, segment: Int, wait: WaitMode?, deadline: Deadline) throws(Bus1Error) -> Loan {
+        if let loan = try loanNow(byteCount, segment: segment) { return loan }
+        guard let mode = wait else { throw .wouldBlock(.poolExhausted(requested: byteCount)) }
+        statistics.loanWaits += 1
+        var found: Loan?
+        try waitUntil(mode: mode, deadline: deadline) { () throws(Bus1Error) -> Bool in
+            found = try self.loanNow(byteCount, segment: segment)
+            return found != nil
+        }
+        return found.take()!
+    }
+
+    /// A loan of `byteCount` bytes in `segment` if the pool has room now, after
+    /// taking back what receivers released; nil if it has not.
+    func loanNow(_ byteCount: Int, segment: Int) throws(Bus1Error) -> Loan? {
         guard byteCount >= 0, byteCount <= maximumPayload else { throw .payloadTooLarge(requested: byteCount, maximum: maximumPayload) }
         if let offset = pool.allocate(byteCount, in: segment) { return Loan(pool: pool, offset: offset, count: byteCount) }
         try reclaimCompleted()
-        if let offset = pool.allocate(byteCount, in: segment) { return Loan(pool: pool, offset: offset, count: byteCount) }
-        guard let mode = wait else { throw .wouldBlock(.poolExhausted(requested: byteCount)) }
-        var found: UInt64?
-        try waitUntil(mode: mode, timeoutNanoseconds: timeoutNanoseconds) { () throws(Bus1Error) -> Bool in
-            try self.reclaimCompleted()
-            found = self.pool.allocate(byteCount, in: segment)
-            return found != nil
-        }
-        return Loan(pool: pool, offset: found!, count: byteCount)
+        return pool.allocate(byteCount, in: segment).map { Loan(pool: pool, offset: $0, count: byteCount) }
     }
 
     /// Sends a filled loan to the node `handle` names. Returns the loan back,
@@ -106,7 +112,7 @@ extension Peer {
     @inline(never)
     func noteClockAnomaly(_ anomaly: ClockAnomaly) {
         statistics.clockAnomalies += 1
-        events.append(.clockAnomaly(clock: anomaly.taken, issued: anomaly.issued))
+        note(.clockAnomaly(clock: anomaly.taken, issued: anomaly.issued))
     }
 
     /// Sends a filled loan to `handle` with handles and fds attached (up to 16
@@ -117,7 +123,7 @@ extension Peer {
     /// destroyed before the message's ticket arrives as ``Handle/invalid``.
     /// Costs a coordinator round trip; the payload still travels zero-copy.
     public func send(_ loan: consuming Loan, to handle: Handle, attaching passed: [Handle], fileDescriptors: [Int32] = [],
-                     wait: WaitMode? = nil, timeoutNanoseconds: UInt64? = nil) throws(Bus1Error) {
+                     wait: WaitMode? = nil, timeout: Duration? = nil) throws(Bus1Error) {
         guard passed.count <= Int(BUS1_ATTACH_MAX_HANDLES), fileDescriptors.count <= Int(BUS1_MSG_MAX_FDS) else {
             throw .attachmentTooLarge(handles: passed.count, fileDescriptors: fileDescriptors.count)
         }
@@ -127,7 +133,7 @@ extension Peer {
         for handle in passed where handles[handle.id] == nil { throw .unknownHandle(handle) }
         if try !hasCredit(channel) {
             guard let mode = wait else { throw .wouldBlock(.ringFull(handle)) }
-            try awaitCredit(on: channel, mode: mode, timeoutNanoseconds: timeoutNanoseconds)
+            try waitForCredit(on: channel, mode: mode, deadline: .after(timeout))
         }
         (target, channel) = try sendTarget(handle)  // closed while waiting?
         _ = try request(.attach(destination: handle.id, handles: passed.map(\.id), fdCount: UInt32(fileDescriptors.count),
@@ -144,45 +150,72 @@ extension Peer {
     /// credit); a closed or unknown one fails it with the matching error. The slice
     /// returns to the pool when the last receiver releases it.
     public func send(_ loan: consuming Loan, to destinations: [Handle], wait: WaitMode? = nil,
-                     timeoutNanoseconds: UInt64? = nil) throws(Bus1Error) {
-        guard destinations.count >= 1, destinations.count <= options.maximumMulticast else {
-            throw .badDestinationCount(destinations.count, maximum: options.maximumMulticast)
+                     timeout: Duration? = nil) throws(Bus1Error) {
+        if destinations.count == 1 { return try send(loan, to: destinations[0], wait: wait, timeout: timeout) }
+        let plan = try planMulticast(of: loan, to: destinations)
+        if let blocked = try plan.firstBlocked(self) {
+            guard let mode = wait else { throw .wouldBlock(.ringFull(blocked)) }
+            statistics.creditWaits += 1
+            try waitUntil(mode: mode, deadline: .after(timeout)) { () throws(Bus1Error) -> Bool in
+                try self.serviceControl()
+                return try plan.firstBlocked(self) == nil
+            }
         }
-        if destinations.count == 1 { return try send(loan, to: destinations[0], wait: wait, timeoutNanoseconds: timeoutNanoseconds) }
-        try serviceControl()
+        publish(loan, as: plan)
+    }
+
+    /// Where a multicast goes: a descriptor per destination, and per distinct
+    /// channel how many descriptors it must take.
+    struct MulticastPlan {
         var targets: [(channel: OutboundChannel, node: UInt64)] = []
-        targets.reserveCapacity(destinations.count)
-        var channels: [OutboundChannel] = []  // distinct, with how many descriptors each needs
+        var channels: [OutboundChannel] = []
         var needed: [Int] = []
-        for handle in destinations {
-            let (target, channel) = try sendTarget(handle)
-            try checkAudience(loan.offset, handle, target)
-            targets.append((channel, target.node))
-            if let i = channels.firstIndex(where: { $0 === channel }) { needed[i] += 1 } else { channels.append(channel); needed.append(1) }
-        }
-        /// The first destination that is closed or short of credit, after taking back completions.
-        func firstBlocked() throws(Bus1Error) -> Int? {
+        let destinations: [Handle]
+
+        /// The first destination that is closed (thrown) or short of credit,
+        /// after taking back completions; nil when all have credit.
+        func firstBlocked(_ peer: Peer) throws(Bus1Error) -> Handle? {
             for (i, channel) in channels.enumerated() {
                 if let reason = channel.closedReason { throw .channelClosed(peer: channel.receiver, reason: reason) }
-                if try !hasCredit(channel, needed[i]) { return i }
+                if try !peer.hasCredit(channel, needed[i]) { return destinations[targets.firstIndex { $0.channel === channel }!] }
             }
             return nil
         }
-        if let blocked = try firstBlocked() {
-            let handle = destinations[targets.firstIndex { $0.channel === channels[blocked] }!]
-            guard let mode = wait else { throw .wouldBlock(.ringFull(handle)) }
-            try waitUntil(mode: mode, timeoutNanoseconds: timeoutNanoseconds) { () throws(Bus1Error) -> Bool in
-                try self.serviceControl()
-                return try firstBlocked() == nil
+    }
+
+    /// Checks a multicast of `loan` to `destinations` (count, targets, audience)
+    /// and plans it.
+    func planMulticast(of loan: borrowing Loan, to destinations: [Handle]) throws(Bus1Error) -> MulticastPlan {
+        guard destinations.count >= 1, destinations.count <= options.maximumMulticast else {
+            throw .badDestinationCount(destinations.count, maximum: options.maximumMulticast)
+        }
+        try serviceControl()
+        var plan = MulticastPlan(destinations: destinations)
+        plan.targets.reserveCapacity(destinations.count)
+        for handle in destinations {
+            let (target, channel) = try sendTarget(handle)
+            try checkAudience(loan.offset, handle, target)
+            plan.targets.append((channel, target.node))
+            if let i = plan.channels.firstIndex(where: { $0 === channel }) {
+                plan.needed[i] += 1
+            } else {
+                plan.channels.append(channel)
+                plan.needed.append(1)
             }
         }
+        return plan
+    }
+
+    /// Publishes a multicast whose channels all have credit: one ticket, one
+    /// staging of every lane (`Publisher`).
+    func publish(_ loan: consuming Loan, as plan: MulticastPlan) {
         let (offset, count) = loan.detach()
         lanes.removeAll(keepingCapacity: true)
         defer { lanes.removeAll(keepingCapacity: true) }  // no pointers into rings kept past the send
-        for channel in channels { lanes.append(channel.lane) }
+        for channel in plan.channels { lanes.append(channel.lane) }
         let sent = publisher.send(on: lanes) { ticket in
-            pool.markSent(offset, channelTags: targets.map { $0.channel.tag }, ticket: ticket, length: count)
-            for target in targets {
+            pool.markSent(offset, channelTags: plan.targets.map { $0.channel.tag }, ticket: ticket, length: count)
+            for target in plan.targets {
                 target.channel.producer.submit(bus1_descriptor(ticket: ticket, node: target.node, offset: offset, length: UInt32(count), flags: 0))
             }
         }
@@ -192,31 +225,35 @@ extension Peer {
 
     /// Sends a filled loan to `handle`. A channel without credit is
     /// ``Bus1Error/wouldBlock(_:)`` when `wait` is nil; otherwise waits for the
-    /// receiver to release messages (until `timeoutNanoseconds`, if given).
-    public func send(_ loan: consuming Loan, to handle: Handle, wait: WaitMode? = nil, timeoutNanoseconds: UInt64? = nil) throws(Bus1Error) {
+    /// receiver to release messages (until `timeout`, if given).
+    public func send(_ loan: consuming Loan, to handle: Handle, wait: WaitMode? = nil, timeout: Duration? = nil) throws(Bus1Error) {
         guard let pending = try trySend(loan, to: handle) else { return }
         guard let mode = wait else { throw .wouldBlock(.ringFull(handle)) }
-        try awaitCredit(on: handles[handle.id]!.channel!, mode: mode, timeoutNanoseconds: timeoutNanoseconds)
+        try waitForCredit(on: handles[handle.id]!.channel!, mode: mode, deadline: .after(timeout))
         // Credit (or a close) arrived; one thread owns this peer, so it cannot vanish again.
         if try trySend(pending, to: handle) != nil { preconditionFailure("credit vanished while waiting") }
     }
 
     /// Waits until `channel` has credit again (its receiver released messages) or closed.
-    private func awaitCredit(on channel: OutboundChannel, mode: WaitMode, timeoutNanoseconds: UInt64?) throws(Bus1Error) {
-        try waitUntil(mode: mode, timeoutNanoseconds: timeoutNanoseconds) { () throws(Bus1Error) -> Bool in
-            try self.serviceControl()
-            if channel.closedReason != nil { return true }
-            try self.drain(channel)
-            return channel.producer.hasCredit
-        }
+    private func waitForCredit(on channel: OutboundChannel, mode: WaitMode, deadline: Deadline) throws(Bus1Error) {
+        statistics.creditWaits += 1
+        try waitUntil(mode: mode, deadline: deadline) { () throws(Bus1Error) -> Bool in try self.creditOrClose(on: channel) }
+    }
+
+    /// Whether `channel` has credit or closed (the end of a wait for credit).
+    func creditOrClose(on channel: OutboundChannel) throws(Bus1Error) -> Bool {
+        try serviceControl()
+        if channel.closedReason != nil { return true }
+        try drain(channel)
+        return channel.producer.hasCredit
     }
 
     /// Convenience: loans (readable by the node's owner), copies `bytes` in, sends.
-    /// (The zero-copy path is ``loan(_:for:wait:timeoutNanoseconds:)`` + writing in
-    /// place + ``send(_:to:wait:timeoutNanoseconds:)``.)
-    public func send(copying bytes: UnsafeRawBufferPointer, to handle: Handle, wait: WaitMode? = nil) throws(Bus1Error) {
-        let loan = try self.loan(bytes.count, for: handle, wait: wait)
-        if bytes.count > 0 { loan.bytes.baseAddress!.copyMemory(from: bytes.baseAddress!, byteCount: bytes.count) }
+    /// (The zero-copy path is ``loan(_:for:wait:timeout:)`` + writing in place +
+    /// ``send(_:to:wait:timeout:)``.)
+    public func send(copying bytes: some Collection<UInt8>, to handle: Handle, wait: WaitMode? = nil) throws(Bus1Error) {
+        var loan = try self.loan(bytes.count, for: handle, wait: wait)
+        loan.write(bytes)
         try send(loan, to: handle, wait: wait)
     }
 }

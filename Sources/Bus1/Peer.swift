@@ -2,6 +2,7 @@ import Bus1Core
 import Bus1Linux
 import CBus1Wire
 import Glibc
+import Logging
 
 /// A connection to a bus: owns nodes, holds handles, sends and receives.
 ///
@@ -18,17 +19,28 @@ public final class Peer {
     public let parkFallbackReason: String?
     /// The bus's ordering: global causal order, or per-channel FIFO only.
     public let ordering: BusOrdering
+    /// ``PeerOptions/orderingStallTimeout`` in nanoseconds, for the merge.
+    let stallTimeoutNanoseconds: UInt64
 
     /// The control socket: requests, replies, events.
     let control: ControlConnection
     let options: PeerOptions
     /// This peer's pool: segment 0 for its own uid, more for other audiences.
     let pool: SegmentedPool
-    let wakeMapping: Mapping
+    /// This peer's wake page, kept mapped by the peer and its interrupter.
+    let wakeMapping: WakeMapping
+    /// The view of it (a copy, so the hot path reads no extra pointer).
     let wake: WakePage
     let clockMapping: Mapping
     let clock: ClockPage
     let waiter: DoorbellWaiter
+    /// Ends this peer's waits from any thread (see ``PeerInterrupter``).
+    public let interrupter: PeerInterrupter
+    /// The readiness descriptor's io_uring (``readinessDescriptor()``), made on first use.
+    var readiness: DoorbellReadiness?
+    /// Metrics, if ``PeerOptions/metrics`` asked for them.
+    var metrics: PeerMetrics?
+    var logger: Logger { options.logger }
 
     @exclusivity(unchecked) var outbound: [UInt64: OutboundChannel] = [:]
     /// Pool tags of the open outbound channels; a closed channel's tag is reused
@@ -66,8 +78,9 @@ public final class Peer {
     @exclusivity(unchecked) var publisher: Publisher
     /// Scratch space of a multicast: the lanes it publishes on, reused.
     @exclusivity(unchecked) var lanes: [PublishLane] = []
-    /// Where a waiting ``receive(mode:timeoutNanoseconds:)`` parks the message it
-    /// found (a stored slot, not a captured local: no box, no metadata lookups).
+    /// Where a waiting ``receive(mode:timeout:)`` parks the message it found (a
+    /// stored slot, not a captured local: no box, no metadata lookups), and where
+    /// ``armReadiness()`` keeps the message it found for the next receive.
     @exclusivity(unchecked) var received: Message?
     /// Scratch space of ``sendBatch(to:count:sliceSize:wait:fill:)``, reused.
     @exclusivity(unchecked) var batchOffsets: [UInt64] = []
@@ -106,6 +119,7 @@ public final class Peer {
 
     private init(options: PeerOptions) throws(Bus1Error) {
         self.options = options
+        stallTimeoutNanoseconds = options.orderingStallTimeout.clampedNanoseconds
         control = try ControlConnection(address: options.address ?? Self.defaultAddress(), timeout: options.connectTimeout)
         do {
             let (parker, fallback) = try options.parkBackend.makeParker()
@@ -124,9 +138,10 @@ public final class Peer {
             id = welcome.peer
             // Segment 0's audience is the uid the coordinator saw connect (SO_PEERCRED: the effective uid).
             self.pool = SegmentedPool(pool: try Mapping(pool, count: Int(welcome.poolSize), writable: true), layout: layout, ownerUID: geteuid())
-            wakeMapping = try Mapping(wakeFD, count: Int(BUS1_PAGE_SIZE), writable: true)
+            wakeMapping = try WakeMapping(try Mapping(wakeFD, count: Int(BUS1_PAGE_SIZE), writable: true))
+            wake = wakeMapping.page
+            interrupter = PeerInterrupter(wake: wakeMapping)
             clockMapping = try Mapping(clockFD, count: Int(BUS1_PAGE_SIZE), writable: true)
-            wake = try WakePage(wakeMapping)
             clock = try ClockPage(clockMapping)
             publisher = Publisher(ordering: ordering, clock: clock)
             waiter = DoorbellWaiter(page: wake, parker: parker)
@@ -140,6 +155,9 @@ public final class Peer {
                 throw Bus1Error.protocolViolation("pool not sealed against future writes")
             }
             try control.handshakeDone()
+            metrics = options.metrics.map { PeerMetrics($0, peer: welcome.peer) }
+            options.logger.debug("connected", metadata: ["peer": "\(welcome.peer)", "address": "\(control.address)",
+                                                        "park": "\(parker.mechanism)", "ordering": "\(ordering)"])
         } catch let error as Bus1Error {
             throw error
         } catch let error as LinuxError {
@@ -167,8 +185,10 @@ public final class Peer {
     /// The default bus address (see ``PeerOptions/address``).
     public static func defaultAddress() -> String { BusAddress.fromEnvironment() }
 
-    /// Counters, with the pool figures as of now.
+    /// Counters, current when read: completions receivers posted are taken back
+    /// first, so the pool figures count only slices still loaned or unreleased.
     public var currentStatistics: PeerStatistics {
+        _ = try? reclaimCompleted()  // a failure here (a lying receiver) is reported by the next call that can throw
         var s = statistics
         s.poolBytesInUse = pool.bytesInUse
         s.slicesInUse = pool.slicesInUse
@@ -188,6 +208,9 @@ public final class Peer {
     /// nodes and releases its handles in one step, and tears down its channels and
     /// names). Messages and loans still alive stay readable.
     public func disconnect() {
+        guard !control.isClosed else { return }
+        metrics?.record(currentStatistics)
         control.close()
+        logger.debug("disconnected", metadata: ["peer": "\(id)"])
     }
 }

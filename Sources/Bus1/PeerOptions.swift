@@ -1,4 +1,5 @@
 import Bus1Core
+import Logging
 
 /// Options for ``Peer/connect(options:)``.
 public struct PeerOptions: Sendable {
@@ -10,12 +11,12 @@ public struct PeerOptions: Sendable {
     public var ringCapacity: Int = 0
     /// How this peer parks when it waits.
     public var parkBackend: ParkBackend = .automatic
-    /// The wait mode of ``Peer/receive(mode:timeoutNanoseconds:)`` when it is given none.
+    /// The wait mode of ``Peer/receive(mode:timeout:)`` and the other waits when they are given none.
     public var waitMode: WaitMode = .default
     /// How long a receiver waits for a sender that marked a channel as staging
     /// (it took or is taking a ticket) before it delivers later tickets anyway and
     /// reports the stall. Liveness wins over order past this point.
-    public var orderingStallTimeoutNanoseconds: UInt64 = 250_000_000
+    public var orderingStallTimeout: Duration = .milliseconds(250)
     /// Most destinations of one multicast.
     public var maximumMulticast: Int = 256
 
@@ -23,6 +24,13 @@ public struct PeerOptions: Sendable {
     /// before it fails with ``Bus1Error/timedOut`` (a coordinator at its fd limit
     /// leaves connections waiting in its backlog).
     public var connectTimeout: Duration = .seconds(30)
+    /// Where the peer logs: connects and disconnects (debug), channels closing
+    /// (info), violations, ordering stalls and clock anomalies found (warning).
+    /// Quiet unless the caller passes a logger: the default discards everything.
+    public var logger = Logger(label: "bus1", factory: { _ in SwiftLogNoOpLogHandler() })
+    /// Export the peer's counters through swift-metrics under these labels; nil
+    /// (the default): no metrics. See ``PeerMetricsOptions``.
+    public var metrics: PeerMetricsOptions?
     public init(address: String? = nil) { self.address = address }
 }
 
@@ -39,8 +47,13 @@ public struct PeerStatistics: Sendable, Equatable {
     /// Times a staged sender stalled past the timeout and later tickets were
     /// delivered before its message (reported to the coordinator each time).
     public var orderingStalls = 0
-    /// Times this peer parked (slept on its doorbell).
+    /// Times this peer parked (slept on its doorbell, or awaited its readiness descriptor).
     public var parks = 0
+    /// Times a send had to wait for the receiver to release messages (its ring
+    /// was full): how often a slow receiver throttled this producer.
+    public var creditWaits = 0
+    /// Times a loan had to wait for receivers to release slices (the pool was full).
+    public var loanWaits = 0
     /// Times the bus clock handed this peer a value no honest clock could: below a
     /// ticket it had already used (another peer rewound or wrapped it; one per
     /// incident) or far beyond honest reach (jumped). Its tickets kept rising

@@ -78,6 +78,18 @@ public final class IOURing {
         try retryingOnInterrupt("io_uring_prep_poll_add") { b1l_ring_poll_add(ring, fd, events, userData) }
     }
 
+    /// Queues an `IORING_OP_FUTEX_WAIT` on `word` without waiting: it completes
+    /// (with `userData`) when `word` is woken, or at once if it no longer holds
+    /// `expected`. Requires ``supportsFutex``; not on a ring that also parks
+    /// (``futexWait(_:expected:timeoutNanoseconds:)`` reaps every completion).
+    public func queueFutexWait(_ word: UnsafeMutablePointer<UInt32>, expected: UInt32, userData: UInt64) throws(LinuxError) {
+        try retryingOnInterrupt("io_uring_prep_futex_wait") { b1l_ring_futex_wait_add(ring, word, expected, userData) }
+    }
+
+    /// The ring's own descriptor (owned by the ring): `poll(2)` and epoll report
+    /// it readable while completions wait to be reaped.
+    public var descriptor: Int32 { b1l_ring_fd(ring) }
+
     /// Queues the removal of the poll queued with `target`.
     public func queuePollRemoval(of target: UInt64, userData: UInt64) throws(LinuxError) {
         try retryingOnInterrupt("io_uring_prep_poll_remove") { b1l_ring_poll_remove(ring, target, userData) }

@@ -192,6 +192,19 @@ int b1l_ring_poll_add(struct b1l_ring *ring, int fd, unsigned int events, uint64
 	return 0;
 }
 
+int b1l_ring_futex_wait_add(struct b1l_ring *ring, uint32_t *word, uint32_t expected, uint64_t user_data) {
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&ring->ring);
+	if (!sqe)
+		return -EBUSY;
+	prep_futex(sqe, B1L_IORING_OP_FUTEX_WAIT, word, expected);
+	io_uring_sqe_set_data64(sqe, user_data);
+	return 0;
+}
+
+int b1l_ring_fd(struct b1l_ring *ring) {
+	return ring->ring.ring_fd;
+}
+
 int b1l_ring_poll_remove(struct b1l_ring *ring, uint64_t target_user_data, uint64_t user_data) {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&ring->ring);
 	if (!sqe)

@@ -6,7 +6,7 @@ import Bus1
 package func receive(on peer: Peer, until kind: Message.Kind, seconds: UInt64 = 30) throws -> (sender: UInt64, ticket: UInt64, before: [(Message.Kind, UInt64)]) {
     var before: [(Message.Kind, UInt64)] = []
     while true {
-        let message = try peer.receive(timeoutNanoseconds: seconds * 1_000_000_000)
+        let message = try peer.receive(timeout: .seconds(seconds))
         if message.kind == kind { return (message.sender, message.ticket, before) }
         before.append((message.kind, message.sender))
     }

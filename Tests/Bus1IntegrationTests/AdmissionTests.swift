@@ -211,10 +211,10 @@ struct AdmissionTests {
         // The owner reads again; the node of the timed-out lookup has no holder: one
         // new lookup and one release must notify its owner (a reference left behind
         // by the timed-out lookup would keep it held, and no notification would come).
-        #expect(throws: Bus1Error.timedOut) { _ = try owner.receive(timeoutNanoseconds: 50_000_000) }
+        #expect(throws: Bus1Error.timedOut) { _ = try owner.receive(timeout: .milliseconds(50)) }
         let handle = try requester.lookup("held.\(stuck)")
         try requester.release(handle)
-        let note = try owner.receive(timeoutNanoseconds: 5_000_000_000)
+        let note = try owner.receive(timeout: .seconds(5))
         #expect(note.kind == .nodeReleased)
         _ = granted
     }
@@ -268,12 +268,12 @@ struct HubTests {
         for (i, handle) in handles.enumerated() {
             var loan = try hub.loan(8)
             loan.count = 8
-            loan.payload.storeBytes(of: UInt64(i), as: UInt64.self)
-            try hub.send(loan, to: handle, wait: .park, timeoutNanoseconds: 10_000_000_000)
+            loan.storeBytes(of: UInt64(i), as: UInt64.self)
+            try hub.send(loan, to: handle, wait: .park, timeout: .seconds(10))
         }
         for (i, spoke) in spokes.enumerated() {
-            let message = try spoke.receive(timeoutNanoseconds: 10_000_000_000)
-            #expect(message.node == nodes[i] && message.payload.load(as: UInt64.self) == UInt64(i), "spoke \(i)")
+            let message = try spoke.receive(timeout: .seconds(10))
+            #expect(message.node == nodes[i] && message.payload.bytes.unsafeLoad(as: UInt64.self) == UInt64(i), "spoke \(i)")
         }
         _ = try hub.createNode()  // still connected and served
         #expect(daemon.exitStatusIfEnded() == nil, "\(daemon.transcript)")

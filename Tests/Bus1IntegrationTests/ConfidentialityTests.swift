@@ -20,18 +20,18 @@ struct ConfidentialityTests {
         try keeper.publish(try keeper.createNode(), as: "keeper")
         try #require(snoop.awaitLine(prefix: "READY", timeoutSeconds: 60) != nil, "\(snoop.transcript)")
         let toKeeper = try producer.lookup("keeper")
-        let toSnoop = try producer.lookup("snoop", waitingUpToNanoseconds: 10_000_000_000)
+        let toSnoop = try producer.lookup("snoop", timeout: .seconds(10))
         for i in 0..<secrets {
             let text = Array("SECRET-\(i)".utf8)
-            let loan = try producer.loan(text.count, for: toKeeper)
-            loan.payload.copyBytes(from: text)
+            var loan = try producer.loan(text.count, for: toKeeper)
+            loan.write(text)
             try producer.send(loan, to: toKeeper)
         }
         for i in 0..<forSnoop {
             let text = Array("FOR-SNOOP-\(i)".utf8)
-            let loan = try producer.loan(text.count, for: toSnoop, wait: .park)
-            loan.payload.copyBytes(from: text)
-            try producer.send(loan, to: toSnoop, wait: .park, timeoutNanoseconds: 30_000_000_000)
+            var loan = try producer.loan(text.count, for: toSnoop, wait: .park)
+            loan.write(text)
+            try producer.send(loan, to: toSnoop, wait: .park, timeout: .seconds(30))
         }
         let line = try #require(snoop.awaitLine(prefix: "SNOOP", timeoutSeconds: 60), "\(snoop.transcript)")
         withExtendedLifetime(keeper) {}
@@ -98,7 +98,7 @@ struct SegmentRequestTests {
         // Segments 0 (the pool), [me, other], [other] and 13 more make 16; the 17th is refused.
         for extra in 0..<13 { _ = try peer.loanInSegment(8, audience: [1000 + UInt32(extra)]) }
         #expect(throws: Bus1Error.refused(.quotaExceeded(.segments))) { _ = try peer.loanInSegment(8, audience: [2000]) }
-        let message = try owner.receive(timeoutNanoseconds: 10_000_000_000)
+        let message = try owner.receive(timeout: .seconds(10))
         #expect(message.payload.count == 8)
         _ = try peer.createNode()  // still served
     }

@@ -80,7 +80,7 @@ struct CoordinatorFailureTests {
         // The refused lookup left no reference behind: releasing the one the retry
         // got leaves the node without holders, and its owner is told.
         try client.release(handle)
-        let note = try owner.receive(timeoutNanoseconds: 30_000_000_000)
+        let note = try owner.receive(timeout: .seconds(30))
         #expect(note.kind == .nodeReleased && note.sender == client.id)
     }
 
@@ -110,9 +110,9 @@ struct CoordinatorFailureTests {
     static func expectDelivery(from sender: Peer, to owner: Peer, name: String) throws -> Handle {
         let target = try sender.lookup(name)
         try withUnsafeBytes(of: sender.id) { try sender.send(copying: $0, to: target) }
-        let message = try owner.receive(timeoutNanoseconds: 30_000_000_000)
+        let message = try owner.receive(timeout: .seconds(30))
         #expect(message.kind == .data && message.sender == sender.id)
-        #expect(message.payload.load(as: UInt64.self) == sender.id)
+        #expect(message.payload.bytes.unsafeLoad(as: UInt64.self) == sender.id)
         return target
     }
 }

@@ -65,9 +65,9 @@ struct EventBackendConformanceTests {
         #expect(throws: Bus1Error.refused(.nameUnknown)) { try client.lookup("conformance.nobody") }
         let service = try client.lookup("conformance.service")
         try Array("ping".utf8).withUnsafeBytes { try client.send(copying: $0, to: service) }
-        let message = try owner.receive(timeoutNanoseconds: 30_000_000_000)
+        let message = try owner.receive(timeout: .seconds(30))
         #expect(message.kind == .data && message.sender == client.id)
-        #expect(Array(message.payload) == Array("ping".utf8))
+        #expect(message.copyPayload() == Array("ping".utf8))
     }
 
     /// A peer that hangs up is noticed: its node's holders are told, and it no
@@ -78,7 +78,7 @@ struct EventBackendConformanceTests {
         try leaving.publish(try leaving.createNode(), as: "conformance.leaving")
         let handle = try holder.lookup("conformance.leaving")
         leaving.disconnect()
-        let note = try holder.receive(timeoutNanoseconds: 30_000_000_000)
+        let note = try holder.receive(timeout: .seconds(30))
         #expect(note.kind == .nodeDestroyed && note.node == handle)
         #expect(waitUntil(timeoutSeconds: 30) { bus.coordinator.peerCount == 1 })
     }
@@ -92,7 +92,7 @@ struct EventBackendConformanceTests {
         let handle = try holder.lookup("conformance.child")
         child.signal(SIGKILL)
         _ = child.finish()
-        let note = try holder.receive(timeoutNanoseconds: 30_000_000_000)
+        let note = try holder.receive(timeout: .seconds(30))
         #expect(note.kind == .nodeDestroyed && note.node == handle)
         #expect(waitUntil(timeoutSeconds: 30) { bus.coordinator.peerCount == 1 })
     }
@@ -113,8 +113,8 @@ struct EventBackendConformanceTests {
         #expect(waitUntil(timeoutSeconds: 30) { bus.coordinator.peerCount == count + 1 })
         var senders = Set<UInt64>()
         for _ in 0..<count {
-            let message = try hub.receive(timeoutNanoseconds: 30_000_000_000)
-            #expect(message.kind == .data && message.payload.load(as: UInt64.self) == message.sender)
+            let message = try hub.receive(timeout: .seconds(30))
+            #expect(message.kind == .data && message.payload.bytes.unsafeLoad(as: UInt64.self) == message.sender)
             senders.insert(message.sender)
         }
         #expect(senders == Set(peers.map(\.id)))

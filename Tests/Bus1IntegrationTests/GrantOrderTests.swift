@@ -74,11 +74,11 @@ struct GrantOrderTests {
         #expect(throws: Bus1Error.refused(.quotaExceeded(.uidChannels))) {
             try sender.send(try sender.loan(8), to: toReceiver, attaching: [h1, h2])
         }
-        #expect(throws: Bus1Error.timedOut) { _ = try receiver.receive(timeoutNanoseconds: 50_000_000) }
+        #expect(throws: Bus1Error.timedOut) { _ = try receiver.receive(timeout: .milliseconds(50)) }
         // The sender was the only holder of owner1's node: had the receiver kept a
         // handle from the refused attachment, this release would notify nobody.
         try sender.release(h1)
-        let note = try owner1.receive(timeoutNanoseconds: 5_000_000_000)
+        let note = try owner1.receive(timeout: .seconds(5))
         #expect(note.kind == .nodeReleased)
     }
 }

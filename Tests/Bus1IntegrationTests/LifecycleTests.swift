@@ -24,9 +24,9 @@ struct LifecycleTests {
         #expect(b.awaitLine(prefix: "FORWARDED", timeoutSeconds: 30) != nil, "\(b.transcript)")
         #expect(c.awaitLine(prefix: "REACHED", timeoutSeconds: 30) != nil, "\(c.transcript)")
 
-        let reached = try owner.receive(timeoutNanoseconds: 30_000_000_000)
+        let reached = try owner.receive(timeout: .seconds(30))
         #expect(reached.kind == .data && reached.sender == cID && reached.node == node)
-        #expect(Array(reached.payload) == Array("reached".utf8))
+        #expect(reached.copyPayload() == Array("reached".utf8))
         // B and C each release their handle; whichever comes first finds the other
         // still holding one, so only the last release notifies, ordered after
         // everything its releaser sent.
@@ -50,10 +50,10 @@ struct LifecycleTests {
         var next: UInt64 = 0
         func take(_ message: borrowing Message) {
             #expect(message.kind == .data)
-            #expect(message.payload.load(as: UInt64.self) == next, "messages lost or reordered")
+            #expect(message.payload.bytes.unsafeLoad(as: UInt64.self) == next, "messages lost or reordered")
             next += 1
         }
-        for _ in 0..<300 { take(try owner.receive(timeoutNanoseconds: 30_000_000_000)) }
+        for _ in 0..<300 { take(try owner.receive(timeout: .seconds(30))) }
         let destroyedAt = try owner.destroy([node])
         // Whatever is delivered now was ordered before the destruction; the owner
         // keeps taking (and dropping) so the racer has credit until it learns.
@@ -103,7 +103,7 @@ struct LifecycleTests {
             #expect(notes.count == 3 && notes.allSatisfy { $0.contains("kind=nodeDestroyed") && numberField($0, "ticket") == ticket },
                     "\(watcher.transcript)")
         }
-        let note = try stranger.receive(timeoutNanoseconds: 10_000_000_000)
+        let note = try stranger.receive(timeout: .seconds(10))
         #expect(note.kind == .nodeDestroyed && note.node == held && note.ticket == ticket)
         #expect(throws: Bus1Error.nodeDestroyed(held)) { try stranger.send(copying: UnsafeRawBufferPointer(start: nil, count: 0), to: held) }
         try stranger.release(held)  // forgets it; the coordinator did already
@@ -197,7 +197,7 @@ struct LifecycleTests {
         }
         // A handle to the receiver's own node comes back as the receiver's own id.
         try sender.send(try sender.loan(8), to: target, attaching: [target])
-        let message = try receiver.receive(timeoutNanoseconds: 10_000_000_000)
+        let message = try receiver.receive(timeout: .seconds(10))
         #expect(message.handles == [message.node])
 
         // A handle whose node is destroyed before the message's ticket arrives
@@ -208,7 +208,7 @@ struct LifecycleTests {
         let doomed = try sender.lookup("checks.doomed")
         let destroyedAt = try owner.destroy([doomedNode])
         try sender.send(try sender.loan(8), to: target, attaching: [doomed, target])
-        let late = try receiver.receive(timeoutNanoseconds: 10_000_000_000)
+        let late = try receiver.receive(timeout: .seconds(10))
         #expect(late.kind == .data && late.ticket > destroyedAt)
         #expect(late.handles == [.invalid, late.node])
     }
@@ -242,8 +242,8 @@ struct LifecycleTests {
         let ticket = try owner.destroy(nodes)
         #expect(ticket > 0)
         #expect(bus.coordinator.peerCount == before - 1, "the holder was disconnected")
-        #expect(throws: Bus1Error.coordinatorGone) { _ = try holder.receive(timeoutNanoseconds: 5_000_000_000) }
-        let note = try sender.receive(timeoutNanoseconds: 5_000_000_000)  // a holder with room is notified
+        #expect(throws: Bus1Error.coordinatorGone) { _ = try holder.receive(timeout: .seconds(5)) }
+        let note = try sender.receive(timeout: .seconds(5))  // a holder with room is notified
         #expect(note.kind == .nodeDestroyed && note.node == target && note.ticket == ticket)
     }
 }

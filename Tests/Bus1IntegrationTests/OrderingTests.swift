@@ -75,7 +75,7 @@ struct MulticastTests {
         while true {
             var loan = try sender.loan(8)
             loan.count = 8
-            loan.bytes.storeBytes(of: UInt64(sent), as: UInt64.self)
+            loan.storeBytes(of: UInt64(sent), as: UInt64.self)
             do {
                 try sender.send(loan, to: destinations)
                 sent += 1
@@ -88,7 +88,7 @@ struct MulticastTests {
         #expect(sent == 4)
         // The healthy receiver got exactly the multicasts that went everywhere.
         var seen: [UInt64] = []
-        while let message = try healthy.tryReceive() { seen.append(message.payload.load(as: UInt64.self)) }
+        while let message = try healthy.tryReceive() { seen.append(message.payload.bytes.unsafeLoad(as: UInt64.self)) }
         #expect(seen == [0, 1, 2, 3])
         // The slices come back only when the last receiver releases them.
         try sender.reclaimCompleted()
@@ -156,8 +156,8 @@ struct BatchTests {
         }
         var tickets: [UInt64] = []
         for index in 0..<5 {
-            let message = try receiver.receive(mode: .park, timeoutNanoseconds: 5_000_000_000)
-            #expect(message.payload.load(as: UInt64.self) == UInt64(index))
+            let message = try receiver.receive(mode: .park, timeout: .seconds(5))
+            #expect(message.payload.bytes.unsafeLoad(as: UInt64.self) == UInt64(index))
             tickets.append(message.ticket)
         }
         #expect(tickets == Array(tickets[0]..<(tickets[0] + 5)), "one fetch_add, consecutive tickets")

@@ -36,8 +36,8 @@ struct ReceiverQuotaTests {
 
         // The service is still connected and served: a message from this uid reaches it.
         let client = try bus.connect()
-        let stop = try client.loan(4)
-        stop.payload.copyBytes(from: Array("stop".utf8))
+        var stop = try client.loan(4)
+        stop.write(Array("stop".utf8))
         try client.send(stop, to: try client.lookup("service"))
         #expect(victim.finish(timeoutSeconds: 60) == .exited(0), "\(victim.transcript)")
         let done = try #require(victim.lines.first { $0.hasPrefix("DONE") })

@@ -35,11 +35,11 @@ struct SharedPageTests {
         let node = try late.createNode()
         try late.publish(node, as: "late")
         let sender = try bus.connect()
-        let loan = try sender.loan(4)
-        loan.payload.copyBytes(from: Array("late".utf8))
+        var loan = try sender.loan(4)
+        loan.write(Array("late".utf8))
         try sender.send(loan, to: try sender.lookup("late"))
-        let message = try late.receive(timeoutNanoseconds: 10_000_000_000)
-        let bytes = Array(message.payload)
+        let message = try late.receive(timeout: .seconds(10))
+        let bytes = message.copyPayload()
         #expect(bytes == Array("late".utf8))
     }
 
@@ -55,7 +55,7 @@ struct SharedPageTests {
         hostile.writeClock(1)  // rewound below every ticket issued so far
         let ticket = try owner.destroy([node])
         #expect(ticket >= before, "the coordinator's ticket fell with the clock: \(ticket) < \(before)")
-        let note = try holder.receive(timeoutNanoseconds: 10_000_000_000)
+        let note = try holder.receive(timeout: .seconds(10))
         #expect(note.kind == .nodeDestroyed)
         #expect(bus.coordinator.clockAnomalies >= 1)
     }

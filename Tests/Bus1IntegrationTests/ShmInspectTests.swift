@@ -181,8 +181,8 @@ enum ShmInspectChecks {
         try Array("segment 0".utf8).withUnsafeBytes { try sender.send(copying: $0, to: target) }
         for i in 0..<2 {
             let text = Array("segment 1 #\(i)".utf8)
-            let loan = try sender.loanInSegment(text.count, audience: audience)
-            loan.payload.copyBytes(from: text)
+            var loan = try sender.loanInSegment(text.count, audience: audience)
+            loan.write(text)
             try sender.send(loan, to: target)
         }
 

@@ -21,11 +21,10 @@ struct SocketActivationTests {
         let producer = try Peer.connect(options: options)
         let handle = try producer.lookup(name)
         var loan = try producer.loan(64)
-        for i in 0..<64 { loan.bytes[i] = UInt8(i) }
-        loan.count = 64
+        loan.write((0..<64).map { UInt8($0) })
         try producer.send(loan, to: handle)
-        let message = try consumer.receive(timeoutNanoseconds: 30_000_000_000)
-        #expect(Array(message.payload) == (0..<64).map { UInt8($0) })
+        let message = try consumer.receive(timeout: .seconds(30))
+        #expect(message.copyPayload() == (0..<64).map { UInt8($0) })
     }
 
     /// The `flags:` field of `/proc/PID/fdinfo/FD`, octal.

@@ -27,23 +27,23 @@ struct StaleAttachmentTests {
         try sender.attachWithoutSending(to: target, attaching: [passed], fileDescriptors: [stalePipe[0]])
         close(stalePipe[0])  // from now on only the stale attachment holds the read end
         stalePipe[0] = -1
-        let plain = try sender.loan(5)
-        plain.payload.copyBytes(from: Array("plain".utf8))
+        var plain = try sender.loan(5)
+        plain.write(Array("plain".utf8))
         try sender.send(plain, to: target)
-        let second = try sender.loan(6)
-        second.payload.copyBytes(from: Array("second".utf8))
+        var second = try sender.loan(6)
+        second.write(Array("second".utf8))
         try sender.send(second, to: target, attaching: [], fileDescriptors: [freshPipe[0]])
 
-        let first = try receiver.receive(timeoutNanoseconds: 5_000_000_000)
-        let firstBytes = Array(first.payload), firstAttachment = first.attachment  // (#expect takes no ~Copyable operands)
+        let first = try receiver.receive(timeout: .seconds(5))
+        let firstBytes = first.copyPayload(), firstAttachment = first.attachment  // (#expect takes no ~Copyable operands)
         #expect(firstBytes == Array("plain".utf8))
         #expect(firstAttachment == nil, "a plain message took the stale attachment")
         // The stale read end is closed: the write end now reports an error.
         var poll = pollfd(fd: stalePipe[1], events: Int16(POLLOUT), revents: 0)
         #expect(Glibc.poll(&poll, 1, 0) == 1 && poll.revents & Int16(POLLERR) != 0, "stale fd still open: \(poll.revents)")
 
-        let next = try receiver.receive(timeoutNanoseconds: 5_000_000_000)
-        let nextBytes = Array(next.payload), nextAttachment = next.attachment
+        let next = try receiver.receive(timeout: .seconds(5))
+        let nextBytes = next.copyPayload(), nextAttachment = next.attachment
         #expect(nextBytes == Array("second".utf8))
         let attachment = try #require(nextAttachment)
         let fds = attachment.takeFileDescriptors()

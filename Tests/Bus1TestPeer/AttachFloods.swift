@@ -18,13 +18,13 @@ func runVictim() {
     while true {
         maximum = max(maximum, openDescriptorCount())
         let message: Message
-        do { message = try peer.receive(timeoutNanoseconds: 50_000_000) } catch .timedOut { continue } catch { fail("receive: \(error)") }
+        do { message = try peer.receive(timeout: .milliseconds(50)) } catch .timedOut { continue } catch { fail("receive: \(error)") }
         guard message.kind == .data else {
             notes += 1
             continue
         }
         received += 1
-        if Array(message.payload) == Array("stop".utf8) { break }
+        if message.copyPayload() == Array("stop".utf8) { break }
     }
     say("DONE fdsMax=\(maximum) notes=\(notes) received=\(received)")
 }
@@ -70,7 +70,7 @@ func runNodeFlood() {
         do { pending.append(try peer.createNode()) } catch { fail("createNode: \(error)") }
         guard pending.count == 16 else { continue }
         do {
-            try peer.send(try peer.loan(8, for: target), to: target, attaching: pending, wait: .park, timeoutNanoseconds: 10_000_000_000)
+            try peer.send(try peer.loan(8, for: target), to: target, attaching: pending, wait: .park, timeout: .seconds(10))
             attached += pending.count
         } catch .refused(.quotaExceeded(.handlesShare)) {
             refused += 1

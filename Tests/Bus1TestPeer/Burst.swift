@@ -15,9 +15,9 @@ func runBurst() {
     let count = intSetting("count"), size = intSetting("size", 64)
     for seq in 0..<count {
         do {
-            let loan = try peer.loan(size, for: targets)
+            var loan = try peer.loan(size, for: targets)
             let text = Array("burst \(seq)".utf8)
-            loan.payload.copyBytes(from: text.prefix(size))
+            loan.withUnsafeMutableBytes { $0.copyBytes(from: text.prefix(size)) }  // the rest of the `size` bytes as they were
             try peer.send(loan, to: targets)
         } catch {
             fail("send \(seq): \(error)")

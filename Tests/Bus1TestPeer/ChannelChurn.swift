@@ -21,11 +21,11 @@ func runChannelChurn() {
             try service.publish(try service.createNode(), as: "churn")
             let handle = try client.lookup("churn")
             try payload.withUnsafeBytes { try client.send(copying: $0, to: handle) }  // untyped: see PLATFORM-NOTES
-            let message = try service.receive(timeoutNanoseconds: 10_000_000_000)
-            guard message.kind == .data, message.payload.elementsEqual(payload) else { fail("round \(round): wrong message") }
+            let message = try service.receive(timeout: .seconds(10))
+            guard message.kind == .data, message.copyPayload() == payload else { fail("round \(round): wrong message") }
             _ = consume message
             try service.reset()
-            let note = try client.receive(timeoutNanoseconds: 10_000_000_000)
+            let note = try client.receive(timeout: .seconds(10))
             guard note.kind == .nodeDestroyed, note.node == handle else { fail("round \(round): expected the node destroyed, got \(note.kind)") }
             try client.release(handle)
         } catch {

@@ -47,13 +47,13 @@ func runChaos() {
     var targets: [Handle] = []  // distinct: a lookup of a known node returns the same handle
     func add(_ handle: Handle) { if !targets.contains(handle) { targets.append(handle) } }
     for k in 0..<survivors where k != me {
-        do { targets.append(try peer.lookup("chaos.\(k)", waitingUpToNanoseconds: 30_000_000_000)) } catch { fail("lookup chaos.\(k): \(error)") }
+        do { targets.append(try peer.lookup("chaos.\(k)", timeout: .seconds(30))) } catch { fail("lookup chaos.\(k): \(error)") }
     }
     for target in targets {
         let hello = Array("hello \(me)".utf8)
         do {
-            let loan = try peer.loan(hello.count, for: target)
-            loan.payload.copyBytes(from: hello)
+            var loan = try peer.loan(hello.count, for: target)
+            loan.write(hello)
             try peer.send(loan, to: target)
         } catch {
             if !expected(error) { fail("hello: \(error)") }
@@ -65,8 +65,9 @@ func runChaos() {
         do {
             for _ in 0..<4 {
                 guard let message = try peer.tryReceive() else { break }
-                if message.payload.count > 6, message.payload.starts(with: Array("hello ".utf8)),
-                   let k = Int(String(decoding: message.payload.dropFirst(6), as: UTF8.self)), k != me {
+                let text = message.copyPayload()
+                if text.count > 6, text.starts(with: Array("hello ".utf8)),
+                   let k = Int(String(decoding: text.dropFirst(6), as: UTF8.self)), k != me {
                     do { add(try peer.lookup("chaos.\(k)")) } catch where expected(error) {}
                 }
                 if message.kind == .nodeDestroyed { targets.removeAll { $0 == message.node } }
@@ -84,8 +85,8 @@ func runChaos() {
                 }
                 let size = rng.next() % 8 == 0 ? 65536 : 1 + Int(rng.next() % 4096)
                 do {
-                    let loan = try peer.loan(size, for: destinations)
-                    loan.payload.initializeMemory(as: UInt8.self, repeating: 0x78)  // never a stale "hello"
+                    var loan = try peer.loan(size, for: destinations)
+                    loan.withUnsafeMutableBytes { _ = $0.initializeMemory(as: UInt8.self, repeating: 0x78) }  // never a stale "hello"
                     if rng.next() % 8 == 0 {
                         // Mid handle transfer: a handle of ours and perhaps an fd, through the coordinator.
                         let passed = [targets[Int(rng.next() % UInt64(targets.count))], myNode]
@@ -115,13 +116,13 @@ func runChaos() {
     held.removeAll()
     let final = intSetting("final", 100)
     let consumer: Handle
-    do { consumer = try peer.lookup("final", waitingUpToNanoseconds: 30_000_000_000) } catch { fail("lookup final: \(error)") }
+    do { consumer = try peer.lookup("final", timeout: .seconds(30)) } catch { fail("lookup final: \(error)") }
     for seq in 0..<final {
         do {
-            var loan = try peer.loan(Pattern.size(seq), for: consumer, wait: .park, timeoutNanoseconds: 60_000_000_000)
+            var loan = try peer.loan(Pattern.size(seq), for: consumer, wait: .park, timeout: .seconds(60))
             loan.count = Pattern.size(seq)
-            Pattern.fill(loan.payload, seq: seq)
-            try peer.send(loan, to: consumer, wait: .park, timeoutNanoseconds: 60_000_000_000)
+            fill(&loan, seq: seq)
+            try peer.send(loan, to: consumer, wait: .park, timeout: .seconds(60))
         } catch {
             fail("final send \(seq): \(error)")
         }

@@ -29,7 +29,7 @@ func runConsumer() {
     for _ in 0..<count {
         jitter?.maybePause()
         let message: Message
-        do { message = try receiveData(peer, timeoutNanoseconds: 60_000_000_000) } catch { fail("receive: \(error)") }
+        do { message = try receiveData(peer, timeout: .seconds(60)) } catch { fail("receive: \(error)") }
         let now = monotonicNanoseconds()
         if let previous = lastArrival[message.sender] { maxGap = max(maxGap, now - previous) }
         lastArrival[message.sender] = now
@@ -46,8 +46,9 @@ func runConsumer() {
         lastTicket = max(lastTicket, message.ticket)
         guard message.node == node else { fail("message for \(message.node), expected \(node)") }
         let seq = nextSeq[message.sender, default: 0]
-        guard Pattern.check(message.payload, seq: seq) else {
-            fail("payload of seq \(seq) from peer \(message.sender) is wrong (size \(message.payload.count), claims \(Pattern.claimedSeq(message.payload) ?? -1))")
+        guard message.withUnsafePayload({ Pattern.check($0, seq: seq) }) else {
+            let claimed = message.withUnsafePayload { Pattern.claimedSeq($0) } ?? -1
+            fail("payload of seq \(seq) from peer \(message.sender) is wrong (size \(message.payload.count), claims \(claimed))")
         }
         nextSeq[message.sender] = seq + 1
         bytes += message.payload.count

@@ -77,7 +77,7 @@ final class FloodTally: @unchecked Sendable {
     do {
         peer = try Peer.connect(options: options)
         own = try peer.createNode()
-        target = try peer.lookup(name, waitingUpToNanoseconds: 20_000_000_000)
+        target = try peer.lookup(name, timeout: .seconds(20))
     } catch { fail("attachflood setup: \(error)") }
     tally.update { tally.peers.append(peer); tally.ready += 1; tally.started += 1 }
     tally.wait { tally.started == threads && tally.go }

@@ -13,9 +13,9 @@ func runIntruder() {
     let peer = connect()
     let message = receiveFirstMessage(peer)
     let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-    let address = UInt(bitPattern: message.payload.baseAddress!)
+    let address = message.withUnsafePayload { UInt(bitPattern: $0.baseAddress!) }
     let pageStart = UnsafeMutableRawPointer(bitPattern: address & ~UInt(page - 1))!
-    let original = message.payload.load(as: UInt8.self)
+    let original = message.payload.bytes.unsafeLoad(as: UInt8.self)
 
     // 1. mprotect the read-only view writable.
     if mprotect(pageStart, page, PROT_READ | PROT_WRITE) == 0 { fail("mprotect(PROT_WRITE) succeeded") }
@@ -52,6 +52,6 @@ func runIntruder() {
         }
         close(writable)
     }
-    guard message.payload.load(as: UInt8.self) == original else { fail("the sender's bytes changed") }
+    guard message.payload.bytes.unsafeLoad(as: UInt8.self) == original else { fail("the sender's bytes changed") }
     say("OK")
 }

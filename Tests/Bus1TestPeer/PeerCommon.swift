@@ -23,7 +23,7 @@ func connect() -> Peer {
 
 /// Looks `name` up, waiting up to 20 s for it to be published.
 func lookupWhenPublished(_ peer: Peer, _ name: String) -> Handle {
-    do { return try peer.lookup(name, waitingUpToNanoseconds: 20_000_000_000) } catch { fail("lookup \(name): \(error)") }
+    do { return try peer.lookup(name, timeout: .seconds(20)) } catch { fail("lookup \(name): \(error)") }
 }
 
 /// Sends message 0 of the pattern (1 byte) the honest way.
@@ -31,7 +31,7 @@ func sendFirstHonestMessage(_ peer: Peer, to target: Handle) {
     do {
         var loan = try peer.loan(8, for: target)
         loan.count = Pattern.size(0)
-        Pattern.fill(loan.payload, seq: 0)
+        fill(&loan, seq: 0)
         try peer.send(loan, to: target, wait: .park)
     } catch { fail("honest send: \(error)") }
 }
@@ -73,15 +73,21 @@ func publishNode(_ peer: Peer, as name: String) -> Handle {
 func receiveFirstMessage(_ peer: Peer) -> Message {
     publishNode(peer, as: setting("name"))
     say("READY peer=\(peer.id)")
-    do { return try receiveData(peer, timeoutNanoseconds: 30_000_000_000) } catch { fail("receive: \(error)") }
+    do { return try receiveData(peer, timeout: .seconds(30)) } catch { fail("receive: \(error)") }
 }
 
 /// The next data message; notifications (destroyed and released nodes) are printed
 /// as NOTE lines and skipped.
-func receiveData(_ peer: Peer, timeoutNanoseconds: UInt64) throws(Bus1Error) -> Message {
+func receiveData(_ peer: Peer, timeout: Duration) throws(Bus1Error) -> Message {
     while true {
-        let message = try peer.receive(timeoutNanoseconds: timeoutNanoseconds)
+        let message = try peer.receive(timeout: timeout)
         if message.kind == .data { return message }
         say("NOTE kind=\(message.kind) node=\(message.node.id) from=\(message.sender)")
     }
+}
+
+/// Fills the payload of `loan` (its first ``Loan/count`` bytes) with `Pattern`'s bytes for `seq`.
+func fill(_ loan: inout Loan, seq: Int) {
+    let count = loan.count
+    loan.withUnsafeMutableBytes { Pattern.fill(UnsafeMutableRawBufferPointer(rebasing: $0[..<count]), seq: seq) }
 }

@@ -24,10 +24,10 @@ func runProducer() {
         jitter?.maybePause()
         if pace > 0 && seq > 0 { usleep(pace) }  // pacing asked for by the test, not a wait
         do {
-            var loan = try peer.loan(Pattern.size(seq), for: target, wait: waitMode, timeoutNanoseconds: 60_000_000_000)
+            var loan = try peer.loan(Pattern.size(seq), for: target, wait: waitMode, timeout: .seconds(60))
             loan.count = Pattern.size(seq)
-            Pattern.fill(loan.payload, seq: seq)
-            try peer.send(loan, to: target, wait: waitMode, timeoutNanoseconds: 60_000_000_000)
+            fill(&loan, seq: seq)
+            try peer.send(loan, to: target, wait: waitMode, timeout: .seconds(60))
         } catch {
             fail("send \(seq): \(error)")
         }

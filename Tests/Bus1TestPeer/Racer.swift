@@ -18,8 +18,8 @@ func runRacer() {
             while let note = try peer.tryReceive() {
                 if note.kind == .nodeDestroyed && note.node == target { notifiedAt = note.ticket }
             }
-            let loan = try peer.loan(8, for: target, wait: .park)
-            loan.bytes.storeBytes(of: sent, as: UInt64.self)
+            var loan = try peer.loan(8, for: target, wait: .park)
+            loan.storeBytes(of: sent, as: UInt64.self)
             try peer.send(loan, to: target, wait: .park)
             sent += 1
         } catch .nodeDestroyed(target) {

@@ -14,7 +14,7 @@ func runRelay() {
     let next = settings["next"].map { lookupWhenPublished(peer, $0) }
     say("READY peer=\(peer.id)")
     let message: Message
-    do { message = try receiveData(peer, timeoutNanoseconds: 30_000_000_000) } catch { fail("receive: \(error)") }
+    do { message = try receiveData(peer, timeout: .seconds(30)) } catch { fail("receive: \(error)") }
     guard message.handles.count == 1, let passed = message.handles.first, passed.isValid else { fail("expected one valid handle, got \(message.handles)") }
     do {
         if let next {

@@ -84,7 +84,7 @@ func runCorruptSink() {
     var released: UInt64 = 0
     for _ in 0..<max(1, intSetting("release", 1)) {
         let message: Message
-        do { message = try receiveData(peer, timeoutNanoseconds: 30_000_000_000) } catch { fail("receive: \(error)") }
+        do { message = try receiveData(peer, timeout: .seconds(30)) } catch { fail("receive: \(error)") }
         sender = message.sender
         released = peer.sliceOffset(of: message)
     }  // each message is released as it goes
@@ -118,7 +118,7 @@ func runVictimSender() {
     func sendOne(_ seq: Int) throws(Bus1Error) {
         var loan = try peer.loan(Pattern.size(seq), for: target)
         loan.count = Pattern.size(seq)
-        Pattern.fill(loan.payload, seq: seq)
+        fill(&loan, seq: seq)
         try peer.send(loan, to: target)
     }
     for seq in 0..<count {

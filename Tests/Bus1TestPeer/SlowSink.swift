@@ -16,7 +16,7 @@ func runSlowSink() {
     say("READY peer=\(peer.id)")
     usleep(UInt32(intSetting("sleep")) * 1000)  // busy elsewhere: what the test is about, not a wait
     for _ in 0..<intSetting("count") {
-        do { _ = try receiveData(peer, timeoutNanoseconds: 30_000_000_000) } catch { fail("receive: \(error)") }
+        do { _ = try receiveData(peer, timeout: .seconds(30)) } catch { fail("receive: \(error)") }
     }
     say("OK received=\(intSetting("count")) violations=\(peer.currentStatistics.violationsDetected)")
 }

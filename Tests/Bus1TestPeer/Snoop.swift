@@ -28,9 +28,9 @@ func runSnoop() {
     var sender: UInt64 = 0
     for i in 0..<intSetting("count") {
         let message: Message
-        do { message = try peer.receive(timeoutNanoseconds: 60_000_000_000) } catch { fail("receive \(i): \(error)") }
+        do { message = try peer.receive(timeout: .seconds(60)) } catch { fail("receive \(i): \(error)") }
         guard message.kind == .data else { continue }
-        guard message.payload.starts(with: Array("FOR-SNOOP".utf8)) else { fail("message \(i) is not for the snoop") }
+        guard message.copyPayload().starts(with: Array("FOR-SNOOP".utf8)) else { fail("message \(i) is not for the snoop") }
         sender = message.sender
         last = consume message
     }

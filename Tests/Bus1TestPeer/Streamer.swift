@@ -15,10 +15,10 @@ func runStreamer() {
     var seq = 0
     while true {
         do {
-            var loan = try peer.loan(Pattern.size(seq), for: target, wait: waitMode, timeoutNanoseconds: 60_000_000_000)
+            var loan = try peer.loan(Pattern.size(seq), for: target, wait: waitMode, timeout: .seconds(60))
             loan.count = Pattern.size(seq)
-            Pattern.fill(loan.payload, seq: seq)
-            try peer.send(loan, to: target, wait: waitMode, timeoutNanoseconds: 60_000_000_000)
+            fill(&loan, seq: seq)
+            try peer.send(loan, to: target, wait: waitMode, timeout: .seconds(60))
             seq += 1
             if seq == 1000 { say("STREAMING") }
         } catch .channelClosed(_, let reason) {

@@ -18,7 +18,7 @@ func runWaiter() {
     say("READY peer=\(peer.id)")
     let started = monotonicNanoseconds()
     do {
-        _ = try peer.receive(timeoutNanoseconds: 60_000_000_000)
+        _ = try peer.receive(timeout: .seconds(60))
         fail("received a message nobody sent")
     } catch .coordinatorGone {
         say("GONE after_ms=\((monotonicNanoseconds() - started) / 1_000_000)")

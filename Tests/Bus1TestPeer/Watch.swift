@@ -15,7 +15,7 @@ func runWatch() {
     var notes = 0
     while notes < intSetting("notes") {
         let message: Message
-        do { message = try peer.receive(timeoutNanoseconds: 30_000_000_000) } catch { fail("receive: \(error)") }
+        do { message = try peer.receive(timeout: .seconds(30)) } catch { fail("receive: \(error)") }
         guard message.kind != .data else { continue }
         notes += 1
         say("NOTE kind=\(message.kind) node=\(message.node.id) from=\(message.sender) ticket=\(message.ticket)")

@@ -53,7 +53,7 @@ let waitMode = settings["mode"].flatMap(WaitMode.init(argument:)) ?? .default
 let options: PeerOptions = {
     var options = PeerOptions(address: settings["address"])
     options.waitMode = waitMode
-    if let stall = settings["stall-ms"].flatMap({ UInt64($0) }) { options.orderingStallTimeoutNanoseconds = stall * 1_000_000 }
+    if let stall = settings["stall-ms"].flatMap({ UInt64($0) }) { options.orderingStallTimeout = .milliseconds(stall) }
     if let backend = settings["park"] {
         guard let parsed = ParkBackend(rawValue: backend) else { fail("bad park=\(backend)") }
         options.parkBackend = parsed

@@ -45,7 +45,7 @@ func poolSize(for size: Int) -> Int { 4096 + max(64 << 20, 1 << (Int.bitWidth - 
 
 /// Looks `name` up, waiting up to 20 s for it to be published.
 func lookup(_ peer: Peer, _ name: String) throws -> Handle {
-    try peer.lookup(name, waitingUpToNanoseconds: 20_000_000_000)
+    try peer.lookup(name, timeout: .seconds(20))
 }
 
 /// Loans `size` bytes and writes the first and last byte (the payload is written
@@ -54,8 +54,8 @@ func sendTouched(_ peer: Peer, _ size: Int, _ marker: UInt8, to handle: Handle, 
     var loan = try peer.loan(size, wait: mode)
     loan.count = size
     if size > 0 {
-        loan.bytes.storeBytes(of: marker, as: UInt8.self)
-        loan.bytes.storeBytes(of: marker, toByteOffset: size - 1, as: UInt8.self)
+        loan.storeBytes(of: marker, as: UInt8.self)
+        loan.storeBytes(of: marker, toByteOffset: size - 1, as: UInt8.self)
     }
     try peer.send(loan, to: handle, wait: mode)
 }
@@ -74,7 +74,7 @@ enum Bus1Runs {
         for i in 0..<(warmup + iterations) {
             let t0 = monotonicNanoseconds()
             try sendTouched(peer, size, UInt8(truncatingIfNeeded: i | 1), to: echo, mode: mode.waitMode)
-            let reply = try peer.receive(mode: mode.waitMode, timeoutNanoseconds: 60_000_000_000)
+            let reply = try peer.receive(mode: mode.waitMode, timeout: .seconds(60))
             guard reply.payload.count == size, size == 0 || reply.payload[size - 1] == UInt8(truncatingIfNeeded: i | 1) else {
                 throw BenchError("corrupt echo")
             }
@@ -92,7 +92,7 @@ enum Bus1Runs {
         try peer.publish(try peer.createNode(), as: "bench.echo.\(getpid())")
         let parent = try lookup(peer, s["parent"]!)
         while true {
-            let message = try peer.receive(mode: mode.waitMode, timeoutNanoseconds: 120_000_000_000)
+            let message = try peer.receive(mode: mode.waitMode, timeout: .seconds(120))
             guard message.kind == .data else { continue }  // a notification (a node released or destroyed)
             if message.payload.isEmpty { return }
             let marker = message.payload[size - 1] & message.payload[0]  // read first and last byte in place
@@ -125,7 +125,7 @@ enum Bus1Runs {
         } else {
             for i in 0..<messages { try sendTouched(peer, size, UInt8(truncatingIfNeeded: i), to: sink, mode: mode.waitMode) }
         }
-        _ = try peer.receive(mode: mode.waitMode, timeoutNanoseconds: 120_000_000_000)  // the sink's acknowledgement
+        _ = try peer.receive(mode: mode.waitMode, timeout: .seconds(120))  // the sink's acknowledgement
         let seconds = Double(monotonicNanoseconds() - start) / 1e9
         try sendTouched(peer, 0, 0, to: sink, mode: mode.waitMode)  // lets the sink exit (its ack has been read)
         try Child.reap(child, "bus1-sink")
@@ -140,12 +140,12 @@ enum Bus1Runs {
         let parent = try lookup(peer, s["parent"]!)
         var sum = 0
         for _ in 0..<count {
-            let message = try peer.receive(mode: mode.waitMode, timeoutNanoseconds: 120_000_000_000)
+            let message = try peer.receive(mode: mode.waitMode, timeout: .seconds(120))
             guard message.kind == .data else { continue }  // a notification (a node released or destroyed)
             if size > 0 { sum &+= Int(message.payload[0]) &+ Int(message.payload[size - 1]) }
         }
         try sendTouched(peer, 8, UInt8(truncatingIfNeeded: sum), to: parent, mode: mode.waitMode)
-        _ = try peer.receive(mode: mode.waitMode, timeoutNanoseconds: 120_000_000_000)  // the parent read the ack: done
+        _ = try peer.receive(mode: mode.waitMode, timeout: .seconds(120))  // the parent read the ack: done
     }
 
     /// One sender multicasting to `receivers` processes. Each receiver answers with
@@ -168,13 +168,13 @@ enum Bus1Runs {
             if i == warmup { start = monotonicNanoseconds() }
             var loan = try peer.loan(max(size, 1), wait: mode.waitMode)
             loan.count = size
-            if size > 0 { loan.bytes.storeBytes(of: UInt8(1), as: UInt8.self); loan.bytes.storeBytes(of: UInt8(1), toByteOffset: size - 1, as: UInt8.self) }
+            if size > 0 { loan.storeBytes(of: UInt8(1), as: UInt8.self); loan.storeBytes(of: UInt8(1), toByteOffset: size - 1, as: UInt8.self) }
             let t0 = monotonicNanoseconds()
             try peer.send(loan, to: destinations, wait: mode.waitMode)
             var last: UInt64 = 0
             for _ in 0..<receivers {
-                let ack = try peer.receive(mode: mode.waitMode, timeoutNanoseconds: 60_000_000_000)
-                last = max(last, ack.payload.load(as: UInt64.self))
+                let ack = try peer.receive(mode: mode.waitMode, timeout: .seconds(60))
+                last = max(last, ack.payload.bytes.unsafeLoad(as: UInt64.self))
             }
             if i >= warmup { _ = histogram.record(last &- t0) }
         }
@@ -192,14 +192,14 @@ enum Bus1Runs {
         try peer.publish(try peer.createNode(), as: "bench.fan.\(getpid())")
         let parent = try lookup(peer, s["parent"]!)
         while true {
-            let message = try peer.receive(mode: mode.waitMode, timeoutNanoseconds: 120_000_000_000)
+            let message = try peer.receive(mode: mode.waitMode, timeout: .seconds(120))
             guard message.kind == .data else { continue }  // a notification (a node released or destroyed)
             let arrived = monotonicNanoseconds()
             if message.payload.isEmpty { return }
             _ = message.payload[0] &+ message.payload[message.payload.count - 1]
             var loan = try peer.loan(8, wait: mode.waitMode)
             loan.count = 8
-            loan.bytes.storeBytes(of: arrived, as: UInt64.self)
+            loan.storeBytes(of: arrived, as: UInt64.self)
             try peer.send(loan, to: parent, wait: mode.waitMode)
         }
     }

@@ -96,10 +96,11 @@ struct Demo: ParsableCommand {
     /// Writes the payload once, in place: kind byte first, a marker last. (Plain
     /// parameters: option wrappers cost a metadata lookup per read on a hot path.)
     static func send(_ peer: Peer, _ kind: Kind, to handle: Handle, size: Int, wait: WaitMode) throws {
-        let loan = try peer.loan(size, for: handle, wait: wait)
-        memset(loan.payload.baseAddress!, 0x42, size)
-        loan.payload[0] = kind.rawValue
-        loan.payload[size - 1] = 0xA5
+        var loan = try peer.loan(size, for: handle, wait: wait)
+        var bytes = loan.bytes
+        for i in 0..<size { bytes[i] = 0x42 }
+        bytes[0] = kind.rawValue
+        bytes[size - 1] = 0xA5
         try peer.send(loan, to: handle, wait: wait)
     }
 
@@ -113,7 +114,7 @@ struct Demo: ParsableCommand {
         let myName = "bus1-demo.producer.\(getpid())"
         try peer.publish(node, as: myName)
         let child = try spawnConsumer(address: address, producerName: myName)
-        let consumer = try peer.lookup("bus1-demo.consumer.\(child)", waitingUpToNanoseconds: 20_000_000_000)
+        let consumer = try peer.lookup("bus1-demo.consumer.\(child)", timeout: .seconds(20))
 
         print("Bus1 demo: producer (pid \(getpid())) -> consumer (pid \(child)), \(size)-byte payloads, wait mode \(waitMode), "
               + "ordering \(peer.ordering.rawValue)")
@@ -171,7 +172,7 @@ struct Demo: ParsableCommand {
         let peer = try connect(address!)
         let node = try peer.createNode()
         try peer.publish(node, as: "bus1-demo.consumer.\(getpid())")
-        let producer = try peer.lookup("bus1-demo.producer.\(getppid())", waitingUpToNanoseconds: 20_000_000_000)
+        let producer = try peer.lookup("bus1-demo.producer.\(getppid())", timeout: .seconds(20))
         while true {
             let message = try peer.receive(mode: waitMode)
             guard message.kind == .data else { continue }  // a notification (a node released or destroyed)

@@ -67,7 +67,7 @@ struct OrderCheck: ParsableCommand {
     func connect() throws -> Peer {
         var options = PeerOptions(address: address)
         options.waitMode = mode
-        options.orderingStallTimeoutNanoseconds = UInt64(stallTimeoutMs) * 1_000_000
+        options.orderingStallTimeout = .milliseconds(stallTimeoutMs)
         return try Peer.connect(options: options)
     }
 
@@ -81,7 +81,7 @@ struct OrderCheck: ParsableCommand {
     func runSender() throws {
         let peer = try connect()
         var targets: [Handle] = []
-        for r in 0..<receivers { targets.append(try peer.lookup("order.r\(r)", waitingUpToNanoseconds: 20_000_000_000)) }
+        for r in 0..<receivers { targets.append(try peer.lookup("order.r\(r)", timeout: .seconds(20))) }
         // fd 3: read end of the pipe from the previous sender; fd 4: write end to the next.
         // Both non-blocking: a token is only a causal edge to test, so when the next
         // sender has stopped reading (it finished, or is waiting for its last slices)
@@ -119,8 +119,8 @@ struct OrderCheck: ParsableCommand {
     }
 
     func send(_ peer: Peer, _ words: [UInt32], to destinations: [Handle]) throws {
-        let loan = try peer.loan(16, for: destinations, wait: mode)
-        for (i, w) in words.enumerated() { loan.bytes.storeBytes(of: w, toByteOffset: i * 4, as: UInt32.self) }
+        var loan = try peer.loan(16, for: destinations, wait: mode)
+        for (i, w) in words.enumerated() { loan.storeBytes(of: w, toByteOffset: i * 4, as: UInt32.self) }
         try peer.send(loan, to: destinations, wait: mode)
     }
 
@@ -136,14 +136,14 @@ struct OrderCheck: ParsableCommand {
         var dependencies: [UInt64] = []  // parallel: dependency (sender << 32 | seq) or .max
         var stopped = 0
         while stopped < senders {
-            let message = try peer.receive(timeoutNanoseconds: 600_000_000_000)
+            let message = try peer.receive(timeout: .seconds(600))
             guard message.kind == .data else { continue }  // a notification (a node released or destroyed)
             guard message.payload.count == 16 else { throw ValidationError("bad payload size") }
-            let sender = message.payload.load(fromByteOffset: 0, as: UInt32.self)
-            let seq = message.payload.load(fromByteOffset: 4, as: UInt32.self)
+            let sender = message.payload.bytes.unsafeLoad(fromByteOffset: 0, as: UInt32.self)
+            let seq = message.payload.bytes.unsafeLoad(fromByteOffset: 4, as: UInt32.self)
             if seq == Self.stopSeq { stopped += 1; continue }
-            let depSender = message.payload.load(fromByteOffset: 8, as: UInt32.self)
-            let depSeq = message.payload.load(fromByteOffset: 12, as: UInt32.self)
+            let depSender = message.payload.bytes.unsafeLoad(fromByteOffset: 8, as: UInt32.self)
+            let depSeq = message.payload.bytes.unsafeLoad(fromByteOffset: 12, as: UInt32.self)
             log.append(UInt64(sender) << 32 | UInt64(seq))
             dependencies.append(depSender == Self.none ? .max : UInt64(depSender) << 32 | UInt64(depSeq))
         }

@@ -39,16 +39,16 @@ final class Workload {
         // arrives on another thread's schedule).
         for _ in 0..<4 {
             try send(from: a, to: toB, marker: 1)
-            try check(try b.receive(mode: .busyPoll, timeoutNanoseconds: 30_000_000_000), marker: 1)
+            try check(try b.receive(mode: .busyPoll, timeout: .seconds(30)), marker: 1)
             try send(from: b, to: toA, marker: 2)
-            try check(try a.receive(mode: .busyPoll, timeoutNanoseconds: 30_000_000_000), marker: 2)
+            try check(try a.receive(mode: .busyPoll, timeout: .seconds(30)), marker: 2)
         }
         try a.sendBatch(to: toB, count: batch, sliceSize: size, wait: .busyPoll) { _, slice in
             slice.storeBytes(of: 3, as: UInt8.self)
             slice.storeBytes(of: 3, toByteOffset: size - 1, as: UInt8.self)
             return size
         }
-        for _ in 0..<batch { try check(try b.receive(mode: .busyPoll, timeoutNanoseconds: 30_000_000_000), marker: 3) }
+        for _ in 0..<batch { try check(try b.receive(mode: .busyPoll, timeout: .seconds(30)), marker: 3) }
     }
 
     /// Loans `size` bytes, writes the first and last byte in place and sends them
@@ -57,8 +57,8 @@ final class Workload {
     func send(from peer: Peer, to handle: Handle, marker: UInt8) throws {
         var loan = try peer.loan(size, wait: .busyPoll)
         loan.count = size
-        loan.bytes.storeBytes(of: marker, as: UInt8.self)
-        loan.bytes.storeBytes(of: marker, toByteOffset: size - 1, as: UInt8.self)
+        loan.storeBytes(of: marker, as: UInt8.self)
+        loan.storeBytes(of: marker, toByteOffset: size - 1, as: UInt8.self)
         try peer.send(loan, to: handle, wait: .busyPoll)
     }
 

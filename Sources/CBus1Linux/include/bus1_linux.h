@@ -84,6 +84,14 @@ int b1l_ring_futex_wake_many(struct b1l_ring *ring, uint32_t *const *words, int 
 /* Queues a one-shot IORING_OP_POLL_ADD; the completion carries user_data.
  * -EBUSY: the submission queue is full (submit, then queue again). */
 int b1l_ring_poll_add(struct b1l_ring *ring, int fd, unsigned int events, uint64_t user_data);
+/* Queues an IORING_OP_FUTEX_WAIT on a shared 32-bit word without waiting for it:
+ * it completes (carrying user_data) when the word is woken, or at once if the word
+ * no longer equals expected. -EBUSY: the submission queue is full. Not to be mixed
+ * with b1l_ring_futex_park on the same ring (its sync requests reap everything). */
+int b1l_ring_futex_wait_add(struct b1l_ring *ring, uint32_t *word, uint32_t expected, uint64_t user_data);
+/* The ring's own file descriptor: poll(2)/epoll report it readable while
+ * completions wait to be reaped. Owned by the ring. */
+int b1l_ring_fd(struct b1l_ring *ring);
 /* Queues an IORING_OP_POLL_REMOVE of the poll queued with user_data. */
 int b1l_ring_poll_remove(struct b1l_ring *ring, uint64_t target_user_data, uint64_t user_data);
 /* Submits queued requests without waiting (frees the submission queue).
@@ -96,6 +104,27 @@ int b1l_ring_submit_and_wait(struct b1l_ring *ring, int64_t timeout_ns);
 /* Moves up to max completions out of the ring; returns how many. Never fails: a
  * failed peek (which may enter the kernel to flush overflowed completions) ends it. */
 int b1l_ring_reap(struct b1l_ring *ring, uint64_t *user_data, int32_t *result, int max);
+
+/* epoll and eventfd [gnu: sys/epoll.h, sys/eventfd.h are not in Swift's Glibc module] */
+#define B1L_EPOLLIN 0x001u
+#define B1L_EPOLLERR 0x008u
+#define B1L_EPOLLHUP 0x010u
+#define B1L_EPOLLONESHOT (1u << 30)
+/* epoll_create1(EPOLL_CLOEXEC). */
+int b1l_epoll_create(void);
+/* epoll_ctl(EPOLL_CTL_ADD) with events and data.u64. */
+int b1l_epoll_add(int epfd, int fd, uint32_t events, uint64_t data);
+/* epoll_ctl(EPOLL_CTL_DEL). */
+int b1l_epoll_remove(int epfd, int fd);
+/* epoll_wait for up to max (at most 64) events; timeout_ms < 0: no limit. Returns
+ * how many, their data.u64 and events in data[] and events[]. */
+int b1l_epoll_wait(int epfd, uint64_t *data, uint32_t *events, int max, int timeout_ms);
+/* eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK). */
+int b1l_eventfd_create(void);
+/* Adds 1 to an eventfd's counter (a full counter counts as done: it is readable). */
+int b1l_eventfd_signal(int fd);
+/* Reads an eventfd's counter back to 0 (an empty one counts as done). */
+int b1l_eventfd_drain(int fd);
 
 /* Unix SOCK_SEQPACKET sockets [gnu: accept4, ucred; macro: CMSG_*] */
 /* socket + bind + listen; fd is CLOEXEC and NONBLOCK. */

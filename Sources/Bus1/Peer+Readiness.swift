@@ -1,0 +1,80 @@
+import Bus1Core
+import Bus1Linux
+import Glibc
+
+extension Peer {
+    // MARK: Readiness for event loops
+
+    /// A descriptor that turns readable when a message, a notification or credit
+    /// may be waiting, for an event loop (epoll, poll, io_uring, SwiftNIO): put it
+    /// in the loop's set, and before each wait call ``armReadiness()``.
+    ///
+    /// The loop: drain with ``tryReceive()`` until it returns nil, then
+    /// ``armReadiness()``: if it returns true a message is ready already (receive
+    /// again), otherwise wait for the descriptor. It is an io_uring with a futex wait
+    /// on this peer's doorbell and a poll of its control socket in flight (see
+    /// `DoorbellReadiness`), owned by the peer: do not read or close it.
+    /// Costs nothing while not armed; armed, every sender pays a wake-up, as for a
+    /// parked receiver. Throws ``Bus1Error/system(_:)`` (`ENOSYS`) where io_uring
+    /// has no futex wait (kernel < 6.7).
+    public func readinessDescriptor() throws(Bus1Error) -> Int32 {
+        try readinessSource().descriptor
+    }
+
+    /// Prepares the readiness descriptor to report the next arrival. Returns true
+    /// if a message is ready now (nothing is armed; the next ``tryReceive()``
+    /// returns it), false if the descriptor is armed: wait for it to turn
+    /// readable. Serves control events and throws ``Bus1Error/coordinatorGone``
+    /// when the coordinator hung up (the descriptor reports that too).
+    ///
+    /// While a staged sender holds delivery back the descriptor may stay quiet:
+    /// wait at most ``PeerOptions/orderingStallTimeout`` before calling
+    /// ``tryReceive()`` again (only on a globally ordered bus with more than one
+    /// inbound channel).
+    public func armReadiness() throws(Bus1Error) -> Bool {
+        if received != nil { return true }
+        let readiness = try readinessSource()
+        if readiness.disarm().contains(.socket) { try checkCoordinatorAlive() }
+        return try arm(readiness) { () throws(Bus1Error) -> Bool in
+            self.received = try self.tryReceive()
+            return self.received != nil
+        }
+    }
+
+    /// Ends an armed wait without receiving: senders stop ringing this peer's
+    /// doorbell. Optional (the next arm or receive does it as well).
+    public func disarmReadiness() {
+        readiness?.disarm()
+    }
+
+    /// This peer's readiness source, made on first use.
+    func readinessSource() throws(Bus1Error) -> DoorbellReadiness {
+        if let readiness { return readiness }
+        do {
+            let made = try DoorbellReadiness(page: wake, socket: control.socket.rawValue)
+            readiness = made
+            return made
+        } catch {
+            throw .system(LinuxError(error.reason, code: ENOSYS))
+        }
+    }
+
+    /// Arms `readiness` unless `ready` (or a pending interrupt) holds: returns true
+    /// if it does.
+    func arm(_ readiness: DoorbellReadiness, _ ready: () throws(Bus1Error) -> Bool) throws(Bus1Error) -> Bool {
+        do {
+            return try readiness.arm { () throws -> Bool in try self.readyOrInterrupted(ready) }
+        } catch let error as Bus1Error {
+            throw error
+        } catch {
+            throw .system(error as? LinuxError ?? LinuxError("arm readiness", code: EIO))
+        }
+    }
+
+    /// `ready()`, after throwing ``Bus1Error/interrupted`` for a pending interrupt.
+    @inline(__always)
+    func readyOrInterrupted(_ ready: () throws(Bus1Error) -> Bool) throws(Bus1Error) -> Bool {
+        if interrupter.take() { throw .interrupted }
+        return try ready()
+    }
+}

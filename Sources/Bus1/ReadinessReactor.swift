@@ -1,0 +1,132 @@
+import Bus1Core
+import Bus1Linux
+import Synchronization
+
+/// The thread that waits for Bus1's async callers: one per process, started on
+/// first use, blocked in `epoll_wait` on the readiness descriptors of every peer
+/// whose task awaits (``DoorbellReadiness``), and resuming each task when its
+/// descriptor turns readable, its deadline passes, or it is cancelled.
+///
+/// No task ever blocks a thread of the cooperative pool on a futex: an awaiting
+/// task is a suspended continuation here, and the peer's state is touched only by
+/// that task when it resumes (this thread sees descriptors and tokens, never a
+/// peer). Whoever removes a waiter from the table resumes it, exactly once: this
+/// thread on readiness or a deadline, the cancellation handler on cancellation.
+/// The descriptor leaves the epoll set in the same critical section, so the next
+/// wait on it can add it again.
+final class ReadinessReactor: Sendable {
+    /// The process's reactor, or why there is none (no epoll or eventfd, no thread).
+    static let shared: Result<ReadinessReactor, LinuxError> = Result { () throws(LinuxError) in try ReadinessReactor() }
+
+    private struct Waiter {
+        let fd: Int32
+        /// Monotonic nanoseconds; nil: none.
+        let deadline: UInt64?
+        let continuation: CheckedContinuation<Bool, any Error>
+    }
+
+    private struct State {
+        var waiters: [UInt64: Waiter] = [:]
+        /// Tokens cancelled before their waiter was registered.
+        var cancelledEarly: Set<UInt64> = []
+        var nextToken: UInt64 = 1
+        /// When the thread's current `epoll_wait` ends by itself (nil: never).
+        var plannedWake: UInt64?
+    }
+
+    private let epoll: Epoll
+    /// Wakes the thread when a waiter's deadline is earlier than its planned wake.
+    private let wakeup: EventFD
+    private let state = Mutex(State())
+    /// Epoll data of ``wakeup`` (tokens start at 1).
+    private static let wakeupData: UInt64 = 0
+
+    private init() throws(LinuxError) {
+        epoll = try Epoll()
+        wakeup = try EventFD()
+        try epoll.add(wakeup.descriptor.rawValue, for: .readable, data: Self.wakeupData)
+        try PlatformThread.start(detached: true) { [self] in run() }
+    }
+
+    /// Waits until `fd` is readable (true) or `deadline` (monotonic ns) passes
+    /// (false). Throws `CancellationError` as soon as the task is cancelled.
+    /// One waiter per descriptor at a time (a peer belongs to one task).
+    func readable(_ fd: Int32, deadline: UInt64?) async throws -> Bool {
+        let token = state.withLock { state in
+            defer { state.nextToken += 1 }
+            return state.nextToken
+        }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Bool, any Error>) in
+                register(Waiter(fd: fd, deadline: deadline, continuation: continuation), token: token)
+            }
+        } onCancel: {
+            cancel(token)
+        }
+    }
+
+    private func register(_ waiter: Waiter, token: UInt64) {
+        let outcome: Result<Bool, any Error> = state.withLock { state in
+            if state.cancelledEarly.remove(token) != nil { return .failure(CancellationError()) }
+            do throws(LinuxError) {
+                try epoll.add(waiter.fd, for: [.readable, .oneShot], data: token)
+            } catch {
+                return .failure(Bus1Error.system(error))
+            }
+            state.waiters[token] = waiter
+            guard let deadline = waiter.deadline, state.plannedWake.map({ deadline < $0 }) ?? true else { return .success(false) }
+            state.plannedWake = deadline
+            return .success(true)
+        }
+        switch outcome {
+        case .failure(let error): waiter.continuation.resume(throwing: error)
+        case .success(let poke): if poke { try? wakeup.signal() }  // a full counter is readable anyway
+        }
+    }
+
+    private func cancel(_ token: UInt64) {
+        let waiter: Waiter? = state.withLock { state in
+            guard let waiter = removeWaiter(token, from: &state) else {
+                state.cancelledEarly.insert(token)
+                return nil
+            }
+            return waiter
+        }
+        waiter?.continuation.resume(throwing: CancellationError())
+    }
+
+    /// Takes a waiter out of the table and its descriptor out of the epoll set (under the lock).
+    private func removeWaiter(_ token: UInt64, from state: inout State) -> Waiter? {
+        guard let waiter = state.waiters.removeValue(forKey: token) else { return nil }
+        try? epoll.remove(waiter.fd)  // fails only if the caller closed it, which a peer never does while it awaits
+        return waiter
+    }
+
+    private func run() {
+        var events: [Epoll.Event] = []
+        var resumed: [(Waiter, Bool)] = []
+        while true {
+            let timeout: Int? = state.withLock { state in
+                let next = state.waiters.values.compactMap(\.deadline).min()
+                state.plannedWake = next
+                guard let next else { return nil }
+                let now = monotonicNanoseconds()
+                return next <= now ? 0 : Int((next - now + 999_999) / 1_000_000)
+            }
+            do { try epoll.wait(timeoutMilliseconds: timeout, into: &events) } catch { events.removeAll() }
+            resumed.removeAll(keepingCapacity: true)
+            state.withLock { state in
+                for event in events where event.data != Self.wakeupData {
+                    if let waiter = removeWaiter(event.data, from: &state) { resumed.append((waiter, true)) }
+                }
+                let now = monotonicNanoseconds()
+                let expired = state.waiters.filter { $0.value.deadline.map { $0 <= now } ?? false }.map(\.key)
+                for token in expired {
+                    if let waiter = removeWaiter(token, from: &state) { resumed.append((waiter, false)) }
+                }
+            }
+            if events.contains(where: { $0.data == Self.wakeupData }) { try? wakeup.drain() }
+            for (waiter, ready) in resumed { waiter.continuation.resume(returning: ready) }
+        }
+    }
+}
