@@ -22,6 +22,7 @@ let package = Package(
         .executable(name: "bus1-bench", targets: ["bus1-bench"]),
         .executable(name: "shm-inspect", targets: ["shm-inspect"]),
         .executable(name: "bus1-profile", targets: ["bus1-profile"]),
+        .executable(name: "bus1-poll-service", targets: ["bus1-poll-service"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -87,6 +88,11 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log")],
             path: "Tools/bus1-profile", swiftSettings: strict),
+        // An example service: Bus1 messages and stdin on one poll(2) event loop,
+        // through the peer's readiness descriptor. Uses the public library only.
+        .executableTarget(
+            name: "bus1-poll-service", dependencies: ["Bus1", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Tools/bus1-poll-service", swiftSettings: strict),
         // The plain C twin of bus1-bench's ring baseline, to check the Swift ring against
         // (`bus1-bench baseline --compare-c`). Links nothing of the package.
         .executableTarget(name: "bus1-c-ring", path: "Tools/bus1-c-ring"),

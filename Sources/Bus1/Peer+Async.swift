@@ -26,7 +26,7 @@ extension Peer {
     public func receive(mode: WaitMode? = nil, timeout: Duration? = nil) async throws -> Message {
         if let message = try tryReceive() { return message }
         try await awaitUntil(mode: mode ?? options.waitMode, deadline: .after(timeout), slice: receiveSliceNanoseconds) { () throws(Bus1Error) -> Bool in
-            self.received = try self.tryReceive()
+            self.received = try self.nextMessage()
             return self.received != nil
         }
         return received.take()!
@@ -144,7 +144,8 @@ extension Peer {
                 readiness.disarm()
                 throw error
             }
-            if readiness.disarm().contains(.socket) || !readable { try checkCoordinatorAlive() }
+            let fired = readiness.disarm()
+            if fired.contains(.socket) || !readable { try checkCoordinatorAlive() }
             if try readyOrInterrupted(ready) { return }
             if deadline.hasPassed { throw Bus1Error.timedOut }
         }

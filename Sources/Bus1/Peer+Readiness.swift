@@ -35,15 +35,18 @@ extension Peer {
         if received != nil { return true }
         let readiness = try readinessSource()
         if readiness.disarm().contains(.socket) { try checkCoordinatorAlive() }
-        return try arm(readiness) { () throws(Bus1Error) -> Bool in
-            self.received = try self.tryReceive()
+        let ready = try arm(readiness) { () throws(Bus1Error) -> Bool in
+            self.received = try self.nextMessage()
             return self.received != nil
         }
+        readinessArmed = !ready
+        return ready
     }
 
     /// Ends an armed wait without receiving: senders stop ringing this peer's
-    /// doorbell. Optional (the next arm or receive does it as well).
+    /// doorbell. Optional: ``tryReceive()`` and the next arm do it as well.
     public func disarmReadiness() {
+        readinessArmed = false
         readiness?.disarm()
     }
 

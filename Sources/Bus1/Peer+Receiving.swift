@@ -10,6 +10,13 @@ extension Peer {
     /// come in ticket order across all inbound channels (see ``nextInOrder()``); on
     /// a FIFO-only bus, channels take turns. Each channel is FIFO either way.
     public func tryReceive() throws(Bus1Error) -> Message? {
+        if readinessArmed { disarmReadiness() }  // awake now: senders stop ringing
+        return try nextMessage()
+    }
+
+    /// ``tryReceive()`` without the disarm: what the waits call (their own
+    /// protocol owns `sleeping` while they run).
+    func nextMessage() throws(Bus1Error) -> Message? {
         if received != nil { return received.take() }  // found by armReadiness()
         try serviceControl()
         while true {
@@ -212,7 +219,7 @@ extension Peer {
     public func receive(mode: WaitMode? = nil, timeout: Duration? = nil) throws(Bus1Error) -> Message {
         if let message = try tryReceive() { return message }
         try waitUntil(mode: mode ?? options.waitMode, deadline: .after(timeout), slice: receiveSlice) { () throws(Bus1Error) -> Bool in
-            self.received = try self.tryReceive()
+            self.received = try self.nextMessage()
             return self.received != nil
         }
         return received.take()!

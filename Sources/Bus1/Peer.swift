@@ -38,6 +38,9 @@ public final class Peer {
     public let interrupter: PeerInterrupter
     /// The readiness descriptor's io_uring (``readinessDescriptor()``), made on first use.
     var readiness: DoorbellReadiness?
+    /// Whether ``armReadiness()`` left the descriptor armed (`sleeping` set):
+    /// ``tryReceive()`` disarms it, so senders stop ringing once the owner is awake.
+    @exclusivity(unchecked) var readinessArmed = false
     /// Metrics, if ``PeerOptions/metrics`` asked for them.
     var metrics: PeerMetrics?
     var logger: Logger { options.logger }

@@ -34,9 +34,7 @@ public struct BusListener: ~Copyable {
             } else if errno != ENOENT {
                 throw LinuxError("lstat \(path)", code: errno)
             }
-            let socket = try SeqPacket.listen(path: path)
-            chmod(path, 0o666)  // access is decided by SO_PEERCRED and policy, not file mode
-            return BusListener(socket: socket, address: path, ownsAddress: true)
+            return BusListener(socket: try listenAtomically(at: path), address: path, ownsAddress: true)
         } catch let error as CoordinatorError {
             throw error
         } catch let error as LinuxError {
@@ -71,6 +69,31 @@ public struct BusListener: ~Copyable {
         } catch {
             throw .system(LinuxError("adopt fd \(fd): \(error)", code: EIO))
         }
+    }
+
+    /// A listening socket at `path` that nobody can find half made: bound and
+    /// listening under a temporary name in the same directory, then renamed into
+    /// place, so a peer that connects while the coordinator starts either finds no
+    /// path or a listening socket, never a bound one that refuses it (bind and
+    /// listen are two calls). An abstract name (`@name`, no file to rename) or a
+    /// path too long for a sibling name is bound directly.
+    private static func listenAtomically(at path: String) throws(LinuxError) -> FileDescriptor {
+        let directory = path.lastIndex(of: "/").map { String(path[...$0]) } ?? "./"
+        let temporary = directory + ".bus1d-\(getpid()).listen"
+        guard !path.hasPrefix("@"), (try? UnixSocketAddress(temporary)) != nil else {
+            let socket = try SeqPacket.listen(path: path)
+            chmod(path, 0o666)  // access is decided by SO_PEERCRED and policy, not file mode
+            return socket
+        }
+        unlink(temporary)  // left by a bus1d of the same pid that died here
+        let socket = try SeqPacket.listen(path: temporary)
+        chmod(temporary, 0o666)
+        guard rename(temporary, path) == 0 else {
+            let error = LinuxError("rename \(temporary) to \(path)", code: errno)
+            unlink(temporary)
+            throw error
+        }
+        return socket
     }
 
     /// Whether something listens at the socket `path`: only a refused connection

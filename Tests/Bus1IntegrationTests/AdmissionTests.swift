@@ -12,18 +12,6 @@ import Testing
 /// an embedded coordinator with real sockets and real processes.
 @Suite("Connections and quotas", .timeLimit(.minutes(10)))
 struct AdmissionTests {
-    /// Resident set size of `pid` in KiB (`VmRSS` of /proc/PID/status).
-    static func residentKiB(of pid: pid_t) -> Int {
-        guard let file = fopen("/proc/\(pid)/status", "r") else { return -1 }
-        defer { fclose(file) }
-        var line = [CChar](repeating: 0, count: 256)
-        while fgets(&line, Int32(line.count), file) != nil {
-            let text = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            if text.hasPrefix("VmRSS:") { return Int(text.split(separator: " ")[1]) ?? -1 }
-        }
-        return -1
-    }
-
     /// Polls `condition` every 10 ms for up to 15 s.
     static func eventually(_ condition: () -> Bool) -> Bool {
         waitUntil(timeoutSeconds: 15, pollMicroseconds: 10_000, condition)
@@ -83,7 +71,7 @@ struct AdmissionTests {
                                                            "--max-peers-per-uid", "100", "--log-level", "info"],
                                       mergeStandardError: true)
         #expect(daemon.awaitListening(), "\(daemon.transcript)")
-        let (fdsBefore, rssBefore) = (openDescriptorCount(of: daemon.pid), Self.residentKiB(of: daemon.pid))
+        let (fdsBefore, rssBefore) = (openDescriptorCount(of: daemon.pid), residentKiB(of: daemon.pid))
 
         let consumer = try testPeer("consumer", address: path, ["name": "steady", "count": "6000"])
         #expect(consumer.awaitLine(prefix: "READY", timeoutSeconds: 30) != nil, "\(consumer.transcript)")
@@ -112,7 +100,7 @@ struct AdmissionTests {
 
         #expect(Self.eventually { openDescriptorCount(of: daemon.pid) == fdsBefore },
                 "daemon fds \(openDescriptorCount(of: daemon.pid)), before the flood \(fdsBefore)")
-        let rssAfter = Self.residentKiB(of: daemon.pid)
+        let rssAfter = residentKiB(of: daemon.pid)
         print("flood: daemon RSS \(rssBefore) KiB before, \(rssAfter) KiB after")
         #expect(rssAfter - rssBefore < 16 << 10, "RSS grew from \(rssBefore) to \(rssAfter) KiB")
         daemon.signal(SIGTERM)

@@ -26,6 +26,9 @@ struct ReleaseToolTests {
     @Test("shm-inspect: bad arguments and a missing bus")
     func shmInspectBadArguments() throws { try ShmInspectChecks.badArguments(.release) }
 
+    @Test("bus1-poll-service: messages and stdin on one event loop")
+    func pollService() throws { try PollServiceChecks.messagesAndInput(.release) }
+
     @Test("bus1-bench latency")
     func benchLatency() throws { try BenchChecks.latency(.release) }
 

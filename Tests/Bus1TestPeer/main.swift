@@ -21,6 +21,7 @@
 //   snoop                                  Snoop.swift
 //   churn                                  ChannelChurn.swift
 //   clockwarp, staller, corruptsink, victimsender   SharedWordAttacks.swift
+//   asyncconsumer, asyncproducer, asynccancel       AsyncRoles.swift (the async API, on the main actor)
 //
 // What the roles share (output, connecting, lookups, events, reclaiming) is in
 // PeerCommon.swift. Every line goes to stdout, flushed; failures print
@@ -88,5 +89,8 @@ case "staller": runStaller()
 case "corruptsink": runCorruptSink()
 case "victimsender": runVictimSender()
 case "garbage": runGarbage()
+case "asyncconsumer": await runAsyncConsumer()
+case "asyncproducer": await runAsyncProducer()
+case "asynccancel": await runAsyncCancel()
 default: fail("unknown role \(arguments[1])")
 }
