@@ -18,6 +18,9 @@ struct BenchTests {
     @Test("fanout: latency to the last receiver and multicasts/s")
     func fanout() throws { try BenchChecks.fanout(.debug) }
 
+    @Test("async: each sync row beside its async twin, with async ÷ sync")
+    func asyncRows() throws { try BenchChecks.asyncRows(.debug) }
+
     @Test("baseline, CSV and SVG outputs")
     func baselineAndFormats() throws { try BenchChecks.baselineAndFormats(.debug) }
 
@@ -82,6 +85,24 @@ enum BenchChecks {
         #expect(rows.count == 4)
         #expect(rows.allSatisfy { $0["p50Nanoseconds"] as? Int != nil && $0["messagesPerSecond"] as? Double != nil })
         #expect(select(rows, "fanout", "bus1").allSatisfy { $0["baseline"] as? String == "futex" && $0["ratio"] as? Double != nil })
+    }
+
+    /// `async`: per mode, the sync round trip and stream each followed by its async
+    /// twin (both processes awaiting in a task), with every round's figure and the
+    /// twin's ratio to the sync row.
+    static func asyncRows(_ build: ToolBuild) throws {
+        let rows = try run(build, ["async", "--sizes", "64", "--modes", "busy,spin,park", "--iterations", "300", "--warmup", "5", "--rounds", "2"])
+        let kinds = rows.map { "\($0["benchmark"] ?? "-") \($0["mechanism"] ?? "-") \($0["mode"] ?? "-")" }
+        #expect(kinds == ["busy", "spin", "park"].flatMap { mode in
+            ["latency bus1 \(mode)", "latency bus1-async \(mode)", "throughput bus1 \(mode)", "throughput bus1-async \(mode)"]
+        })
+        for row in rows {
+            #expect((row["runs"] as? [Double])?.count == 2, "\(row)")
+            #expect(row["p50Nanoseconds"] as? Int != nil || (row["messagesPerSecond"] as? Double ?? 0) > 0, "\(row)")
+            if row["mechanism"] as? String == "bus1-async" {
+                #expect(row["baseline"] as? String == "bus1" && (row["ratio"] as? Double ?? 0) > 0, "\(row)")
+            }
+        }
     }
 
     static func baselineAndFormats(_ build: ToolBuild) throws {

@@ -38,6 +38,9 @@ struct ReleaseToolTests {
     @Test("bus1-bench fanout")
     func benchFanout() throws { try BenchChecks.fanout(.release) }
 
+    @Test("bus1-bench async")
+    func benchAsync() throws { try BenchChecks.asyncRows(.release) }
+
     @Test("bus1-bench baseline, CSV and SVG")
     func benchBaseline() throws { try BenchChecks.baselineAndFormats(.release) }
 

@@ -47,6 +47,7 @@ struct RefusedCommandLine: Sendable, CustomTestStringConvertible {
         .init("bus1-bench", ["latency", "--json", "--csv"], "--json and --csv exclude each other"),
         .init("bus1-bench", ["baseline", "--svg", "/tmp"], "--svg: /tmp exists and is not a regular file"),
         .init("bus1-bench", ["throughput", "--batch=-1"], "--batch: 0 ... 4096"),
+        .init("bus1-bench", ["async", "--rounds", "0"], "--rounds: 1 ... 1000"),
         .init("bus1-bench", ["fanout", "--receivers", "0"], "--receivers: 1 ... 256"),
         .init("bus1-bench", ["fanout", "--receivers", "1,300"], "--receivers: 1 ... 256"),
 

@@ -13,7 +13,7 @@ struct CommonOptions: ParsableArguments {
     @Option(help: "Payload sizes in bytes, comma-separated.")
     var sizes: String = "64,4096,65536,1048576,16777216"
 
-    @Option(help: "Wait modes, comma-separated: busy, spin (spin-then-park), park-io_uring, park-futex.")
+    @Option(help: "Wait modes, comma-separated: busy, spin (spin-then-park), park-io_uring, park-futex, park (io_uring if the kernel has futex waits, else futex).")
     var modes: String = Bus1Mode.all.joined(separator: ",")
 
     @Option(help: "Measured iterations (round trips, or messages for throughput).")
@@ -45,8 +45,8 @@ struct CommonOptions: ParsableArguments {
         guard let sizes = Self.parseList(sizes), !sizes.isEmpty, sizes.allSatisfy({ (1...Self.maximumSize).contains($0) }) else {
             throw ValidationError("--sizes: 1 ... \(Self.maximumSize) bytes, comma-separated")
         }
-        guard !parsedModes.isEmpty, parsedModes.allSatisfy({ Bus1Mode.all.contains($0.name) }) else {
-            throw ValidationError("--modes: \(Bus1Mode.all.joined(separator: ", "))")
+        guard !parsedModes.isEmpty, parsedModes.allSatisfy({ Bus1Mode.names.contains($0.name) }) else {
+            throw ValidationError("--modes: \(Bus1Mode.names.joined(separator: ", "))")
         }
         guard (1...Self.maximumIterations).contains(iterations) else { throw ValidationError("--iterations: 1 ... \(Self.maximumIterations)") }
         guard (0...Self.maximumIterations).contains(warmup) else { throw ValidationError("--warmup: 0 ... \(Self.maximumIterations)") }
@@ -104,8 +104,10 @@ struct CommonOptions: ParsableArguments {
 
     /// Runs `body` with a bus address (an embedded coordinator unless --address, or
     /// none and "" when `needsBus` is false: the baselines alone run with no
-    /// coordinator thread beside them), pinned if asked; prints the rows; writes the plot.
-    func measure(title: String, needsBus: Bool = true, _ body: (String, [Int]) throws -> [Row]) throws {
+    /// coordinator thread beside them), pinned if asked; prints the rows (and, on
+    /// a table with rows that hold `runs`, `summary` of them); writes the plot.
+    func measure(title: String, needsBus: Bool = true, summary: ([Row]) -> String = CompareC.summary,
+                 _ body: (String, [Int]) throws -> [Row]) throws {
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = .error
@@ -122,7 +124,7 @@ struct CommonOptions: ParsableArguments {
         attachRatios(&rows)
         describe(&rows)
         print(render(rows, as: format))
-        if format == .table && rows.contains(where: { $0.runs != nil }) { print("\n" + CompareC.summary(rows)) }
+        if format == .table && rows.contains(where: { $0.runs != nil }) { print("\n" + summary(rows)) }
         if let svg {
             // In place (not atomically): an atomic write would rename a temporary file
             // over the path, replacing whatever was there.
@@ -138,7 +140,7 @@ struct Bench: ParsableCommand {
         abstract: "Bus1 latency, throughput and fan-out, with raw baselines measured in the same run.",
         discussion: "Build with -c release. Every Bus1 row carries its ratio to the baseline of the same size measured in the same invocation.",
         version: Bus1Version.string,
-        subcommands: [Latency.self, Throughput.self, Fanout.self, BaselineCommand.self])
+        subcommands: [Latency.self, Throughput.self, Fanout.self, AsyncCommand.self, BaselineCommand.self])
 
     static func main() {
         // Child processes of a measurement: `bus1-bench __child ROLE key=value...`.
@@ -151,6 +153,8 @@ struct Bench: ParsableCommand {
                 case "bus1-echo": try Bus1Runs.echo(settings)
                 case "bus1-sink": try Bus1Runs.sink(settings)
                 case "bus1-fan": try Bus1Runs.fan(settings)
+                case "bus1-async-echo": try AsyncRuns.echo(settings)
+                case "bus1-async-sink": try AsyncRuns.sink(settings)
                 case "baseline-shm-spin": try Baseline.echoShared(futex: false, settings: settings)
                 case "baseline-futex": try Baseline.echoShared(futex: true, settings: settings)
                 case "baseline-stream": try Baseline.echoStream(settings: settings)
@@ -321,6 +325,25 @@ extension Bench {
                 }
                 if !noBaseline { rows += try baselineFanoutRows(common, receivers: counts, cpus: cpus) }
                 return rows
+            }
+        }
+    }
+
+    struct AsyncCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "async",
+            abstract: "Round trips and one-way messages/s through the sync API and through the async API (both processes in a task), alternated round by round, with async ÷ sync.",
+            discussion: "Per mode and size: the latency row and the unbatched throughput row, each as a bus1 (sync) row beside its bus1-async twin. --iterations is round trips for latency and messages for throughput. No baselines.")
+        @OptionGroup var common: CommonOptions
+        @Option(help: "Alternated rounds of each sync/async pair.") var rounds: Int = 3
+
+        func validate() throws {
+            guard (1...1000).contains(rounds) else { throw ValidationError("--rounds: 1 ... 1000") }
+        }
+
+        func run() throws {
+            try common.measure(title: "Round trip latency, sync and async", summary: SyncVsAsync.summary) { address, cpus in
+                try SyncVsAsync.rows(common, address: address, cpus: cpus, rounds: rounds)
             }
         }
     }

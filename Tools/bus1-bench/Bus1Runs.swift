@@ -16,7 +16,10 @@ struct Bus1Mode: Hashable {
         waitMode = WaitMode(argument: String(name.prefix { $0 != "-" })) ?? .park
     }
 
+    /// The default `--modes`.
     static let all = ["busy", "spin", "park-io_uring", "park-futex"]
+    /// Every mode `--modes` takes: also "park" (the automatic backend).
+    static let names = ["busy", "spin", "park", "park-io_uring", "park-futex"]
 
     var parkBackend: ParkBackend {
         switch name {

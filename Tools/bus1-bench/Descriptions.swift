@@ -4,6 +4,8 @@ func rowDescription(benchmark: String, mechanism: String) -> String? {
     switch (benchmark, mechanism) {
     case ("latency", "bus1"):
         "Bus1 peers: loan, write the first and last byte in place, send; the echo reads them and answers the same way; the sender reads the reply's last byte"
+    case ("latency", "bus1-async"):
+        "the Bus1 round trip through the async API: both processes run it in a task that awaits each loan, send and receive (the echo in forEachMessage)"
     case ("latency", "shm-spin"):
         "shared page, both sides spinning: write the payload's first and last byte, release-store a sequence word; the echo acquire-spins on it, copies those bytes into its reply and stores its own word; the sender reads the reply's last byte"
     case ("latency", "futex"):
@@ -14,6 +16,8 @@ func rowDescription(benchmark: String, mechanism: String) -> String? {
         "the unix-socket ping-pong over two pipes"
     case ("throughput", "bus1"):
         "Bus1: loan + send per message, or sendBatch of `batch`; the producer writes each payload's first and last byte, the sink reads them; timed to the sink's acknowledgement"
+    case ("throughput", "bus1-async"):
+        "the unbatched Bus1 stream through the async API: producer and sink each in a task that awaits each loan, send and receive"
     case ("throughput", "shm-spin"):
         "SPSC ring (256 slots; fewer above 256 KiB, ≤ 64 MiB): indices on their own lines, each side caches the other's and re-reads it only when full/empty, publishes once per `batch` (≤ half the ring; blank: per message) and spins when it must wait; writes/reads each slot's first and last byte"
     case ("throughput", "futex"):
