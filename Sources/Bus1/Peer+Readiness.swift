@@ -25,7 +25,8 @@ extension Peer {
     /// if a message is ready now (nothing is armed; the next ``tryReceive()``
     /// returns it), false if the descriptor is armed: wait for it to turn
     /// readable. Serves control events and throws ``Bus1Error/coordinatorGone``
-    /// when the coordinator hung up (the descriptor reports that too).
+    /// when the coordinator hung up (the descriptor reports that too), and
+    /// ``Bus1Error/interrupted`` for a pending ``PeerInterrupter/interrupt()``.
     ///
     /// While a staged sender holds delivery back the descriptor may stay quiet:
     /// wait at most ``PeerOptions/orderingStallTimeout`` before calling
