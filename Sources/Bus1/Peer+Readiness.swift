@@ -11,11 +11,11 @@ extension Peer {
     ///
     /// The loop: drain with ``tryReceive()`` until it returns nil, then
     /// ``armReadiness()``: if it returns true a message is ready already (receive
-    /// again), otherwise wait for the descriptor. It is an io_uring with a futex wait
-    /// on this peer's doorbell and a poll of its control socket in flight (see
-    /// `DoorbellReadiness`), owned by the peer: do not read or close it.
-    /// Costs nothing while not armed; armed, every sender pays a wake-up, as for a
-    /// parked receiver. Throws ``Bus1Error/system(_:)`` (`ENOSYS`) where io_uring
+    /// again), otherwise wait for the descriptor and then ``disarmReadiness()``.
+    /// It is an io_uring with a futex wait on this peer's doorbell and a poll of its
+    /// control socket in flight (see `DoorbellReadiness`), owned by the peer: do not
+    /// read or close it. Costs nothing while not armed; armed, every sender pays a
+    /// wake-up, as for a parked receiver. Throws ``Bus1Error/system(_:)`` (`ENOSYS`) where io_uring
     /// has no futex wait (kernel < 6.7).
     public func readinessDescriptor() throws(Bus1Error) -> Int32 {
         try readinessSource().descriptor
@@ -42,8 +42,10 @@ extension Peer {
         }
     }
 
-    /// Ends an armed wait without receiving: senders stop ringing this peer's
-    /// doorbell. Optional (the next arm or receive does it as well).
+    /// Ends an armed wait: senders stop ringing this peer's doorbell. Call it when
+    /// the wait returns; until then every message costs its sender a wake-up. The
+    /// next ``armReadiness()`` and the async waits disarm as well; ``tryReceive()``
+    /// does not.
     public func disarmReadiness() {
         readiness?.disarm()
     }
