@@ -30,7 +30,7 @@ public enum Bus1Error: Error, Sendable, Equatable, CustomStringConvertible {
     case attachmentTooLarge(handles: Int, fileDescriptors: Int)
     /// The loan lives in a pool segment the node's owner cannot read: its
     /// audience (the uids that may map it) leaves out the owner's uid `ownerUID`.
-    /// Loan for the destinations (``Peer/loan(_:for:wait:timeout:)``).
+    /// Loan for the destinations (``Peer/loan(_:for:wait:timeout:)-(_,[Handle],_,_)``).
     case notInAudience(Handle, ownerUID: UInt32)
     /// A payload larger than one pool slice can be.
     case payloadTooLarge(requested: Int, maximum: Int)

@@ -8,7 +8,7 @@ public typealias WaitMode = Bus1Core.WaitMode
 public typealias ParkBackend = Bus1Core.ParkBackend
 public typealias BusOrdering = Bus1Core.BusOrdering
 
-/// A peer-local name for a node: what ``Peer/send(_:to:wait:)`` addresses.
+/// A peer-local name for a node: what ``Peer/send(_:to:wait:timeout:)-(_,Handle,_,_)`` addresses.
 /// Ids are never reused within a peer.
 public struct Handle: Hashable, Sendable, CustomStringConvertible {
     public let id: UInt64

@@ -19,7 +19,7 @@ import Bus1Linux
 /// nothing: a message that arrives later is delivered by the next receive, a loan
 /// being sent is freed.
 extension Peer {
-    /// The next message: ``receive(mode:timeout:)`` without blocking a thread.
+    /// The next message: ``receive(mode:timeout:)-8yrg1`` without blocking a thread.
     /// Throws `CancellationError` when the task is cancelled,
     /// ``Bus1Error/timedOut`` after `timeout`.
     nonisolated(nonsending)
@@ -52,13 +52,13 @@ extension Peer {
         try await loan(byteCount, segment: 0, deadline: .after(timeout))
     }
 
-    /// A loan readable by the owner of `destination`'s node (``loan(_:for:wait:timeout:)``).
+    /// A loan readable by the owner of `destination`'s node (``loan(_:for:wait:timeout:)-(_,Handle,_,_)``).
     nonisolated(nonsending)
     public func loan(_ byteCount: Int, for destination: Handle, timeout: Duration? = nil) async throws -> Loan {
         try await loan(byteCount, segment: try segment(readableBy: destination), deadline: .after(timeout))
     }
 
-    /// A loan readable by the owners of `destinations`' nodes (``loan(_:for:wait:timeout:)``).
+    /// A loan readable by the owners of `destinations`' nodes (``loan(_:for:wait:timeout:)-(_,[Handle],_,_)``).
     nonisolated(nonsending)
     public func loan(_ byteCount: Int, for destinations: [Handle], timeout: Duration? = nil) async throws -> Loan {
         try await loan(byteCount, segment: try segment(readableBy: destinations), deadline: .after(timeout))
@@ -77,7 +77,7 @@ extension Peer {
     }
 
     /// Sends a filled loan to `handle`, awaiting credit if the receiver's ring is
-    /// full (``send(_:to:wait:timeout:)`` without blocking). Cancelled or timed
+    /// full (``send(_:to:wait:timeout:)-(_,Handle,_,_)`` without blocking). Cancelled or timed
     /// out, the loan goes back to the pool.
     nonisolated(nonsending)
     public func send(_ loan: consuming Loan, to handle: Handle, timeout: Duration? = nil) async throws {
@@ -92,7 +92,7 @@ extension Peer {
     }
 
     /// Sends one slice to every node in `destinations`, atomically, awaiting
-    /// credit on all of them (``send(_:to:wait:timeout:)`` for many, without blocking).
+    /// credit on all of them (``send(_:to:wait:timeout:)-(_,[Handle],_,_)`` for many, without blocking).
     nonisolated(nonsending)
     public func send(_ loan: consuming Loan, to destinations: [Handle], timeout: Duration? = nil) async throws {
         if destinations.count == 1 { return try await send(loan, to: destinations[0], timeout: timeout) }

@@ -11,12 +11,12 @@ extension Peer {
     ///
     /// The loop: drain with ``tryReceive()`` until it returns nil, then
     /// ``armReadiness()``: if it returns true a message is ready already (receive
-    /// again), otherwise wait for the descriptor. It is an io_uring with a futex wait
-    /// on this peer's doorbell and a poll of its control socket in flight (see
-    /// `DoorbellReadiness`), owned by the peer: do not read or close it.
-    /// Costs nothing while not armed; armed, every sender pays a wake-up, as for a
-    /// parked receiver. Throws ``Bus1Error/system(_:)`` (`ENOSYS`) where io_uring
-    /// has no futex wait (kernel < 6.7).
+    /// again), otherwise wait for the descriptor (the next ``tryReceive()`` disarms it).
+    /// It is an io_uring with a futex wait on this peer's doorbell and a poll of its
+    /// control socket in flight (see `DoorbellReadiness`), owned by the peer: do not
+    /// read or close it. Costs nothing while not armed; armed, every sender pays a
+    /// wake-up, as for a parked receiver. Throws ``Bus1Error/system(_:)`` (`ENOSYS`)
+    /// where io_uring has no futex wait (kernel < 6.7).
     public func readinessDescriptor() throws(Bus1Error) -> Int32 {
         try readinessSource().descriptor
     }
@@ -25,7 +25,8 @@ extension Peer {
     /// if a message is ready now (nothing is armed; the next ``tryReceive()``
     /// returns it), false if the descriptor is armed: wait for it to turn
     /// readable. Serves control events and throws ``Bus1Error/coordinatorGone``
-    /// when the coordinator hung up (the descriptor reports that too).
+    /// when the coordinator hung up (the descriptor reports that too), and
+    /// ``Bus1Error/interrupted`` for a pending ``PeerInterrupter/interrupt()``.
     ///
     /// While a staged sender holds delivery back the descriptor may stay quiet:
     /// wait at most ``PeerOptions/orderingStallTimeout`` before calling

@@ -7,7 +7,7 @@ extension Peer {
     // MARK: Receiving
 
     /// The next message if one is ready now. On a globally ordered bus messages
-    /// come in ticket order across all inbound channels (see ``nextInOrder()``); on
+    /// come in ticket order across all inbound channels (see <doc:Ordering>); on
     /// a FIFO-only bus, channels take turns. Each channel is FIFO either way.
     public func tryReceive() throws(Bus1Error) -> Message? {
         if readinessArmed { disarmReadiness() }  // awake now: senders stop ringing
@@ -215,7 +215,7 @@ extension Peer {
     /// ``Bus1Error/interrupted`` when another thread calls
     /// ``PeerInterrupter/interrupt()``, and ``Bus1Error/coordinatorGone`` if the
     /// bus dies meanwhile. Blocks the calling thread; from async code, `await` the
-    /// async ``receive(mode:timeout:)`` instead.
+    /// async ``receive(mode:timeout:)-6wtdz`` instead.
     public func receive(mode: WaitMode? = nil, timeout: Duration? = nil) throws(Bus1Error) -> Message {
         if let message = try tryReceive() { return message }
         try waitUntil(mode: mode ?? options.waitMode, deadline: .after(timeout), slice: receiveSlice) { () throws(Bus1Error) -> Bool in

@@ -6,7 +6,7 @@ extension Peer {
 
     /// Loans a slice of at least `byteCount` bytes of this peer's pool, readable
     /// by peers of this peer's own uid (for peers of other uids:
-    /// ``loan(_:for:wait:timeout:)``). With no `wait`, a full pool is
+    /// ``loan(_:for:wait:timeout:)-(_,Handle,_,_)``). With no `wait`, a full pool is
     /// ``Bus1Error/wouldBlock(_:)``; with one, waits for receivers to release
     /// slices (until `timeout`, if given).
     public func loan(_ byteCount: Int, wait: WaitMode? = nil, timeout: Duration? = nil) throws(Bus1Error) -> Loan {
@@ -117,7 +117,7 @@ extension Peer {
 
     /// Sends a filled loan to `handle` with handles and fds attached (up to 16
     /// handles this peer holds, up to 4 fds; Unix sockets and the bus's own
-    /// memfds are refused with ``Refusal/descriptorRefused(_:)``). The receiver gets
+    /// memfds are refused with `Refusal.descriptorRefused(_:)`). The receiver gets
     /// its own handles (one reference each) and duplicates of the fds in
     /// ``Message/attachment``; the caller keeps its fds. A handle whose node is
     /// destroyed before the message's ticket arrives as ``Handle/invalid``.
@@ -249,8 +249,8 @@ extension Peer {
     }
 
     /// Convenience: loans (readable by the node's owner), copies `bytes` in, sends.
-    /// (The zero-copy path is ``loan(_:for:wait:timeout:)`` + writing in place +
-    /// ``send(_:to:wait:timeout:)``.)
+    /// (The zero-copy path is ``loan(_:for:wait:timeout:)-(_,Handle,_,_)`` + writing in place +
+    /// ``send(_:to:wait:timeout:)-(_,Handle,_,_)``.)
     public func send(copying bytes: some Collection<UInt8>, to handle: Handle, wait: WaitMode? = nil) throws(Bus1Error) {
         var loan = try self.loan(bytes.count, for: handle, wait: wait)
         loan.write(bytes)

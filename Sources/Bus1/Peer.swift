@@ -6,10 +6,11 @@ import Logging
 
 /// A connection to a bus: owns nodes, holds handles, sends and receives.
 ///
-/// Use one `Peer` from one thread at a time (it is not `Sendable`). Its hot
-/// properties are `@exclusivity(unchecked)`: that contract, not a runtime check,
-/// keeps their accesses exclusive (the check cost ~20% of a busy-poll round trip). Payloads are
-/// written once into this peer's pool (``loan(_:wait:)``) and read in place by
+/// Use one `Peer` from one isolation domain at a time: a thread, a task or an actor
+/// (it is not `Sendable`; see <doc:Threading>). Its hot properties are
+/// `@exclusivity(unchecked)`: that contract, not a runtime check, keeps their
+/// accesses exclusive (the check cost ~20% of a busy-poll round trip). Payloads are
+/// written once into this peer's pool (``loan(_:wait:timeout:)``) and read in place by
 /// receivers (``Message/payload``); nothing is copied.
 public final class Peer {
     /// This peer's id on the bus.

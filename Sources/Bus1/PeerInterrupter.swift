@@ -6,14 +6,14 @@ import Synchronization
 /// ``Peer`` it does not own (for shutdown, or to hand a parked receiver new work).
 ///
 /// ``interrupt()`` makes the peer's current wait, or its next one, throw
-/// ``Bus1Error/interrupted`` once: a blocking ``Peer/receive(mode:timeout:)``
+/// ``Bus1Error/interrupted`` once: a blocking ``Peer/receive(mode:timeout:)-8yrg1``
 /// (spinning or parked), a waiting loan or send, and the async ones. It rings the
 /// peer's own doorbell, so a park or an armed readiness descriptor wakes at once.
 /// Nothing is lost: a message that arrived meanwhile is delivered by the next
 /// receive.
 ///
-/// Sendable: its state is one atomic flag and the peer's wake page, kept mapped
-/// by ``WakeMapping`` for as long as any interrupter lives.
+/// Sendable: its state is one atomic flag and the peer's wake page, which stays
+/// mapped for as long as any interrupter lives.
 public final class PeerInterrupter: Sendable {
     private let wake: WakeMapping
     private let pending = Atomic<Bool>(false)

@@ -16,10 +16,9 @@ public struct PeerMetricsOptions: Sendable {
 /// The swift-metrics side of ``PeerStatistics``: counters advance by what the
 /// statistics gained since the last recording, gauges take the pool figures.
 ///
-/// Recorded off the message path: when the peer parks or awaits, when
-/// ``Peer/recordMetrics()`` is called, and at disconnect. A metrics backend takes
-/// a lock per update; a busy peer moving millions of messages a second must not
-/// pay that per message.
+/// Recorded off the message path: when the peer parks or awaits, and at
+/// disconnect. A metrics backend takes a lock per update; a busy peer moving
+/// millions of messages a second must not pay that per message.
 final class PeerMetrics {
     private let counters: [(KeyPath<PeerStatistics, Int>, Counter)]
     private let poolBytes: Gauge

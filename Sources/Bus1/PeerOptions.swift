@@ -11,7 +11,8 @@ public struct PeerOptions: Sendable {
     public var ringCapacity: Int = 0
     /// How this peer parks when it waits.
     public var parkBackend: ParkBackend = .automatic
-    /// The wait mode of ``Peer/receive(mode:timeout:)`` and the other waits when they are given none.
+    /// The wait mode of a receive that is given none (blocking or async), and of the async
+    /// loans and sends, which take none. The blocking loans and sends wait only when given a mode.
     public var waitMode: WaitMode = .default
     /// How long a receiver waits for a sender that marked a channel as staging
     /// (it took or is taking a ticket) before it delivers later tickets anyway and
