@@ -124,7 +124,8 @@ let package = Package(
         .testTarget(name: "Bus1CoreTests", dependencies: ["Bus1Core", "Bus1Linux", "CBus1Linux", "CBus1Wire", "Bus1TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "Bus1IntegrationTests",
-            dependencies: ["Bus1", "Bus1Coordinator", "Bus1Core", "Bus1Linux", "CBus1Wire", "Bus1TestSupport", "Bus1IntegrationSupport"],
+            dependencies: ["Bus1", "Bus1Coordinator", "Bus1Core", "Bus1Linux", "CBus1Wire", "Bus1TestSupport", "Bus1IntegrationSupport",
+                .product(name: "MetricsTestKit", package: "swift-metrics")],
             swiftSettings: strict),
     ]
 )

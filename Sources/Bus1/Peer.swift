@@ -199,6 +199,13 @@ public final class Peer {
         return s
     }
 
+    /// Records the statistics into the metrics now (``PeerOptions/metrics``; without
+    /// them it does nothing). Parks, awaits and disconnect record by themselves; a
+    /// peer that never waits (busy polling) calls this from its loop now and then.
+    public func recordMetrics() {
+        metrics?.record(currentStatistics)
+    }
+
     /// The largest payload one message can carry.
     public var maximumPayload: Int { min(pool.largestSlice, Int(UInt32.max)) }
 

@@ -6,18 +6,21 @@ public struct PeerMetricsOptions: Sendable {
     public var prefix: String
     /// Dimensions added to every metric (the peer's id is always added as `peer`).
     public var dimensions: [(String, String)]
+    /// Where the metrics go; nil: the process's bootstrapped `MetricsSystem`.
+    public var factory: (any MetricsFactory)?
 
-    public init(prefix: String = "bus1", dimensions: [(String, String)] = []) {
+    public init(prefix: String = "bus1", dimensions: [(String, String)] = [], factory: (any MetricsFactory)? = nil) {
         self.prefix = prefix
         self.dimensions = dimensions
+        self.factory = factory
     }
 }
 
 /// The swift-metrics side of ``PeerStatistics``: counters advance by what the
 /// statistics gained since the last recording, gauges take the pool figures.
 ///
-/// Recorded off the message path: when the peer parks or awaits, and at
-/// disconnect. A metrics backend takes a lock per update; a busy peer moving
+/// Recorded off the message path: when the peer parks or awaits, at
+/// ``Peer/recordMetrics()`` and at disconnect. A metrics backend takes a lock per update; a busy peer moving
 /// millions of messages a second must not pay that per message.
 final class PeerMetrics {
     private let counters: [(KeyPath<PeerStatistics, Int>, Counter)]
@@ -27,7 +30,8 @@ final class PeerMetrics {
 
     init(_ options: PeerMetricsOptions, peer: UInt64) {
         let dimensions = [("peer", "\(peer)")] + options.dimensions
-        func counter(_ name: String) -> Counter { Counter(label: "\(options.prefix)_\(name)", dimensions: dimensions) }
+        let factory = options.factory ?? MetricsSystem.factory
+        func counter(_ name: String) -> Counter { Counter(label: "\(options.prefix)_\(name)", dimensions: dimensions, factory: factory) }
         counters = [
             (\.messagesSent, counter("messages_sent")),
             (\.messagesReceived, counter("messages_received")),
@@ -38,8 +42,8 @@ final class PeerMetrics {
             (\.loanWaits, counter("loan_waits")),
             (\.clockAnomalies, counter("clock_anomalies")),
         ]
-        poolBytes = Gauge(label: "\(options.prefix)_pool_bytes_in_use", dimensions: dimensions)
-        slices = Gauge(label: "\(options.prefix)_slices_in_use", dimensions: dimensions)
+        poolBytes = Gauge(label: "\(options.prefix)_pool_bytes_in_use", dimensions: dimensions, factory: factory)
+        slices = Gauge(label: "\(options.prefix)_slices_in_use", dimensions: dimensions, factory: factory)
     }
 
     /// Advances the counters to `statistics`.

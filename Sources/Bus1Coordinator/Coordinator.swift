@@ -21,6 +21,9 @@ import Synchronization
 /// touches all of them stays here: the loop (CoordinatorLoop.swift), peer removal
 /// (PeerRemoval.swift), notifications (NotificationPublishing.swift) and the
 /// request handlers (Requests.swift and the files it names).
+/// Sendable: after init only the loop's thread touches its state; other threads
+/// call only ``stop()`` (a write to the stop pipe), read the counters (atomics)
+/// and immutable properties, and arm test hooks (`@_spi(Testing)`, behind a lock).
 public final class Coordinator: @unchecked Sendable {
     public let configuration: CoordinatorConfiguration
     let logger: Logger

@@ -4,6 +4,8 @@ import Logging
 
 /// A coordinator running on a thread of the calling process: what tests,
 /// examples and benchmarks start when no `bus1d` runs. Same code as `bus1d`.
+/// Sendable: `failure` is written by the coordinator's thread before it ends and
+/// read only after `pthread_join` (which orders the two); the rest is immutable.
 public final class EmbeddedCoordinator: @unchecked Sendable {
     public let coordinator: Coordinator
     private var thread: pthread_t?

@@ -65,6 +65,8 @@ public enum ChannelViolation: UInt32, Error, Sendable, CustomStringConvertible {
 
 /// The mapped channel and the views both ends use. Checks the header against what
 /// the coordinator announced before any index is trusted.
+/// Sendable: immutable views of shared memory whose every shared word is accessed
+/// atomically; each end is used by one owner (~Copyable).
 public struct ChannelMemory: ~Copyable, @unchecked Sendable {
     public let mapping: Mapping
     public let geometry: ChannelGeometry
@@ -107,6 +109,8 @@ public struct ChannelMemory: ~Copyable, @unchecked Sendable {
 /// needs to read the receiver's `sub_head`. Every completion index the receiver
 /// writes is checked: it may not move backwards nor claim more completions than
 /// slices outstanding.
+/// Sendable: owned by one end (~Copyable); shared indices are atomic, and each
+/// descriptor is copied out once before it is checked.
 public struct SubmissionProducer: ~Copyable, @unchecked Sendable {
     public let memory: ChannelMemory
     private var tail: UInt64 = 0
@@ -190,6 +194,8 @@ public struct SubmissionProducer: ~Copyable, @unchecked Sendable {
 /// ahead; tickets never fall (equal tickets: one multicast to several nodes of
 /// this receiver). Slice and node checks are the caller's (it
 /// knows the pool and the node table).
+/// Sendable: owned by one end (~Copyable); shared indices are atomic, and each
+/// descriptor is copied out once before it is checked.
 public struct SubmissionConsumer: ~Copyable, @unchecked Sendable {
     public let memory: ChannelMemory
     /// Descriptor flags this ring may carry (`BUS1_DESC_*` on data channels, the

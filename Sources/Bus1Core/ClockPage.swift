@@ -6,6 +6,7 @@ import CBus1Wire
 ///
 /// A hostile peer can jump the counter (degrading ordering for everyone) but can
 /// never forge data: receivers check only that tickets rise per channel.
+/// Sendable: one atomic word (``SharedWord64``) behind an immutable pointer.
 public struct ClockPage: @unchecked Sendable {
     public let ticket: SharedWord64
 

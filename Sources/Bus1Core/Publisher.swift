@@ -4,6 +4,7 @@ import Synchronization
 /// One ring a send publishes on, as the send protocol sees it: the ring's staging
 /// word and its reader's wake page. Plain words (no ownership): whoever owns the
 /// ring's mapping keeps it alive while the lane is used.
+/// Sendable: immutable pointers to words accessed only atomically.
 public struct PublishLane: @unchecked Sendable {
     @usableFromInline let staging: SharedWord64
     /// The reader's wake page: its doorbell, and (for the coordinator ring) the

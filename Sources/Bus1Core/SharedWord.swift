@@ -5,6 +5,7 @@ import Synchronization
 /// Every access names its ordering; call sites say what they publish to whom.
 /// The pointer must stay mapped for the life of every copy of this value (its
 /// owner holds the ``Mapping``).
+/// Sendable: a pointer into shared memory that is only ever accessed atomically.
 @frozen
 public struct SharedWord64: @unchecked Sendable {
     @usableFromInline let pointer: UnsafeMutablePointer<Atomic<UInt64>>
@@ -39,6 +40,7 @@ public struct SharedWord64: @unchecked Sendable {
 }
 
 /// A 32-bit word in shared memory (futex words), accessed only atomically.
+/// Sendable: the same as ``SharedWord64``.
 @frozen
 public struct SharedWord32: @unchecked Sendable {
     @usableFromInline let pointer: UnsafeMutablePointer<Atomic<UInt32>>

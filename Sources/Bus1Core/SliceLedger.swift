@@ -20,6 +20,8 @@ extension bus1_pool_layout {
 /// one per payload unit): what it has loaned and sent, to whom and since when,
 /// for inspectors. Nothing reads it back; it is advisory and costs a few stores
 /// to a line only the owner writes.
+/// Sendable: an immutable pointer; only the pool's owner writes through it, with
+/// atomic stores (inspectors read racily and say so).
 public struct SliceLedger: @unchecked Sendable {
     private let records: UnsafeMutablePointer<bus1_slice_record>
     private let units: Int

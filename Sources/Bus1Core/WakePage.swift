@@ -16,6 +16,8 @@ import Synchronization
 ///   `doorbell` and `futex_wake` it.
 /// The two fences order each side's store before its load (Dekker), so either the
 /// waiter's re-check sees the data or the waker sees the flag.
+/// Sendable: its words are ``SharedWord32``/``SharedWord64`` (atomic only); the
+/// base pointer is immutable and only read for the header at init.
 public struct WakePage: @unchecked Sendable {
     public let doorbell: SharedWord32
     public let sleeping: SharedWord32

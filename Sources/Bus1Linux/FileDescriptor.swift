@@ -5,6 +5,8 @@ import Glibc
 ///
 /// Move it with `consuming`/`take()`; borrow ``rawValue`` for a syscall. Every
 /// descriptor Bus1 opens is close-on-exec.
+/// Sendable: an immutable number owned by one value (~Copyable); moving it moves
+/// the ownership, and the kernel serialises what threads do with the descriptor.
 public struct FileDescriptor: ~Copyable, @unchecked Sendable {
     /// The descriptor number; valid while `self` lives.
     public let rawValue: Int32

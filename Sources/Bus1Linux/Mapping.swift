@@ -4,6 +4,8 @@ import Glibc
 ///
 /// The base address is stable for the mapping's lifetime; Bus1 never stores it in
 /// shared memory (offsets only).
+/// Sendable: immutable address and size, owned by one value (~Copyable); what is
+/// read or written through it is synchronised by the protocols of the views built on it.
 public struct Mapping: ~Copyable, @unchecked Sendable {
     /// Start of the mapping.
     public let base: UnsafeMutableRawPointer

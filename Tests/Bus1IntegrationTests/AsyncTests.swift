@@ -3,6 +3,8 @@ import Bus1IntegrationSupport
 import Bus1Linux
 import Bus1TestSupport
 import Glibc
+import Logging
+import MetricsTestKit
 import Synchronization
 import Testing
 
@@ -218,5 +220,78 @@ enum PollServiceChecks {
         #expect(service.finish() == .exited(0), "\(service.transcript)")
         let received = service.lines.filter { $0.hasPrefix("MESSAGE") }
         #expect(received.count == 100 && received.last?.hasSuffix("text=hello 99") == true, "\(service.transcript)")
+    }
+}
+
+/// What a service sees of a peer from outside: its logs and its metrics.
+@Suite("Logging and metrics", .timeLimit(.minutes(10)))
+struct ObservabilityTests {
+    @Test("The peer's counters reach a swift-metrics backend, recorded off the message path")
+    func metricsReachTheBackend() throws {
+        let bus = try BusFixture("metrics")
+        let metrics = TestMetrics()
+        var options = PeerOptions(address: bus.address)
+        options.metrics = PeerMetricsOptions(dimensions: [("service", "test")], factory: metrics)
+        let receiver = try bus.connect(), sender = try Peer.connect(options: options)
+        try receiver.publish(try receiver.createNode(), as: "metrics")
+        let target = try sender.lookup("metrics")
+        for i in 0..<10 { try sender.send(copying: [UInt8(i)], to: target) }
+        let dimensions = [("peer", "\(sender.id)"), ("service", "test")]
+        #expect(try metrics.expectCounter("bus1_messages_sent", dimensions).totalValue == 0, "nothing is recorded per message")
+        sender.recordMetrics()
+        #expect(try metrics.expectCounter("bus1_messages_sent", dimensions).totalValue == 10)
+        #expect(try metrics.expectGauge("bus1_slices_in_use", dimensions).lastValue == 10, "ten messages not yet received")
+        while let message = try receiver.tryReceive() { _ = message.payload.count }
+        try sender.send(copying: [42], to: target)
+        sender.disconnect()  // records once more
+        #expect(try metrics.expectCounter("bus1_messages_sent", dimensions).totalValue == 11)
+        #expect(try metrics.expectGauge("bus1_slices_in_use", dimensions).lastValue == 1,
+                "the ten received came back (current when read); the eleventh is still out")
+    }
+}
+
+extension ObservabilityTests {
+    /// What a ``CapturingLogHandler`` keeps: level and text of every record.
+    final class Records: Sendable {
+        let list = Mutex<[(Logger.Level, String)]>([])
+        func contains(_ level: Logger.Level, _ text: String) -> Bool {
+            list.withLock { $0.contains { $0.0 == level && $0.1.contains(text) } }
+        }
+    }
+
+    /// Keeps every record logged through it.
+    struct CapturingLogHandler: LogHandler {
+        let records: Records
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .trace
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+        func log(event: LogEvent) {
+            records.list.withLock { $0.append((event.level, "\(event.message) \(event.metadata ?? [:])")) }
+        }
+    }
+
+    @Test("The peer logs through the caller's Logger, and nothing by default")
+    func logsThroughTheCallersLogger() throws {
+        let bus = try BusFixture("logging")
+        let records = Records()
+        var options = PeerOptions(address: bus.address)
+        options.logger = Logger(label: "test") { _ in CapturingLogHandler(records: records) }
+        let receiver = try Peer.connect(options: options)
+        try receiver.publish(try receiver.createNode(), as: "logging")
+        let sender = try bus.connect()
+        try sender.send(copying: Array("hi".utf8), to: try sender.lookup("logging"))
+        _ = try receiver.receive(timeout: .seconds(10))
+        sender.disconnect()  // the receiver's inbound channel closes: logged at info
+        #expect(waitUntil(timeoutSeconds: 30) {
+            _ = try? receiver.tryReceive()
+            return records.contains(.info, "channel closed")
+        }, "\(records.list.withLock { $0.map(\.1) })")
+        #expect(records.contains(.debug, "connected"))
+        // The default logger discards: the sender (default options) logged nowhere we can see,
+        // and the default handler is the no-op one.
+        #expect(PeerOptions().logger.handler is SwiftLogNoOpLogHandler)
     }
 }
