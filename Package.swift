@@ -108,8 +108,8 @@ let package = Package(
             name: "bus1-test-peer", dependencies: ["Bus1", "Bus1Core", "Bus1Linux", "CBus1Wire", "Bus1TestSupport"],
             path: "Tests/Bus1TestPeer", swiftSettings: strict),
         // Helpers shared by the test targets and the test peer (seeded randomness, fd counts,
-        // polling a condition with a deadline, threads). Links nothing of the package.
-        .target(name: "Bus1TestSupport", path: "Tests/Bus1TestSupport", swiftSettings: strict),
+        // polling a condition with a deadline, threads, memory). Links only the platform layer.
+        .target(name: "Bus1TestSupport", dependencies: ["Bus1Linux"], path: "Tests/Bus1TestSupport", swiftSettings: strict),
         // What the integration suites share: child processes, the embedded-coordinator
         // fixture, another uid, tool builds, shm-inspect, daemon sockets, probes for skips.
         // Separate from Bus1TestSupport so the test peer never links the coordinator.

@@ -14,18 +14,13 @@ public final class EmbeddedCoordinator: @unchecked Sendable {
     /// Binds `configuration.address` and starts serving on a new thread.
     public init(configuration: CoordinatorConfiguration, logger: Logger = Logger(label: "bus1.embedded")) throws(CoordinatorError) {
         coordinator = try Coordinator(configuration: configuration, logger: logger)
-        let box = Unmanaged.passRetained(self).toOpaque()
-        var thread = pthread_t()
-        let rc = pthread_create(&thread, nil, { raw in
-            let me = Unmanaged<EmbeddedCoordinator>.fromOpaque(raw!).takeRetainedValue()
-            do { try me.coordinator.run() } catch let error as CoordinatorError { me.failure = error } catch {}
-            return nil
-        }, box)
-        guard rc == 0 else {
-            Unmanaged<EmbeddedCoordinator>.fromOpaque(box).release()
-            throw .system(LinuxError("pthread_create", code: rc))
+        do throws(LinuxError) {
+            thread = try PlatformThread.start { [self] in
+                do throws(CoordinatorError) { try coordinator.run() } catch { failure = error }
+            }
+        } catch {
+            throw .system(error)
         }
-        self.thread = thread
     }
 
     /// A coordinator on a fresh private socket path under `/tmp`.

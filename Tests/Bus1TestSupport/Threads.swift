@@ -1,21 +1,11 @@
+import Bus1Linux
 import Glibc
 
 /// Runs `body` on a new pthread and returns it (for `pthread_join`). For tests and
 /// test-peer roles that need a thread of their own, outside any actor and outside
 /// the test runner's pool.
 public func startThread(_ body: @escaping @Sendable () -> Void) -> pthread_t {
-    final class Job: @unchecked Sendable {
-        let run: @Sendable () -> Void
-        init(_ run: @escaping @Sendable () -> Void) { self.run = run }
-    }
-    var thread = pthread_t()
-    let box = Unmanaged.passRetained(Job(body)).toOpaque()
-    let created = pthread_create(&thread, nil, { raw in
-        Unmanaged<Job>.fromOpaque(raw!).takeRetainedValue().run()
-        return nil
-    }, box)
-    precondition(created == 0, "pthread_create: \(created)")
-    return thread
+    do { return try PlatformThread.start(body) } catch { preconditionFailure("\(error)") }
 }
 
 /// The kernel's id of the calling thread (from `/proc/thread-self`, which names

@@ -144,10 +144,16 @@ struct Bus1Daemon: ParsableCommand {
         }
         let heartbeat = ServiceNotifier().map { ServiceHeartbeat(notifier: $0, coordinator: coordinator) }
         if let heartbeat { coordinator.onTurn = (heartbeat.turnInterval, heartbeat.turn) }
-        ShutdownSignals.relay { signal in
-            logger.info("stopping", metadata: ["signal": "\(signal == SIGTERM ? "SIGTERM" : "SIGINT")"])
-            heartbeat?.stopping()
-            coordinator.stop()
+        do {
+            try ShutdownSignals.relay { signal in
+                logger.info("stopping", metadata: ["signal": "\(signal == SIGTERM ? "SIGTERM" : "SIGINT")"])
+                heartbeat?.stopping()
+                coordinator.stop()
+            }
+        } catch {
+            // SIGTERM and SIGINT are blocked: without the thread nothing could stop this daemon.
+            logger.critical("cannot start the signal thread: \(error)")
+            throw ExitCode(1)
         }
         defer { heartbeat?.stopping() }
         do {

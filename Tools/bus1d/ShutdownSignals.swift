@@ -1,3 +1,4 @@
+import Bus1Linux
 import Glibc
 
 /// SIGTERM and SIGINT stop the daemon gracefully, from the first signal on.
@@ -37,18 +38,13 @@ enum ShutdownSignals {
     /// Starts a thread that waits for the first SIGTERM or SIGINT and calls
     /// `action` with it, once. Later signals stay blocked and pending: shutdown is
     /// already under way.
-    nonisolated static func relay(_ action: @escaping @Sendable (Int32) -> Void) {
-        let box = Unmanaged.passRetained(Relay(action)).toOpaque()
-        var thread = pthread_t()
-        let rc = pthread_create(&thread, nil, { raw in
-            let relay = Unmanaged<Relay>.fromOpaque(raw!).takeRetainedValue()
+    nonisolated static func relay(_ action: @escaping @Sendable (Int32) -> Void) throws(LinuxError) {
+        try PlatformThread.start(detached: true) {
             var set = ShutdownSignals.signalSet()
             var received: Int32 = 0
             while sigwait(&set, &received) != 0 {}
-            relay.action(received)
-            return nil
-        }, box)
-        if rc == 0 { pthread_detach(thread) } else { Unmanaged<Relay>.fromOpaque(box).release() }
+            action(received)
+        }
     }
 
     private static func signalSet() -> sigset_t {
@@ -56,10 +52,5 @@ enum ShutdownSignals {
         sigemptyset(&set)
         for sig in handled { sigaddset(&set, sig) }
         return set
-    }
-
-    private final class Relay: Sendable {
-        let action: @Sendable (Int32) -> Void
-        init(_ action: @escaping @Sendable (Int32) -> Void) { self.action = action }
     }
 }
