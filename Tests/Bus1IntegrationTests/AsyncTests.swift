@@ -90,6 +90,39 @@ struct AsyncTests {
         #expect(producer.currentStatistics.creditWaits > 0, "64 messages through a ring of 4 never waited for credit")
     }
 
+    @Test("An async loan awaits pool space and resumes when a receiver releases a slice")
+    func asyncLoanAwaitsPoolSpace() async throws {
+        let bus = try BusFixture("async-loan")
+        let receiver = try Peer.connect(options: PeerOptions(address: bus.address))  // its own region: it moves to a thread
+        try receiver.publish(try receiver.createNode(), as: "holder")
+        var options = PeerOptions(address: bus.address)
+        options.poolSize = 1  // the smallest pool: four 16 KiB slices
+        let producer = try Peer.connect(options: options)
+        let target = try producer.lookup("holder")
+        for _ in 0..<4 { try producer.send(try producer.loan(16 << 10, for: target, wait: nil), to: target, wait: nil) }  // the sync calls
+        let sliceSize = 16 << 10
+        #expect(throws: Bus1Error.wouldBlock(.poolExhausted(requested: sliceSize))) { _ = try producer.loan(sliceSize) }
+        // The receiver gives one slice back a little later, from another thread, and
+        // stays connected until the loan is in hand (a receiver that left would give
+        // all four back by closing the channel).
+        let owner = Mutex<Peer?>(receiver)
+        let loaned = Mutex(false)
+        let releaser = startThread {
+            guard let peer = owner.withLock({ $0.take() }) else { return }
+            usleep(50_000)
+            _ = try? peer.receive(timeout: .seconds(10))  // received and dropped: its slice goes back
+            _ = waitUntil(timeoutSeconds: 60) { loaned.withLock { $0 } }
+            withExtendedLifetime(peer) {}
+        }
+        let loan = try await producer.loan(sliceSize, timeout: .seconds(30))
+        #expect(loan.capacity >= sliceSize)
+        #expect(producer.currentStatistics.slicesInUse == 4, "three still in the receiver's ring, and the new loan")
+        loaned.withLock { $0 = true }
+        _ = consume loan
+        pthread_join(releaser, nil)
+        #expect(producer.currentStatistics.loanWaits == 1)
+    }
+
     @Test("The readiness descriptor and a pipe in one epoll set: each wakes the loop for its own event")
     func readinessInEpoll() throws {
         let bus = try BusFixture("readiness")
