@@ -1,6 +1,5 @@
 import Bus1Core
 import Bus1Linux
-import Synchronization
 
 /// The thread that waits for Bus1's async callers: one per process, started on
 /// first use, blocked in `epoll_wait` on the readiness descriptors of every peer
@@ -37,7 +36,7 @@ final class ReadinessReactor: Sendable {
     private let epoll: Epoll
     /// Wakes the thread when a waiter's deadline is earlier than its planned wake.
     private let wakeup: EventFD
-    private let state = Mutex(State())
+    private let state = Locked(State())
     /// Epoll data of ``wakeup`` (tokens start at 1).
     private static let wakeupData: UInt64 = 0
 
