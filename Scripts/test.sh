@@ -1,9 +1,18 @@
 #!/usr/bin/env bash
 # The test command (README, .ci/run): builds the release binaries, which the tool
 # tests run as well as the debug ones (an optimiser-only crash must fail the
-# tests), then runs every test. Arguments go to `swift test` (e.g. --filter).
+# tests), then runs every test. Arguments go to `swift test` (e.g. --filter);
+# without arguments it then also runs the checks outside `swift test`:
+#   - Scripts/tsan.sh: the async tests under ThreadSanitizer;
+#   - Scripts/check-dependent.sh: Bus1 as a path dependency builds without warnings;
+#   - Scripts/docs.sh: the DocC catalog builds without warnings.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 swift build -c release
 swift test "$@"
+if [ $# -eq 0 ]; then
+    ./Scripts/tsan.sh
+    ./Scripts/check-dependent.sh
+    ./Scripts/docs.sh
+fi

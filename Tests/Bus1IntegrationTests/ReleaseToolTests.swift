@@ -1,4 +1,5 @@
 import Bus1IntegrationSupport
+import Bus1Linux
 import Testing
 
 /// The tool checks of the other suites, run against the release binaries (what
@@ -26,7 +27,7 @@ struct ReleaseToolTests {
     @Test("shm-inspect: bad arguments and a missing bus")
     func shmInspectBadArguments() throws { try ShmInspectChecks.badArguments(.release) }
 
-    @Test("bus1-poll-service: messages and stdin on one event loop")
+    @Test("bus1-poll-service: messages and stdin on one event loop", .enabled(unless: IOURing.futexUnsupportedReason()))
     func pollService() throws { try PollServiceChecks.messagesAndInput(.release) }
 
     @Test("bus1-bench latency")
