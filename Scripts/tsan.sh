@@ -8,5 +8,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 swift build --build-tests --sanitize=thread --scratch-path .build-tsan
-swift test --skip-build --sanitize=thread --scratch-path .build-tsan \
+BUS1_SANITIZER=thread swift test --skip-build --sanitize=thread --scratch-path .build-tsan \
     --filter "AsyncTests|ObservabilityTests|PollServiceTests" "$@"

@@ -33,10 +33,17 @@ struct AsyncTests {
         // Throttled: the consumer's ring (256 entries) filled and the producer waited for credit.
         let waits = numberField(produced, "credit-waits") ?? 0
         #expect(waits > 100, "the producer never waited for the slow consumer: \(produced ?? "nothing")")
-        // Flat: nothing buffered on either side beyond the rings and the pool.
+        // Flat: nothing buffered on either side beyond the rings and the pools (heap
+        // and stacks, from a tenth of the way to the end). Not under ThreadSanitizer
+        // (Scripts/tsan.sh sets BUS1_SANITIZER): its shadow memory grows with every
+        // address touched, so there the numbers are printed, not judged.
         for (line, who) in [(produced, "producer"), (consumed, "consumer")] {
             let start = numberField(line, "rss-start") ?? 0, end = numberField(line, "rss-end") ?? .max
-            #expect(start > 0 && end < start + 4096, "\(who) RSS grew from \(start) to \(end) KiB")
+            if getenv("BUS1_SANITIZER") != nil {
+                print("\(who) anonymous RSS \(start) → \(end) KiB (sanitized build: not judged)")
+            } else {
+                #expect(start > 0 && end < start + 2048, "\(who) anonymous RSS grew from \(start) to \(end) KiB")
+            }
         }
     }
 

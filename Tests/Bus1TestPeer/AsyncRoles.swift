@@ -10,8 +10,8 @@ import Glibc
 /// "READY peer=P", and receives `count` messages with `forEachMessage`, spending
 /// `delay-us` µs on each (`Task.sleep`: a slow consumer that blocks no thread).
 /// Each payload must carry its sequence number (UInt64 at offset 0) in order.
-/// Prints "OK received=N rss-start=K rss-end=K parks=P" (RSS in KiB, sampled after
-/// a tenth of the messages and at the end).
+/// Prints "OK received=N rss-start=K rss-end=K parks=P" (anonymous RSS in KiB:
+/// heap and stacks, not the pools; sampled after a tenth of the messages and at the end).
 ///
 /// Driven by AsyncTests "A slow async consumer throttles an async producer".
 @MainActor
@@ -28,7 +28,7 @@ func runAsyncConsumer() async {
             let seq = message.payload.bytes.unsafeLoad(as: UInt64.self)
             guard seq == UInt64(received) else { fail("message \(seq) arrived as number \(received)") }
             received += 1
-            if received == count / 10 { rssStart = residentKiB() }
+            if received == count / 10 { rssStart = residentKiB(field: "RssAnon") }
             try await Task.sleep(for: .microseconds(delay))
             if received == count { throw Done() }
         }
@@ -36,7 +36,7 @@ func runAsyncConsumer() async {
     } catch {
         fail("receive: \(error)")
     }
-    say("OK received=\(received) rss-start=\(rssStart) rss-end=\(residentKiB()) parks=\(peer.currentStatistics.parks)")
+    say("OK received=\(received) rss-start=\(rssStart) rss-end=\(residentKiB(field: "RssAnon")) parks=\(peer.currentStatistics.parks)")
 }
 
 /// The `asyncproducer` role: `name= count= size=`. Looks `name` up (awaiting its
@@ -55,7 +55,7 @@ func runAsyncProducer() async {
             var loan = try await peer.loan(size, for: target)
             loan.storeBytes(of: UInt64(seq), as: UInt64.self)
             try await peer.send(loan, to: target)
-            if seq == count / 10 { rssStart = residentKiB() }
+            if seq == count / 10 { rssStart = residentKiB(field: "RssAnon") }
         }
         // Stay until the consumer released every message: a sender that leaves
         // closes its channel, and what the receiver has not taken yet goes with it.
@@ -67,7 +67,7 @@ func runAsyncProducer() async {
         fail("send: \(error)")
     }
     let statistics = peer.currentStatistics
-    say("OK sent=\(statistics.messagesSent) credit-waits=\(statistics.creditWaits) rss-start=\(rssStart) rss-end=\(residentKiB()) slices-in-use=\(statistics.slicesInUse)")
+    say("OK sent=\(statistics.messagesSent) credit-waits=\(statistics.creditWaits) rss-start=\(rssStart) rss-end=\(residentKiB(field: "RssAnon")) slices-in-use=\(statistics.slicesInUse)")
 }
 
 /// The `asynccancel` role: `trials=`. Two peers in this process. `trials` times: a
