@@ -10,7 +10,9 @@ struct Deadline {
 
     /// `timeout` from now (nil: never; a negative timeout has passed already).
     static func after(_ timeout: Duration?) -> Deadline {
-        Deadline(nanoseconds: timeout.map { monotonicNanoseconds() &+ $0.clampedNanoseconds })
+        guard let timeout else { return .never }
+        let (end, overflow) = monotonicNanoseconds().addingReportingOverflow(timeout.clampedNanoseconds)
+        return overflow ? .never : Deadline(nanoseconds: end)  // past the end of the clock: never
     }
 
     var hasPassed: Bool { nanoseconds.map { monotonicNanoseconds() >= $0 } ?? false }
@@ -22,6 +24,8 @@ extension Duration {
         let (seconds, attoseconds) = components
         guard seconds >= 0, attoseconds >= 0 || seconds > 0 else { return 0 }
         let (whole, overflow) = UInt64(seconds).multipliedReportingOverflow(by: 1_000_000_000)
-        return overflow ? .max : whole.addingReportingOverflow(UInt64(max(0, attoseconds) / 1_000_000_000)).partialValue
+        guard !overflow else { return .max }
+        let (sum, overflowed) = whole.addingReportingOverflow(UInt64(max(0, attoseconds) / 1_000_000_000))
+        return overflowed ? .max : sum
     }
 }

@@ -124,7 +124,8 @@ extension Peer {
     nonisolated(nonsending)
     func awaitUntil(mode: WaitMode, deadline: Deadline, slice: UInt64 = 200_000_000,
                     _ ready: () throws(Bus1Error) -> Bool) async throws {
-        if try spin(mode: mode, deadline: deadline, ready) { return }
+        if readinessArmed { settleReadiness() }  // this wait owns `sleeping` now
+        if try await spin(mode: mode, deadline: deadline, ready) { return }
         let readiness = try readinessSource()
         let reactor: ReadinessReactor
         switch ReadinessReactor.shared {
@@ -135,7 +136,7 @@ extension Peer {
             try Task.checkCancellation()
             if try arm(readiness, ready) { return }
             statistics.parks += 1
-            metrics?.record(currentStatistics)
+            recordMetricsAtPark()
             let sliceEnd = monotonicNanoseconds() &+ slice
             let readable: Bool
             do {
@@ -152,8 +153,10 @@ extension Peer {
     }
 
     /// The spinning part of a wait in `mode`: true once `ready` holds; false when
-    /// it is time to park. Checks cancellation and the deadline every 64 spins.
-    private func spin(mode: WaitMode, deadline: Deadline, _ ready: () throws(Bus1Error) -> Bool) throws -> Bool {
+    /// it is time to park. Checks cancellation and the deadline every 64 spins;
+    /// busy-polling yields its thread to other tasks every 4,096.
+    nonisolated(nonsending)
+    private func spin(mode: WaitMode, deadline: Deadline, _ ready: () throws(Bus1Error) -> Bool) async throws -> Bool {
         if try readyOrInterrupted(ready) { return true }
         let spinUntil: UInt64
         switch mode {
@@ -171,6 +174,7 @@ extension Peer {
                 if let end = deadline.nanoseconds, now >= end { throw Bus1Error.timedOut }
                 if now >= spinUntil { return false }
                 if spins & 0xFFFF == 0 { try checkCoordinatorAlive() }  // busy-poll never parks
+                if spins & 0xFFF == 0 { await Task.yield() }  // never pin a thread of the pool
             }
         }
     }

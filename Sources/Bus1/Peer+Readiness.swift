@@ -13,12 +13,19 @@ extension Peer {
     /// ``armReadiness()``: if it returns true a message is ready already (receive
     /// again), otherwise wait for the descriptor (the next ``tryReceive()`` disarms it).
     /// It is an io_uring with a futex wait on this peer's doorbell and a poll of its
-    /// control socket in flight (see `DoorbellReadiness`), owned by the peer: do not
-    /// read or close it. Costs nothing while not armed; armed, every sender pays a
-    /// wake-up, as for a parked receiver. Throws ``Bus1Error/system(_:)`` (`ENOSYS`)
-    /// where io_uring has no futex wait (kernel < 6.7).
+    /// control socket in flight, or, where the kernel has no io_uring futex wait
+    /// (before 6.7) or ``PeerOptions/parkBackend`` is `.futex`, an eventfd that a
+    /// helper thread parked on the doorbell signals (``readinessMechanism``). Owned
+    /// by the peer: do not read or close it. Costs nothing while not armed; armed,
+    /// every sender pays a wake-up, as for a parked receiver.
     public func readinessDescriptor() throws(Bus1Error) -> Int32 {
         try readinessSource().descriptor
+    }
+
+    /// What waits behind the readiness descriptor: "io_uring FUTEX_WAIT" or
+    /// "futex(2) helper thread" (see ``readinessDescriptor()``); made on first use.
+    public var readinessMechanism: String {
+        get throws(Bus1Error) { try readinessSource().mechanism }
     }
 
     /// Prepares the readiness descriptor to report the next arrival. Returns true
@@ -35,7 +42,11 @@ extension Peer {
     public func armReadiness() throws(Bus1Error) -> Bool {
         if received != nil { return true }
         let readiness = try readinessSource()
-        if readiness.disarm().contains(.socket) { try checkCoordinatorAlive() }
+        settleReadiness()
+        if coordinatorCheckDue {
+            coordinatorCheckDue = false
+            try checkCoordinatorAlive()
+        }
         let ready = try arm(readiness) { () throws(Bus1Error) -> Bool in
             self.received = try self.nextMessage()
             return self.received != nil
@@ -47,15 +58,30 @@ extension Peer {
     /// Ends an armed wait without receiving: senders stop ringing this peer's
     /// doorbell. Optional: ``tryReceive()`` and the next arm do it as well.
     public func disarmReadiness() {
+        settleReadiness()
+    }
+
+    /// Disarms and remembers whether the control socket fired (for the next arm).
+    func settleReadiness() {
         readinessArmed = false
-        readiness?.disarm()
+        if readiness?.disarm().contains(.socket) == true { coordinatorCheckDue = true }
+    }
+
+    /// ``tryReceive()``'s disarm: serves the control socket at once if it fired (a
+    /// hung-up coordinator rings no doorbell, so nothing else would notice).
+    func wakeFromReadiness() throws(Bus1Error) {
+        settleReadiness()
+        if coordinatorCheckDue {
+            coordinatorCheckDue = false
+            try checkCoordinatorAlive()
+        }
     }
 
     /// This peer's readiness source, made on first use.
-    func readinessSource() throws(Bus1Error) -> DoorbellReadiness {
+    func readinessSource() throws(Bus1Error) -> any DoorbellReadiness {
         if let readiness { return readiness }
         do {
-            let made = try DoorbellReadiness(page: wake, socket: control.socket.rawValue)
+            let made = try options.parkBackend.makeReadiness(page: wake, socket: control.socket.rawValue, keepingAlive: wakeMapping)
             readiness = made
             return made
         } catch {
@@ -65,7 +91,7 @@ extension Peer {
 
     /// Arms `readiness` unless `ready` (or a pending interrupt) holds: returns true
     /// if it does.
-    func arm(_ readiness: DoorbellReadiness, _ ready: () throws(Bus1Error) -> Bool) throws(Bus1Error) -> Bool {
+    func arm(_ readiness: any DoorbellReadiness, _ ready: () throws(Bus1Error) -> Bool) throws(Bus1Error) -> Bool {
         do {
             return try readiness.arm { () throws -> Bool in try self.readyOrInterrupted(ready) }
         } catch let error as Bus1Error {

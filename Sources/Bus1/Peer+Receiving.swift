@@ -10,7 +10,7 @@ extension Peer {
     /// come in ticket order across all inbound channels (see <doc:Ordering>); on
     /// a FIFO-only bus, channels take turns. Each channel is FIFO either way.
     public func tryReceive() throws(Bus1Error) -> Message? {
-        if readinessArmed { disarmReadiness() }  // awake now: senders stop ringing
+        if readinessArmed { try wakeFromReadiness() }  // awake now: senders stop ringing
         return try nextMessage()
     }
 
@@ -240,11 +240,12 @@ extension Peer {
     /// pending interrupt, ``Bus1Error/timedOut`` at the deadline.
     func waitUntil(mode: WaitMode, deadline: Deadline, slice: Int64 = 200_000_000,
                    _ ready: () throws(Bus1Error) -> Bool) throws(Bus1Error) {
+        if readinessArmed { settleReadiness() }  // this wait owns `sleeping` now
         var spins = 0
         let satisfied: Bool
         do {
             satisfied = try waiter.wait(mode: mode, deadline: deadline.nanoseconds, sliceNanoseconds: slice,
-                                        onPark: { self.statistics.parks += 1; self.metrics?.record(self.currentStatistics) }) {
+                                        onPark: { self.statistics.parks += 1; self.recordMetricsAtPark() }) {
                 if try self.readyOrInterrupted(ready) { return true }
                 spins &+= 1
                 if spins & 0xFFFF == 0 { try self.checkCoordinatorAlive() }  // busy-poll never parks

@@ -38,10 +38,14 @@ public final class Peer {
     /// Ends this peer's waits from any thread (see ``PeerInterrupter``).
     public let interrupter: PeerInterrupter
     /// The readiness descriptor's io_uring (``readinessDescriptor()``), made on first use.
-    var readiness: DoorbellReadiness?
+    var readiness: (any DoorbellReadiness)?
     /// Whether ``armReadiness()`` left the descriptor armed (`sleeping` set):
-    /// ``tryReceive()`` disarms it, so senders stop ringing once the owner is awake.
+    /// ``tryReceive()`` and every wait disarm it, so senders stop ringing once the
+    /// owner is awake.
     @exclusivity(unchecked) var readinessArmed = false
+    /// A disarm found the control socket readable or hung up: the next
+    /// ``armReadiness()`` (or ``tryReceive()``) serves it or reports the hang-up.
+    var coordinatorCheckDue = false
     /// Metrics, if ``PeerOptions/metrics`` asked for them.
     var metrics: PeerMetrics?
     var logger: Logger { options.logger }
@@ -192,7 +196,13 @@ public final class Peer {
     /// Counters, current when read: completions receivers posted are taken back
     /// first, so the pool figures count only slices still loaned or unreleased.
     public var currentStatistics: PeerStatistics {
-        _ = try? reclaimCompleted()  // a failure here (a lying receiver) is reported by the next call that can throw
+        _ = try? reclaimCompleted()  // a receiver that corrupted its completions has its channel closed here, and evented
+        return statisticsNow
+    }
+
+    /// The counters and the pool figures as they stand, without taking completions
+    /// back first (for the metrics recorded in the middle of a wait).
+    var statisticsNow: PeerStatistics {
         var s = statistics
         s.poolBytesInUse = pool.bytesInUse
         s.slicesInUse = pool.slicesInUse
@@ -204,6 +214,11 @@ public final class Peer {
     /// peer that never waits (busy polling) calls this from its loop now and then.
     public func recordMetrics() {
         metrics?.record(currentStatistics)
+    }
+
+    /// Records the metrics at a park (no completions taken back: no I/O in a wait).
+    func recordMetricsAtPark() {
+        metrics?.record(statisticsNow)
     }
 
     /// The largest payload one message can carry.

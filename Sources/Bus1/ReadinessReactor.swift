@@ -55,6 +55,11 @@ final class ReadinessReactor: Sendable {
             defer { state.nextToken += 1 }
             return state.nextToken
         }
+        defer {
+            // A cancellation that came after the waiter was resumed left its token
+            // here (it could not tell "too late" from "too early"): forget it.
+            state.withLock { _ = $0.cancelledEarly.remove(token) }
+        }
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Bool, any Error>) in
                 register(Waiter(fd: fd, deadline: deadline, continuation: continuation), token: token)
@@ -124,7 +129,7 @@ final class ReadinessReactor: Sendable {
                     if let waiter = removeWaiter(token, from: &state) { resumed.append((waiter, false)) }
                 }
             }
-            if events.contains(where: { $0.data == Self.wakeupData }) { try? wakeup.drain() }
+            if events.contains(where: { $0.data == Self.wakeupData }) { _ = try? wakeup.drain() }
             for (waiter, ready) in resumed { waiter.continuation.resume(returning: ready) }
         }
     }

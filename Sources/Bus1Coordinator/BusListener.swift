@@ -38,7 +38,7 @@ public struct BusListener: ~Copyable {
         } catch let error as CoordinatorError {
             throw error
         } catch let error as LinuxError {
-            throw .system(error)
+            throw error.code == EEXIST ? .addressInUse(path) : .system(error)  // another coordinator linked it first
         } catch {
             throw .system(LinuxError("bind \(path): \(error)", code: EIO))
         }
@@ -72,7 +72,7 @@ public struct BusListener: ~Copyable {
     }
 
     /// A listening socket at `path` that nobody can find half made: bound and
-    /// listening under a temporary name in the same directory, then renamed into
+    /// listening under a temporary name in the same directory, then linked into
     /// place, so a peer that connects while the coordinator starts either finds no
     /// path or a listening socket, never a bound one that refuses it (bind and
     /// listen are two calls). An abstract name (`@name`, no file to rename) or a
@@ -88,11 +88,11 @@ public struct BusListener: ~Copyable {
         unlink(temporary)  // left by a bus1d of the same pid that died here
         let socket = try SeqPacket.listen(path: temporary)
         chmod(temporary, 0o666)
-        guard rename(temporary, path) == 0 else {
-            let error = LinuxError("rename \(temporary) to \(path)", code: errno)
-            unlink(temporary)
-            throw error
-        }
+        // link, not rename: it fails if a coordinator that started at the same time
+        // got there first, instead of silently taking its path.
+        let linked = link(temporary, path) == 0 ? 0 : errno
+        unlink(temporary)
+        guard linked == 0 else { throw LinuxError("link \(temporary) to \(path)", code: linked) }
         return socket
     }
 

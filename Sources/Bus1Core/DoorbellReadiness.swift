@@ -1,115 +1,65 @@
 import Bus1Linux
-import Glibc
-import Synchronization
 
-/// Makes a peer's doorbell and control socket pollable: one io_uring, whose own
-/// descriptor (``descriptor``) an event loop (epoll, poll, io_uring, SwiftNIO)
-/// watches for readability, with an `IORING_OP_FUTEX_WAIT` on the doorbell and a
-/// `POLL_ADD` on the control socket in flight.
+/// Makes a peer's doorbell and control socket pollable: a descriptor an event
+/// loop (epoll, poll, io_uring, SwiftNIO) watches for readability, turning
+/// readable when the doorbell rings or the control socket has something (or hung
+/// up). Two implementations: ``IOURingDoorbellReadiness`` (kernel >= 6.7, no
+/// thread) and ``ThreadDoorbellReadiness`` (an eventfd a parked helper thread
+/// signals; everywhere). ``ParkBackend/makeReadiness(page:socket:keepingAlive:)`` picks.
 ///
-/// It follows the ``WakePage`` protocol, with the futex wait handed to the kernel
-/// instead of a blocked thread:
+/// Both follow the ``WakePage`` protocol with the wait handed to something other
+/// than the owner's thread:
 /// - ``arm(_:)``: read `doorbell` → set `sleeping` → seq_cst fence → re-check
-///   (`ready`) → queue the futex wait for the value read (unless one is still in
-///   flight) and the socket poll → submit.
+///   (`ready`) → start waiting for `doorbell` to move from the value read.
 /// - Any sender that publishes after the re-check sees `sleeping` (its fence pairs
-///   with ours), bumps `doorbell` and wakes it: the wait completes, the descriptor
-///   turns readable. A sender that bumped between the read and the queueing makes
-///   the wait complete at once (`EAGAIN`, the value changed).
-/// - ``disarm()`` after the descriptor turned readable (or whenever the owner
-///   looks anyway): reaps the completions and clears `sleeping`.
-///
-/// A futex wait left in flight by an arm that was answered by the socket stays
-/// queued; a later arm keeps it (it is still a waiter on the word, and every wake
-/// after that arm's fence reaches it) instead of queueing a second one.
+///   with ours), bumps `doorbell` and wakes its waiters: the descriptor turns
+///   readable. A sender that bumped between the read and the wait's start makes
+///   the wait end at once (the value changed).
+/// - ``disarm()`` when the owner is awake: clears `sleeping`, says what fired.
 ///
 /// While armed, every sender to this peer pays a futex wake per message, as for a
-/// parked receiver; while not armed, nothing: the spinning path never touches it.
-/// Owned by the peer's one thread; the descriptor may sit in an epoll set of any
-/// thread.
-public final class DoorbellReadiness {
-    private let ring: IOURing
-    private let page: WakePage
-    private let socket: Int32
-    private var futexInFlight = false
-    private var pollInFlight = false
-    private var completions: [(userData: UInt64, result: Int32)] = []
-
-    private static let doorbellData: UInt64 = 1
-    private static let socketData: UInt64 = 2
-
-    /// What woke the descriptor.
-    public struct Fired: OptionSet, Sendable {
-        public let rawValue: UInt8
-        public init(rawValue: UInt8) { self.rawValue = rawValue }
-        /// The doorbell rang: data, a notification, a control event or credit may be waiting.
-        public static let doorbell = Fired(rawValue: 1)
-        /// The control socket is readable or hung up.
-        public static let socket = Fired(rawValue: 2)
-    }
-
-    /// Readiness for the doorbell of `page` and the control socket `socket`
-    /// (borrowed: it must outlive this). Needs io_uring with futex opcodes
-    /// (kernel >= 6.7).
-    public init(page: WakePage, socket: Int32) throws(ParkerUnavailable) {
-        let ring: IOURing
-        do { ring = try IOURing(entries: 4) } catch { throw ParkerUnavailable(reason: "io_uring: \(error)") }
-        guard ring.supportsFutex else { throw ParkerUnavailable(reason: "io_uring lacks FUTEX_WAIT (kernel < 6.7)") }
-        self.ring = ring
-        self.page = page
-        self.socket = socket
-    }
-
-    /// The descriptor to watch for readability (owned here; do not close it).
-    public var descriptor: Int32 { ring.descriptor }
-
+/// parked receiver; while not armed, nothing. Owned by the peer's one thread; the
+/// descriptor may sit in an epoll set of any thread.
+public protocol DoorbellReadiness: AnyObject {
+    /// The descriptor to watch for readability (owned here; do not read or close it).
+    var descriptor: Int32 { get }
+    /// What waits on the doorbell, for statistics and messages.
+    var mechanism: String { get }
     /// Arms the descriptor, unless `ready()` already holds: then returns true,
     /// nothing is armed, and the caller goes on without waiting.
-    public func arm(_ ready: () throws -> Bool) throws -> Bool {
-        reap()
-        let seen = page.doorbell.loadAcquiring()
-        page.sleeping.storeRelaxed(1)
-        atomicMemoryFence(ordering: .sequentiallyConsistent)  // publish `sleeping` before re-checking (pairs with the senders' fence)
-        do {
-            if try ready() {
-                page.sleeping.storeRelaxed(0)
-                return true
-            }
-            if !futexInFlight {
-                try ring.queueFutexWait(page.doorbell.address, expected: seen, userData: Self.doorbellData)
-                futexInFlight = true
-            }
-            if !pollInFlight {
-                try ring.queuePoll(socket, events: UInt32(POLLIN), userData: Self.socketData)  // a hang-up is reported whatever is asked
-                pollInFlight = true
-            }
-            try ring.submit()
-        } catch {
-            page.sleeping.storeRelaxed(0)
-            throw error
-        }
-        return false
-    }
-
-    /// Reaps what completed and clears `sleeping`: the owner is awake. Returns what
-    /// fired (empty: nothing yet, or a spurious wake-up).
+    func arm(_ ready: () throws -> Bool) throws -> Bool
+    /// The owner is awake: clears `sleeping` and returns what fired since the last
+    /// disarm, including what an arm found and took on its way (empty: nothing yet,
+    /// or a spurious wake-up).
     @discardableResult
-    public func disarm() -> Fired {
-        page.sleeping.storeRelaxed(0)  // only the waiter clears its flag
-        return reap()
-    }
+    func disarm() -> ReadinessFired
+}
 
-    @discardableResult
-    private func reap() -> Fired {
-        var fired: Fired = []
-        ring.reap(into: &completions)
-        for completion in completions {
-            switch completion.userData {
-            case Self.doorbellData: futexInFlight = false; fired.insert(.doorbell)
-            case Self.socketData: pollInFlight = false; fired.insert(.socket)
-            default: break
-            }
+/// What woke a readiness descriptor.
+public struct ReadinessFired: OptionSet, Sendable {
+    public let rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+    /// The doorbell rang: data, a notification, a control event or credit may be waiting.
+    public static let doorbell = ReadinessFired(rawValue: 1)
+    /// The control socket is readable or hung up.
+    public static let socket = ReadinessFired(rawValue: 2)
+}
+
+extension ParkBackend {
+    /// The readiness for the doorbell of `page` and the control socket `socket`
+    /// (borrowed: it must outlive the readiness) that goes with this backend:
+    /// io_uring for `.ioUring` (or throws), a helper thread for `.futex`, and for
+    /// `.automatic` io_uring where the kernel has its futex wait, else the thread.
+    /// `owner` keeps `page`'s mapping alive for as long as a helper thread may touch it.
+    public func makeReadiness(page: WakePage, socket: Int32, keepingAlive owner: AnyObject) throws(ParkerUnavailable) -> any DoorbellReadiness {
+        switch self {
+        case .ioUring:
+            return try IOURingDoorbellReadiness(page: page, socket: socket)
+        case .futex:
+            return try ThreadDoorbellReadiness(page: page, socket: socket, keepingAlive: owner)
+        case .automatic:
+            if let readiness = try? IOURingDoorbellReadiness(page: page, socket: socket) { return readiness }
+            return try ThreadDoorbellReadiness(page: page, socket: socket, keepingAlive: owner)
         }
-        return fired
     }
 }

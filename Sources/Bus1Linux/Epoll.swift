@@ -59,7 +59,9 @@ public struct EventFD: ~Copyable, Sendable {
         _ = try retryingOnInterrupt("write(eventfd)") { b1l_eventfd_signal(descriptor.rawValue) }
     }
 
-    public func drain() throws(LinuxError) {
-        _ = try retryingOnInterrupt("read(eventfd)") { b1l_eventfd_drain(descriptor.rawValue) }
+    /// Makes the descriptor unreadable again; returns whether it was signalled.
+    @discardableResult
+    public func drain() throws(LinuxError) -> Bool {
+        try retryingOnInterrupt("read(eventfd)") { b1l_eventfd_drain(descriptor.rawValue) } > 0
     }
 }

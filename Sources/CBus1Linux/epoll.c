@@ -56,5 +56,7 @@ int b1l_eventfd_drain(int fd) {
 	KEEP_ERRNO();
 	uint64_t value;
 	ssize_t n = read(fd, &value, sizeof(value));
-	return n < 0 && errno != EAGAIN ? NEG_ERRNO() : 0;
+	if (n < 0)
+		return errno == EAGAIN ? 0 : NEG_ERRNO();
+	return 1;
 }

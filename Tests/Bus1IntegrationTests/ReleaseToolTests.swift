@@ -1,5 +1,4 @@
 import Bus1IntegrationSupport
-import Bus1Linux
 import Testing
 
 /// The tool checks of the other suites, run against the release binaries (what
@@ -27,7 +26,7 @@ struct ReleaseToolTests {
     @Test("shm-inspect: bad arguments and a missing bus")
     func shmInspectBadArguments() throws { try ShmInspectChecks.badArguments(.release) }
 
-    @Test("bus1-poll-service: messages and stdin on one event loop", .enabled(unless: IOURing.futexUnsupportedReason()))
+    @Test("bus1-poll-service: messages and stdin on one event loop")
     func pollService() throws { try PollServiceChecks.messagesAndInput(.release) }
 
     @Test("bus1-bench latency")

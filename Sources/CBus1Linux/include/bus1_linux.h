@@ -123,7 +123,7 @@ int b1l_epoll_wait(int epfd, uint64_t *data, uint32_t *events, int max, int time
 int b1l_eventfd_create(void);
 /* Adds 1 to an eventfd's counter (a full counter counts as done: it is readable). */
 int b1l_eventfd_signal(int fd);
-/* Reads an eventfd's counter back to 0 (an empty one counts as done). */
+/* Reads an eventfd's counter back to 0: 1 if it was signalled, 0 if it was empty. */
 int b1l_eventfd_drain(int fd);
 
 /* Unix SOCK_SEQPACKET sockets [gnu: accept4, ucred; macro: CMSG_*] */
