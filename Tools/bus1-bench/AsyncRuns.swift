@@ -15,7 +15,7 @@ enum AsyncRuns {
     /// Round trips as ``Bus1Runs/latency(address:mode:size:iterations:warmup:cpus:)``
     /// measures them, awaited on both sides.
     static func latency(address: String, mode: Bus1Mode, size: Int, iterations: Int, warmup: Int, cpus: [Int]) throws -> Histogram<UInt64> {
-        let (histogram, child) = try blockOn { () async throws -> (Histogram<UInt64>, pid_t) in
+        try blockOn { () async throws -> Histogram<UInt64> in
             let peer = try Peer.connect(options: mode.options(address, poolSize: poolSize(for: size)))
             let me = "bench.aping.\(getpid()).\(peer.id)"
             try peer.publish(try peer.createNode(), as: me)
@@ -33,10 +33,11 @@ enum AsyncRuns {
                 if i >= warmup { _ = histogram.record(monotonicNanoseconds() - t0) }
             }
             try await sendTouched(peer, 0, 0, to: echo)  // a zero-length message stops the echo
-            return (histogram, child)
+            // Reaped while this peer still lives: a sender that leaves closes its
+            // channel, and the stop message would go with it, unread.
+            try Child.reap(child, "bus1-async-echo")
+            return histogram
         }
-        try Child.reap(child, "bus1-async-echo")
-        return histogram
     }
 
     /// The echo, with ``Peer/forEachMessage(mode:_:)``: answers every message until
@@ -62,7 +63,7 @@ enum AsyncRuns {
     /// One way, unbatched, as ``Bus1Runs/throughput(address:mode:size:messages:batch:cpus:)``
     /// with `batch` nil: messages/s until the sink acknowledges the last one.
     static func throughput(address: String, mode: Bus1Mode, size: Int, messages: Int, cpus: [Int]) throws -> Double {
-        let (rate, child) = try blockOn { () async throws -> (Double, pid_t) in
+        try blockOn { () async throws -> Double in
             let peer = try Peer.connect(options: mode.options(address, poolSize: poolSize(for: size)))
             let me = "bench.asource.\(getpid()).\(peer.id)"
             try peer.publish(try peer.createNode(), as: me)
@@ -75,10 +76,9 @@ enum AsyncRuns {
             _ = try await peer.receive(mode: mode.waitMode, timeout: .seconds(120))  // the sink's acknowledgement
             let seconds = Double(monotonicNanoseconds() - start) / 1e9
             try await sendTouched(peer, 0, 0, to: sink)  // lets the sink exit (its ack has been read)
-            return (Double(messages) / seconds, child)
+            try Child.reap(child, "bus1-async-sink")  // while this peer lives: its last message must not go with it
+            return Double(messages) / seconds
         }
-        try Child.reap(child, "bus1-async-sink")
-        return rate
     }
 
     static func sink(_ s: [String: String]) throws {
