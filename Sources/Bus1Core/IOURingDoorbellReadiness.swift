@@ -56,14 +56,8 @@ public final class IOURingDoorbellReadiness: DoorbellReadiness {
 
     public func arm(_ ready: () throws -> Bool) throws -> Bool {
         reap()
-        let seen = page.doorbell.loadAcquiring()
-        page.sleeping.storeRelaxed(1)
-        atomicMemoryFence(ordering: .sequentiallyConsistent)  // publish `sleeping` before re-checking (pairs with the senders' fence)
+        guard let seen = try page.prepareToSleep(ready) else { return true }
         do {
-            if try ready() {
-                page.sleeping.storeRelaxed(0)
-                return true
-            }
             if !futexInFlight {
                 try ring.queueFutexWait(page.doorbell.address, expected: seen, userData: Self.doorbellData)
                 futexInFlight = true

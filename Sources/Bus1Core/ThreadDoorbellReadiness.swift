@@ -113,18 +113,7 @@ public final class ThreadDoorbellReadiness: DoorbellReadiness {
     public func arm(_ ready: () throws -> Bool) throws -> Bool {
         shared.request.store(0, ordering: .releasing)
         if (try? shared.event.drain()) == true { unreported = true }
-        let seen = page.doorbell.loadAcquiring()
-        page.sleeping.storeRelaxed(1)
-        atomicMemoryFence(ordering: .sequentiallyConsistent)  // publish `sleeping` before re-checking (pairs with the senders' fence)
-        do {
-            if try ready() {
-                page.sleeping.storeRelaxed(0)
-                return true
-            }
-        } catch {
-            page.sleeping.storeRelaxed(0)
-            throw error
-        }
+        guard let seen = try page.prepareToSleep(ready) else { return true }
         shared.request.store(Shared.armed | UInt64(seen), ordering: .releasing)
         _ = shared.bell.fetchAddReleasing(1)
         _ = try? Futex.wake(shared.bell.address)  // fails only for a bad address; the word is ours

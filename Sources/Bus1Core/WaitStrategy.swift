@@ -148,13 +148,7 @@ public struct DoorbellWaiter {
             }
         }
         while true {
-            let seen = page.doorbell.loadAcquiring()
-            page.sleeping.storeRelaxed(1)
-            atomicMemoryFence(ordering: .sequentiallyConsistent)  // publish `sleeping` before re-checking (pairs with WakePage.ring)
-            if try ready() {
-                page.sleeping.storeRelaxed(0)
-                return true
-            }
+            guard let seen = try page.prepareToSleep(ready) else { return true }
             var timeout = sliceNanoseconds
             if let deadline {
                 let now = monotonicNanoseconds()

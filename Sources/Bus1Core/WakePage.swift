@@ -50,6 +50,28 @@ public struct WakePage: @unchecked Sendable {
         mapping.base.storeBytes(of: header, as: bus1_wake_page.self)
     }
 
+    /// The waiter's half of the protocol up to the sleep: reads `doorbell`, sets
+    /// `sleeping`, issues the seq_cst fence and re-checks with `ready`. Returns the
+    /// doorbell value to sleep on (futex-wait until it moves), or nil when `ready()`
+    /// held; then, and when `ready` throws, `sleeping` is cleared again. The owner
+    /// clears it itself after the sleep.
+    @inline(__always)
+    public func prepareToSleep(_ ready: () throws -> Bool) rethrows -> UInt32? {
+        let seen = doorbell.loadAcquiring()
+        sleeping.storeRelaxed(1)
+        atomicMemoryFence(ordering: .sequentiallyConsistent)  // publish `sleeping` before re-checking (pairs with the wakers' fence)
+        do {
+            if try ready() {
+                sleeping.storeRelaxed(0)
+                return nil
+            }
+        } catch {
+            sleeping.storeRelaxed(0)
+            throw error
+        }
+        return seen
+    }
+
     /// For a waker that woke several pages at once (``Waker``): after its caller
     /// published and issued the seq_cst fence, claims the wake-up if the owner
     /// sleeps (increments `doorbell`) and returns the word to `futex_wake`; nil if
