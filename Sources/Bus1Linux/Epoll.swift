@@ -29,6 +29,12 @@ public struct Epoll: ~Copyable, Sendable {
         _ = try retryingOnInterrupt("epoll_ctl(ADD)") { b1l_epoll_add(descriptor.rawValue, fd, interest.rawValue, data) }
     }
 
+    /// Changes what `fd` is watched for and its data; re-arms a one-shot
+    /// registration that fired. `ENOENT` if `fd` is not in the set.
+    public func modify(_ fd: Int32, for interest: Interest, data: UInt64) throws(LinuxError) {
+        _ = try retryingOnInterrupt("epoll_ctl(MOD)") { b1l_epoll_modify(descriptor.rawValue, fd, interest.rawValue, data) }
+    }
+
     public func remove(_ fd: Int32) throws(LinuxError) {
         _ = try retryingOnInterrupt("epoll_ctl(DEL)") { b1l_epoll_remove(descriptor.rawValue, fd) }
     }

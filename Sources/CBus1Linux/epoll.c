@@ -18,6 +18,12 @@ int b1l_epoll_add(int epfd, int fd, uint32_t events, uint64_t data) {
 	return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &event) < 0 ? NEG_ERRNO() : 0;
 }
 
+int b1l_epoll_modify(int epfd, int fd, uint32_t events, uint64_t data) {
+	KEEP_ERRNO();
+	struct epoll_event event = { .events = events, .data.u64 = data };
+	return epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &event) < 0 ? NEG_ERRNO() : 0;
+}
+
 int b1l_epoll_remove(int epfd, int fd) {
 	KEEP_ERRNO();
 	return epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL) < 0 ? NEG_ERRNO() : 0;

@@ -114,6 +114,8 @@ int b1l_ring_reap(struct b1l_ring *ring, uint64_t *user_data, int32_t *result, i
 int b1l_epoll_create(void);
 /* epoll_ctl(EPOLL_CTL_ADD) with events and data.u64. */
 int b1l_epoll_add(int epfd, int fd, uint32_t events, uint64_t data);
+/* epoll_ctl(EPOLL_CTL_MOD) with events and data.u64 (re-arms a one-shot registration). */
+int b1l_epoll_modify(int epfd, int fd, uint32_t events, uint64_t data);
 /* epoll_ctl(EPOLL_CTL_DEL). */
 int b1l_epoll_remove(int epfd, int fd);
 /* epoll_wait for up to max (at most 64) events; timeout_ms < 0: no limit. Returns
