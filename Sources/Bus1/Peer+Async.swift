@@ -26,8 +26,7 @@ extension Peer {
     public func receive(mode: WaitMode? = nil, timeout: Duration? = nil) async throws -> Message {
         if let message = try tryReceive() { return message }
         try await awaitUntil(mode: mode ?? options.waitMode, deadline: .after(timeout), slice: receiveSliceNanoseconds) { () throws(Bus1Error) -> Bool in
-            self.received = try self.nextMessage()
-            return self.received != nil
+            try self.stashNextMessage()
         }
         return received.take()!
     }
@@ -157,10 +156,9 @@ extension Peer {
     /// busy-polling yields its thread to other tasks every 4,096.
     nonisolated(nonsending)
     private func spin(mode: WaitMode, deadline: Deadline, _ ready: () throws(Bus1Error) -> Bool) async throws -> Bool {
-        if try readyOrInterrupted(ready) { return true }
         let spinUntil: UInt64
         switch mode {
-        case .park: return false
+        case .park: return false  // the arm re-checks `ready` before anything sleeps
         case .busyPoll: spinUntil = .max
         case .spinThenPark(let nanoseconds): spinUntil = monotonicNanoseconds() &+ nanoseconds
         }

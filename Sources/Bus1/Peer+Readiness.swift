@@ -42,15 +42,8 @@ extension Peer {
     public func armReadiness() throws(Bus1Error) -> Bool {
         if received != nil { return true }
         let readiness = try readinessSource()
-        settleReadiness()
-        if coordinatorCheckDue {
-            coordinatorCheckDue = false
-            try checkCoordinatorAlive()
-        }
-        let ready = try arm(readiness) { () throws(Bus1Error) -> Bool in
-            self.received = try self.nextMessage()
-            return self.received != nil
-        }
+        try wakeFromReadiness()
+        let ready = try arm(readiness) { () throws(Bus1Error) -> Bool in try self.stashNextMessage() }
         readinessArmed = !ready
         return ready
     }
@@ -67,8 +60,9 @@ extension Peer {
         if readiness?.disarm().contains(.socket) == true { coordinatorCheckDue = true }
     }
 
-    /// ``tryReceive()``'s disarm: serves the control socket at once if it fired (a
-    /// hung-up coordinator rings no doorbell, so nothing else would notice).
+    /// Disarms, and serves the control socket at once if it fired since the last
+    /// look (a hung-up coordinator rings no doorbell, so nothing else would notice):
+    /// ``tryReceive()`` and ``armReadiness()`` start with it.
     func wakeFromReadiness() throws(Bus1Error) {
         settleReadiness()
         if coordinatorCheckDue {

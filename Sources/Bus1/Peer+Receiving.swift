@@ -219,10 +219,16 @@ extension Peer {
     public func receive(mode: WaitMode? = nil, timeout: Duration? = nil) throws(Bus1Error) -> Message {
         if let message = try tryReceive() { return message }
         try waitUntil(mode: mode ?? options.waitMode, deadline: .after(timeout), slice: receiveSlice) { () throws(Bus1Error) -> Bool in
-            self.received = try self.nextMessage()
-            return self.received != nil
+            try self.stashNextMessage()
         }
         return received.take()!
+    }
+
+    /// The `ready` of every wait for a message: takes the next one into
+    /// ``received`` (where the waiting call, or the next receive, finds it).
+    func stashNextMessage() throws(Bus1Error) -> Bool {
+        received = try nextMessage()
+        return received != nil
     }
 
     /// How long a receive parks at most before it looks again: while a staged
