@@ -279,6 +279,18 @@ struct AsyncTests {
 struct PollServiceTests {
     @Test("bus1-poll-service receives messages on its event loop and answers stdin")
     func pollService() throws { try PollServiceChecks.messagesAndInput(.debug) }
+
+    @Test("bus1-poll-service refuses a missing bus and an empty name with a clear message")
+    func pollServiceBadInput() throws {
+        let missing = freshSocketPath("poll-missing")
+        let noBus = try ChildProcess("bus1-poll-service", ["--name", "echo", "--address", missing], mergeStandardError: true)
+        #expect(noBus.finish() == .exited(1), "\(noBus.transcript)")
+        #expect(noBus.lines.contains { $0.contains("no bus at \(missing)") }, "\(noBus.transcript)")
+        let bus = try BusFixture("poll-bad-name")
+        let badName = try ChildProcess("bus1-poll-service", ["--name", "", "--address", bus.address], mergeStandardError: true)
+        #expect(badName.finish() == .exited(1), "\(badName.transcript)")
+        #expect(badName.lines.contains { $0.contains("invalid name") }, "\(badName.transcript)")
+    }
 }
 
 /// The example service's check, for both builds (the release one in ``ReleaseToolTests``).
