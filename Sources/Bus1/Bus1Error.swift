@@ -40,10 +40,27 @@ public enum Bus1Error: Error, Sendable, Equatable, CustomStringConvertible {
     case batchTooLarge(Int, maximum: Int)
     /// A name that is empty, too long, or contains NUL.
     case invalidName(String)
+    /// A topic subscription ended (``TopicSubscriber``): the topic's host left
+    /// or dropped this subscriber (its ring stayed full under
+    /// ``Topic/FullRingPolicy/disconnect``).
+    case subscriptionEnded(topic: String, reason: SubscriptionEnd)
+    /// The service's node was destroyed (it left or crashed): a call pending on
+    /// it fails at once (``ServiceClient``).
+    case serviceGone(String)
+    /// The service's handler failed the call; the reply carried its message.
+    case callFailed(String)
     /// A syscall failed.
     case system(LinuxError)
     /// The coordinator sent something that does not follow the wire format.
     case protocolViolation(String)
+
+    /// Why a topic subscription ended.
+    public enum SubscriptionEnd: Sendable, Equatable {
+        /// The topic's host left (its node was destroyed).
+        case topicGone
+        /// The host dropped this subscriber, whose ring stayed full.
+        case dropped
+    }
 
     public enum WouldBlock: Sendable, Equatable {
         /// The channel has `capacity` messages outstanding (credit exhausted).
@@ -71,6 +88,10 @@ public enum Bus1Error: Error, Sendable, Equatable, CustomStringConvertible {
         case .badDestinationCount(let n, let max): "multicast to \(n) destinations (1...\(max) allowed)"
         case .batchTooLarge(let n, let max): "batch of \(n) messages exceeds the ring capacity \(max)"
         case .invalidName(let n): "invalid name \"\(n)\""
+        case .subscriptionEnded(let topic, .topicGone): "subscription to \(topic) ended: the topic's host left"
+        case .subscriptionEnded(let topic, .dropped): "subscription to \(topic) ended: the host dropped this subscriber (its ring stayed full)"
+        case .serviceGone(let name): "the service \(name) is gone"
+        case .callFailed(let why): "the service failed the call: \(why)"
         case .system(let e): "\(e)"
         case .protocolViolation(let what): "coordinator protocol violation: \(what)"
         }

@@ -16,6 +16,11 @@ struct Deadline {
     }
 
     var hasPassed: Bool { nanoseconds.map { monotonicNanoseconds() >= $0 } ?? false }
+
+    /// What is left of it, as a timeout (nil: never; zero once passed).
+    var remaining: Duration? {
+        nanoseconds.map { end in .nanoseconds(Int64(clamping: end &- min(end, monotonicNanoseconds()))) }
+    }
 }
 
 extension Duration {

@@ -11,21 +11,32 @@ public struct Loan: ~Copyable {
     /// Retained while the loan lives: the pool must outlive the slice.
     private let pool: Unmanaged<SegmentedPool>
     let offset: UInt64
+    /// Where the caller's bytes start: `headroom` bytes into the slice.
     private let start: UnsafeMutableRawPointer
-    /// Bytes in the slice (at least the size asked for).
+    /// Bytes at the slice's start kept for a pattern's frame header (``Topic``,
+    /// ``Service``), written by the pattern when it sends; 0 for plain loans.
+    let headroom: Int
+    /// Bytes in the slice for the caller (at least the size asked for).
     public let capacity: Int
     /// Bytes to send, `0...capacity`.
     public var count: Int {
         didSet { precondition(count >= 0 && count <= capacity, "loan count outside the slice") }
     }
 
-    /// The loaned block at `offset` of `pool`, `count` bytes of it to send.
-    init(pool: SegmentedPool, offset: UInt64, count: Int) {
+    /// The loaned block at `offset` of `pool`, `count` bytes of it to send after
+    /// `headroom` bytes of header.
+    init(pool: SegmentedPool, offset: UInt64, count: Int, headroom: Int = 0) {
         self.pool = Unmanaged.passRetained(pool)
         self.offset = offset
-        self.start = pool.pointer(at: offset)
-        self.capacity = pool.capacity(at: offset)!
+        self.headroom = headroom
+        self.start = pool.pointer(at: offset) + headroom
+        self.capacity = pool.capacity(at: offset)! - headroom
         self.count = count
+    }
+
+    /// The headroom, for a pattern to write its frame header into when it sends.
+    mutating func withUnsafeHeadroom<Result>(_ body: (UnsafeMutableRawBufferPointer) -> Result) -> Result {
+        body(UnsafeMutableRawBufferPointer(start: start - headroom, count: headroom))
     }
 
     /// The whole slice, writable in place; a span that cannot outlive the loan.
@@ -63,7 +74,7 @@ public struct Loan: ~Copyable {
 
     /// Hands the slice over to a send: no free in `deinit`.
     consuming func detach() -> (offset: UInt64, count: Int) {
-        let result = (offset, count)
+        let result = (offset, headroom + count)
         pool.release()
         discard self
         return result

@@ -13,26 +13,28 @@ extension Peer {
         try loan(byteCount, segment: 0, wait: wait, deadline: .after(timeout))
     }
 
-    /// A loan in pool segment `segment`.
-    func loan(_ byteCount: Int, segment: Int, wait: WaitMode?, deadline: Deadline) throws(Bus1Error) -> Loan {
-        if let loan = try loanNow(byteCount, segment: segment) { return loan }
+    /// A loan in pool segment `segment`, its first `headroom` bytes kept for a
+    /// pattern's frame header (``Loan/headroom``).
+    func loan(_ byteCount: Int, segment: Int, headroom: Int = 0, wait: WaitMode?, deadline: Deadline) throws(Bus1Error) -> Loan {
+        if let loan = try loanNow(byteCount, segment: segment, headroom: headroom) { return loan }
         guard let mode = wait else { throw .wouldBlock(.poolExhausted(requested: byteCount)) }
         statistics.loanWaits += 1
         var found: Loan?
         try waitUntil(mode: mode, deadline: deadline) { () throws(Bus1Error) -> Bool in
-            found = try self.loanNow(byteCount, segment: segment)
+            found = try self.loanNow(byteCount, segment: segment, headroom: headroom)
             return found != nil
         }
         return found.take()!
     }
 
-    /// A loan of `byteCount` bytes in `segment` if the pool has room now, after
-    /// taking back what receivers released; nil if it has not.
-    func loanNow(_ byteCount: Int, segment: Int) throws(Bus1Error) -> Loan? {
-        guard byteCount >= 0, byteCount <= maximumPayload else { throw .payloadTooLarge(requested: byteCount, maximum: maximumPayload) }
-        if let offset = pool.allocate(byteCount, in: segment) { return Loan(pool: pool, offset: offset, count: byteCount) }
+    /// A loan of `byteCount` bytes (after `headroom`) in `segment` if the pool has
+    /// room now, after taking back what receivers released; nil if it has not.
+    func loanNow(_ byteCount: Int, segment: Int, headroom: Int = 0) throws(Bus1Error) -> Loan? {
+        let total = byteCount + headroom
+        guard byteCount >= 0, total <= maximumPayload else { throw .payloadTooLarge(requested: byteCount, maximum: maximumPayload - headroom) }
+        if let offset = pool.allocate(total, in: segment) { return Loan(pool: pool, offset: offset, count: byteCount, headroom: headroom) }
         try reclaimCompleted()
-        return pool.allocate(byteCount, in: segment).map { Loan(pool: pool, offset: $0, count: byteCount) }
+        return pool.allocate(total, in: segment).map { Loan(pool: pool, offset: $0, count: byteCount, headroom: headroom) }
     }
 
     /// Sends a filled loan to the node `handle` names. Returns the loan back,
@@ -170,7 +172,24 @@ extension Peer {
         var targets: [(channel: OutboundChannel, node: UInt64)] = []
         var channels: [OutboundChannel] = []
         var needed: [Int] = []
-        let destinations: [Handle]
+        private(set) var destinations: [Handle] = []
+
+        init(capacity: Int) {
+            targets.reserveCapacity(capacity)
+            destinations.reserveCapacity(capacity)
+        }
+
+        /// Adds a destination whose send target and channel are checked.
+        mutating func add(_ handle: Handle, node: UInt64, on channel: OutboundChannel) {
+            destinations.append(handle)
+            targets.append((channel, node))
+            if let i = channels.firstIndex(where: { $0 === channel }) {
+                needed[i] += 1
+            } else {
+                channels.append(channel)
+                needed.append(1)
+            }
+        }
 
         /// The first destination that is closed (thrown) or short of credit,
         /// after taking back completions; nil when all have credit.
@@ -190,20 +209,24 @@ extension Peer {
             throw .badDestinationCount(destinations.count, maximum: options.maximumMulticast)
         }
         try serviceControl()
-        var plan = MulticastPlan(destinations: destinations)
-        plan.targets.reserveCapacity(destinations.count)
+        var plan = MulticastPlan(capacity: destinations.count)
         for handle in destinations {
             let (target, channel) = try sendTarget(handle)
             try checkAudience(loan.offset, handle, target)
-            plan.targets.append((channel, target.node))
-            if let i = plan.channels.firstIndex(where: { $0 === channel }) {
-                plan.needed[i] += 1
-            } else {
-                plan.channels.append(channel)
-                plan.needed.append(1)
-            }
+            plan.add(handle, node: target.node, on: channel)
         }
         return plan
+    }
+
+    /// Sends one slice to every node in `destinations`, atomically, if all of them
+    /// have credit now; otherwise returns the loan, unsent (``send(_:to:wait:timeout:)-(_,[Handle],_,_)``
+    /// without the wait: a full ring costs nothing but the retry). Throws for a
+    /// closed, destroyed or unknown destination (the loan is then freed).
+    public func trySend(_ loan: consuming Loan, to destinations: [Handle]) throws(Bus1Error) -> Loan? {
+        let plan = try planMulticast(of: loan, to: destinations)
+        if try plan.firstBlocked(self) != nil { return loan }
+        publish(loan, as: plan)
+        return nil
     }
 
     /// Publishes a multicast whose channels all have credit: one ticket, one

@@ -11,6 +11,10 @@ import CBus1Wire
 ///   fill) or `sent` (in flight on one channel, identified by a tag, or — a
 ///   multicast — on several: `multicastTags` lists one tag per descriptor still
 ///   outstanding, and the block is freed when the last one completes);
+/// - the owner may keep a sent block for itself (``keptTag``, one entry like a
+///   descriptor's that no receiver can complete, since no channel has that tag):
+///   a kept block can be sent again (``addSent(_:channelTags:ticket:)``) and is
+///   freed only once the owner lets go and every receiver completed it;
 /// - two free buddies of the same order never coexist on the free lists (they are
 ///   merged on free); small blocks may instead wait, unmerged and `cached`, on a
 ///   per-order quick list (at most `quickListDepth` each), so a steady stream of
@@ -52,6 +56,9 @@ public struct PoolAllocator: ~Copyable {
     private var multicastTags: [Int: [UInt32]] = [:]
     /// Sentinel in `tag` for a block whose tags live in `multicastTags`.
     private static let multicastTag: UInt32 = .max
+    /// The owner's own reference to a sent block it keeps to send again (a topic's
+    /// history): never a channel's tag, so no receiver's completion can free it.
+    public static let keptTag: UInt32 = .max - 1
 
     /// The pool's shared slice ledger, kept in step with `state` (nil: none).
     private let ledger: SliceLedger?
@@ -153,6 +160,19 @@ public struct PoolAllocator: ~Copyable {
             multicastTags[unit] = channelTags
         }
         ledger?.sent(unit: unit, ticket: ticket, receiver: BUS1_INVALID_ID /* multicast */, length: UInt32(length), pending: channelTags.count)
+    }
+
+    /// Sends a block that is `sent` and kept (``keptTag``) once more, once per
+    /// entry of `channelTags` (which must not be `UInt32.max` or ``keptTag``).
+    public mutating func addSent(_ offset: UInt64, channelTags: [UInt32], ticket: UInt64) {
+        let unit = self.unit(offset)!
+        precondition(state[unit] == BlockState.sent.rawValue, "sending again a block that is not sent")
+        var tags = tag[unit] == Self.multicastTag ? multicastTags[unit]! : [tag[unit]]
+        precondition(tags.contains(Self.keptTag), "sending again a block its owner does not keep")
+        tags += channelTags
+        tag[unit] = Self.multicastTag
+        multicastTags[unit] = tags
+        ledger?.resent(unit: unit, ticket: ticket, pending: tags.count)
     }
 
     /// Frees a loaned block (a loan given up without sending).

@@ -110,6 +110,14 @@ public final class SegmentedPool {
         }
     }
 
+    public func addSent(_ offset: UInt64, channelTags: [UInt32], ticket: UInt64) {
+        if offset >> UInt64(BUS1_SEGMENT_SHIFT) == 0 {
+            primary.addSent(offset, channelTags: channelTags, ticket: ticket)
+        } else {
+            segment(of: offset)!.allocator.addSent(offset, channelTags: channelTags, ticket: ticket)
+        }
+    }
+
     @inline(__always)
     public func freeLoan(_ offset: UInt64) {
         if offset >> UInt64(BUS1_SEGMENT_SHIFT) == 0 { primary.freeLoan(offset) } else { segment(of: offset)!.allocator.freeLoan(offset) }

@@ -50,6 +50,13 @@ public struct SliceLedger: @unchecked Sendable {
         records[unit].state = UInt16(BUS1_SLICE_SENT.rawValue)
     }
 
+    /// A kept slice sent again (a multicast now, whatever it was).
+    func resent(unit: Int, ticket: UInt64, pending: Int) {
+        records[unit].ticket = ticket
+        records[unit].receiver = BUS1_INVALID_ID
+        records[unit].pending = UInt16(truncatingIfNeeded: pending)
+    }
+
     @inline(__always)
     func pending(unit: Int, _ count: Int) {
         records[unit].pending = UInt16(truncatingIfNeeded: count)

@@ -107,6 +107,23 @@ struct PoolAllocatorTests {
         #expect(valid)
     }
 
+    @Test("A kept block is sent again and freed only when the owner lets go and every receiver completed it")
+    func keptBlock() {
+        var pool = PoolAllocator(dataOffset: 4096, dataSize: 1 << 16)
+        let offset = pool.allocate(100)!
+        pool.markSent(offset, channelTags: [PoolAllocator.keptTag, 1], ticket: 1, length: 100)
+        let first = pool.reclaim(offset, channelTag: 1)
+        let stillKept = pool.state(at: offset) == .sent
+        pool.addSent(offset, channelTags: [2, 3], ticket: 2)
+        let again = pool.reclaim(offset, channelTag: 1)  // completed already: a second completion is refused
+        let second = pool.reclaim(offset, channelTag: 2)
+        let closed = pool.reclaimAll(channelTag: 3)  // the owner still keeps it: nothing freed
+        let sentBeforeLetGo = pool.state(at: offset) == .sent
+        let letGo = pool.reclaim(offset, channelTag: PoolAllocator.keptTag)
+        #expect(first && stillKept && !again && second && closed == 0 && sentBeforeLetGo && letGo)
+        #expect(pool.state(at: offset) != .sent && pool.verify() == 0)
+    }
+
     @Test("Exhaustion is reported, not overcommitted")
     func exhaustion() {
         var pool = PoolAllocator(dataOffset: 4096, dataSize: 1 << 16)

@@ -3,7 +3,7 @@
 //   bus1-test-peer ROLE key=value...
 //
 // This file parses the command line (the settings every role reads: address=,
-// mode=, park=, stall-ms=) and runs the role. Each role is a function in a file of
+// mode=, park=, stall-ms=, ring=) and runs the role. Each role is a function in a file of
 // its own, whose doc comment gives its settings, what it prints and which tests
 // drive it:
 //
@@ -22,6 +22,7 @@
 //   churn                                  ChannelChurn.swift
 //   clockwarp, staller, corruptsink, victimsender   SharedWordAttacks.swift
 //   asyncconsumer, asyncproducer, asynccancel       AsyncRoles.swift (the async API, on the main actor)
+//   topicsub, echoservice, deafservice              PatternRoles.swift (topics and request/reply)
 //
 // What the roles share (output, connecting, lookups, events, reclaiming) is in
 // PeerCommon.swift. Every line goes to stdout, flushed; failures print
@@ -55,6 +56,7 @@ let options: PeerOptions = {
     var options = PeerOptions(address: settings["address"])
     options.waitMode = waitMode
     if let stall = settings["stall-ms"].flatMap({ UInt64($0) }) { options.orderingStallTimeout = .milliseconds(stall) }
+    if let ring = settings["ring"].flatMap({ Int($0) }) { options.ringCapacity = ring }
     if let backend = settings["park"] {
         guard let parsed = ParkBackend(rawValue: backend) else { fail("bad park=\(backend)") }
         options.parkBackend = parsed
@@ -92,5 +94,8 @@ case "garbage": runGarbage()
 case "asyncconsumer": await runAsyncConsumer()
 case "asyncproducer": await runAsyncProducer()
 case "asynccancel": await runAsyncCancel()
+case "topicsub": runTopicSubscriber()
+case "echoservice": runEchoService()
+case "deafservice": runDeafService()
 default: fail("unknown role \(arguments[1])")
 }

@@ -1,0 +1,403 @@
+import Bus1Core
+
+/// A topic this peer hosts: publish/subscribe on capabilities.
+///
+/// The host owns the topic's node and publishes it under the topic's name. A
+/// ``TopicSubscriber`` subscribes by sending the topic a handle to a node of its
+/// own (one coordinator round trip per subscription); the host sends each message
+/// to every subscriber's node, zero-copy, as one slice of its pool (no
+/// coordinator on the way). The subscriber set keeps itself: a subscriber that
+/// unsubscribes, exits or crashes is gone from it (by its message, its node's
+/// destruction, or its channel closing), never failing a publish to the others.
+///
+/// A subscriber whose ring is full meets the ``FullRingPolicy``: the publisher
+/// waits for it (back-pressure), skips it (it sees the gap in the sequence
+/// numbers: ``TopicMessage/missedBefore``), or drops it from the set. With
+/// ``Options/history`` N, the host keeps its last N slices and sends them to a
+/// new subscriber before anything live, zero-copy (the slices stay in its pool).
+///
+/// Other peers may publish through the host (``TopicContributor``): the host
+/// copies each such message into its pool once. Messages are numbered by the
+/// host in the order it publishes them, from 1.
+///
+/// The topic owns its peer: everything the peer receives is the topic's (use
+/// ``peer`` for statistics, not for receiving). Call ``publish(_:timeout:)``,
+/// ``serve()`` or ``run()`` often enough to take subscriptions in.
+public final class Topic {
+    /// What a publish does about a subscriber whose ring is full.
+    public enum FullRingPolicy: Sendable, Equatable {
+        /// Wait until it has room (back-pressure: the slowest subscriber sets the pace).
+        case block
+        /// Leave it out of this message; it counts what it missed from the sequence numbers.
+        case skip
+        /// Drop it from the set (its ``TopicSubscriber`` ends with ``Bus1Error/SubscriptionEnd/dropped``).
+        case disconnect
+    }
+
+    public struct Options: Sendable {
+        public var whenFull: FullRingPolicy
+        /// How many of its last messages the host keeps for late subscribers (0...1024).
+        public var history: Int
+        public init(whenFull: FullRingPolicy = .block, history: Int = 0) {
+            self.whenFull = whenFull
+            self.history = history
+        }
+    }
+
+    /// What the host has done so far.
+    public struct Statistics: Sendable, Equatable {
+        /// Messages published (contributions included).
+        public var published: UInt64 = 0
+        /// Deliveries: one per message per subscriber that got it.
+        public var delivered: UInt64 = 0
+        /// Deliveries skipped (``FullRingPolicy/skip``, or a history message a new
+        /// subscriber had no room for).
+        public var skipped: UInt64 = 0
+        /// Subscribers dropped by ``FullRingPolicy/disconnect``.
+        public var dropped: UInt64 = 0
+        /// Subscribers that unsubscribed, exited or crashed.
+        public var left: UInt64 = 0
+        /// Messages from other peers published through this host.
+        public var contributions: UInt64 = 0
+        /// Messages to the topic that were not topic frames (dropped).
+        public var malformed: UInt64 = 0
+    }
+
+    /// What one publish did.
+    public struct Receipt: Sendable, Equatable {
+        /// The message's sequence number.
+        public var sequence: UInt64
+        public var delivered = 0
+        public var skipped = 0
+        public var dropped = 0
+    }
+
+    /// One subscriber: the peer it is and the handle to its node. The first
+    /// message it may get is `firstSequence` (what its `subscribed` frame said).
+    private struct Subscriber {
+        let peer: UInt64
+        let handle: Handle
+        let firstSequence: UInt64
+    }
+
+    public let name: String
+    public let peer: Peer
+    public let options: Options
+    public private(set) var statistics = Statistics()
+    /// The topic's node, published under ``name``.
+    let node: Handle
+    private var subscribers: [Subscriber] = []
+    private var nextSequence: UInt64 = 1
+    /// The last `options.history` messages, oldest first.
+    private var history: [(sequence: UInt64, slice: KeptSlice)] = []
+    /// Contributions taken in while a publish was under way, published after it.
+    private var contributions: [[UInt8]] = []
+    private var publishing = false
+
+    /// Hosts the topic `name` on `peer` (which becomes the topic's): creates its
+    /// node and publishes it. A name someone else hosts is ``Bus1Error/refused(_:)``
+    /// with `nameExists`.
+    public init(hosting name: String, on peer: Peer, options: Options = Options()) throws(Bus1Error) {
+        guard (0...1024).contains(options.history) else { throw .batchTooLarge(options.history, maximum: 1024) }
+        self.name = name
+        self.peer = peer
+        self.options = options
+        node = try peer.createNode()
+        try peer.publish(node, as: name)
+    }
+
+    /// Hosts `name` on a new peer connected with `peerOptions`.
+    public convenience init(hosting name: String, connecting peerOptions: PeerOptions = PeerOptions(),
+                            options: Options = Options()) throws(Bus1Error) {
+        try self.init(hosting: name, on: try Peer.connect(options: peerOptions), options: options)
+    }
+
+    deinit {
+        for kept in history { peer.letGo(kept.slice) }
+    }
+
+    /// Subscribers now (after the last ``serve()``).
+    public var subscriberCount: Int { subscribers.count }
+
+    // MARK: Publishing
+
+    /// A loan for one message of `byteCount` bytes, readable by every current
+    /// subscriber (a subscriber of another uid that joins later may not read it:
+    /// it misses that message). Fill it and ``publish(_:timeout:)`` it.
+    public func loan(_ byteCount: Int, wait: WaitMode? = nil, timeout: Duration? = nil) throws(Bus1Error) -> Loan {
+        try serve()
+        let segment = subscribers.isEmpty ? 0 : try peer.segment(readableBy: subscribers.map(\.handle))
+        return try peer.loan(byteCount, segment: segment, headroom: Frame.size, wait: wait ?? peer.options.waitMode, deadline: .after(timeout))
+    }
+
+    /// Publishes a loan from ``loan(_:wait:timeout:)`` to every subscriber, by the
+    /// topic's ``FullRingPolicy``. Under ``FullRingPolicy/block`` it waits (until
+    /// `timeout`, then ``Bus1Error/timedOut``; the subscribers with room got it).
+    @discardableResult
+    public func publish(_ loan: consuming Loan, timeout: Duration? = nil) throws(Bus1Error) -> Receipt {
+        precondition(loan.headroom == Frame.size, "publish a loan from Topic.loan(_:)")
+        try serve()
+        let receipt = try publishNow(loan, deadline: .after(timeout))
+        try publishContributions()
+        return receipt
+    }
+
+    /// Copies `bytes` into a loan and publishes it.
+    @discardableResult
+    public func publish(copying bytes: some Collection<UInt8>, timeout: Duration? = nil) throws(Bus1Error) -> Receipt {
+        var loan = try loan(bytes.count, timeout: timeout)
+        loan.write(bytes)
+        return try publish(loan, timeout: timeout)
+    }
+
+    /// Numbers, keeps and fans out one message.
+    private func publishNow(_ loan: consuming Loan, deadline: Deadline) throws(Bus1Error) -> Receipt {
+        publishing = true
+        defer { publishing = false }
+        let sequence = nextSequence
+        nextSequence += 1
+        Frame(.topicData, number: sequence).write(to: &loan)
+        let slice = peer.keep(loan)
+        defer { remember(slice, as: sequence) }
+        statistics.published += 1
+        return try fanOut(slice, sequence: sequence, deadline: deadline)
+    }
+
+    /// Sends `slice` to every subscriber that may get `sequence`, by the policy.
+    private func fanOut(_ slice: KeptSlice, sequence: UInt64, deadline: Deadline) throws(Bus1Error) -> Receipt {
+        var receipt = Receipt(sequence: sequence)
+        var waiting = subscribers.filter { $0.firstSequence <= sequence }.map(\.handle)
+        while true {
+            let (ready, full) = try classify(waiting, for: slice, receipt: &receipt)
+            send(slice, to: ready, receipt: &receipt)
+            waiting = full
+            if waiting.isEmpty { return receipt }
+            switch options.whenFull {
+            case .skip:
+                receipt.skipped += waiting.count
+                statistics.skipped += UInt64(waiting.count)
+                return receipt
+            case .disconnect:
+                for handle in waiting { try drop(handle) }
+                receipt.dropped += waiting.count
+                return receipt
+            case .block:
+                try peer.waitUntil(mode: peer.options.waitMode, deadline: deadline) { () throws(Bus1Error) -> Bool in
+                    try self.serveInbox(taking: { () throws(Bus1Error) in try self.peer.nextMessage() })
+                    return try self.anyReady(waiting)
+                }
+            }
+        }
+    }
+
+    /// Splits `handles` into those ready for `slice` now and those whose ring is
+    /// full; forgets subscribers that are gone, skips those that cannot read it.
+    private func classify(_ handles: [Handle], for slice: KeptSlice,
+                          receipt: inout Receipt) throws(Bus1Error) -> (ready: [Handle], full: [Handle]) {
+        var ready: [Handle] = []
+        var full: [Handle] = []
+        for handle in handles where subscribers.contains(where: { $0.handle == handle }) {
+            let target: Peer.HandleTarget
+            let channel: OutboundChannel
+            do {
+                (target, channel) = try peer.sendTarget(handle)
+            } catch {
+                try forget(handle)  // its peer left or broke its channel: not an error of this publish
+                statistics.left += 1
+                continue
+            }
+            if !peer.pool.isReadable(slice.offset, by: target.ownerUID) {
+                receipt.skipped += 1
+                statistics.skipped += 1
+            } else if try peer.hasCredit(channel) {
+                ready.append(handle)
+            } else {
+                full.append(handle)
+            }
+        }
+        return (ready, full)
+    }
+
+    /// Whether any of `handles` has room now or is gone (a blocked publish goes on).
+    private func anyReady(_ handles: [Handle]) throws(Bus1Error) -> Bool {
+        for handle in handles {
+            guard subscribers.contains(where: { $0.handle == handle }) else { return true }
+            guard let (_, channel) = try? peer.sendTarget(handle) else { return true }
+            if try peer.hasCredit(channel) { return true }
+        }
+        return false
+    }
+
+    /// Sends `slice` to `handles` (each ready), as few multicasts as the peer allows.
+    private func send(_ slice: KeptSlice, to handles: [Handle], receipt: inout Receipt) {
+        var start = 0
+        while start < handles.count {
+            let chunk = handles[start..<min(handles.count, start + peer.options.maximumMulticast)]
+            var plan = Peer.MulticastPlan(capacity: chunk.count)
+            for handle in chunk {
+                let (target, channel) = try! peer.sendTarget(handle)  // classified open just now, on this thread
+                plan.add(handle, node: target.node, on: channel)
+            }
+            peer.send(slice, as: plan)
+            start += chunk.count
+        }
+        receipt.delivered += handles.count
+        statistics.delivered += UInt64(handles.count)
+    }
+
+    /// Keeps `slice` as history, or lets it go.
+    private func remember(_ slice: KeptSlice, as sequence: UInt64) {
+        guard options.history > 0 else { return peer.letGo(slice) }
+        history.append((sequence, slice))
+        if history.count > options.history { peer.letGo(history.removeFirst().slice) }
+    }
+
+    // MARK: Serving subscriptions
+
+    /// Takes in what subscribers and contributors sent, without waiting:
+    /// subscriptions, unsubscriptions, contributions (published now), and the
+    /// notifications of subscribers that left.
+    public func serve() throws(Bus1Error) {
+        try serveInbox(taking: { () throws(Bus1Error) in try self.peer.tryReceive() })
+        try publishContributions()
+    }
+
+    /// Serves the topic until ``Peer/interrupter`` interrupts it
+    /// (``Bus1Error/interrupted``) or the bus goes away: for a host that only
+    /// relays (its publishers are contributors).
+    public func run() throws(Bus1Error) -> Never {
+        while true {
+            try serve()
+            try peer.waitUntil(mode: .park, deadline: .after(nil)) { () throws(Bus1Error) -> Bool in
+                try self.serveInbox(taking: { () throws(Bus1Error) in try self.peer.nextMessage() })
+                return !self.contributions.isEmpty
+            }
+        }
+    }
+
+    /// Waits until at least `count` subscribers are in (for a publisher that must
+    /// not start before its audience: tests, one-shot tools).
+    public func waitForSubscribers(_ count: Int, timeout: Duration) throws(Bus1Error) {
+        try serve()
+        guard subscribers.count < count else { return }
+        try peer.waitUntil(mode: .park, deadline: .after(timeout)) { () throws(Bus1Error) -> Bool in
+            try self.serveInbox(taking: { () throws(Bus1Error) in try self.peer.nextMessage() })
+            return self.subscribers.count >= count
+        }
+    }
+
+    /// Handles every message `next` yields until it yields none.
+    private func serveInbox(taking next: () throws(Bus1Error) -> Message?) throws(Bus1Error) {
+        while let message = try next() { try handle(message) }
+    }
+
+    private func handle(_ message: consuming Message) throws(Bus1Error) {
+        switch message.kind {
+        case .nodeDestroyed:
+            // A subscriber's node is gone (it left or crashed): not an error of anyone's publish.
+            if try forget(message.node) { statistics.left += 1 }
+            return
+        case .nodeReleased:
+            return  // nobody holds the topic's node any more: nothing to do
+        case .data:
+            break
+        }
+        var keep: Handle?
+        defer { peer.releaseAttached(message.handles, except: keep) }
+        guard message.node == node, let frame = message.frame else {
+            statistics.malformed += 1
+            return
+        }
+        switch frame.kind {
+        case .subscribe:
+            guard let inbox = message.handles.first, inbox.isValid else {
+                statistics.malformed += 1
+                return
+            }
+            keep = inbox
+            try subscribe(peer: message.sender, inbox: inbox)
+        case .unsubscribe:
+            if let subscriber = subscribers.first(where: { $0.peer == message.sender }), try forget(subscriber.handle) {
+                statistics.left += 1
+            }
+        case .contribute:
+            contributions.append(Array(copying: message.framedPayload))
+        default:
+            statistics.malformed += 1
+        }
+    }
+
+    /// Adds a subscriber (replacing its peer's earlier one): tells it the first
+    /// sequence it gets, then sends it the history (skipping what has no room).
+    private func subscribe(peer sender: UInt64, inbox: Handle) throws(Bus1Error) {
+        if let earlier = subscribers.first(where: { $0.peer == sender }) { try forget(earlier.handle) }
+        let first = history.first?.sequence ?? nextSequence
+        var welcome = try peer.patternLoan(0, for: inbox, wait: nil, deadline: .never)
+        Frame(.subscribed, number: first).write(to: &welcome)
+        do {
+            if try peer.trySend(welcome, to: inbox) != nil {
+                try release(inbox)  // no room even for the welcome: it retries
+                return
+            }
+        } catch {
+            try release(inbox)
+            return
+        }
+        subscribers.append(Subscriber(peer: sender, handle: inbox, firstSequence: first))
+        for kept in history {
+            var receipt = Receipt(sequence: kept.sequence)
+            let (ready, full) = try classify([inbox], for: kept.slice, receipt: &receipt)
+            send(kept.slice, to: ready, receipt: &receipt)
+            statistics.skipped += UInt64(full.count)
+        }
+    }
+
+    /// Drops a subscriber whose ring stayed full: its handle goes back, so its
+    /// node's last reference is gone and it learns it was dropped.
+    private func drop(_ handle: Handle) throws(Bus1Error) {
+        if try forget(handle) { statistics.dropped += 1 }
+    }
+
+    /// Takes a subscriber out of the set and gives its handle back; false if it
+    /// was not in the set.
+    @discardableResult
+    private func forget(_ handle: Handle) throws(Bus1Error) -> Bool {
+        guard let index = subscribers.firstIndex(where: { $0.handle == handle }) else { return false }
+        subscribers.remove(at: index)
+        try release(handle)
+        return true
+    }
+
+    /// Gives a handle back, whatever happened to its node or channel meanwhile.
+    private func release(_ handle: Handle) throws(Bus1Error) {
+        do {
+            try peer.release(handle)
+        } catch .unknownHandle {
+            // Forgotten already (its node was destroyed).
+        }
+    }
+
+    /// Publishes the contributions taken in (unless a publish is under way: it
+    /// publishes them when it ends).
+    private func publishContributions() throws(Bus1Error) {
+        guard !publishing else { return }
+        while !contributions.isEmpty {
+            let bytes = contributions.removeFirst()
+            statistics.contributions += 1
+            let segment = subscribers.isEmpty ? 0 : try peer.segment(readableBy: subscribers.map(\.handle))
+            var loan = try peer.loan(bytes.count, segment: segment, headroom: Frame.size, wait: peer.options.waitMode, deadline: .after(nil))
+            loan.write(bytes)
+            _ = try publishNow(loan, deadline: .after(nil))
+        }
+    }
+}
+
+extension Array where Element == UInt8 {
+    /// A copy of `span`'s bytes.
+    init(copying span: Span<UInt8>) {
+        self.init(unsafeUninitializedCapacity: span.count) { buffer, count in
+            span.withUnsafeBufferPointer { source in _ = buffer.initialize(fromContentsOf: source) }
+            count = span.count
+        }
+    }
+}

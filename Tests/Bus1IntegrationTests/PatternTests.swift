@@ -1,0 +1,187 @@
+import Bus1
+import Bus1IntegrationSupport
+import Bus1Linux
+import Bus1TestSupport
+import Glibc
+import Testing
+
+/// Topics and request/reply, each with real processes on a real bus: the host
+/// or the client in this process, the subscribers and services as test peers
+/// (`topicsub`, `echoservice`, `deafservice`).
+@Suite("Topics and request/reply", .timeLimit(.minutes(10)))
+struct PatternTests {
+    /// A topic payload: the sequence number it should arrive with.
+    static func numbered(_ sequence: UInt64) -> [UInt8] { withUnsafeBytes(of: sequence) { Array($0) } }
+    static let end = Array("end".utf8)
+
+    /// Starts subscriber processes (one per entry of `settings`) and serves
+    /// `topic` until all of them are in.
+    func subscribers(_ bus: BusFixture, _ topic: Topic, _ settings: [[String]]) throws -> [ChildProcess] {
+        let children = try settings.map { extra in
+            try ChildProcess("bus1-test-peer", ["topicsub", "address=\(bus.address)", "topic=\(topic.name)"] + extra)
+        }
+        try topic.waitForSubscribers(settings.count, timeout: .seconds(30))
+        for child in children { #expect(child.awaitLine(prefix: "SUBSCRIBED") != nil, "\(child.transcript)") }
+        return children
+    }
+
+    /// Serves the topic until every slice it sent came back (its subscribers
+    /// released everything) but the `kept` ones of its history, or 20 s passed;
+    /// returns the slices in use then.
+    func awaitSlicesBack(_ topic: Topic, kept: Int = 0) throws -> Int {
+        let deadline = monotonicNanoseconds() + 20_000_000_000
+        while true {
+            try topic.serve()
+            let inUse = try topic.peer.currentStatistics.slicesInUse
+            if inUse <= kept || monotonicNanoseconds() > deadline { return inUse }
+            usleep(1000)
+        }
+    }
+
+    @Test("Three subscriber processes, one SIGKILLed mid-stream: the other two get every message in order, the publisher sees no error, and its slices come back")
+    func subscriberKilledMidStream() throws {
+        let bus = try BusFixture("topic-kill")
+        let topic = try Topic(hosting: "demo.kill", on: bus.connect(ringCapacity: 64))
+        let subscribers = try subscribers(bus, topic, Array(repeating: ["ring=64"], count: 3))
+        let count: UInt64 = 4000
+        for sequence in 1...count {
+            if sequence == count / 2 {
+                #expect(subscribers[2].awaitLine(prefix: "PROGRESS") != nil, "the victim got nothing before the kill")
+                kill(subscribers[2].pid, SIGKILL)
+            }
+            let receipt = try topic.publish(copying: Self.numbered(sequence))  // never throws for the dead one
+            #expect(receipt.sequence == sequence)
+        }
+        try topic.publish(copying: Self.end)
+        for survivor in subscribers[..<2] {
+            let line = survivor.awaitLine(prefix: "OK")
+            #expect(survivor.finish() == .exited(0), "\(survivor.transcript)")
+            #expect(numberField(line, "received") == count && numberField(line, "missed") == 0
+                    && numberField(line, "first") == 1 && numberField(line, "last") == count, "\(survivor.transcript)")
+        }
+        #expect(subscribers[2].finish() == .signaled(SIGKILL))
+        #expect(try awaitSlicesBack(topic) == 0, "the dead subscriber's slices never came back")
+        #expect(topic.subscriberCount == 0 && topic.statistics.left == 3)
+    }
+
+    @Test("A slow subscriber under the skip policy: the fast one is not held back, and the slow one reports exactly how many it missed")
+    func skipPolicy() throws {
+        let bus = try BusFixture("topic-skip")
+        let topic = try Topic(hosting: "demo.skip", on: bus.connect(), options: .init(whenFull: .skip))
+        let children = try subscribers(bus, topic, [["ring=4096"], ["ring=16", "delay-us=500"]])
+        let fast = children[0], slow = children[1]
+        let count: UInt64 = 2000
+        let parksBefore = try topic.peer.currentStatistics.parks
+        for sequence in 1...count { try topic.publish(copying: Self.numbered(sequence)) }
+        // Not held back: the publisher never waited, and the fast subscriber had room for everything.
+        #expect(try topic.peer.currentStatistics.parks == parksBefore && topic.peer.currentStatistics.creditWaits == 0)
+        #expect(topic.statistics.skipped > 0, "the slow subscriber was never skipped: the test did not test anything")
+        // Once the slow one caught up, a last message reaches both: every gap before it is counted.
+        #expect(try awaitSlicesBack(topic) == 0)
+        try topic.publish(copying: Self.end)
+        let fastLine = fast.awaitLine(prefix: "OK"), slowLine = slow.awaitLine(prefix: "OK")
+        #expect(fast.finish() == .exited(0) && slow.finish() == .exited(0), "\(fast.transcript)\n\(slow.transcript)")
+        #expect(numberField(fastLine, "received") == count && numberField(fastLine, "missed") == 0, "\(fast.transcript)")
+        let received = numberField(slowLine, "received") ?? 0, missed = numberField(slowLine, "missed") ?? 0
+        #expect(received + missed == count, "\(slow.transcript)")
+        #expect(missed == topic.statistics.skipped, "the slow subscriber counted \(missed), the host skipped \(topic.statistics.skipped)")
+    }
+
+    @Test("A late subscriber with history 8 gets the last 8 messages, then live ones, in order")
+    func history() throws {
+        let bus = try BusFixture("topic-history")
+        let topic = try Topic(hosting: "demo.history", on: bus.connect(), options: .init(history: 8))
+        for sequence in 1...UInt64(20) { try topic.publish(copying: Self.numbered(sequence)) }
+        let late = try ChildProcess("bus1-test-peer", ["topicsub", "address=\(bus.address)", "topic=demo.history", "trace=1"])
+        try topic.waitForSubscribers(1, timeout: .seconds(20))
+        #expect(late.awaitLine(prefix: "SUBSCRIBED") != nil, "\(late.transcript)")
+        for sequence in 21...UInt64(25) { try topic.publish(copying: Self.numbered(sequence)) }
+        try topic.publish(copying: Self.end)
+        let line = late.awaitLine(prefix: "OK")
+        #expect(late.finish() == .exited(0), "\(late.transcript)")
+        let sequences = late.lines.filter { $0.hasPrefix("SEQ ") }.compactMap { UInt64($0.dropFirst(4)) }
+        #expect(sequences == Array(13...25), "\(late.transcript)")
+        #expect(numberField(line, "missed") == 0)
+        // The history's slices are still the host's: nothing else is in use.
+        #expect(try awaitSlicesBack(topic, kept: 8) == 8 && topic.statistics.delivered == 8 + 5 + 1)
+    }
+
+    @Test("Multicast trySend hands the loan back when a ring is full, and sends nothing")
+    func multicastTrySend() throws {
+        let bus = try BusFixture("multicast-try")
+        let sender = try bus.connect(), receivers = try (0..<2).map { _ in try bus.connect(ringCapacity: 2) }
+        let nodes = try receivers.enumerated().map { i, receiver in
+            let node = try receiver.createNode()
+            try receiver.publish(node, as: "try.\(i)")
+            return try sender.lookup("try.\(i)")
+        }
+        var sent = 0
+        for _ in 0..<2 where try sender.trySend(sender.loan(8), to: nodes) == nil { sent += 1 }
+        #expect(sent == 2)
+        // The third finds both rings full: the loan comes back, whole.
+        guard let back = try sender.trySend(sender.loan(8), to: nodes) else {
+            Issue.record("a full ring took the multicast")
+            return
+        }
+        #expect(back.capacity >= 8)
+        _ = consume back
+        #expect(try receivers[0].tryReceive() != nil)  // the first two arrived, the third did not
+        #expect(try sender.currentStatistics.messagesSent == 2)
+    }
+
+    @Test("1,000 concurrent calls from one client: every reply matches its request")
+    func concurrentCalls() async throws {
+        let bus = try BusFixture("rpc-echo")
+        let service = try ChildProcess("bus1-test-peer", ["echoservice", "address=\(bus.address)", "name=demo.echo"])
+        #expect(service.awaitLine(prefix: "READY") != nil, "\(service.transcript)")
+        let client = try await ServiceClient(service: "demo.echo", connecting: PeerOptions(address: bus.address))
+        let matched = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for i in 0..<1000 {
+                group.addTask {
+                    let request = Array("request \(i) ".utf8) + Array(repeating: UInt8(i & 0xFF), count: i % 300)
+                    return try await client.call(request, timeout: .seconds(60)) == request
+                }
+            }
+            return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+        }
+        #expect(matched == 1000)
+        let statistics = await client.statistics
+        #expect(statistics.replies == 1000 && statistics.malformed == 0 && statistics.lateReplies == 0)
+    }
+
+    @Test("A service killed mid-call fails every pending call at once with serviceGone, not by timeout")
+    func serviceKilledMidCall() async throws {
+        let bus = try BusFixture("rpc-kill")
+        let service = try ChildProcess("bus1-test-peer", ["deafservice", "address=\(bus.address)", "name=demo.deaf"])
+        #expect(service.awaitLine(prefix: "READY") != nil, "\(service.transcript)")
+        let client = try await ServiceClient(service: "demo.deaf", connecting: PeerOptions(address: bus.address))
+        let pending = 20
+        try await withThrowingTaskGroup(of: Bus1Error?.self) { group in
+            for i in 0..<pending {
+                group.addTask {
+                    do {
+                        _ = try await client.call(Array("call \(i)".utf8), timeout: .seconds(120))
+                        return nil
+                    } catch let error as Bus1Error {
+                        return error
+                    }
+                }
+            }
+            // Every call is at the service before it dies.
+            while !service.lines.contains("CALLS \(pending)") {
+                _ = service.readLine(timeoutSeconds: 0.05)
+                try await Task.sleep(for: .milliseconds(1))
+            }
+            let killed = monotonicNanoseconds()
+            kill(service.pid, SIGKILL)
+            var errors: [Bus1Error?] = []
+            for try await error in group { errors.append(error) }
+            let seconds = Double(monotonicNanoseconds() - killed) / 1e9
+            #expect(errors.count == pending && errors.allSatisfy { $0 == .serviceGone("demo.deaf") }, "\(errors)")
+            #expect(seconds < 10, "the calls failed \(seconds) s after the kill: by timeout, not by the death notification")
+        }
+        // And a call after that fails at once too.
+        await #expect(throws: Bus1Error.serviceGone("demo.deaf")) { try await client.call(Array("late".utf8)) }
+        #expect(service.finish() == .signaled(SIGKILL))
+    }
+}
