@@ -266,9 +266,23 @@ public final class Topic {
     /// (``Bus1Error/interrupted``) or the bus goes away: for a host that only
     /// relays (its publishers are contributors).
     public func run() throws(Bus1Error) -> Never {
+        while true { try relay { _, _ throws(Bus1Error) in true } }
+    }
+
+    /// Serves the topic, and after publishing each contribution hands it to
+    /// `body` (its sequence number and bytes), until `body` returns false: for a
+    /// host that also watches what others publish (`bus1ctl subscribe` when
+    /// nobody hosts the topic yet).
+    public func relay(_ body: (_ sequence: UInt64, _ payload: Span<UInt8>) throws(Bus1Error) -> Bool) throws(Bus1Error) {
         while true {
-            try serve()
-            try peer.waitUntil(mode: .park, deadline: .after(nil)) { () throws(Bus1Error) -> Bool in
+            try serveInbox(taking: { () throws(Bus1Error) in try self.peer.tryReceive() })
+            while !contributions.isEmpty {
+                let sequence = try publishContribution()
+                let bytes = contributions.removeFirst()
+                let keepGoing = try bytes.withUnsafeBufferPointer { (buffer) throws(Bus1Error) -> Bool in try body(sequence, Span(_unsafeElements: buffer)) }
+                if !keepGoing { return }
+            }
+            try peer.waitUntil(mode: .park, deadline: .never) { () throws(Bus1Error) -> Bool in
                 try self.serveInbox(taking: { () throws(Bus1Error) in try self.peer.nextMessage() })
                 return !self.contributions.isEmpty
             }
@@ -382,13 +396,20 @@ public final class Topic {
     private func publishContributions() throws(Bus1Error) {
         guard !publishing else { return }
         while !contributions.isEmpty {
-            let bytes = contributions.removeFirst()
-            statistics.contributions += 1
-            let segment = subscribers.isEmpty ? 0 : try peer.segment(readableBy: subscribers.map(\.handle))
-            var loan = try peer.loan(bytes.count, segment: segment, headroom: Frame.size, wait: peer.options.waitMode, deadline: .after(nil))
-            loan.write(bytes)
-            _ = try publishNow(loan, deadline: .after(nil))
+            _ = try publishContribution()
+            contributions.removeFirst()
         }
+    }
+
+    /// Publishes the oldest contribution (a copy into this host's pool), leaving
+    /// it in the queue; returns its sequence number.
+    private func publishContribution() throws(Bus1Error) -> UInt64 {
+        let bytes = contributions[0]
+        statistics.contributions += 1
+        let segment = subscribers.isEmpty ? 0 : try peer.segment(readableBy: subscribers.map(\.handle))
+        var loan = try peer.loan(bytes.count, segment: segment, headroom: Frame.size, wait: peer.options.waitMode, deadline: .never)
+        loan.write(bytes)
+        return try publishNow(loan, deadline: .never).sequence
     }
 }
 
