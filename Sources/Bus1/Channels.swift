@@ -61,6 +61,10 @@ final class OutboundChannel {
 final class InboundChannel {
     let id: UInt64
     let sender: UInt64
+    /// The sender's credentials as the coordinator stamped them on CHANNEL_OPENED
+    /// (nil: the coordinator ring). Kept once per channel, so a message finds them
+    /// through its channel and carries no copy (``Message/senderCredentials``).
+    let senderCredentials: PeerCredentials?
     @exclusivity(unchecked) var consumer: SubmissionConsumer
     /// The sender's wake page mapping and the segments mapped so far (nil: the
     /// coordinator ring).
@@ -90,11 +94,12 @@ final class InboundChannel {
     /// on the peer's one thread: unchecked like the peer's hot state (`Peer`).
     @exclusivity(unchecked) var stall = OrderingStall.clear
 
-    init(id: UInt64, sender: UInt64, consumer: consuming SubmissionConsumer, memory: SenderMemory?,
-         senderWake: WakePage?, firstNode: UInt64?, violations: ViolationInbox) {
+    init(id: UInt64, sender: UInt64, senderCredentials: PeerCredentials?, consumer: consuming SubmissionConsumer,
+         memory: SenderMemory?, senderWake: WakePage?, firstNode: UInt64?, violations: ViolationInbox) {
         self.violations = violations
         self.id = id
         self.sender = sender
+        self.senderCredentials = senderCredentials
         self.consumer = consumer
         self.sharedMemory = memory
         self.senderWake = senderWake

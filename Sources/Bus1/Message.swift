@@ -31,6 +31,13 @@ public struct Message: ~Copyable {
     public let node: Handle
     /// The sending peer's id.
     public let sender: UInt64
+    /// Who sent a data message, as the coordinator stamped it on the channel it
+    /// came by (the sender cannot forge it): its peer id, uid and pid. Nil for
+    /// notifications, which the coordinator sends. Read from the channel, so a
+    /// message carries no copy.
+    public var senderCredentials: PeerCredentials? {
+        kind == .data ? channel.senderCredentials : nil
+    }
     /// Where the payload is mapped (read-only), and its length.
     private let payloadStart: UnsafeRawPointer?
     private let payloadCount: Int

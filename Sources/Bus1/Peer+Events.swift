@@ -130,7 +130,9 @@ extension Peer {
                                            channel: opening.channel, capacity: capacity)
             let wakeMapping = try Mapping(senderWakeFD, count: Int(BUS1_PAGE_SIZE), writable: true)
             let page = try WakePage(wakeMapping)
-            inbound.append(InboundChannel(id: opening.channel, sender: opening.sender, consumer: SubmissionConsumer(memory),
+            let credentials = PeerCredentials(peer: opening.sender, uid: opening.senderUID, pid: opening.senderPID)
+            inbound.append(InboundChannel(id: opening.channel, sender: opening.sender, senderCredentials: credentials,
+                                          consumer: SubmissionConsumer(memory),
                                           memory: SenderMemory(wake: wakeMapping),
                                           senderWake: page, firstNode: opening.node, violations: violationInbox))
         } catch let error as LinuxError {

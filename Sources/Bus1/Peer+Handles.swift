@@ -9,7 +9,7 @@ extension Peer {
     /// Creates a node owned by this peer; the returned handle names it.
     public func createNode() throws(Bus1Error) -> Handle {
         guard case .nodeCreated(let handle) = try request(.nodeCreate).message else { throw .protocolViolation("expected NODE_CREATED") }
-        handles[handle] = HandleTarget(node: handle, owner: id, ownerUID: pool.ownerUID, route: .own)
+        handles[handle] = HandleTarget(node: handle, ownerCredentials: credentials, route: .own)
         return Handle(id: handle)
     }
 
@@ -35,7 +35,7 @@ extension Peer {
     /// and the owner's wake page, taken).
     func install(_ grant: ControlMessage.HandleGrant, fds: inout ReceivedDescriptors) throws(Bus1Error) {
         if grant.owner == id {
-            handles[grant.handle] = HandleTarget(node: grant.node, owner: id, ownerUID: pool.ownerUID, route: .own)
+            handles[grant.handle] = HandleTarget(node: grant.node, ownerCredentials: credentials, route: .own)
             return
         }
         let channel: OutboundChannel
@@ -46,7 +46,38 @@ extension Peer {
         } else {
             throw .protocolViolation("a handle grant names an unknown channel")
         }
-        handles[grant.handle] = HandleTarget(node: grant.node, owner: grant.owner, ownerUID: grant.ownerUID, route: .open(channel))
+        let owner = PeerCredentials(peer: grant.owner, uid: grant.ownerUID, pid: grant.ownerPID)
+        handles[grant.handle] = HandleTarget(node: grant.node, ownerCredentials: owner, route: .open(channel))
+    }
+
+    /// Who owns the node `handle` names, as the coordinator stamped it when this
+    /// peer got the handle (by lookup, in an attachment, or by creating the node:
+    /// then this peer's own ``credentials``); nil for a handle this peer does not
+    /// hold. Still answered after the node was destroyed, while the handle is held.
+    public func credentials(of handle: Handle) -> PeerCredentials? {
+        handles[handle.id]?.ownerCredentials
+    }
+
+    /// Every name published on the bus, ascending, each with its owner's
+    /// credentials and command, as the coordinator saw them when the owner
+    /// connected. Any peer may list, whatever the lookup policy (a lookup still
+    /// decides who gets a handle). Asked for in pages (NAME_LIST, up to
+    /// `BUS1_NAME_LIST_MAX` names each, each page after the last name of the one
+    /// before), so a name published or withdrawn meanwhile may or may not be
+    /// listed, but no name that stays published is missed or listed twice.
+    public func publishedNames() throws(Bus1Error) -> [PublishedName] {
+        var names: [PublishedName] = []
+        var after: String? = nil
+        while true {
+            guard case .names(let page) = try request(.nameList(after: after)).message else { throw .protocolViolation("expected NAMES") }
+            // The codec checked each page is ascending; across pages it must move on too, or the loop might not end.
+            if let after, let first = page.entries.first, !(after < first.name) { throw .protocolViolation("NAMES went backwards") }
+            names += page.entries.map { PublishedName(name: $0.name, owner: PeerCredentials(peer: $0.owner, uid: $0.uid, pid: $0.pid),
+                                                      command: $0.command) }
+            guard page.remaining > 0 else { return names }
+            guard let last = page.entries.last else { throw .protocolViolation("NAMES: more remain, none sent") }
+            after = last.name
+        }
     }
 
     /// ``lookup(_:)``, retrying every millisecond while the name is not published

@@ -15,6 +15,9 @@ import Logging
 public final class Peer {
     /// This peer's id on the bus.
     public let id: UInt64
+    /// This peer's own credentials, as the coordinator saw it connect (WELCOME):
+    /// what other peers are told about it.
+    public let credentials: PeerCredentials
     /// The parking mechanism in use, and why it is not io_uring if it is not.
     public let parkMechanism: String
     public let parkFallbackReason: String?
@@ -96,9 +99,12 @@ public final class Peer {
     /// Where a handle leads.
     struct HandleTarget {
         let node: UInt64
-        let owner: UInt64
+        /// The node's owner as the coordinator stamped it on the grant (this
+        /// peer's own ``Peer/credentials`` for its own nodes).
+        let ownerCredentials: PeerCredentials
+        var owner: UInt64 { ownerCredentials.peer }
         /// The owner's uid: who must be able to read what is sent to the node.
-        let ownerUID: UInt32
+        var ownerUID: UInt32 { ownerCredentials.uid }
         var route: Route
         /// The node was destroyed (this peer saw the notification, or destroyed its own node).
         var isDestroyed = false
@@ -144,8 +150,9 @@ public final class Peer {
                 throw Bus1Error.protocolViolation("pool size does not match WELCOME or is not a valid pool layout")
             }
             id = welcome.peer
+            credentials = PeerCredentials(peer: welcome.peer, uid: welcome.uid, pid: welcome.pid)
             // Segment 0's audience is the uid the coordinator saw connect (SO_PEERCRED: the effective uid).
-            self.pool = SegmentedPool(pool: try Mapping(pool, count: Int(welcome.poolSize), writable: true), layout: layout, ownerUID: geteuid())
+            self.pool = SegmentedPool(pool: try Mapping(pool, count: Int(welcome.poolSize), writable: true), layout: layout, ownerUID: welcome.uid)
             wakeMapping = try WakeMapping(try Mapping(wakeFD, count: Int(BUS1_PAGE_SIZE), writable: true))
             wake = wakeMapping.page
             interrupter = PeerInterrupter(wake: wakeMapping)
@@ -185,7 +192,7 @@ public final class Peer {
         let memory = try ChannelMemory(try Mapping(fd, count: ChannelGeometry(capacity: capacity).size, writable: true),
                                        channel: welcome.coordinatorRing, capacity: capacity)
         let notes: Set<UInt32> = [BUS1_NOTE_NODE_DESTROYED.rawValue, BUS1_NOTE_NODE_RELEASED.rawValue]
-        return InboundChannel(id: welcome.coordinatorRing, sender: UInt64(BUS1_COORDINATOR_PEER),
+        return InboundChannel(id: welcome.coordinatorRing, sender: UInt64(BUS1_COORDINATOR_PEER), senderCredentials: nil,
                               consumer: SubmissionConsumer(memory, acceptedFlags: notes),
                               memory: nil, senderWake: nil, firstNode: nil, violations: violations)
     }

@@ -107,8 +107,8 @@ extension Coordinator {
                 // exist while the receiver has not heard of it yet (its own lookup of the
                 // owner made it, and that reply is still held for the owner), and this
                 // event can overtake that reply. A receiver that knows the channel closes them.
-                let grant = ControlMessage.HandleGrant(handle: handle, node: key.node, owner: owner.id, channel: channel.id,
-                                                       capacity: UInt32(channel.capacity), newChannel: true, ownerUID: owner.uid)
+                let grant = ControlMessage.HandleGrant(handle: handle, node: key.node, owner: owner, channel: channel.id,
+                                                       capacity: UInt32(channel.capacity), newChannel: true)
                 outbox.send(receiver, .handleArrived(grant), requestID: 0,
                             fds: [channel.memory.rawValue, owner.memory!.wake.rawValue], chargedTo: sender.uid)
                 installed.ids.append(handle)

@@ -27,13 +27,11 @@ struct BusSnapshot {
                                                      capacity: UInt32(channel.capacity), object: try addObject(channel.memory),
                                                      allowed_nodes: UInt32(channel.allowedNodes.count), _reserved: 0))
         }
-        for (name, key) in tables.names.sorted(by: { $0.key < $1.key }) where tables.peers[key.owner] != nil {
+        for (name, key, _) in tables.publishedNames() {
             var row = bus1_snapshot_name()
             row.owner = key.owner
             row.node = key.node
-            let bytes = Array(name.utf8.prefix(Int(BUS1_NAME_MAX)))
-            row.length = UInt32(bytes.count)
-            withUnsafeMutableBytes(of: &row.name) { $0.copyBytes(from: bytes) }
+            row.length = ControlMessage.storeName(name, into: &row.name)
             nameRows.append(row)
         }
     }

@@ -32,6 +32,12 @@ final class BusTables {
         return nextChannel
     }
 
+    /// The published names whose owner is connected, ascending by name: the order
+    /// NAME_LIST pages in and the snapshot lists them in.
+    func publishedNames() -> [(name: String, node: NodeKey, owner: PeerRecord)] {
+        names.compactMap { name, key in peers[key.owner].map { (name, key, $0) } }.sorted { $0.name < $1.name }
+    }
+
     /// Connected peers, inspectors not counted.
     func connectedPeers() -> Int { peers.values.count { $0.state != .inspecting } }
 }

@@ -57,8 +57,10 @@ final class ChannelBroker {
         // The receiver learns of the channel before the sender can use it. No pool
         // travels: the receiver asks for each segment it finds named (SEGMENT_GET),
         // and gets only those its uid may read.
-        outbox.notify(receiver, .channelOpened(.init(channel: id, sender: sender.id, node: node, capacity: UInt32(geometry.capacity))),
-                      fds: [record.memory.rawValue, senderWake], chargedTo: uid)
+        // The sender's credentials are the coordinator's (SO_PEERCRED), never the sender's word.
+        let opening = ControlMessage.ChannelOpening(channel: id, sender: sender.id, node: node, capacity: UInt32(geometry.capacity),
+                                                    senderUID: sender.uid, senderPID: sender.pid)
+        outbox.notify(receiver, .channelOpened(opening), fds: [record.memory.rawValue, senderWake], chargedTo: uid)
         return (record, true)
     }
 

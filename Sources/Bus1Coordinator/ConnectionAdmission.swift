@@ -114,7 +114,8 @@ final class ConnectionAdmission {
             logger.debug("no pidfd for peer", metadata: ["error": "\(error)"])
         }
         let id = tables.nextPeerID()
-        let peer = PeerRecord(id: id, socket: socket, pidfd: pidfd, pid: credentials.pid, uid: credentials.uid)
+        let peer = PeerRecord(id: id, socket: socket, pidfd: pidfd, pid: credentials.pid, uid: credentials.uid,
+                              command: processCommand(of: credentials.pid) ?? "")
         let deadline = ContinuousClock.now + configuration.handshakeTimeout
         peer.handshakeDeadline = deadline
         timers.schedule(deadline)

@@ -30,7 +30,8 @@ extension Coordinator {
         peer.state = .welcomed
         let flags = configuration.ordering == .fifo ? BUS1_WELCOME_FIFO_ONLY : 0
         let welcome = ControlMessage.Welcome(peer: peer.id, poolSize: UInt64(poolSize), ringCapacity: UInt32(capacity), flags: flags,
-                                             coordinatorRing: ring.id, coordinatorRingCapacity: UInt32(ring.producer.capacity))
+                                             coordinatorRing: ring.id, coordinatorRingCapacity: UInt32(ring.producer.capacity),
+                                             uid: peer.uid, pid: peer.pid)
         return Response(message: .welcome(welcome),
                         fds: [pool.memory.rawValue, memory.wake.rawValue, clockObject.memory.rawValue, ring.memory.rawValue],
                         owners: [peer])

@@ -47,8 +47,8 @@ extension Coordinator {
         }
         guard owner.id != peer.id else {
             tables.addHandleReference(handle, for: key, to: peer, chargedTo: peer.uid)
-            return Response(message: .handleGranted(.init(handle: handle, node: key.node, owner: owner.id,
-                                                          channel: BUS1_INVALID_ID, capacity: 0, newChannel: false, ownerUID: owner.uid)))
+            return Response(message: .handleGranted(.init(handle: handle, node: key.node, owner: owner,
+                                                          channel: BUS1_INVALID_ID, capacity: 0, newChannel: false)))
         }
         try outbox.chargeFairShare(of: peer.uid, at: owner, messages: 1, descriptors: 0)
         let (channel, isNew) = try channelBroker.open(from: peer, to: owner, node: key.node, chargedTo: peer.uid)
@@ -63,13 +63,28 @@ extension Coordinator {
                 self.channelBroker.close(channel.id, reason: BUS1_CLOSE_BY_PEER.rawValue)
             }
         }
-        let grant = ControlMessage.HandleGrant(handle: handle, node: key.node, owner: owner.id, channel: channel.id,
-                                               capacity: UInt32(channel.capacity), newChannel: isNew, ownerUID: owner.uid)
+        let grant = ControlMessage.HandleGrant(handle: handle, node: key.node, owner: owner, channel: channel.id,
+                                               capacity: UInt32(channel.capacity), newChannel: isNew)
         // The owner must have the grant (and, for a new channel, its announcement) in
         // its socket before the requester can send: else a descriptor could reach it
         // naming a node it has not heard of, or carry a ticket its merge cannot see.
         return Response(message: .handleGranted(grant), fds: isNew ? [channel.memory.rawValue, owner.memory!.wake.rawValue] : [],
                         owners: [channel, owner], after: [(owner.id, owner.messagesAccepted)], rollback: rollback)
+    }
+
+    /// NAME_LIST: one page of the published names, those sorted after `after`
+    /// (nil: from the first). Open to every ready peer whatever the lookup policy:
+    /// it tells who serves what (owner, uid, pid, command), which `/proc` shows any
+    /// user anyway; a handle still takes a lookup, which the policy decides.
+    func listNames(after: String?) -> Response {
+        let published = tables.publishedNames()
+        let start = after.map { cursor in published.firstIndex { $0.name > cursor } ?? published.endIndex } ?? 0
+        let page = published[start...].prefix(Int(BUS1_NAME_LIST_MAX)).map { name in
+            ControlMessage.NameEntry(name: name.name, owner: name.owner.id, uid: name.owner.uid, pid: name.owner.pid,
+                                     command: name.owner.command)
+        }
+        return Response(message: .names(.init(total: UInt32(published.count),
+                                              remaining: UInt32(published.count - start - page.count), entries: page)))
     }
 
     /// HANDLE_RELEASE: drops one reference; the last one, if it was the last
@@ -81,5 +96,14 @@ extension Coordinator {
             publish([note])
         }
         return .ok
+    }
+}
+
+extension ControlMessage.HandleGrant {
+    /// A grant of a handle to a node of `owner`, with the owner's credentials as
+    /// the coordinator took them (SO_PEERCRED), never as any peer claims them.
+    init(handle: UInt64, node: UInt64, owner: PeerRecord, channel: UInt64, capacity: UInt32, newChannel: Bool) {
+        self.init(handle: handle, node: node, owner: owner.id, channel: channel, capacity: capacity, newChannel: newChannel,
+                  ownerUID: owner.uid, ownerPID: owner.pid)
     }
 }

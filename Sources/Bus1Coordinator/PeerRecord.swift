@@ -16,6 +16,12 @@ final class PeerRecord {
     let pidfd: OwnedDescriptor?
     let pid: Int32
     let uid: UInt32
+    /// The process's command name (`/proc/<pid>/comm`; empty if unreadable), read
+    /// once when it connected, like `pid` and `uid`: what NAME_LIST reports costs
+    /// no file read per listed name on the coordinator's loop, and describes the
+    /// process the credentials were taken from (a pid read later could have been
+    /// reused, and a comm read later might be a name the process chose since).
+    let command: String
     var state: State = .connected
 
     /// Wake page, made at HELLO.
@@ -63,12 +69,13 @@ final class PeerRecord {
     /// inspecting): when the connection is closed if it still is not.
     var handshakeDeadline: ContinuousClock.Instant?
 
-    init(id: UInt64, socket: consuming FileDescriptor, pidfd: OwnedDescriptor?, pid: Int32, uid: UInt32) {
+    init(id: UInt64, socket: consuming FileDescriptor, pidfd: OwnedDescriptor?, pid: Int32, uid: UInt32, command: String) {
         self.id = id
         self.socket = socket
         self.pidfd = pidfd
         self.pid = pid
         self.uid = uid
+        self.command = command
     }
 
     var socketToken: UInt64 { id << 2 }

@@ -34,6 +34,8 @@ extension Coordinator {
             return try publish(handle: handle, name: name, by: peer)
         case (.nameLookup(let name), .ready):
             return try lookup(name: name, by: peer)
+        case (.nameList(let after), .ready):
+            return listNames(after: after)
         case (.handleRelease(let handle), .ready):
             return try release(handle: handle, by: peer)
         case (.nodeDestroy(let handles), .ready):
@@ -56,7 +58,8 @@ extension Coordinator {
             return try reportStall(on: channelID, by: peer)
         case (.hello, _), (.poolMapped, _), (.nodeCreate, _), (.namePublish, _), (.nameLookup, _),
              (.handleRelease, _), (.violation, _), (.channelClose, _), (.orderingStall, _), (.introspect, _), (.getObjects, _),
-             (.nodeDestroy, _), (.reset, _), (.attach, _), (.segmentOpen, _), (.segmentSeal, _), (.segmentGet, _):
+             (.nodeDestroy, _), (.reset, _), (.attach, _), (.segmentOpen, _), (.segmentSeal, _), (.segmentGet, _),
+             (.nameList, _):
             throw .state
         default:
             // Replies and events are the coordinator's to send, never a peer's.

@@ -52,3 +52,18 @@ public func coarseMonotonicMilliseconds() -> UInt32 {
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts)
     return UInt32(truncatingIfNeeded: UInt64(ts.tv_sec) &* 1000 &+ UInt64(ts.tv_nsec) / 1_000_000)
 }
+
+/// The command name of process `pid`: `/proc/<pid>/comm` (at most 15 bytes, what
+/// the process set or its executable's name), without the trailing newline; nil if
+/// it cannot be read (the process is gone, or `/proc` is another pid namespace's).
+public func processCommand(of pid: Int32) -> String? {
+    guard let raw = try? retryingLibcOnInterrupt("open /proc/\(pid)/comm", { open("/proc/\(pid)/comm", O_RDONLY | O_CLOEXEC) })
+    else { return nil }
+    let fd = FileDescriptor(adopting: raw)
+    var buffer = [UInt8](repeating: 0, count: 64)
+    guard let count = try? retryingLibcOnInterrupt("read /proc/\(pid)/comm", { read(fd.rawValue, &buffer, buffer.count) })
+    else { return nil }
+    var bytes = buffer.prefix(count)
+    if bytes.last == UInt8(ascii: "\n") { bytes.removeLast() }
+    return String(decoding: bytes, as: UTF8.self)
+}

@@ -46,11 +46,17 @@ extension ControlMessage {
         /// A `bus1_msg_name` body: the handle and a checked name.
         func name() throws(ProtocolError) -> (UInt64, String) {
             let b = try load(bus1_msg_name.self)
-            guard b.length >= 1, b.length <= BUS1_NAME_MAX else { throw .badName }
-            let raw = withUnsafeBytes(of: b.name) { Array($0.prefix(Int(b.length))) }
-            guard !raw.contains(0), let s = String(validating: raw, as: UTF8.self) else { throw .badName }
-            return (b.handle, s)
+            return (b.handle, try ControlMessage.name(b.name, length: b.length))
         }
+    }
+
+    /// The name in a fixed `name[BUS1_NAME_MAX + 1]` array of the wire: `length`
+    /// bytes (1...BUS1_NAME_MAX) of UTF-8 without NUL, or `badName`.
+    private static func name<Fixed>(_ array: Fixed, length: UInt32) throws(ProtocolError) -> String {
+        guard length >= 1, length <= BUS1_NAME_MAX else { throw .badName }
+        let raw = withUnsafeBytes(of: array) { Array($0.prefix(Int(length))) }
+        guard !raw.contains(0), let s = String(validating: raw, as: UTF8.self) else { throw .badName }
+        return s
     }
 
     /// A request (peer to coordinator), or nil for another type.
@@ -92,6 +98,15 @@ extension ControlMessage {
             let b = try body.load(bus1_msg_segment_ref.self)
             guard b.channel_id == 0 else { throw .badField("channel_id") }
             return .segmentSeal(index: b.index)
+        case BUS1_MSG_NAME_LIST.rawValue:
+            let b = try body.load(bus1_msg_name_list.self)
+            guard b._reserved == 0 else { throw .badField("_reserved") }
+            guard b.after_length != 0 else {
+                // From the first name: the cursor's bytes must be unused, like every spare byte.
+                guard withUnsafeBytes(of: b.after, { $0.allSatisfy { $0 == 0 } }) else { throw .badField("after") }
+                return .nameList(after: nil)
+            }
+            return .nameList(after: try name(b.after, length: b.after_length))
         default:
             return nil
         }
@@ -103,6 +118,7 @@ extension ControlMessage {
         switch type {
         case BUS1_MSG_NODE_CREATED.rawValue: return .nodeCreated(handle: try body.load(bus1_msg_handle.self).handle)
         case BUS1_MSG_SEGMENT_GRANTED.rawValue: return .segmentGranted(try segment(body))
+        case BUS1_MSG_NAMES.rawValue: return .names(try namePage(body))
         case BUS1_MSG_ATTACHMENT.rawValue:
             let b = try body.load(bus1_msg_attachment.self)
             try checkAttachmentCounts(handles: b.handle_count, fds: b.fd_count)
@@ -120,16 +136,18 @@ extension ControlMessage {
         case BUS1_MSG_WELCOME.rawValue:
             let b = try body.load(bus1_msg_welcome.self)
             return .welcome(Welcome(peer: b.peer_id, poolSize: b.pool_size, ringCapacity: b.ring_capacity, flags: b.flags,
-                                       coordinatorRing: b.coordinator_ring, coordinatorRingCapacity: b.coordinator_ring_capacity))
+                                       coordinatorRing: b.coordinator_ring, coordinatorRingCapacity: b.coordinator_ring_capacity,
+                                       uid: b.peer_uid, pid: b.peer_pid))
         case BUS1_MSG_HANDLE_GRANTED.rawValue, BUS1_MSG_HANDLE_ARRIVED.rawValue:
             let b = try body.load(bus1_msg_handle_granted.self)
             guard b.new_channel <= 1 else { throw .badField("new_channel") }
             let grant = HandleGrant(handle: b.handle, node: b.node, owner: b.owner_peer, channel: b.channel_id,
-                                    capacity: b.capacity, newChannel: b.new_channel == 1, ownerUID: b.owner_uid)
+                                    capacity: b.capacity, newChannel: b.new_channel == 1, ownerUID: b.owner_uid, ownerPID: b.owner_pid)
             return type == BUS1_MSG_HANDLE_GRANTED.rawValue ? .handleGranted(grant) : .handleArrived(grant)
         case BUS1_MSG_CHANNEL_OPENED.rawValue:
             let b = try body.load(bus1_msg_channel_opened.self)
-            return .channelOpened(ChannelOpening(channel: b.channel_id, sender: b.sender_peer, node: b.node, capacity: b.capacity))
+            return .channelOpened(ChannelOpening(channel: b.channel_id, sender: b.sender_peer, node: b.node, capacity: b.capacity,
+                                                 senderUID: b.sender_uid, senderPID: b.sender_pid))
         case BUS1_MSG_CHANNEL_GRANT.rawValue:
             let b = try body.load(bus1_msg_channel_grant.self); return .channelGrant(channel: b.channel_id, node: b.node)
         case BUS1_MSG_CHANNEL_CLOSED.rawValue:
@@ -149,6 +167,22 @@ extension ControlMessage {
     private static func checkAttachmentCounts(handles: UInt32, fds: UInt32) throws(ProtocolError) {
         guard handles <= BUS1_ATTACH_MAX_HANDLES else { throw .badField("handle_count") }
         guard fds <= BUS1_MSG_MAX_FDS else { throw .badField("fd_count") }
+    }
+
+    /// A NAMES body: at most `BUS1_NAME_LIST_MAX` entries, each a valid name,
+    /// strictly ascending (so a client that pages after the last one always moves on).
+    private static func namePage(_ body: Body) throws(ProtocolError) -> NamePage {
+        let b = try body.load(bus1_msg_names.self)
+        guard b.count <= BUS1_NAME_LIST_MAX else { throw .badField("count") }
+        let rows = withUnsafeBytes(of: b.entries) { Array($0.bindMemory(to: bus1_name_entry.self).prefix(Int(b.count))) }
+        var entries: [NameEntry] = []
+        for row in rows {
+            let command = withUnsafeBytes(of: row.command) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            entries.append(NameEntry(name: try name(row.name, length: row.length), owner: row.owner_peer,
+                                     uid: row.owner_uid, pid: row.owner_pid, command: command))
+        }
+        guard zip(entries, entries.dropFirst()).allSatisfy({ $0.name < $1.name }) else { throw .badField("entries") }
+        return NamePage(total: b.total, remaining: b.remaining, entries: entries)
     }
 
     /// A SEGMENT_OPEN or SEGMENT_GRANTED body: an audience of 1...16 uids, strictly ascending.

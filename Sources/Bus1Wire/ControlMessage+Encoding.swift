@@ -55,6 +55,10 @@ extension ControlMessage {
         case .segmentSeal(let index):
             var b = bus1_msg_segment_ref(); b.index = index
             return frame(b)
+        case .nameList(let after):
+            var b = bus1_msg_name_list()
+            if let after { b.after_length = Self.storeName(after, into: &b.after) }
+            return frame(b)
         default:
             return nil
         }
@@ -69,6 +73,8 @@ extension ControlMessage {
             return frame(bus1_msg_handle(handle: handle))
         case .segmentGranted(let segment):
             return frame(Self.segmentBody(segment))
+        case .names(let page):
+            return frame(Self.namesBody(page))
         case .channelClosed(let channel, let other, let reason):
             var b = bus1_msg_channel_closed(); b.channel_id = channel; b.other_peer = other; b.reason = reason
             return frame(b)
@@ -81,6 +87,7 @@ extension ControlMessage {
         case .welcome(let w):
             var b = bus1_msg_welcome(); b.peer_id = w.peer; b.pool_size = w.poolSize; b.ring_capacity = w.ringCapacity; b.flags = w.flags
             b.coordinator_ring = w.coordinatorRing; b.coordinator_ring_capacity = w.coordinatorRingCapacity
+            b.peer_uid = w.uid; b.peer_pid = w.pid
             return frame(b)
         case .attachment(let channel, let handles, let fdCount, let sequence):
             var b = bus1_msg_attachment(); b.channel_id = channel; b.handle_count = UInt32(handles.count); b.fd_count = fdCount; b.sequence = sequence
@@ -91,11 +98,12 @@ extension ControlMessage {
         case .handleGranted(let g), .handleArrived(let g):
             var b = bus1_msg_handle_granted()
             b.handle = g.handle; b.node = g.node; b.owner_peer = g.owner; b.channel_id = g.channel
-            b.capacity = g.capacity; b.new_channel = g.newChannel ? 1 : 0; b.owner_uid = g.ownerUID
+            b.capacity = g.capacity; b.new_channel = g.newChannel ? 1 : 0; b.owner_uid = g.ownerUID; b.owner_pid = g.ownerPID
             return frame(b)
         case .channelOpened(let o):
             var b = bus1_msg_channel_opened()
             b.channel_id = o.channel; b.sender_peer = o.sender; b.node = o.node; b.capacity = o.capacity
+            b.sender_uid = o.senderUID; b.sender_pid = o.senderPID
             return frame(b)
         case .channelGrant(let channel, let node):
             return frame(bus1_msg_channel_grant(channel_id: channel, node: node))
@@ -107,10 +115,33 @@ extension ControlMessage {
     private static func nameBody(handle: UInt64, name: String) -> bus1_msg_name {
         var body = bus1_msg_name()
         body.handle = handle
-        let bytes = Array(name.utf8.prefix(Int(BUS1_NAME_MAX)))
-        body.length = UInt32(bytes.count)
-        withUnsafeMutableBytes(of: &body.name) { $0.copyBytes(from: bytes) }
+        body.length = storeName(name, into: &body.name)
         return body
+    }
+
+    /// Writes up to `BUS1_NAME_MAX` bytes of `name` into a fixed name array of the
+    /// wire (`name[BUS1_NAME_MAX + 1]`, or any byte array at least that long: the
+    /// snapshot's) and returns how many it wrote.
+    public static func storeName<Fixed>(_ name: String, into array: inout Fixed) -> UInt32 {
+        let bytes = Array(name.utf8.prefix(Int(BUS1_NAME_MAX)))
+        withUnsafeMutableBytes(of: &array) { $0.copyBytes(from: bytes) }
+        return UInt32(bytes.count)
+    }
+
+    /// A NAMES body: the page's first `BUS1_NAME_LIST_MAX` entries, the command cut
+    /// to what `command[]` holds with its NUL.
+    private static func namesBody(_ page: NamePage) -> bus1_msg_names {
+        var b = bus1_msg_names(); b.total = page.total; b.remaining = page.remaining
+        let rows = page.entries.prefix(Int(BUS1_NAME_LIST_MAX)).map { entry in
+            var row = bus1_name_entry(); row.owner_peer = entry.owner; row.owner_uid = entry.uid; row.owner_pid = entry.pid
+            row.length = storeName(entry.name, into: &row.name)
+            let command = Array(entry.command.utf8.prefix(Int(BUS1_COMMAND_MAX) - 1))
+            withUnsafeMutableBytes(of: &row.command) { $0.copyBytes(from: command) }
+            return row
+        }
+        b.count = UInt32(rows.count)
+        _ = withUnsafeMutableBytes(of: &b.entries) { $0.bindMemory(to: bus1_name_entry.self).update(fromContentsOf: rows) }
+        return b
     }
 
     private static func frame<Body>(_ type: UInt32, _ requestID: UInt32, _ body: Body) -> [UInt8] {

@@ -24,6 +24,8 @@ public enum ControlMessage: Sendable, Equatable {
     case segmentOpen(Segment)
     case segmentSeal(index: UInt32)
     case segmentGet(channel: UInt64, index: UInt32)
+    /// One page of the published names: those sorted after `after` (nil: from the first).
+    case nameList(after: String?)
     // replies
     case ok
     case error(code: UInt32, detail: UInt32)
@@ -36,6 +38,8 @@ public enum ControlMessage: Sendable, Equatable {
     /// The reply to ``segmentOpen(_:)`` (the memfd, writable: to its owner only)
     /// and to ``segmentGet(channel:index:)`` (read-only).
     case segmentGranted(Segment)
+    /// The reply to ``nameList(after:)``.
+    case names(NamePage)
     // events
     case channelOpened(ChannelOpening)
     case channelGrant(channel: UInt64, node: UInt64)
@@ -48,10 +52,14 @@ public enum ControlMessage: Sendable, Equatable {
     public struct Welcome: Sendable, Equatable {
         public var peer: UInt64, poolSize: UInt64, ringCapacity: UInt32, flags: UInt32
         public var coordinatorRing: UInt64, coordinatorRingCapacity: UInt32
+        /// The peer's own uid and pid as the coordinator saw it connect (what other
+        /// peers are told about it; the pid in the coordinator's pid namespace).
+        public var uid: UInt32, pid: Int32
         public init(peer: UInt64, poolSize: UInt64, ringCapacity: UInt32, flags: UInt32,
-                    coordinatorRing: UInt64, coordinatorRingCapacity: UInt32) {
+                    coordinatorRing: UInt64, coordinatorRingCapacity: UInt32, uid: UInt32, pid: Int32) {
             self.peer = peer; self.poolSize = poolSize; self.ringCapacity = ringCapacity; self.flags = flags
             self.coordinatorRing = coordinatorRing; self.coordinatorRingCapacity = coordinatorRingCapacity
+            self.uid = uid; self.pid = pid
         }
     }
 
@@ -61,17 +69,43 @@ public enum ControlMessage: Sendable, Equatable {
         public var capacity: UInt32, newChannel: Bool
         /// The owner's uid: the audience that can read what is sent to the node.
         public var ownerUID: UInt32
-        public init(handle: UInt64, node: UInt64, owner: UInt64, channel: UInt64, capacity: UInt32, newChannel: Bool, ownerUID: UInt32) {
+        /// The owner's pid (coordinator-stamped, in the coordinator's pid namespace).
+        public var ownerPID: Int32
+        public init(handle: UInt64, node: UInt64, owner: UInt64, channel: UInt64, capacity: UInt32, newChannel: Bool,
+                    ownerUID: UInt32, ownerPID: Int32) {
             self.handle = handle; self.node = node; self.owner = owner; self.channel = channel
-            self.capacity = capacity; self.newChannel = newChannel; self.ownerUID = ownerUID
+            self.capacity = capacity; self.newChannel = newChannel; self.ownerUID = ownerUID; self.ownerPID = ownerPID
         }
     }
 
     /// `bus1_msg_channel_opened`.
     public struct ChannelOpening: Sendable, Equatable {
         public var channel: UInt64, sender: UInt64, node: UInt64, capacity: UInt32
-        public init(channel: UInt64, sender: UInt64, node: UInt64, capacity: UInt32) {
+        /// The sender's uid and pid, stamped by the coordinator (the sender cannot
+        /// forge them; the pid in the coordinator's pid namespace).
+        public var senderUID: UInt32, senderPID: Int32
+        public init(channel: UInt64, sender: UInt64, node: UInt64, capacity: UInt32, senderUID: UInt32, senderPID: Int32) {
             self.channel = channel; self.sender = sender; self.node = node; self.capacity = capacity
+            self.senderUID = senderUID; self.senderPID = senderPID
+        }
+    }
+
+    /// `bus1_msg_names`: up to `BUS1_NAME_LIST_MAX` published names, ascending,
+    /// out of `total`, with `remaining` more sorted after the last one.
+    public struct NamePage: Sendable, Equatable {
+        public var total: UInt32, remaining: UInt32, entries: [NameEntry]
+        public init(total: UInt32, remaining: UInt32, entries: [NameEntry]) {
+            self.total = total; self.remaining = remaining; self.entries = entries
+        }
+    }
+
+    /// `bus1_name_entry`: a published name and its owner as the coordinator saw it connect.
+    public struct NameEntry: Sendable, Equatable {
+        public var name: String, owner: UInt64, uid: UInt32, pid: Int32
+        /// The owner's `/proc/<pid>/comm` (at most 15 bytes; empty if unreadable).
+        public var command: String
+        public init(name: String, owner: UInt64, uid: UInt32, pid: Int32, command: String) {
+            self.name = name; self.owner = owner; self.uid = uid; self.pid = pid; self.command = command
         }
     }
 
@@ -104,6 +138,8 @@ public enum ControlMessage: Sendable, Equatable {
         case .segmentOpen: BUS1_MSG_SEGMENT_OPEN.rawValue
         case .segmentGet: BUS1_MSG_SEGMENT_GET.rawValue
         case .segmentSeal: BUS1_MSG_SEGMENT_SEAL.rawValue
+        case .nameList: BUS1_MSG_NAME_LIST.rawValue
+        case .names: BUS1_MSG_NAMES.rawValue
         case .segmentGranted: BUS1_MSG_SEGMENT_GRANTED.rawValue
         case .destroyed: BUS1_MSG_DESTROYED.rawValue
         case .handleArrived: BUS1_MSG_HANDLE_ARRIVED.rawValue

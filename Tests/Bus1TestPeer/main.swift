@@ -16,6 +16,7 @@
 //   attachflood                            FairShareFlood.swift
 //   hostile, stalled, intruder, garbage    Hostile.swift, Stalled.swift, Intruder.swift, Garbage.swift
 //   waiter                                 Waiter.swift
+//   namer                                  Namer.swift
 //   flood                                  Flood.swift
 //   victim, fdflood, nodeflood             AttachFloods.swift
 //   snoop                                  Snoop.swift
@@ -80,6 +81,7 @@ case "hostile": runHostile()
 case "stalled": runStalled()
 case "intruder": runIntruder()
 case "waiter": runWaiter()
+case "namer": runNamer()
 case "flood": runFlood()
 case "victim": runVictim()
 case "fdflood": runFdFlood()

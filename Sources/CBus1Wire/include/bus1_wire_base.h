@@ -5,9 +5,10 @@
 #ifndef BUS1_WIRE_BASE_H
 #define BUS1_WIRE_BASE_H
 
+#include <stddef.h> /* offsetof, for the layout asserts */
 #include <stdint.h>
 
-#define BUS1_WIRE_VERSION 3u
+#define BUS1_WIRE_VERSION 4u /* 4: credentials in WELCOME, CHANNEL_OPENED, HANDLE_GRANTED; NAME_LIST */
 #define BUS1_INVALID_ID 0xffffffffffffffffull /* UINT64_MAX, spelled so Swift imports it */
 #define BUS1_CACHE_LINE 64u
 #define BUS1_PAGE_SIZE 4096u

@@ -40,6 +40,7 @@ enum bus1_msg_type {
 	BUS1_MSG_SEGMENT_OPEN   = 15, /* bus1_msg_segment (owner, index 0) -> SEGMENT_GRANTED (writable, to its owner) */
 	BUS1_MSG_SEGMENT_SEAL   = 16, /* bus1_msg_segment_ref (channel_id 0): the owner mapped it -> OK */
 	BUS1_MSG_SEGMENT_GET    = 17, /* bus1_msg_segment_ref: of the sender of an inbound channel -> SEGMENT_GRANTED (read-only) */
+	BUS1_MSG_NAME_LIST      = 18, /* bus1_msg_name_list -> NAMES; any ready peer (not policy-restricted like INTROSPECT) */
 
 	/* replies: coordinator -> peer */
 	BUS1_MSG_OK             = 64, /* (no body) */
@@ -51,6 +52,7 @@ enum bus1_msg_type {
 	BUS1_MSG_OBJECTS        = 70, /* bus1_msg_objects; fds: objects first ... first + count - 1, read-only */
 	BUS1_MSG_DESTROYED      = 71, /* bus1_msg_ticket: the destruction's ticket (0: nothing was destroyed) */
 	BUS1_MSG_SEGMENT_GRANTED = 72,/* bus1_msg_segment; fds: the segment memfd */
+	BUS1_MSG_NAMES          = 73, /* bus1_msg_names: one page of the published names */
 
 	/* events: coordinator -> peer, request_id 0 */
 	BUS1_MSG_CHANNEL_OPENED = 128,/* bus1_msg_channel_opened; fds: channel, sender wake page (segments: SEGMENT_GET) */
@@ -144,6 +146,8 @@ struct bus1_msg_welcome {
 	uint32_t flags;            /* BUS1_WELCOME_* */
 	uint64_t coordinator_ring; /* channel id of the coordinator ring (its header says so too) */
 	uint32_t coordinator_ring_capacity;
+	uint32_t peer_uid;         /* the peer's own uid, as the coordinator saw it connect (SO_PEERCRED) */
+	int32_t  peer_pid;         /* the peer's own pid, in the coordinator's pid namespace (SO_PEERCRED) */
 	uint32_t _reserved;
 };
 
@@ -179,14 +183,16 @@ struct bus1_msg_handle_granted {
 	uint32_t capacity;         /* entries per ring of that channel */
 	uint32_t new_channel;      /* 1: fds attached (channel, owner's wake page); a peer that knows the channel closes them */
 	uint32_t owner_uid;        /* the owner's uid: which audience can read what is sent to it */
-	uint32_t _reserved;
+	int32_t  owner_pid;        /* the owner's pid (SO_PEERCRED at its connect, the coordinator's pid
+	                            * namespace): stamped by the coordinator, so no peer can forge it */
 };
 
 struct bus1_msg_channel_opened {
 	uint64_t channel_id;
 	uint64_t sender_peer;
 	uint64_t node;             /* first node the sender may address */
-	uint64_t _reserved0;
+	uint32_t sender_uid;       /* the sender's uid and pid (SO_PEERCRED at its connect, pid in the */
+	int32_t  sender_pid;       /* coordinator's pid namespace): stamped by the coordinator, not the sender */
 	uint32_t capacity;
 	uint32_t _reserved;
 };
@@ -266,20 +272,66 @@ struct bus1_msg_channel_closed {
 	uint32_t _reserved;
 };
 
+/*
+ * NAME_LIST -> NAMES: the published names, sorted by name, paged by name so that
+ * a list that changes between pages neither repeats nor skips a name that stays.
+ * A peer asks for the names after `after` (none: from the first), and asks again
+ * after the last one it got while `remaining` is not 0. Each entry carries its
+ * owner's credentials as the coordinator saw them when the owner connected.
+ */
+#define BUS1_NAME_LIST_MAX 8u      /* entries in one NAMES */
+#define BUS1_COMMAND_MAX 16u       /* TASK_COMM_LEN: /proc/<pid>/comm, NUL included */
 
-/* Largest datagram the coordinator or a peer accepts. */
-#define BUS1_MSG_MAX 512u
+struct bus1_msg_name_list {
+	uint32_t after_length;     /* 0: from the first name; else bytes of `after` used, 1...BUS1_NAME_MAX */
+	uint8_t  after[BUS1_NAME_MAX + 1]; /* the last name of the previous page; the rest 0 */
+	uint32_t _reserved;        /* 0 */
+};
+
+struct bus1_name_entry {
+	uint64_t owner_peer;
+	uint32_t owner_uid;
+	int32_t  owner_pid;        /* in the coordinator's pid namespace */
+	uint8_t  command[BUS1_COMMAND_MAX]; /* the owner's /proc/<pid>/comm when it connected, no newline,
+	                                     * NUL-padded; empty if it could not be read */
+	uint32_t length;           /* bytes of name used, 1...BUS1_NAME_MAX */
+	uint8_t  name[BUS1_NAME_MAX + 1];
+	uint32_t _reserved;
+};
+
+struct bus1_msg_names {
+	uint32_t total;            /* names published now */
+	uint32_t remaining;        /* names sorted after the last entry, not in this reply */
+	uint32_t count;            /* entries used, 0...BUS1_NAME_LIST_MAX; the rest 0 */
+	uint32_t _reserved;
+	struct bus1_name_entry entries[BUS1_NAME_LIST_MAX]; /* ascending by name */
+};
+
+/* Largest datagram the coordinator or a peer accepts (one page: a NAMES reply is the largest). */
+#define BUS1_MSG_MAX 4096u
 /* Most fds one datagram carries. */
 #define BUS1_MSG_MAX_FDS 4u
 
 #ifndef __cplusplus
 _Static_assert(sizeof(struct bus1_msg_header) == 16, "message header layout");
 _Static_assert(sizeof(struct bus1_msg_hello) == 16, "hello layout");
-_Static_assert(sizeof(struct bus1_msg_welcome) == 40, "welcome layout");
+_Static_assert(sizeof(struct bus1_msg_welcome) == 48, "welcome layout");
+_Static_assert(offsetof(struct bus1_msg_welcome, peer_uid) == 36, "welcome peer_uid");
+_Static_assert(offsetof(struct bus1_msg_welcome, peer_pid) == 40, "welcome peer_pid");
 _Static_assert(sizeof(struct bus1_msg_error) == 8, "error layout");
 _Static_assert(sizeof(struct bus1_msg_name) == 272, "name layout");
 _Static_assert(sizeof(struct bus1_msg_handle_granted) == 48, "handle granted layout");
+_Static_assert(offsetof(struct bus1_msg_handle_granted, owner_uid) == 40, "handle granted owner_uid");
+_Static_assert(offsetof(struct bus1_msg_handle_granted, owner_pid) == 44, "handle granted owner_pid");
 _Static_assert(sizeof(struct bus1_msg_channel_opened) == 40, "channel opened layout");
+_Static_assert(offsetof(struct bus1_msg_channel_opened, sender_uid) == 24, "channel opened sender_uid");
+_Static_assert(offsetof(struct bus1_msg_channel_opened, sender_pid) == 28, "channel opened sender_pid");
+_Static_assert(sizeof(struct bus1_msg_name_list) == 264, "name list layout");
+_Static_assert(sizeof(struct bus1_name_entry) == 296, "name entry layout");
+_Static_assert(offsetof(struct bus1_name_entry, command) == 16, "name entry command");
+_Static_assert(offsetof(struct bus1_name_entry, name) == 36, "name entry name");
+_Static_assert(sizeof(struct bus1_msg_names) == 16 + 8 * 296, "names layout");
+_Static_assert(sizeof(struct bus1_msg_header) + sizeof(struct bus1_msg_names) <= BUS1_MSG_MAX, "max message");
 _Static_assert(sizeof(struct bus1_msg_channel_closed) == 24, "channel closed layout");
 _Static_assert(sizeof(struct bus1_msg_header) + sizeof(struct bus1_msg_name) <= BUS1_MSG_MAX, "max message");
 _Static_assert(sizeof(struct bus1_msg_node_destroy) == 264, "node destroy layout");
