@@ -205,4 +205,7 @@ public struct ServiceRequest: ~Copyable {
 
     /// A copy of the request's bytes.
     public func copyPayload() -> [UInt8] { Array(copying: message.framedPayload) }
+    /// The caller's uid and pid, as the coordinator stamped them (not forgeable):
+    /// what a service checks before it acts for a caller.
+    public var clientCredentials: PeerCredentials? { message.senderCredentials }
 }

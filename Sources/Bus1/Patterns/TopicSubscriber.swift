@@ -151,4 +151,6 @@ public struct TopicMessage: ~Copyable {
     public var ticket: UInt64 { message.ticket }
     /// The host's peer id.
     public var sender: UInt64 { message.sender }
+    /// The host's uid and pid, as the coordinator stamped them (not forgeable).
+    public var senderCredentials: PeerCredentials? { message.senderCredentials }
 }
