@@ -140,7 +140,7 @@ struct Bench: ParsableCommand {
         abstract: "Bus1 latency, throughput and fan-out, with raw baselines measured in the same run.",
         discussion: "Build with -c release. Every Bus1 row carries its ratio to the baseline of the same size measured in the same invocation.",
         version: Bus1Version.string,
-        subcommands: [Latency.self, Throughput.self, Fanout.self, AsyncCommand.self, BaselineCommand.self])
+        subcommands: [Latency.self, Throughput.self, Fanout.self, AsyncCommand.self, PatternsCommand.self, BaselineCommand.self])
 
     static func main() {
         // Child processes of a measurement: `bus1-bench __child ROLE key=value...`.
@@ -155,6 +155,8 @@ struct Bench: ParsableCommand {
                 case "bus1-fan": try Bus1Runs.fan(settings)
                 case "bus1-async-echo": try AsyncRuns.echo(settings)
                 case "bus1-async-sink": try AsyncRuns.sink(settings)
+                case "bus1-service": try PatternRuns.service(settings)
+                case "bus1-subscriber": try PatternRuns.subscriber(settings)
                 case "baseline-shm-spin": try Baseline.echoShared(futex: false, settings: settings)
                 case "baseline-futex": try Baseline.echoShared(futex: true, settings: settings)
                 case "baseline-stream": try Baseline.echoStream(settings: settings)
@@ -344,6 +346,24 @@ extension Bench {
         func run() throws {
             try common.measure(title: "Round trip latency, sync and async", summary: SyncVsAsync.summary) { address, cpus in
                 try SyncVsAsync.rows(common, address: address, cpus: cpus, rounds: rounds)
+            }
+        }
+    }
+
+    struct PatternsCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "patterns",
+            abstract: "Request/reply calls and topic publishes, each beside the plain Bus1 message it is built on, measured in the same run.",
+            discussion: "Per mode and size: the plain round trip (latency bus1) and the call (latency bus1-call: ServiceClient → Service → reply); per subscriber count the plain multicast (fanout bus1) and the topic publish (fanout bus1-topic: Topic → TopicSubscriber processes). Each pattern row's ratio is its p50 over its plain twin's. No baselines.")
+        @OptionGroup var common: CommonOptions
+        @Option(help: "Subscriber counts of the topic rows, comma-separated, each 1 ... 256.") var subscribers: String = "1,4"
+
+        func validate() throws { try validateReceivers(subscribers) }
+
+        func run() throws {
+            let counts = CommonOptions.parseList(subscribers) ?? []
+            try common.measure(title: "Patterns against plain messages") { address, cpus in
+                try PatternRuns.rows(common, address: address, cpus: cpus, subscribers: counts)
             }
         }
     }

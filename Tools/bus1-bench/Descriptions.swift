@@ -32,6 +32,10 @@ func rowDescription(benchmark: String, mechanism: String) -> String? {
         "bus1-c-ring --park: the futex ring written in plain C"
     case ("fanout", "bus1"):
         "Bus1 multicast send to N receiver peers; each stamps CLOCK_MONOTONIC when it has the message and acknowledges; latency: send → the last stamp"
+    case ("latency", "bus1-call"):
+        "request/reply: ServiceClient.call (an actor; the request copied into a loan) → Service.nextRequest → a reply written in place (first and last byte) → the client reads the reply's last byte; one message each way, no coordinator"
+    case ("fanout", "bus1-topic"):
+        "Topic.publish (block policy) to N TopicSubscriber processes; each stamps CLOCK_MONOTONIC when it has the message and acknowledges on a second peer; latency: publish → the last stamp"
     case ("fanout", "futex"):
         "one writer release-stores a sequence word and wakes all N parked receivers with one FUTEX_WAKE; each stamps CLOCK_MONOTONIC, reads the first and last byte and acknowledges; latency: store → the last stamp"
     default:
