@@ -23,6 +23,8 @@ let package = Package(
         .executable(name: "shm-inspect", targets: ["shm-inspect"]),
         .executable(name: "bus1-profile", targets: ["bus1-profile"]),
         .executable(name: "bus1-poll-service", targets: ["bus1-poll-service"]),
+        .executable(name: "bus1-example-pubsub", targets: ["bus1-example-pubsub"]),
+        .executable(name: "bus1-example-rpc", targets: ["bus1-example-rpc"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -93,6 +95,14 @@ let package = Package(
         .executableTarget(
             name: "bus1-poll-service", dependencies: ["Bus1", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Tools/bus1-poll-service", swiftSettings: strict),
+        // The examples a newcomer copies: a producer/consumer service on a topic, and
+        // a request/reply service (README "Patterns"). Public API only.
+        .executableTarget(
+            name: "bus1-example-pubsub", dependencies: ["Bus1", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Tools/bus1-example-pubsub", swiftSettings: strict),
+        .executableTarget(
+            name: "bus1-example-rpc", dependencies: ["Bus1", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Tools/bus1-example-rpc", swiftSettings: strict),
         // The plain C twin of bus1-bench's ring baseline, to check the Swift ring against
         // (`bus1-bench baseline --compare-c`). Links nothing of the package.
         .executableTarget(name: "bus1-c-ring", path: "Tools/bus1-c-ring"),

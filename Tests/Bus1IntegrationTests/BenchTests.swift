@@ -21,6 +21,9 @@ struct BenchTests {
     @Test("async: each sync row beside its async twin, with async ÷ sync")
     func asyncRows() throws { try BenchChecks.asyncRows(.debug) }
 
+    @Test("patterns: the call beside the plain round trip, the topic publish beside the plain multicast, with ratios")
+    func patternRows() throws { try BenchChecks.patternRows(.debug) }
+
     @Test("baseline, CSV and SVG outputs")
     func baselineAndFormats() throws { try BenchChecks.baselineAndFormats(.debug) }
 
@@ -100,6 +103,21 @@ enum BenchChecks {
             #expect((row["runs"] as? [Double])?.count == 2, "\(row)")
             #expect(row["p50Nanoseconds"] as? Int != nil || (row["messagesPerSecond"] as? Double ?? 0) > 0, "\(row)")
             if row["mechanism"] as? String == "bus1-async" {
+                #expect(row["baseline"] as? String == "bus1" && (row["ratio"] as? Double ?? 0) > 0, "\(row)")
+            }
+        }
+    }
+
+    static func patternRows(_ build: ToolBuild) throws {
+        let rows = try run(build, ["patterns", "--sizes", "64", "--modes", "spin,park", "--iterations", "300", "--warmup", "5", "--subscribers", "1,2"])
+        let kinds = rows.map { "\($0["benchmark"] ?? "-") \($0["mechanism"] ?? "-") \($0["mode"] ?? "-") \($0["fanout"] ?? "-")" }
+        #expect(kinds == ["spin", "park"].flatMap { mode in
+            ["latency bus1 \(mode) -", "latency bus1-call \(mode) -", "fanout bus1 \(mode) 1", "fanout bus1-topic \(mode) 1",
+             "fanout bus1 \(mode) 2", "fanout bus1-topic \(mode) 2"]
+        })
+        for row in rows {
+            #expect((row["p50Nanoseconds"] as? Int ?? 0) > 0, "\(row)")
+            if row["mechanism"] as? String != "bus1" {
                 #expect(row["baseline"] as? String == "bus1" && (row["ratio"] as? Double ?? 0) > 0, "\(row)")
             }
         }

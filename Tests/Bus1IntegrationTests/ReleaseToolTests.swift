@@ -41,6 +41,15 @@ struct ReleaseToolTests {
     @Test("bus1-bench async")
     func benchAsync() throws { try BenchChecks.asyncRows(.release) }
 
+    @Test("bus1-bench patterns")
+    func benchPatterns() throws { try BenchChecks.patternRows(.release) }
+
+    @Test("bus1-example-rpc: a server and a client, every reply checked")
+    func exampleRPC() throws { try ExampleChecks.requestReply(.release) }
+
+    @Test("bus1-example-pubsub: a producer, a fast and a slow consumer, under each policy", arguments: ["block", "skip"])
+    func examplePubSub(policy: String) throws { try ExampleChecks.producerConsumers(.release, policy: policy) }
+
     @Test("bus1-bench baseline, CSV and SVG")
     func benchBaseline() throws { try BenchChecks.baselineAndFormats(.release) }
 

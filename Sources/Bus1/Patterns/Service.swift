@@ -87,21 +87,21 @@ public final class Service {
     }
 
     /// Sends `loan` (from ``replyLoan(_:for:)``) as the reply to `request`.
-    public func reply(to request: consuming ServiceRequest, with loan: consuming Loan) throws(Bus1Error) {
+    public func reply(to request: borrowing ServiceRequest, with loan: consuming Loan) throws(Bus1Error) {
         precondition(loan.headroom == Frame.size, "reply with a loan from Service.replyLoan(_:for:)")
         Frame(.reply, detail: Frame.ReplyStatus.ok.rawValue, number: request.id).write(to: &loan)
         try send(loan, to: request.client)
     }
 
     /// Replies to `request` with a copy of `bytes`.
-    public func reply(to request: consuming ServiceRequest, copying bytes: some Collection<UInt8>) throws(Bus1Error) {
+    public func reply(to request: borrowing ServiceRequest, copying bytes: some Collection<UInt8>) throws(Bus1Error) {
         var loan = try replyLoan(bytes.count, for: request)
         loan.write(bytes)
         try reply(to: request, with: loan)
     }
 
     /// Fails `request`: its caller gets ``Bus1Error/callFailed(_:)`` with `reason`.
-    public func fail(_ request: consuming ServiceRequest, reason: String) throws(Bus1Error) {
+    public func fail(_ request: borrowing ServiceRequest, reason: String) throws(Bus1Error) {
         let bytes = Array(reason.utf8.prefix(4096))
         var loan = try replyLoan(bytes.count, for: request)
         loan.write(bytes)
@@ -182,8 +182,8 @@ public final class Service {
 
 /// One call a ``Service`` received: the request's payload, read in place in
 /// the client's pool. Reply with ``Service/reply(to:copying:)`` or
-/// ``Service/reply(to:with:)`` (or ``Service/fail(_:reason:)``); the request goes
-/// back to the client then.
+/// ``Service/reply(to:with:)`` (or ``Service/fail(_:reason:)``); the request's
+/// slice goes back to the client when the request is dropped.
 public struct ServiceRequest: ~Copyable {
     /// The call's id (the client's, echoed in the reply).
     public let id: UInt64

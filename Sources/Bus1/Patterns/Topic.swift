@@ -53,6 +53,9 @@ public final class Topic {
         /// Deliveries skipped (``FullRingPolicy/skip``, or a history message a new
         /// subscriber had no room for).
         public var skipped: UInt64 = 0
+        /// Times a publish waited for a full subscriber (``FullRingPolicy/block``):
+        /// the back-pressure the slowest subscriber puts on the publisher.
+        public var waits: UInt64 = 0
         /// Subscribers dropped by ``FullRingPolicy/disconnect``.
         public var dropped: UInt64 = 0
         /// Subscribers that unsubscribed, exited or crashed.
@@ -182,6 +185,7 @@ public final class Topic {
                 receipt.dropped += waiting.count
                 return receipt
             case .block:
+                statistics.waits += 1
                 try peer.waitUntil(mode: peer.options.waitMode, deadline: deadline) { () throws(Bus1Error) -> Bool in
                     try self.serveInbox(taking: { () throws(Bus1Error) in try self.peer.nextMessage() })
                     return try self.anyReady(waiting)
@@ -297,6 +301,19 @@ public final class Topic {
         try peer.waitUntil(mode: .park, deadline: .after(timeout)) { () throws(Bus1Error) -> Bool in
             try self.serveInbox(taking: { () throws(Bus1Error) in try self.peer.nextMessage() })
             return self.subscribers.count >= count
+        }
+    }
+
+    /// Waits until every subscriber released every message sent so far (all but
+    /// the history's slices came back), serving the topic meanwhile: a host
+    /// that leaves takes its undelivered messages with it, so a producer whose
+    /// last messages matter flushes before it leaves.
+    public func flush(timeout: Duration? = nil) throws(Bus1Error) {
+        try serve()
+        try peer.waitUntil(mode: .park, deadline: .after(timeout)) { () throws(Bus1Error) -> Bool in
+            try self.serveInbox(taking: { () throws(Bus1Error) in try self.peer.nextMessage() })
+            try self.peer.reclaimCompleted()
+            return self.peer.pool.slicesInUse <= self.history.count
         }
     }
 
