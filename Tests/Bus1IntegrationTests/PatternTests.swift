@@ -106,6 +106,20 @@ struct PatternTests {
         #expect(try awaitSlicesBack(topic, kept: 8) == 8 && topic.statistics.delivered == 8 + 5 + 1)
     }
 
+    @Test("Under the disconnect policy a subscriber whose ring is full is dropped, and learns it was")
+    func disconnectPolicy() throws {
+        let bus = try BusFixture("topic-drop")
+        let topic = try Topic(hosting: "demo.drop", on: bus.connect(), options: .init(whenFull: .disconnect))
+        let children = try subscribers(bus, topic, [["ring=4", "delay-us=200000"], ["ring=4096"]])
+        for sequence in 1...UInt64(100) { try topic.publish(copying: Self.numbered(sequence)) }
+        try topic.publish(copying: Self.end)
+        let dropped = children[0], kept = children[1]
+        #expect(dropped.finish() == .exited(1) && dropped.transcript.contains("the host dropped this subscriber"), "\(dropped.transcript)")
+        let line = kept.awaitLine(prefix: "OK")
+        #expect(kept.finish() == .exited(0) && numberField(line, "received") == 100, "\(kept.transcript)")
+        #expect(topic.statistics.dropped == 1 && topic.subscriberCount == 1)
+    }
+
     @Test("Multicast trySend hands the loan back when a ring is full, and sends nothing")
     func multicastTrySend() throws {
         let bus = try BusFixture("multicast-try")
@@ -183,5 +197,75 @@ struct PatternTests {
         // And a call after that fails at once too.
         await #expect(throws: Bus1Error.serviceGone("demo.deaf")) { try await client.call(Array("late".utf8)) }
         #expect(service.finish() == .signaled(SIGKILL))
+    }
+
+    /// A pattern frame as the wire format in `Frame` lays it out, written by hand
+    /// here (what a hostile peer would do).
+    static func frame(kind: UInt8, detail: UInt32 = 0, number: UInt64 = 0) -> [UInt8] {
+        withUnsafeBytes(of: (0x4231_5000 | UInt32(kind)).littleEndian) { Array($0) }
+            + withUnsafeBytes(of: detail.littleEndian) { Array($0) } + withUnsafeBytes(of: number.littleEndian) { Array($0) }
+    }
+
+    @Test("A topic host and a service drop garbage, and refuse a handle to someone else's node as a subscriber or a reply address")
+    func hostileFrames() throws {
+        let bus = try BusFixture("pattern-hostile")
+        let topic = try Topic(hosting: "demo.hostile", on: bus.connect())
+        let service = try Service(name: "demo.hostile.rpc", on: bus.connect())
+        let hostile = try bus.connect(), victim = try bus.connect()
+        let victimNode = try victim.createNode()
+        try victim.publish(victimNode, as: "victim")
+        let stolen = try hostile.lookup("victim"), topicNode = try hostile.lookup("demo.hostile")
+        let serviceNode = try hostile.lookup("demo.hostile.rpc")
+
+        try hostile.send(copying: [1, 2, 3], to: topicNode)                          // no frame at all
+        try hostile.send(copying: Self.frame(kind: 2), to: topicNode)                // subscribe, nothing attached
+        var loan = try hostile.loan(16)
+        loan.write(Self.frame(kind: 2))
+        try hostile.send(loan, to: topicNode, attaching: [stolen])                  // subscribe the victim's node
+        try hostile.send(copying: Self.frame(kind: 99), to: topicNode)               // no such kind
+        try hostile.send(copying: Self.frame(kind: 7, number: 5), to: topicNode)     // a reply, to a topic
+        try topic.serve()
+        #expect(topic.statistics.malformed == 5 && topic.subscriberCount == 0)
+        try topic.publish(copying: [1])
+        #expect(topic.statistics.delivered == 0)
+
+        var call = try hostile.loan(16)
+        call.write(Self.frame(kind: 6, detail: 1, number: 1))
+        try hostile.send(call, to: serviceNode, attaching: [stolen])                // replies to the victim, please
+        try hostile.send(copying: Self.frame(kind: 3), to: serviceNode)              // a topic frame, to a service
+        let request = try service.nextRequest(timeout: .seconds(5))
+        #expect(request.id == 1)
+        try service.reply(to: request, copying: Array(repeating: 0xEE, count: 4096))
+        #expect(service.statistics.repliesDropped == 1 && service.statistics.replies == 0 && service.statistics.clients == 0)
+        #expect(throws: Bus1Error.timedOut) { try service.nextRequest(timeout: .milliseconds(20)) }
+        #expect(service.statistics.malformed == 1)
+        #expect(try victim.tryReceive() == nil, "the victim's node was sent something")
+    }
+
+    @Test("A client that never reads its replies costs the service one reply timeout, not one per call")
+    func stalledClient() throws {
+        let bus = try BusFixture("rpc-stall")
+        let service = try Service(name: "demo.stall", on: bus.connect(), options: .init(replyTimeout: .milliseconds(200)))
+        let client = try bus.connect(ringCapacity: 4)  // room for four replies
+        let replyNode = try client.createNode(), serviceNode = try client.lookup("demo.stall")
+        var bind = try client.loan(16)
+        bind.write(Self.frame(kind: 6, detail: 1, number: 0))
+        try client.send(bind, to: serviceNode, attaching: [replyNode])
+        for id in 1..<40 { try client.send(copying: Self.frame(kind: 6, number: UInt64(id)), to: serviceNode) }
+        let start = monotonicNanoseconds()
+        for _ in 0..<40 {
+            let request = try service.nextRequest(timeout: .seconds(5))
+            try service.reply(to: request, copying: [1])
+        }
+        let seconds = Double(monotonicNanoseconds() - start) / 1e9
+        #expect(service.statistics.replies == 4 && service.statistics.repliesDropped == 36)
+        #expect(seconds < 3, "36 dropped replies took \(seconds) s: one timeout each (0.2 s) would be 7.2 s")
+        // Once the client reads again, its replies flow again.
+        var received = 0
+        while let reply = try client.tryReceive() { if reply.kind == .data { received += 1 } }
+        #expect(received == 4)
+        try client.send(copying: Self.frame(kind: 6, number: 40), to: serviceNode)
+        try service.reply(to: service.nextRequest(timeout: .seconds(5)), copying: [2])
+        #expect(service.statistics.replies == 5)
     }
 }

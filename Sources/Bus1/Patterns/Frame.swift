@@ -100,6 +100,16 @@ extension Peer {
         try loan(byteCount, segment: try segment(readableBy: destination), headroom: Frame.size, wait: wait, deadline: deadline)
     }
 
+    /// The first handle attached to `message` if it names a node of the
+    /// message's sender: what a pattern accepts as "send to me here". A handle to
+    /// anyone else's node (a victim's, the pattern's own) would make the pattern
+    /// send where the sender chose, at the pattern's cost: refused (nil).
+    func senderOwnNode(attachedTo message: borrowing Message) -> Handle? {
+        guard let handle = message.handles.first, handle.isValid,
+              credentials(of: handle)?.peer == message.sender else { return nil }
+        return handle
+    }
+
     /// Gives back handles that came attached to a message a pattern does not keep
     /// (a handle whose node is gone meanwhile is only forgotten).
     func releaseAttached(_ attached: [Handle], except kept: Handle? = nil) {

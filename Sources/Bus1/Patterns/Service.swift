@@ -9,8 +9,11 @@
 /// node's destruction).
 ///
 /// A reply waits for room in the client's ring up to ``Options/replyTimeout``,
-/// then is dropped and counted: one client that stops reading cannot stall the
-/// service for long. The service owns its peer: everything the peer receives is
+/// then is dropped and counted, and so is every later reply to that client that
+/// finds no room at once, until one does: a client that stops reading costs the
+/// service one timeout. A reply handle must name a node of the calling peer's
+/// own (anything else is refused: the service never sends where a caller points
+/// it at someone else). The service owns its peer: everything the peer receives is
 /// the service's.
 public final class Service {
     public struct Options: Sendable {
@@ -41,6 +44,10 @@ public final class Service {
     let node: Handle
     /// Each client peer's reply node.
     private var replyHandles: [UInt64: Handle] = [:]
+    /// Clients whose ring stayed full for a whole reply timeout: their replies
+    /// are dropped at once until one finds room, so a client that stops reading
+    /// costs the service one timeout, not one per call.
+    private var stalledClients: Set<UInt64> = []
 
     /// Serves `name` on `peer` (which becomes the service's): creates its node
     /// and publishes it (a name already taken is ``Bus1Error/refused(_:)`` with `nameExists`).
@@ -143,7 +150,7 @@ public final class Service {
             return nil
         }
         var kept: Handle?
-        if frame.detail & Frame.bindsReply != 0, let replyNode = message.handles.first, replyNode.isValid {
+        if frame.detail & Frame.bindsReply != 0, let replyNode = peer.senderOwnNode(attachedTo: message) {
             if let earlier = replyHandles[message.sender], earlier != replyNode { forget(message.sender) }
             replyHandles[message.sender] = replyNode
             kept = replyNode
@@ -162,10 +169,19 @@ public final class Service {
             return
         }
         do {
-            try peer.send(loan, to: handle, wait: peer.options.waitMode, timeout: options.replyTimeout)
+            if stalledClients.contains(client) {
+                if try peer.trySend(loan, to: handle) != nil {
+                    statistics.repliesDropped += 1
+                    return
+                }
+                stalledClients.remove(client)
+            } else {
+                try peer.send(loan, to: handle, wait: peer.options.waitMode, timeout: options.replyTimeout)
+            }
             statistics.replies += 1
         } catch .timedOut {
             statistics.repliesDropped += 1
+            stalledClients.insert(client)
         } catch .nodeDestroyed, .channelClosed, .unknownHandle {
             statistics.repliesDropped += 1
             forget(client)
@@ -175,6 +191,7 @@ public final class Service {
     /// Forgets a client and gives its reply handle back.
     private func forget(_ client: UInt64) {
         guard let handle = replyHandles.removeValue(forKey: client) else { return }
+        stalledClients.remove(client)
         statistics.clients = replyHandles.count
         peer.releaseAttached([handle])
     }

@@ -93,8 +93,11 @@ public final class Topic {
     private var nextSequence: UInt64 = 1
     /// The last `options.history` messages, oldest first.
     private var history: [(sequence: UInt64, slice: KeptSlice)] = []
-    /// Contributions taken in while a publish was under way, published after it.
-    private var contributions: [[UInt8]] = []
+    /// Contributions taken in and not published yet (while a publish was under
+    /// way, or until ``relay(_:)`` hands them over), oldest first. Kept as the
+    /// messages themselves: each holds its slot in its contributor's ring, so a
+    /// flood of contributions is held back by the rings, not buffered here.
+    private var contributions: [MessageBox] = []
     private var publishing = false
 
     /// Hosts the topic `name` on `peer` (which becomes the topic's): creates its
@@ -282,8 +285,10 @@ public final class Topic {
             try serveInbox(taking: { () throws(Bus1Error) in try self.peer.tryReceive() })
             while !contributions.isEmpty {
                 let sequence = try publishContribution()
-                let bytes = contributions.removeFirst()
-                let keepGoing = try bytes.withUnsafeBufferPointer { (buffer) throws(Bus1Error) -> Bool in try body(sequence, Span(_unsafeElements: buffer)) }
+                let contribution = contributions.removeFirst()
+                let keepGoing = try contribution.withFramedPayload { (raw) throws(Bus1Error) -> Bool in
+                    try body(sequence, Span(_unsafeElements: raw.assumingMemoryBound(to: UInt8.self)))
+                }
                 if !keepGoing { return }
             }
             try peer.waitUntil(mode: .park, deadline: .never) { () throws(Bus1Error) -> Bool in
@@ -334,15 +339,16 @@ public final class Topic {
             break
         }
         var keep: Handle?
-        defer { peer.releaseAttached(message.handles, except: keep) }
+        let attached = message.handles
+        defer { peer.releaseAttached(attached, except: keep) }
         guard message.node == node, let frame = message.frame else {
             statistics.malformed += 1
             return
         }
         switch frame.kind {
         case .subscribe:
-            guard let inbox = message.handles.first, inbox.isValid else {
-                statistics.malformed += 1
+            guard let inbox = peer.senderOwnNode(attachedTo: message) else {
+                statistics.malformed += 1  // no handle, or one to a node not the subscriber's
                 return
             }
             keep = inbox
@@ -352,7 +358,7 @@ public final class Topic {
                 statistics.left += 1
             }
         case .contribute:
-            contributions.append(Array(copying: message.framedPayload))
+            contributions.append(MessageBox(message))
         default:
             statistics.malformed += 1
         }
@@ -421,12 +427,25 @@ public final class Topic {
     /// Publishes the oldest contribution (a copy into this host's pool), leaving
     /// it in the queue; returns its sequence number.
     private func publishContribution() throws(Bus1Error) -> UInt64 {
-        let bytes = contributions[0]
+        let count = contributions[0].withFramedPayload { $0.count }
         statistics.contributions += 1
         let segment = subscribers.isEmpty ? 0 : try peer.segment(readableBy: subscribers.map(\.handle))
-        var loan = try peer.loan(bytes.count, segment: segment, headroom: Frame.size, wait: peer.options.waitMode, deadline: .never)
-        loan.write(bytes)
+        var loan = try peer.loan(count, segment: segment, headroom: Frame.size, wait: peer.options.waitMode, deadline: .never)
+        let contribution = contributions[0]
+        loan.withUnsafeMutableBytes { target in contribution.withFramedPayload { target.copyMemory(from: $0) } }
+        loan.count = count
         return try publishNow(loan, deadline: .never).sequence
+    }
+}
+
+/// A message in a class box, so a queue can hold it (a `Message` is not copyable).
+final class MessageBox {
+    let message: Message
+    init(_ message: consuming Message) { self.message = message }
+
+    /// The bytes after the pattern frame, as a raw buffer valid only inside `body`.
+    func withFramedPayload<Result, Failure: Error>(_ body: (UnsafeRawBufferPointer) throws(Failure) -> Result) throws(Failure) -> Result {
+        try message.withUnsafePayload { (raw) throws(Failure) -> Result in try body(UnsafeRawBufferPointer(rebasing: raw[Frame.size...])) }
     }
 }
 
