@@ -120,6 +120,20 @@ struct PatternTests {
         #expect(topic.statistics.dropped == 1 && topic.subscriberCount == 1)
     }
 
+    @Test("A subscriber that unsubscribes leaves the set; the others and the host go on")
+    func unsubscribe() throws {
+        let bus = try BusFixture("topic-leave")
+        let topic = try Topic(hosting: "demo.leave", on: bus.connect())
+        let children = try subscribers(bus, topic, [["leave-after=10"], []])
+        for sequence in 1...UInt64(10) { try topic.publish(copying: Self.numbered(sequence)) }
+        #expect(children[0].awaitLine(prefix: "LEFT") != nil && children[0].finish() == .exited(0), "\(children[0].transcript)")
+        for sequence in 11...UInt64(50) { try topic.publish(copying: Self.numbered(sequence)) }
+        try topic.publish(copying: Self.end)
+        let line = children[1].awaitLine(prefix: "OK")
+        #expect(children[1].finish() == .exited(0) && numberField(line, "received") == 50, "\(children[1].transcript)")
+        #expect(topic.subscriberCount == 1 && topic.statistics.left == 1)
+    }
+
     @Test("Multicast trySend hands the loan back when a ring is full, and sends nothing")
     func multicastTrySend() throws {
         let bus = try BusFixture("multicast-try")

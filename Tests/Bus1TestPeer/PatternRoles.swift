@@ -4,13 +4,15 @@ import Glibc
 // The pattern roles: a topic subscriber, an echo service and a service that never
 // answers, each a real process driving the pattern types of the Bus1 library.
 
-/// The `topicsub` role: `topic= [delay-us=] [progress=]`. Subscribes to `topic`,
+/// The `topicsub` role: `topic= [delay-us=] [progress=] [leave-after=]`. Subscribes to `topic`,
 /// prints "SUBSCRIBED first=S" (the first sequence it will get) and receives until
 /// a message whose payload is "end", spending `delay-us` µs on each (a slow
 /// subscriber). Each payload other than "end" must be its sequence number as 8
 /// bytes (UInt64); sequences must rise. Prints "PROGRESS n" every `progress`
 /// messages (default 100), "SEQ s" for each of the first 64 when `trace=1`, and at
 /// the end "OK received=N missed=M first=F last=L" (the end message not counted).
+/// With `leave-after=N` it unsubscribes after N messages instead, prints "LEFT
+/// received=N", and exits 0.
 ///
 /// Driven by PatternTests (a subscriber killed mid-stream, the skip policy, history).
 func runTopicSubscriber() {
@@ -19,6 +21,7 @@ func runTopicSubscriber() {
         fail("subscribe: \(error)")
     }
     let delay = intSetting("delay-us", 0), progress = intSetting("progress", 100), trace = intSetting("trace", 0) == 1
+    let leaveAfter = intSetting("leave-after", 0)
     say("SUBSCRIBED peer=\(subscriber.peer.id)")
     var received = 0, first: UInt64 = 0, last: UInt64 = 0
     while true {
@@ -34,6 +37,11 @@ func runTopicSubscriber() {
         received += 1
         if trace && received <= 64 { say("SEQ \(message.sequence)") }
         if received % progress == 0 { say("PROGRESS \(received)") }
+        if received == leaveAfter {
+            do { try subscriber.unsubscribe() } catch { fail("unsubscribe: \(error)") }
+            say("LEFT received=\(received)")
+            return
+        }
         if delay > 0 { usleep(UInt32(delay)) }
     }
     say("OK received=\(received) missed=\(subscriber.missed) first=\(first) last=\(last)")
