@@ -134,6 +134,17 @@ struct PatternTests {
         #expect(topic.subscriberCount == 1 && topic.statistics.left == 1)
     }
 
+    @Test("A host that leaves ends every subscription with topicGone")
+    func hostLeaves() throws {
+        let bus = try BusFixture("topic-host-leaves")
+        let topic = try Topic(hosting: "demo.gone", on: bus.connect())
+        let child = try subscribers(bus, topic, [[]])[0]
+        for sequence in 1...UInt64(5) { try topic.publish(copying: Self.numbered(sequence)) }
+        try topic.flush(timeout: .seconds(20))
+        topic.peer.disconnect()
+        #expect(child.finish() == .exited(1) && child.transcript.contains("the topic's host left"), "\(child.transcript)")
+    }
+
     @Test("Multicast trySend hands the loan back when a ring is full, and sends nothing")
     func multicastTrySend() throws {
         let bus = try BusFixture("multicast-try")
@@ -173,8 +184,11 @@ struct PatternTests {
             return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
         }
         #expect(matched == 1000)
+        // A handler that throws fails its call with its reason; the client goes on.
+        await #expect(throws: Bus1Error.callFailed("asked to fail")) { try await client.call(Array("fail".utf8), timeout: .seconds(60)) }
+        #expect(try await client.call(Array("after".utf8), timeout: .seconds(60)) == Array("after".utf8))
         let statistics = await client.statistics
-        #expect(statistics.replies == 1000 && statistics.malformed == 0 && statistics.lateReplies == 0)
+        #expect(statistics.replies == 1002 && statistics.malformed == 0 && statistics.lateReplies == 0)
     }
 
     @Test("A service killed mid-call fails every pending call at once with serviceGone, not by timeout")

@@ -48,7 +48,8 @@ func runTopicSubscriber() {
 }
 
 /// The `echoservice` role: `name=`. Serves `name`, prints "READY", and answers
-/// every call with its own payload, until killed.
+/// every call with its own payload (a call whose payload is "fail" fails, with
+/// the reason "asked to fail"), until killed.
 ///
 /// Driven by PatternTests "1,000 concurrent calls".
 func runEchoService() {
@@ -56,10 +57,18 @@ func runEchoService() {
     do { service = try Service(name: setting("name"), connecting: options) } catch { fail("serve: \(error)") }
     say("READY peer=\(service.peer.id)")
     do {
-        try service.serve { request in request.copyPayload() }
+        try service.serve { request in
+            let bytes = request.copyPayload()
+            if bytes == Array("fail".utf8) { throw AskedToFail() }
+            return bytes
+        }
     } catch {
         fail("serve: \(error)")
     }
+}
+
+struct AskedToFail: Error, CustomStringConvertible {
+    var description: String { "asked to fail" }
 }
 
 /// The `deafservice` role: `name=`. Serves `name`, prints "READY", takes calls in
