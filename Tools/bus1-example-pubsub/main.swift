@@ -72,8 +72,9 @@ struct Producer: ParsableCommand {
             try topic.publish(loan)                              // every subscriber reads this same slice
             report.tick(force: frame == count) { line(topic, frame) }
         }
-        try topic.publish(copying: [])  // an empty frame tells the consumers it is over
-        try topic.flush()               // leaving now would take what they have not read with it
+        try topic.flush()               // wait until every consumer read everything: room for the last frame
+        try topic.publish(copying: [])  // an empty frame tells the consumers it is over (never skipped: rings are empty)
+        try topic.flush()               // leaving before they read it would take it with it
     }
 
     func line(_ topic: Topic, _ frame: Int) -> String {
