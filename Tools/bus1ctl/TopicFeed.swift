@@ -57,6 +57,19 @@ enum TopicFeed {
 
     var isHosting: Bool { if case .hosting = self { true } else { false } }
 
+    /// Before a command that hosts the topic leaves on its own (`--count`): waits
+    /// up to the timeout for the other subscribers to read what it relayed (a
+    /// host that leaves takes what they have not read with it); says so on
+    /// stderr if they did not.
+    func finish(timeout: TimeoutOption) {
+        guard case .hosting(let topic) = self else { return }
+        do {
+            try topic.flush(timeout: timeout.duration)
+        } catch {
+            writeLine("bus1ctl: leaving \(escaped(topic.name)) before its other subscribers read everything (\(error))", to: STDERR_FILENO)
+        }
+    }
+
     /// Hands each message to `body` until it returns false. Throws
     /// ``Bus1Error/subscriptionEnded(topic:reason:)`` when the host leaves or drops
     /// this subscriber, ``Bus1Error/interrupted`` when the peer's interrupter fires.
@@ -95,6 +108,7 @@ extension TopicFeed {
         started(feed)
         do {
             try feed.forEach(body)
+            feed.finish(timeout: wait)
         } catch .interrupted {
             return  // SIGINT, SIGTERM, or the command's own end (hz --count)
         } catch {
