@@ -25,6 +25,7 @@ let package = Package(
         .executable(name: "bus1-poll-service", targets: ["bus1-poll-service"]),
         .executable(name: "bus1-example-pubsub", targets: ["bus1-example-pubsub"]),
         .executable(name: "bus1-example-rpc", targets: ["bus1-example-rpc"]),
+        .executable(name: "bus1ctl", targets: ["bus1ctl"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -112,6 +113,13 @@ let package = Package(
             name: "shm-inspect", dependencies: ["CBus1Wire", "Bus1Wire", "Bus1Linux",
                 .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Tools/shm-inspect", swiftSettings: strict),
+
+        // Talks to the bus as a user does (like busctl or iox2): lists names, publishes
+        // and subscribes to topics, calls and serves services. Uses the public library only
+        // (and the platform layer for the release string).
+        .executableTarget(
+            name: "bus1ctl", dependencies: ["Bus1", "Bus1Linux", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Tools/bus1ctl", swiftSettings: strict),
 
         // A peer process driven by the integration tests (producer, consumer, hostile peer).
         .executableTarget(

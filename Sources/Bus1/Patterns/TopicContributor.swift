@@ -40,10 +40,21 @@ public final class TopicContributor {
     /// leave without taking them with it); throws ``Bus1Error/subscriptionEnded(topic:reason:)``
     /// if the host left first.
     public func flush(timeout: Duration? = nil) throws(Bus1Error) {
+        // The host's completions are taken before the control socket is read: a
+        // host that takes the last message and leaves at once (`bus1ctl subscribe
+        // --count N`) has taken it, but once its channel's closing is served the
+        // slices come back either way and nothing tells which were taken.
+        var taken = false
         try peer.waitUntil(mode: .park, deadline: .after(timeout)) { () throws(Bus1Error) -> Bool in
-            try self.peer.reclaimCompleted()
-            return self.peer.pool.slicesInUse == 0
+            guard let (_, channel) = try? self.peer.sendTarget(self.topicHandle) else { return true }
+            try self.peer.drain(channel)
+            if self.peer.pool.slicesInUse == 0 {
+                taken = true
+                return true
+            }
+            try self.peer.reclaimCompleted()  // serves the control socket: the host may be found gone here
+            return (try? self.peer.sendTarget(self.topicHandle)) == nil
         }
-        if (try? peer.sendTarget(topicHandle)) == nil { throw .subscriptionEnded(topic: topic, reason: .topicGone) }
+        if !taken { throw .subscriptionEnded(topic: topic, reason: .topicGone) }
     }
 }
