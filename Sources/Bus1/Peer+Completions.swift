@@ -34,13 +34,22 @@ extension Peer {
 
     /// Closes an outbound channel on this side at once: no more sends on it, and
     /// every slice still outstanding on it comes back to the pool (allocator and
-    /// ledger), whatever its receiver wrote into the completion ring. Handles to
+    /// ledger): those its receiver released first (unless it broke the protocol),
+    /// then the rest, counted in ``PeerStatistics/messagesAbandoned``. Handles to
     /// the receiver's nodes keep only why it closed, so the ring and the
     /// receiver's wake page are unmapped once the last reference in flight (a send
     /// that holds the channel) drops, and its pool tag is free again. The
     /// coordinator's `channelClosed` for it later finds nothing left to do.
     func closeOutbound(_ channel: OutboundChannel, reason: CloseReason) {
         guard channel.closedReason == nil else { return }
+        if case .violation = reason {} else {
+            // What the receiver released before it left was read: taken back as
+            // delivered, so only the rest counts as abandoned. (A ring it broke on
+            // the way out ends the drain; the rest is abandoned.)
+            let tag = channel.tag
+            _ = try? channel.producer.drainCompletions { offset in self.pool.reclaim(offset, channelTag: tag) }
+        }
+        statistics.messagesAbandoned += channel.producer.outstanding
         channel.closedReason = reason
         outbound.removeValue(forKey: channel.id)
         channel.producer.abandonOutstanding()

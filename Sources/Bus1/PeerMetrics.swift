@@ -40,6 +40,7 @@ final class PeerMetrics {
             (\.parks, counter("parks")),
             (\.creditWaits, counter("credit_waits")),
             (\.loanWaits, counter("loan_waits")),
+            (\.messagesAbandoned, counter("messages_abandoned")),
             (\.clockAnomalies, counter("clock_anomalies")),
         ]
         poolBytes = Gauge(label: "\(options.prefix)_pool_bytes_in_use", dimensions: dimensions, factory: factory)

@@ -55,6 +55,10 @@ public struct PeerStatistics: Sendable, Equatable {
     public var creditWaits = 0
     /// Times a loan had to wait for receivers to release slices (the pool was full).
     public var loanWaits = 0
+    /// Messages sent whose receiver left (or broke its channel) before it released
+    /// them: sent, and never known to be read. A peer that leaves takes what it
+    /// did not read with it; this is that loss, seen from the sender.
+    public var messagesAbandoned = 0
     /// Times the bus clock handed this peer a value no honest clock could: below a
     /// ticket it had already used (another peer rewound or wrapped it; one per
     /// incident) or far beyond honest reach (jumped). Its tickets kept rising

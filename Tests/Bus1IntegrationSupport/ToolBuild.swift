@@ -15,7 +15,7 @@ package enum ToolBuild: String, CaseIterable, Sendable, CustomTestStringConverti
 
     /// Every executable product of the package, as the tests name them.
     package static let tools = ["bus1d", "bus1-demo", "bus1-order-check", "bus1-bench", "shm-inspect", "bus1-poll-service",
-                                         "bus1-example-pubsub", "bus1-example-rpc"]
+                                         "bus1-example-pubsub", "bus1-example-rpc", "bus1ctl"]
 
     /// The directory holding this build's executables.
     package var directory: String {

@@ -77,6 +77,27 @@ struct LifecycleTests {
         _ = racer.finish()
     }
 
+    @Test("A receiver that leaves: what it released counts as read, the rest as abandoned by the sender")
+    func abandonedMessages() throws {
+        let bus = try BusFixture("abandoned")
+        let sender = try bus.connect()
+        var receiver: Peer? = try bus.connect()
+        let node = try receiver!.createNode()
+        try receiver!.publish(node, as: "leaver")
+        let target = try sender.lookup("leaver")
+        for i in 0..<5 { try sender.send(copying: [UInt8(i)], to: target) }
+        for _ in 0..<2 { _ = try receiver!.receive(timeout: .seconds(5)) }  // read and released
+        receiver!.disconnect()
+        receiver = nil
+        var statistics = try sender.currentStatistics
+        let deadline = monotonicNanoseconds() + 10_000_000_000
+        while statistics.slicesInUse > 0 && monotonicNanoseconds() < deadline {
+            usleep(1000)
+            statistics = try sender.currentStatistics
+        }
+        #expect(statistics.slicesInUse == 0 && statistics.messagesAbandoned == 3, "\(statistics)")
+    }
+
     @Test("A batch destroy is atomic: one ticket for every holder; others are refused with notOwner, nothing destroyed")
     func batchDestroyIsAtomic() throws {
         let bus = try BusFixture("batch")

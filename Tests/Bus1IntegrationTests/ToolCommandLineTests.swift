@@ -98,7 +98,7 @@ struct ToolCommandLineTests {
 /// the debug binaries, ``ReleaseToolTests`` the release ones.
 enum ToolCommandLineChecks {
     /// The tools whose `--version` these checks own (bus1d's is tested with the daemon).
-    static let versionedTools = ["shm-inspect", "bus1-bench", "bus1-order-check", "bus1-demo"]
+    static let versionedTools = ["shm-inspect", "bus1-bench", "bus1-order-check", "bus1-demo", "bus1ctl"]
 
     static func version(_ build: ToolBuild, tool: String) throws {
         let process = try ChildProcess(tool, ["--version"], build: build, mergeStandardError: true)

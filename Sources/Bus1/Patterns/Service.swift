@@ -50,13 +50,18 @@ public final class Service {
     private var stalledClients: Set<UInt64> = []
 
     /// Serves `name` on `peer` (which becomes the service's): creates its node
-    /// and publishes it (a name already taken is ``Bus1Error/refused(_:)`` with `nameExists`).
+    /// and publishes it (a name already taken is ``Bus1Error/refused(_:)`` with `nameTaken`; the node is destroyed again).
     public init(name: String, on peer: Peer, options: Options = Options()) throws(Bus1Error) {
         self.name = name
         self.peer = peer
         self.options = options
         node = try peer.createNode()
-        try peer.publish(node, as: name)
+        do {
+            try peer.publish(node, as: name)
+        } catch {
+            _ = try? peer.destroy([node])  // not serving after all: leave no node behind
+            throw error
+        }
     }
 
     /// Serves `name` on a new peer connected with `peerOptions`.

@@ -101,15 +101,20 @@ public final class Topic {
     private var publishing = false
 
     /// Hosts the topic `name` on `peer` (which becomes the topic's): creates its
-    /// node and publishes it. A name someone else hosts is ``Bus1Error/refused(_:)``
-    /// with `nameExists`.
+    /// node and publishes it. A name someone else publishes is ``Bus1Error/refused(_:)``
+    /// with `nameTaken` (and the node is destroyed again).
     public init(hosting name: String, on peer: Peer, options: Options = Options()) throws(Bus1Error) {
         guard (0...1024).contains(options.history) else { throw .batchTooLarge(options.history, maximum: 1024) }
         self.name = name
         self.peer = peer
         self.options = options
         node = try peer.createNode()
-        try peer.publish(node, as: name)
+        do {
+            try peer.publish(node, as: name)
+        } catch {
+            _ = try? peer.destroy([node])  // not hosting after all: leave no node behind
+            throw error
+        }
     }
 
     /// Hosts `name` on a new peer connected with `peerOptions`.

@@ -40,21 +40,11 @@ public final class TopicContributor {
     /// leave without taking them with it); throws ``Bus1Error/subscriptionEnded(topic:reason:)``
     /// if the host left first.
     public func flush(timeout: Duration? = nil) throws(Bus1Error) {
-        // The host's completions are taken before the control socket is read: a
-        // host that takes the last message and leaves at once (`bus1ctl subscribe
-        // --count N`) has taken it, but once its channel's closing is served the
-        // slices come back either way and nothing tells which were taken.
-        var taken = false
+        let abandonedBefore = peer.statistics.messagesAbandoned
         try peer.waitUntil(mode: .park, deadline: .after(timeout)) { () throws(Bus1Error) -> Bool in
-            guard let (_, channel) = try? self.peer.sendTarget(self.topicHandle) else { return true }
-            try self.peer.drain(channel)
-            if self.peer.pool.slicesInUse == 0 {
-                taken = true
-                return true
-            }
-            try self.peer.reclaimCompleted()  // serves the control socket: the host may be found gone here
-            return (try? self.peer.sendTarget(self.topicHandle)) == nil
+            try self.peer.reclaimCompleted()  // a host that left: what it released counts, the rest is abandoned
+            return self.peer.pool.slicesInUse == 0
         }
-        if !taken { throw .subscriptionEnded(topic: topic, reason: .topicGone) }
+        if peer.statistics.messagesAbandoned != abandonedBefore { throw .subscriptionEnded(topic: topic, reason: .topicGone) }
     }
 }
