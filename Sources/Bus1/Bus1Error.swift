@@ -58,8 +58,11 @@ public enum Bus1Error: Error, Sendable, Equatable, CustomStringConvertible {
     public enum SubscriptionEnd: Sendable, Equatable {
         /// The topic's host left (its node was destroyed).
         case topicGone
-        /// The host dropped this subscriber, whose ring stayed full.
+        /// The host dropped this subscriber, whose ring stayed full (or had no
+        /// room for the welcome when it subscribed).
         case dropped
+        /// This subscriber unsubscribed (``TopicSubscriber/unsubscribe()``).
+        case unsubscribed
     }
 
     public enum WouldBlock: Sendable, Equatable {
@@ -90,6 +93,7 @@ public enum Bus1Error: Error, Sendable, Equatable, CustomStringConvertible {
         case .invalidName(let n): "invalid name \"\(n)\""
         case .subscriptionEnded(let topic, .topicGone): "subscription to \(topic) ended: the topic's host left"
         case .subscriptionEnded(let topic, .dropped): "subscription to \(topic) ended: the host dropped this subscriber (its ring stayed full)"
+        case .subscriptionEnded(let topic, .unsubscribed): "subscription to \(topic) ended: unsubscribed"
         case .serviceGone(let name): "the service \(name) is gone"
         case .callFailed(let why): "the service failed the call: \(why)"
         case .system(let e): "\(e)"

@@ -30,8 +30,10 @@ extension Peer {
     /// A loan of `byteCount` bytes (after `headroom`) in `segment` if the pool has
     /// room now, after taking back what receivers released; nil if it has not.
     func loanNow(_ byteCount: Int, segment: Int, headroom: Int = 0) throws(Bus1Error) -> Loan? {
+        guard byteCount >= 0, byteCount <= maximumPayload - headroom else {
+            throw .payloadTooLarge(requested: byteCount, maximum: maximumPayload - headroom)
+        }
         let total = byteCount + headroom
-        guard byteCount >= 0, total <= maximumPayload else { throw .payloadTooLarge(requested: byteCount, maximum: maximumPayload - headroom) }
         if let offset = pool.allocate(total, in: segment) { return Loan(pool: pool, offset: offset, count: byteCount, headroom: headroom) }
         try reclaimCompleted()
         return pool.allocate(total, in: segment).map { Loan(pool: pool, offset: $0, count: byteCount, headroom: headroom) }
@@ -189,6 +191,11 @@ extension Peer {
                 channels.append(channel)
                 needed.append(1)
             }
+        }
+
+        /// Descriptors this plan puts on `channel` so far.
+        func needed(on channel: OutboundChannel) -> Int {
+            channels.firstIndex { $0 === channel }.map { needed[$0] } ?? 0
         }
 
         /// The first destination that is closed (thrown) or short of credit,

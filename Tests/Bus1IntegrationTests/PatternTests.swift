@@ -119,6 +119,8 @@ struct PatternTests {
         let children = try subscribers(bus, topic, [["ring=4", "delay-us=200000"], ["ring=4096"]])
         for sequence in 1...UInt64(100) { try topic.publish(copying: Self.numbered(sequence)) }
         #expect(topic.statistics.dropped == 1 && topic.subscriberCount == 1)  // a ring of 4 at 5 messages/s cannot hold 100
+        // Dropping closed the channel: the slices the dropped one held came back unread, at once.
+        #expect(try topic.peer.currentStatistics.messagesAbandoned > 0)
         try topic.publish(copying: Self.end)
         let dropped = children[0], kept = children[1]
         #expect(dropped.finish() == .exited(1) && dropped.transcript.contains("the host dropped this subscriber"), "\(dropped.transcript)")
@@ -195,6 +197,43 @@ struct PatternTests {
         #expect(try await client.call(Array("after".utf8), timeout: .seconds(60)) == Array("after".utf8))
         let statistics = await client.statistics
         #expect(statistics.replies == 1002 && statistics.malformed == 0 && statistics.lateReplies == 0)
+    }
+
+    @Test("Calls time out, and are cancelled, while another call pumps; whoever pumps leaves, the next one takes over")
+    func callTimeoutsAndHandOver() async throws {
+        let bus = try BusFixture("rpc-handover")
+        let service = try ChildProcess("bus1-test-peer", ["deafservice", "address=\(bus.address)", "name=demo.handover"])
+        #expect(service.awaitLine(prefix: "READY") != nil, "\(service.transcript)")
+        let client = try await ServiceClient(service: "demo.handover", connecting: PeerOptions(address: bus.address))
+        func outcome(_ timeout: Duration) async -> String {
+            do {
+                _ = try await client.call(Array("x".utf8), timeout: timeout)
+                return "reply"
+            } catch let error as Bus1Error {
+                return "\(error)"
+            } catch {
+                return "\(type(of: error))"
+            }
+        }
+        func awaitCalls(_ count: Int) async throws {
+            while !service.lines.contains("CALLS \(count)") {
+                _ = service.readLine(timeoutSeconds: 0.05)
+                try await Task.sleep(for: .milliseconds(1))
+            }
+        }
+        let first = Task { await outcome(.seconds(120)) }  // pumps: the service never answers
+        try await awaitCalls(1)
+        // A shorter call suspended behind it times out on time.
+        let started = monotonicNanoseconds()
+        #expect(await outcome(.milliseconds(300)) == "timed out")
+        #expect(monotonicNanoseconds() - started < 5_000_000_000)
+        let second = Task { await outcome(.seconds(120)) }
+        try await awaitCalls(3)
+        first.cancel()  // the pumping call leaves: the second must take over
+        #expect(await first.value == "CancellationError")
+        kill(service.pid, SIGKILL)  // only a pump would notice
+        #expect(await second.value == "the service demo.handover is gone")
+        #expect(service.finish() == .signaled(SIGKILL))
     }
 
     @Test("A service killed mid-call fails every pending call at once with serviceGone, not by timeout")
@@ -274,6 +313,18 @@ struct PatternTests {
         #expect(throws: Bus1Error.timedOut) { try service.nextRequest(timeout: .milliseconds(20)) }
         #expect(service.statistics.malformed == 1)
         #expect(try victim.tryReceive() == nil, "the victim's node was sent something")
+    }
+
+    @Test("A contribution too large for the host's pool is dropped and counted; the host goes on")
+    func oversizedContribution() throws {
+        let bus = try BusFixture("topic-big-contribution")
+        let topic = try Topic(hosting: "demo.big", on: bus.connect(poolSize: 4096 + (1 << 20)))
+        let contributor = try TopicContributor(topic: "demo.big", on: bus.connect())
+        try contributor.publish(copying: Array(repeating: 7, count: 2 << 20))
+        try contributor.publish(copying: [1, 2, 3])
+        try topic.serve()
+        #expect(topic.statistics.contributionsDropped == 1 && topic.statistics.contributions == 1 && topic.statistics.published == 1)
+        try contributor.flush(timeout: .seconds(5))  // both were taken (one dropped, one published)
     }
 
     @Test("A client that never reads its replies costs the service one reply timeout, not one per call")

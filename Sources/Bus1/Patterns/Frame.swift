@@ -112,7 +112,29 @@ extension Peer {
 
     /// Gives back handles that came attached to a message a pattern does not keep
     /// (a handle whose node is gone meanwhile is only forgotten).
+    /// `kept`: one reference the pattern keeps (a handle attached twice carries
+    /// two references; the other is given back).
     func releaseAttached(_ attached: [Handle], except kept: Handle? = nil) {
-        for handle in attached where handle.isValid && handle != kept { try? release(handle) }
+        var kept = kept
+        for handle in attached where handle.isValid {
+            if handle == kept {
+                kept = nil
+            } else {
+                try? release(handle)
+            }
+        }
+    }
+
+    /// Closes this peer's channel to the owner of `handle`'s node (the coordinator
+    /// tells the other end): every slice outstanding on it comes back at once,
+    /// and nothing more can be sent to that peer's nodes.
+    func closeChannel(to handle: Handle) throws(Bus1Error) {
+        guard let channel = handles[handle.id]?.channel else { return }
+        closeOutbound(channel, reason: .closedByPeer)
+        do {
+            try request(.channelClose(channel: channel.id))
+        } catch .refused(.handleUnknown) {
+            // Closed at the coordinator already (the other peer left).
+        }
     }
 }

@@ -9,9 +9,9 @@
 /// node's destruction).
 ///
 /// A reply waits for room in the client's ring up to ``Options/replyTimeout``,
-/// then is dropped and counted, and so is every later reply to that client that
-/// finds no room at once, until one does: a client that stops reading costs the
-/// service one timeout. A reply handle must name a node of the calling peer's
+/// then is dropped and counted; after that the service never waits for that
+/// client again (a reply that finds no room is dropped at once): a client that
+/// stops reading costs the service one timeout. A reply handle must name a node of the calling peer's
 /// own (anything else is refused: the service never sends where a caller points
 /// it at someone else). The service owns its peer: everything the peer receives is
 /// the service's.
@@ -44,9 +44,10 @@ public final class Service {
     let node: Handle
     /// Each client peer's reply node.
     private var replyHandles: [UInt64: Handle] = [:]
-    /// Clients whose ring stayed full for a whole reply timeout: their replies
-    /// are dropped at once until one finds room, so a client that stops reading
-    /// costs the service one timeout, not one per call.
+    /// Clients whose ring stayed full for a whole reply timeout: the service
+    /// never waits for them again (a reply that finds no room is dropped at
+    /// once), so a client that stops reading, or reads one reply per timeout,
+    /// costs the service one timeout in all.
     private var stalledClients: Set<UInt64> = []
 
     /// Serves `name` on `peer` (which becomes the service's): creates its node
@@ -90,12 +91,15 @@ public final class Service {
     }
 
     /// A loan for a reply of `byteCount` bytes to `request`'s client, to fill in
-    /// place and send with ``reply(to:with:)``.
+    /// place and send with ``reply(to:with:)``. Waits up to the reply timeout for
+    /// pool space (clients that hold replies without releasing them pin it),
+    /// then throws ``Bus1Error/timedOut``.
     public func replyLoan(_ byteCount: Int, for request: borrowing ServiceRequest) throws(Bus1Error) -> Loan {
+        let deadline = Deadline.after(options.replyTimeout)
         guard let handle = replyHandles[request.client] else {
-            return try peer.loan(byteCount, segment: 0, headroom: Frame.size, wait: peer.options.waitMode, deadline: .never)
+            return try peer.loan(byteCount, segment: 0, headroom: Frame.size, wait: peer.options.waitMode, deadline: deadline)
         }
-        return try peer.patternLoan(byteCount, for: handle, wait: peer.options.waitMode, deadline: .never)
+        return try peer.patternLoan(byteCount, for: handle, wait: peer.options.waitMode, deadline: deadline)
     }
 
     /// Sends `loan` (from ``replyLoan(_:for:)``) as the reply to `request`.
@@ -105,19 +109,27 @@ public final class Service {
         try send(loan, to: request.client)
     }
 
-    /// Replies to `request` with a copy of `bytes`.
+    /// Replies to `request` with a copy of `bytes` (dropped and counted if the
+    /// pool has no room within the reply timeout).
     public func reply(to request: borrowing ServiceRequest, copying bytes: some Collection<UInt8>) throws(Bus1Error) {
-        var loan = try replyLoan(bytes.count, for: request)
-        loan.write(bytes)
-        try reply(to: request, with: loan)
+        try reply(to: request, status: .ok, copying: bytes)
     }
 
     /// Fails `request`: its caller gets ``Bus1Error/callFailed(_:)`` with `reason`.
     public func fail(_ request: borrowing ServiceRequest, reason: String) throws(Bus1Error) {
-        let bytes = Array(reason.utf8.prefix(4096))
-        var loan = try replyLoan(bytes.count, for: request)
+        try reply(to: request, status: .failed, copying: reason.utf8.prefix(4096))
+    }
+
+    private func reply(to request: borrowing ServiceRequest, status: Frame.ReplyStatus, copying bytes: some Collection<UInt8>) throws(Bus1Error) {
+        var loan: Loan
+        do {
+            loan = try replyLoan(bytes.count, for: request)
+        } catch .timedOut {
+            statistics.repliesDropped += 1
+            return
+        }
         loan.write(bytes)
-        Frame(.reply, detail: Frame.ReplyStatus.failed.rawValue, number: request.id).write(to: &loan)
+        Frame(.reply, detail: status.rawValue, number: request.id).write(to: &loan)
         try send(loan, to: request.client)
     }
 
@@ -156,7 +168,9 @@ public final class Service {
         }
         var kept: Handle?
         if frame.detail & Frame.bindsReply != 0, let replyNode = peer.senderOwnNode(attachedTo: message) {
-            if let earlier = replyHandles[message.sender], earlier != replyNode { forget(message.sender) }
+            // A bind again replaces the earlier reply node; the same node again is
+            // one reference more, given back (the first is still kept).
+            if replyHandles[message.sender] != nil { forget(message.sender) }
             replyHandles[message.sender] = replyNode
             kept = replyNode
             statistics.clients = replyHandles.count
@@ -179,7 +193,6 @@ public final class Service {
                     statistics.repliesDropped += 1
                     return
                 }
-                stalledClients.remove(client)
             } else {
                 try peer.send(loan, to: handle, wait: peer.options.waitMode, timeout: options.replyTimeout)
             }

@@ -1,4 +1,5 @@
 import Bus1Core
+import Bus1Linux
 
 /// The calling side of request/reply: calls a ``Service`` by name and awaits
 /// each reply, zero-copy, with any number of calls in flight from any number of
@@ -14,9 +15,10 @@ import Bus1Core
 ///
 /// How the waiting works: one calling task at a time pumps the peer (awaits its
 /// readiness, takes every message in, hands each reply to its call); the others
-/// are suspended until their reply is there or it is their turn to pump. A call
-/// that finds the service's ring full waits the same way for the service to take
-/// requests in.
+/// are suspended until their reply is there, their deadline passed, or it is
+/// their turn to pump. A call that finds the service's ring full (or the pool)
+/// waits the same way for the service to take requests in. A timeout is kept to
+/// within 200 ms while another call pumps.
 public actor ServiceClient {
     public struct Statistics: Sendable, Equatable {
         public var calls: UInt64 = 0
@@ -33,6 +35,8 @@ public actor ServiceClient {
         let deadline: Deadline
         var reply: Message?
         var status: UInt32 = 0
+        /// Waiting for room to send its request (not for its reply).
+        var sending = true
         var waiter: CheckedContinuation<Void, Never>?
         init(deadline: Deadline) { self.deadline = deadline }
     }
@@ -47,6 +51,9 @@ public actor ServiceClient {
     private var nextCallID: UInt64 = 1
     private var calls: [UInt64: PendingCall] = [:]
     private var pumping = false
+    /// The earliest deadline of a call that suspended while a round was under
+    /// way: the round ends when it passes, so that call can time out.
+    private var parkedDeadline: UInt64?
     private var failure: Bus1Error?
 
     /// A client of the service `name` on `peer` (which becomes the client's),
@@ -75,9 +82,13 @@ public actor ServiceClient {
         nextCallID += 1
         let call = PendingCall(deadline: .after(timeout))
         calls[id] = call
-        defer { calls[id] = nil }
+        defer {
+            calls[id] = nil
+            if !pumping { wakeNextPump() }  // however this call ends, a suspended one pumps next
+        }
         statistics.calls += 1
         try await send(request, as: id, call)
+        call.sending = false
         while true {
             if let reply = call.reply.take() {
                 let answer = ServiceReply(reply, id: id)
@@ -123,14 +134,20 @@ public actor ServiceClient {
     }
 
     /// Suspends until something may have changed for `call`: pumps the peer if
-    /// nobody does, otherwise waits for the pump to hand over. Throws for the
+    /// nobody does, otherwise waits for the pump's round to end. Throws for the
     /// call's own end (deadline, cancellation, the service gone).
+    ///
+    /// Liveness: a call suspends only while another pumps; a round's end wakes
+    /// every call it concerns (a reply, a passed deadline, room to send, the
+    /// service gone); and a call that ends, however it ends, wakes a suspended
+    /// one to pump next if nobody pumps (`call`'s `defer`).
     private func waitForProgress(_ call: PendingCall, id: UInt64) async throws {
         if let failure { throw failure }
         if call.reply != nil { return }
         if call.deadline.hasPassed { throw Bus1Error.timedOut }
         try Task.checkCancellation()
         if pumping {
+            if let end = call.deadline.nanoseconds { parkedDeadline = min(parkedDeadline ?? .max, end) }
             await withTaskCancellationHandler {
                 await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                     if Task.isCancelled { continuation.resume() } else { call.waiter = continuation }
@@ -141,16 +158,24 @@ public actor ServiceClient {
             return
         }
         pumping = true
-        defer { handOver(from: call) }
+        parkedDeadline = nil
         do {
             try await pump(until: earliestDeadline())
         } catch Bus1Error.timedOut {
             // Some call's deadline came: each call checks its own.
+        } catch {
+            endRound()
+            throw error
         }
+        // The calls this round woke run before this one pumps again (a round can
+        // end without suspending, and this task would keep the actor to itself).
+        if endRound() { await Task.yield() }
     }
 
-    /// One round of pumping: waits until messages came (every one taken in) or
-    /// completions came back while calls wait to be sent, or until `deadline`.
+    /// One round of pumping: waits until messages came (every one taken in),
+    /// completions came back (room for calls waiting to send), a suspended
+    /// call's deadline passed, or `deadline` (a round parked on the reactor looks
+    /// again every 200 ms at most).
     private func pump(until deadline: Deadline) async throws {
         let channel = try? peer.sendTarget(serviceHandle).1
         try await peer.awaitUntil(mode: peer.options.waitMode, deadline: deadline) { () throws(Bus1Error) -> Bool in
@@ -160,24 +185,29 @@ public actor ServiceClient {
                 progressed = true
             }
             if let channel, channel.closedReason == nil, try self.peer.drain(channel) > 0 { progressed = true }
+            if let end = self.parkedDeadline, monotonicNanoseconds() >= end { progressed = true }
             return progressed || self.failure != nil
         }
     }
 
-    /// Ends `pumper`'s pump round: wakes the calls past their deadline (a reply
-    /// woke its call as it came), and, if `pumper` itself is done, one other
-    /// waiting call to pump next.
-    private func handOver(from pumper: PendingCall) {
+    /// Ends a pump round: wakes the calls past their deadline, those waiting for
+    /// room to send (completions may have come), and all of them if the service
+    /// is gone. (A reply woke its call as it came; the pumping call goes on, or
+    /// ends and wakes the next pump.)
+    @discardableResult
+    private func endRound() -> Bool {
         pumping = false
-        var needsPump = pumper.reply != nil || pumper.deadline.hasPassed || failure != nil
-        for (id, call) in calls where call.waiter != nil {
-            if call.deadline.hasPassed || failure != nil {
-                wake(id)
-            } else if needsPump {
-                needsPump = false
-                wake(id)
-            }
+        var woke = false
+        for (id, call) in calls where call.waiter != nil && (call.sending || call.deadline.hasPassed || failure != nil) {
+            wake(id)
+            woke = true
         }
+        return woke
+    }
+
+    /// Wakes one suspended call, to pump.
+    private func wakeNextPump() {
+        if let (id, _) = calls.first(where: { $0.value.waiter != nil }) { wake(id) }
     }
 
     private func wake(_ id: UInt64) {
@@ -186,10 +216,10 @@ public actor ServiceClient {
         waiter.resume()
     }
 
-    /// The earliest deadline of the calls in flight.
+    /// The earliest deadline still ahead among the calls in flight.
     private func earliestDeadline() -> Deadline {
-        let ends = calls.values.compactMap(\.deadline.nanoseconds)
-        return Deadline(nanoseconds: ends.min())
+        let now = monotonicNanoseconds()
+        return Deadline(nanoseconds: calls.values.compactMap(\.deadline.nanoseconds).filter { $0 > now }.min())
     }
 
     /// Takes one message in: a reply goes to its call; the destruction of the

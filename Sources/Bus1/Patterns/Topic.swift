@@ -62,6 +62,8 @@ public final class Topic {
         public var left: UInt64 = 0
         /// Messages from other peers published through this host.
         public var contributions: UInt64 = 0
+        /// Contributions dropped: too large for this host's pool, or no room in it.
+        public var contributionsDropped: UInt64 = 0
         /// Messages to the topic that were not topic frames (dropped).
         public var malformed: UInt64 = 0
     }
@@ -94,7 +96,7 @@ public final class Topic {
     /// The last `options.history` messages, oldest first.
     private var history: [(sequence: UInt64, slice: KeptSlice)] = []
     /// Contributions taken in and not published yet (while a publish was under
-    /// way, or until ``relay(_:)`` hands them over), oldest first. Kept as the
+    /// way), oldest first. Kept as the
     /// messages themselves: each holds its slot in its contributor's ring, so a
     /// flood of contributions is held back by the rings, not buffered here.
     private var contributions: [MessageBox] = []
@@ -125,6 +127,7 @@ public final class Topic {
 
     deinit {
         for kept in history { peer.letGo(kept.slice) }
+        _ = try? peer.destroy([node])  // the subscribers learn the topic is gone, even if the peer lives on
     }
 
     /// Subscribers now (after the last ``serve()``).
@@ -135,30 +138,45 @@ public final class Topic {
     /// A loan for one message of `byteCount` bytes, readable by every current
     /// subscriber (a subscriber of another uid that joins later may not read it:
     /// it misses that message). Fill it and ``publish(_:timeout:)`` it.
+    /// A pool that is full while the topic keeps history gives up the oldest
+    /// history slices first. `wait`: how to wait for room (nil: the peer's wait
+    /// mode; a topic loan always waits, until `timeout`).
     public func loan(_ byteCount: Int, wait: WaitMode? = nil, timeout: Duration? = nil) throws(Bus1Error) -> Loan {
         try serve()
+        return try loan(byteCount, wait: wait ?? peer.options.waitMode, deadline: .after(timeout))
+    }
+
+    /// A loan for a topic message, readable by the current subscribers.
+    private func loan(_ byteCount: Int, wait: WaitMode?, deadline: Deadline) throws(Bus1Error) -> Loan {
         let segment = subscribers.isEmpty ? 0 : try peer.segment(readableBy: subscribers.map(\.handle))
-        return try peer.loan(byteCount, segment: segment, headroom: Frame.size, wait: wait ?? peer.options.waitMode, deadline: .after(timeout))
+        while true {
+            if let loan = try peer.loanNow(byteCount, segment: segment, headroom: Frame.size) { return loan }
+            guard !history.isEmpty else { break }
+            peer.letGo(history.removeFirst().slice)  // history must not starve the live stream
+        }
+        return try peer.loan(byteCount, segment: segment, headroom: Frame.size, wait: wait, deadline: deadline)
     }
 
     /// Publishes a loan from ``loan(_:wait:timeout:)`` to every subscriber, by the
     /// topic's ``FullRingPolicy``. Under ``FullRingPolicy/block`` it waits (until
     /// `timeout`, then ``Bus1Error/timedOut``; the subscribers with room got it).
+    /// Contributions taken in meanwhile are published by the next call that serves
+    /// the topic, so nothing can fail after this message went out.
     @discardableResult
     public func publish(_ loan: consuming Loan, timeout: Duration? = nil) throws(Bus1Error) -> Receipt {
         precondition(loan.headroom == Frame.size, "publish a loan from Topic.loan(_:)")
         try serve()
-        let receipt = try publishNow(loan, deadline: .after(timeout))
-        try publishContributions()
-        return receipt
+        return try publishNow(loan, deadline: .after(timeout))
     }
 
-    /// Copies `bytes` into a loan and publishes it.
+    /// Copies `bytes` into a loan and publishes it (`timeout` covers both).
     @discardableResult
     public func publish(copying bytes: some Collection<UInt8>, timeout: Duration? = nil) throws(Bus1Error) -> Receipt {
-        var loan = try loan(bytes.count, timeout: timeout)
+        let deadline = Deadline.after(timeout)
+        try serve()
+        var loan = try loan(bytes.count, wait: peer.options.waitMode, deadline: deadline)
         loan.write(bytes)
-        return try publish(loan, timeout: timeout)
+        return try publishNow(loan, deadline: deadline)
     }
 
     /// Numbers, keeps and fans out one message.
@@ -169,8 +187,16 @@ public final class Topic {
         nextSequence += 1
         Frame(.topicData, number: sequence).write(to: &loan)
         let slice = peer.keep(loan)
-        defer { remember(slice, as: sequence) }
         statistics.published += 1
+        // Into the history before the fan-out: a subscriber that joins while this
+        // publish waits gets it from the history, and is not in this fan-out.
+        if options.history > 0 {
+            history.append((sequence, slice))
+            if history.count > options.history { peer.letGo(history.removeFirst().slice) }
+        } else {
+            defer { peer.letGo(slice) }
+            return try fanOut(slice, sequence: sequence, deadline: deadline)
+        }
         return try fanOut(slice, sequence: sequence, deadline: deadline)
     }
 
@@ -196,7 +222,7 @@ public final class Topic {
                 statistics.waits += 1
                 try peer.waitUntil(mode: peer.options.waitMode, deadline: deadline) { () throws(Bus1Error) -> Bool in
                     try self.serveInbox(taking: { () throws(Bus1Error) in try self.peer.nextMessage() })
-                    return try self.anyReady(waiting)
+                    return self.anyReady(waiting)
                 }
             }
         }
@@ -211,8 +237,10 @@ public final class Topic {
         for handle in handles where subscribers.contains(where: { $0.handle == handle }) {
             let target: Peer.HandleTarget
             let channel: OutboundChannel
+            let hasRoom: Bool
             do {
                 (target, channel) = try peer.sendTarget(handle)
+                hasRoom = try peer.hasCredit(channel)  // closes the channel if its completions are corrupt
             } catch {
                 try forget(handle)  // its peer left or broke its channel: not an error of this publish
                 statistics.left += 1
@@ -221,7 +249,7 @@ public final class Topic {
             if !peer.pool.isReadable(slice.offset, by: target.ownerUID) {
                 receipt.skipped += 1
                 statistics.skipped += 1
-            } else if try peer.hasCredit(channel) {
+            } else if hasRoom {
                 ready.append(handle)
             } else {
                 full.append(handle)
@@ -231,47 +259,50 @@ public final class Topic {
     }
 
     /// Whether any of `handles` has room now or is gone (a blocked publish goes on).
-    private func anyReady(_ handles: [Handle]) throws(Bus1Error) -> Bool {
+    private func anyReady(_ handles: [Handle]) -> Bool {
         for handle in handles {
-            guard subscribers.contains(where: { $0.handle == handle }) else { return true }
-            guard let (_, channel) = try? peer.sendTarget(handle) else { return true }
-            if try peer.hasCredit(channel) { return true }
+            guard subscribers.contains(where: { $0.handle == handle }),
+                  let (_, channel) = try? peer.sendTarget(handle),
+                  let hasRoom = try? peer.hasCredit(channel) else { return true }  // gone: the next round forgets it
+            if hasRoom { return true }
         }
         return false
     }
 
-    /// Sends `slice` to `handles` (each ready), as few multicasts as the peer allows.
+    /// Sends `slice` to `handles` (each found ready), as few multicasts as the peer
+    /// allows. One whose channel closed since (a control event served on the way)
+    /// is left out: the next publish forgets it.
     private func send(_ slice: KeptSlice, to handles: [Handle], receipt: inout Receipt) {
-        var start = 0
-        while start < handles.count {
-            let chunk = handles[start..<min(handles.count, start + peer.options.maximumMulticast)]
-            var plan = Peer.MulticastPlan(capacity: chunk.count)
-            for handle in chunk {
-                let (target, channel) = try! peer.sendTarget(handle)  // classified open just now, on this thread
-                plan.add(handle, node: target.node, on: channel)
+        var plan = Peer.MulticastPlan(capacity: min(handles.count, peer.options.maximumMulticast))
+        for handle in handles {
+            guard let (target, channel) = try? peer.sendTarget(handle), channel.closedReason == nil,
+                  channel.producer.hasCredit(plan.needed(on: channel) + 1) else { continue }
+            plan.add(handle, node: target.node, on: channel)
+            if plan.destinations.count == peer.options.maximumMulticast {
+                flush(&plan, slice, &receipt)
             }
-            peer.send(slice, as: plan)
-            start += chunk.count
         }
-        receipt.delivered += handles.count
-        statistics.delivered += UInt64(handles.count)
+        flush(&plan, slice, &receipt)
     }
 
-    /// Keeps `slice` as history, or lets it go.
-    private func remember(_ slice: KeptSlice, as sequence: UInt64) {
-        guard options.history > 0 else { return peer.letGo(slice) }
-        history.append((sequence, slice))
-        if history.count > options.history { peer.letGo(history.removeFirst().slice) }
+    /// Sends `slice` as `plan` says (if it has destinations) and empties it.
+    private func flush(_ plan: inout Peer.MulticastPlan, _ slice: KeptSlice, _ receipt: inout Receipt) {
+        guard !plan.destinations.isEmpty else { return }
+        peer.send(slice, as: plan)
+        receipt.delivered += plan.destinations.count
+        statistics.delivered += UInt64(plan.destinations.count)
+        plan = Peer.MulticastPlan(capacity: plan.destinations.count)
     }
 
     // MARK: Serving subscriptions
 
-    /// Takes in what subscribers and contributors sent, without waiting:
-    /// subscriptions, unsubscriptions, contributions (published now), and the
-    /// notifications of subscribers that left.
+    /// Takes in what subscribers and contributors sent: subscriptions,
+    /// unsubscriptions, the notifications of subscribers that left, and
+    /// contributions, which it publishes (under ``FullRingPolicy/block`` that
+    /// waits for room, as any publish does).
     public func serve() throws(Bus1Error) {
         try serveInbox(taking: { () throws(Bus1Error) in try self.peer.tryReceive() })
-        try publishContributions()
+        while try publishContribution() != nil {}
     }
 
     /// Serves the topic until ``Peer/interrupter`` interrupts it
@@ -288,9 +319,7 @@ public final class Topic {
     public func relay(_ body: (_ sequence: UInt64, _ payload: Span<UInt8>) throws(Bus1Error) -> Bool) throws(Bus1Error) {
         while true {
             try serveInbox(taking: { () throws(Bus1Error) in try self.peer.tryReceive() })
-            while !contributions.isEmpty {
-                let sequence = try publishContribution()
-                let contribution = contributions.removeFirst()
+            while let (sequence, contribution) = try publishContribution() {
                 let keepGoing = try contribution.withFramedPayload { (raw) throws(Bus1Error) -> Bool in
                     try body(sequence, Span(_unsafeElements: raw.assumingMemoryBound(to: UInt8.self)))
                 }
@@ -356,14 +385,13 @@ public final class Topic {
                 statistics.malformed += 1  // no handle, or one to a node not the subscriber's
                 return
             }
-            keep = inbox
-            try subscribe(peer: message.sender, inbox: inbox)
+            if try subscribe(peer: message.sender, inbox: inbox) { keep = inbox }
         case .unsubscribe:
             if let subscriber = subscribers.first(where: { $0.peer == message.sender }), try forget(subscriber.handle) {
                 statistics.left += 1
             }
         case .contribute:
-            contributions.append(MessageBox(message))
+            if attached.isEmpty { contributions.append(MessageBox(message)) } else { statistics.malformed += 1 }
         default:
             statistics.malformed += 1
         }
@@ -371,19 +399,20 @@ public final class Topic {
 
     /// Adds a subscriber (replacing its peer's earlier one): tells it the first
     /// sequence it gets, then sends it the history (skipping what has no room).
-    private func subscribe(peer sender: UInt64, inbox: Handle) throws(Bus1Error) {
+    /// False if the welcome could not be sent (no room in its ring or in the
+    /// pool, a closed channel): the handle is not kept, and the subscriber learns
+    /// from its node's release that it is not in (``Bus1Error/SubscriptionEnd/dropped``).
+    private func subscribe(peer sender: UInt64, inbox: Handle) throws(Bus1Error) -> Bool {
         if let earlier = subscribers.first(where: { $0.peer == sender }) { try forget(earlier.handle) }
         let first = history.first?.sequence ?? nextSequence
-        var welcome = try peer.patternLoan(0, for: inbox, wait: nil, deadline: .never)
-        Frame(.subscribed, number: first).write(to: &welcome)
         do {
-            if try peer.trySend(welcome, to: inbox) != nil {
-                try release(inbox)  // no room even for the welcome: it retries
-                return
-            }
+            var welcome = try peer.patternLoan(0, for: inbox, wait: nil, deadline: .never)
+            Frame(.subscribed, number: first).write(to: &welcome)
+            guard try peer.trySend(welcome, to: inbox) == nil else { return false }
+        } catch .coordinatorGone {
+            throw .coordinatorGone
         } catch {
-            try release(inbox)
-            return
+            return false
         }
         subscribers.append(Subscriber(peer: sender, handle: inbox, firstSequence: first))
         for kept in history {
@@ -392,11 +421,16 @@ public final class Topic {
             send(kept.slice, to: ready, receipt: &receipt)
             statistics.skipped += UInt64(full.count)
         }
+        return true
     }
 
-    /// Drops a subscriber whose ring stayed full: its handle goes back, so its
+    /// Drops a subscriber whose ring stayed full: closes the channel to it, so
+    /// every slice it holds comes back at once (a subscriber that holds messages
+    /// without reading cannot pin the pool), and gives its handle back, so its
     /// node's last reference is gone and it learns it was dropped.
     private func drop(_ handle: Handle) throws(Bus1Error) {
+        guard subscribers.contains(where: { $0.handle == handle }) else { return }
+        try peer.closeChannel(to: handle)
         if try forget(handle) { statistics.dropped += 1 }
     }
 
@@ -419,27 +453,29 @@ public final class Topic {
         }
     }
 
-    /// Publishes the contributions taken in (unless a publish is under way: it
-    /// publishes them when it ends).
-    private func publishContributions() throws(Bus1Error) {
-        guard !publishing else { return }
-        while !contributions.isEmpty {
-            _ = try publishContribution()
-            contributions.removeFirst()
+    /// Publishes the oldest contribution, taken off the queue first: a copy into
+    /// this host's pool, if the pool has room now (one that does not fit is
+    /// dropped, counted in ``Statistics/contributionsDropped``, and the next is
+    /// tried; none is ever published twice). Returns its sequence number and the
+    /// contribution; nil when none is left, or while a publish is under way (the
+    /// next call that serves the topic publishes them).
+    private func publishContribution() throws(Bus1Error) -> (UInt64, MessageBox)? {
+        while !publishing, !contributions.isEmpty {
+            let contribution = contributions.removeFirst()
+            let count = contribution.withFramedPayload { $0.count }
+            var copy: Loan
+            do {
+                copy = try loan(count, wait: nil, deadline: .never)
+            } catch .payloadTooLarge, .wouldBlock {
+                statistics.contributionsDropped += 1
+                continue
+            }
+            copy.withUnsafeMutableBytes { target in contribution.withFramedPayload { target.copyMemory(from: $0) } }
+            copy.count = count
+            statistics.contributions += 1
+            return (try publishNow(copy, deadline: .never).sequence, contribution)
         }
-    }
-
-    /// Publishes the oldest contribution (a copy into this host's pool), leaving
-    /// it in the queue; returns its sequence number.
-    private func publishContribution() throws(Bus1Error) -> UInt64 {
-        let count = contributions[0].withFramedPayload { $0.count }
-        statistics.contributions += 1
-        let segment = subscribers.isEmpty ? 0 : try peer.segment(readableBy: subscribers.map(\.handle))
-        var loan = try peer.loan(count, segment: segment, headroom: Frame.size, wait: peer.options.waitMode, deadline: .never)
-        let contribution = contributions[0]
-        loan.withUnsafeMutableBytes { target in contribution.withFramedPayload { target.copyMemory(from: $0) } }
-        loan.count = count
-        return try publishNow(loan, deadline: .never).sequence
+        return nil
     }
 }
 

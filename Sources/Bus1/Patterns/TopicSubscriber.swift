@@ -19,6 +19,8 @@ public final class TopicSubscriber {
     let topicHandle: Handle
     /// The node the host sends to.
     let inbox: Handle
+    /// The host's peer id: topic messages from anyone else are not the topic's.
+    let host: UInt64
     /// The sequence the next message should carry.
     private var expected: UInt64 = 0
     /// Messages this subscriber should have had and did not (gaps in the sequence).
@@ -34,6 +36,7 @@ public final class TopicSubscriber {
         topic = name
         self.peer = peer
         topicHandle = try peer.lookup(name, timeout: deadline.remaining ?? .seconds(Int64.max))
+        host = peer.credentials(of: topicHandle)?.peer ?? 0
         inbox = try peer.createNode()
         var request = try peer.patternLoan(0, for: topicHandle, wait: peer.options.waitMode, deadline: deadline)
         Frame(.subscribe).write(to: &request)
@@ -51,7 +54,9 @@ public final class TopicSubscriber {
     private func awaitWelcome(deadline: Deadline) throws(Bus1Error) -> UInt64 {
         while true {
             let message = try peer.receive(timeout: deadline.remaining)
-            if message.kind == .data, message.node == inbox, let frame = message.frame, frame.kind == .subscribed {
+            if message.kind == .data, message.node == inbox, message.sender == host, let frame = message.frame,
+               frame.kind == .subscribed, frame.number < .max {
+                peer.releaseAttached(message.handles)
                 return frame.number
             }
             _ = try judge(message)  // the end of the topic, or something malformed
@@ -83,11 +88,15 @@ public final class TopicSubscriber {
     /// nothing more is delivered (the inbox node is destroyed).
     public func unsubscribe() throws(Bus1Error) {
         guard ended == nil else { return }
-        ended = .dropped
+        ended = .unsubscribed
         var request = try peer.patternLoan(0, for: topicHandle, wait: peer.options.waitMode, deadline: .never)
         Frame(.unsubscribe).write(to: &request)
         try peer.send(request, to: topicHandle, wait: peer.options.waitMode)
         try peer.destroy([inbox])
+    }
+
+    deinit {
+        try? unsubscribe()  // out of the host's set at once, even if the peer lives on
     }
 
     private func checkEnded() throws(Bus1Error) {
@@ -109,8 +118,9 @@ public final class TopicSubscriber {
             return nil
         case .data:
             peer.releaseAttached(message.handles)
-            guard message.node == inbox, let frame = message.frame, frame.kind == .topicData, frame.number >= expected else {
-                malformed += 1  // not from an honest host: a foreign frame, or a sequence going backwards
+            guard message.node == inbox, message.sender == host, let frame = message.frame, frame.kind == .topicData,
+                  frame.number >= expected, frame.number < .max else {
+                malformed += 1  // not from an honest host: a foreign frame, a sequence going backwards or at its end
                 return nil
             }
             let gap = frame.number - expected
