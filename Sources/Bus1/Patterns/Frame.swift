@@ -94,6 +94,20 @@ extension Message {
 }
 
 extension Peer {
+    /// A new node of this peer, published under `name`: a pattern's address. If
+    /// the name is taken (``Bus1Error/refused(_:)`` with `nameTaken`) or anything
+    /// else fails, the node is destroyed again: nothing is left behind.
+    func publishNewNode(as name: String) throws(Bus1Error) -> Handle {
+        let node = try createNode()
+        do {
+            try publish(node, as: name)
+        } catch {
+            _ = try? destroy([node])
+            throw error
+        }
+        return node
+    }
+
     /// A loan for a pattern message to `destination`: `byteCount` bytes after the
     /// frame's headroom, readable by the destination node's owner.
     func patternLoan(_ byteCount: Int, for destination: Handle, wait: WaitMode?, deadline: Deadline) throws(Bus1Error) -> Loan {

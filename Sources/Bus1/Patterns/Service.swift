@@ -56,13 +56,7 @@ public final class Service {
         self.name = name
         self.peer = peer
         self.options = options
-        node = try peer.createNode()
-        do {
-            try peer.publish(node, as: name)
-        } catch {
-            _ = try? peer.destroy([node])  // not serving after all: leave no node behind
-            throw error
-        }
+        node = try peer.publishNewNode(as: name)
     }
 
     /// Serves `name` on a new peer connected with `peerOptions`.

@@ -110,13 +110,7 @@ public final class Topic {
         self.name = name
         self.peer = peer
         self.options = options
-        node = try peer.createNode()
-        do {
-            try peer.publish(node, as: name)
-        } catch {
-            _ = try? peer.destroy([node])  // not hosting after all: leave no node behind
-            throw error
-        }
+        node = try peer.publishNewNode(as: name)
     }
 
     /// Hosts `name` on a new peer connected with `peerOptions`.
