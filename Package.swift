@@ -14,6 +14,8 @@ let package = Package(
     products: [
         .library(name: "Bus1", targets: ["Bus1"]),
         .library(name: "Bus1Coordinator", targets: ["Bus1Coordinator"]),
+        // libbus1.so: the C API (Sources/CBus1API/include/bus1.h), for C, C++ and Python.
+        .library(name: "bus1", type: .dynamic, targets: ["libbus1"]),
         // Building blocks, for Benchmarks/ and for tools that read the wire directly.
         .library(name: "Bus1Core", targets: ["Bus1Core"]),
         .executable(name: "bus1d", targets: ["bus1d"]),
@@ -56,6 +58,12 @@ let package = Package(
             dependencies: ["Bus1Core", "Bus1Linux", "CBus1Wire",
                 .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics")],
             swiftSettings: strict + [.enableExperimentalFeature("Lifetimes")]),
+        // bus1.h, the C API, and libbus1, its implementation over `Bus1`: each function
+        // `@c @implementation`, so the compiler checks it against the header.
+        .target(name: "CBus1API"),
+        .target(
+            name: "libbus1", dependencies: ["Bus1", "Bus1Linux", "CBus1API"],
+            swiftSettings: strict + [.enableExperimentalFeature("CImplementation")]),
         // The coordinator as a library: bus1d, and the embedded coordinator of tests and demos.
         .target(
             name: "Bus1Coordinator",

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command (README, .ci/run): builds the release binaries, which the tool
 # tests run as well as the debug ones (an optimiser-only crash must fail the
-# tests), then runs every test. Arguments go to `swift test` (e.g. --filter);
+# tests) and both builds of libbus1.so (the C API tests link them), then runs
+# every test. Arguments go to `swift test` (e.g. --filter);
 # without arguments it then also runs the checks outside `swift test`:
 #   - Scripts/tsan.sh: the async tests under ThreadSanitizer;
 #   - Scripts/check-dependent.sh: Bus1 as a path dependency builds without warnings;
@@ -10,6 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 swift build -c release
+swift build --product bus1   # the debug libbus1.so, which the C API tests link too
 swift test "$@"
 if [ $# -eq 0 ]; then
     ./Scripts/tsan.sh

@@ -1,0 +1,1 @@
+/* The header is the API; libbus1 implements it in Swift (Sources/libbus1). */

@@ -1,0 +1,180 @@
+/*
+ * bus1.h: the C API of Bus1, capability-based zero-copy IPC for Linux.
+ *
+ * libbus1 (`swift build -c release --product bus1` -> libbus1.so) is the Bus1
+ * client library behind a stable C ABI: opaque objects, fixed-width integers,
+ * and `int` results that are 0 (or a count) on success and a negative errno
+ * value on failure (`bus1_strerror` names them). No Swift type crosses it.
+ *
+ * Ownership, in one place:
+ *   - a bus1_peer is used by one thread at a time; bus1_peer_free frees it
+ *     (bus1_disconnect only disconnects: later calls fail with -ENOTCONN);
+ *   - a bus1_loan is the caller's until a send takes it (bus1_send*, which free
+ *     it whatever they return, except bus1_try_send returning -EAGAIN) or
+ *     bus1_loan_free gives it back;
+ *   - a bus1_message is the caller's until bus1_message_release, which returns
+ *     its slice to the sender; its data pointer is valid until then only;
+ *   - loans and messages may outlive their peer's connection, not its memory:
+ *     free them before bus1_peer_free.
+ *
+ * Timeouts are in nanoseconds: BUS1_FOREVER (-1) waits forever, 0 never waits.
+ */
+#ifndef BUS1_H
+#define BUS1_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define BUS1_VERSION_MAJOR 0
+#define BUS1_VERSION_MINOR 10
+#define BUS1_VERSION_PATCH 0
+
+/* Wait forever. */
+#define BUS1_FOREVER ((int64_t)-1)
+
+/* How a receive waits (bus1_receive's `mode`). */
+#define BUS1_WAIT_DEFAULT 0 /* the peer's: spin a little, then park */
+#define BUS1_WAIT_BUSY 1    /* spin on the CPU, never sleep */
+#define BUS1_WAIT_SPIN 2    /* spin 20 µs, then park */
+#define BUS1_WAIT_PARK 3    /* park at once */
+
+/* What a message is (bus1_message_kind). */
+#define BUS1_MESSAGE_DATA 0           /* bytes (and perhaps handles and fds) */
+#define BUS1_MESSAGE_NODE_DESTROYED 1 /* the node the handle names was destroyed */
+#define BUS1_MESSAGE_NODE_RELEASED 2  /* nobody else holds a handle to this node */
+
+typedef struct bus1_peer bus1_peer;
+typedef struct bus1_loan bus1_loan;
+typedef struct bus1_message bus1_message;
+
+/* Counters of one peer (bus1_peer_statistics). */
+typedef struct bus1_statistics {
+    uint64_t messages_sent;
+    uint64_t messages_received;
+    uint64_t pool_bytes_in_use;
+    uint64_t slices_in_use;
+    uint64_t parks;
+    uint64_t credit_waits;
+    uint64_t loan_waits;
+    uint64_t messages_abandoned;
+    uint64_t violations_detected;
+} bus1_statistics;
+
+/* The library's version, "MAJOR.MINOR.PATCH". */
+const char *bus1_version(void);
+
+/* A static description of an error code (a negative errno value). */
+const char *bus1_strerror(int error);
+
+/* Connects to the bus at `address` (NULL: $BUS1_ADDRESS, then
+ * $XDG_RUNTIME_DIR/bus1/bus, then /tmp/bus1-<uid>/bus). */
+int bus1_connect(const char *address, bus1_peer **peer);
+
+/* Disconnects `peer`: its channels close, what it did not read is gone, and every
+ * later call on it fails with -ENOTCONN. */
+int bus1_disconnect(bus1_peer *peer);
+
+/* Disconnects `peer` if it is connected and frees it (NULL is ignored). */
+void bus1_peer_free(bus1_peer *peer);
+
+/* This peer's id on the bus. */
+uint64_t bus1_peer_id(const bus1_peer *peer);
+
+/* Creates a node of this peer; its handle goes to `*node`. */
+int bus1_node_create(bus1_peer *peer, uint64_t *node);
+
+/* Publishes one of this peer's nodes under `name` (1..255 bytes of UTF-8). */
+int bus1_name_publish(bus1_peer *peer, uint64_t node, const char *name);
+
+/* Looks `name` up, retrying until `timeout_ns` while nothing is published under
+ * it; the handle goes to `*handle`. */
+int bus1_name_lookup(bus1_peer *peer, const char *name, int64_t timeout_ns, uint64_t *handle);
+
+/* Gives back one reference to a handle of another peer's node. */
+int bus1_handle_release(bus1_peer *peer, uint64_t handle);
+
+/* Destroys `count` (1..32) nodes of this peer at once. */
+int bus1_node_destroy(bus1_peer *peer, const uint64_t *nodes, size_t count);
+
+/* Loans `size` bytes of this peer's pool, readable by the owner of `reader`'s
+ * node (0: readable by this peer's uid), waiting up to `timeout_ns` for room. */
+int bus1_loan_create(bus1_peer *peer, size_t size, uint64_t reader, int64_t timeout_ns, bus1_loan **loan);
+
+/* Where to write the loan's bytes, and how many fit. */
+void *bus1_loan_data(bus1_loan *loan);
+size_t bus1_loan_capacity(const bus1_loan *loan);
+
+/* The bytes to send (0..capacity; it starts at the size asked for). */
+int bus1_loan_set_size(bus1_loan *loan, size_t size);
+
+/* Gives an unsent loan back to the pool (NULL is ignored). */
+void bus1_loan_free(bus1_loan *loan);
+
+/* Sends `loan` to the node `handle` names, waiting up to `timeout_ns` for room
+ * in the receiver's ring. Takes the loan whatever it returns. */
+int bus1_send(bus1_peer *peer, bus1_loan *loan, uint64_t handle, int64_t timeout_ns);
+
+/* Sends `loan` if the receiver's ring has room now: 0 (the loan is taken), or
+ * -EAGAIN (the loan is still the caller's). Other errors take the loan. */
+int bus1_try_send(bus1_peer *peer, bus1_loan *loan, uint64_t handle);
+
+/* Sends one slice to `count` nodes atomically (all get it, under one ticket, or
+ * none), waiting up to `timeout_ns` for room in every ring. Takes the loan. */
+int bus1_send_multicast(bus1_peer *peer, bus1_loan *loan, const uint64_t *handles, size_t count, int64_t timeout_ns);
+
+/* Sends `loan` with up to 16 handles this peer holds and up to 4 fds attached
+ * (the caller keeps its fds; the receiver gets its own handles and fds). Costs a
+ * coordinator round trip. Takes the loan. */
+int bus1_send_attached(bus1_peer *peer, bus1_loan *loan, uint64_t handle, const uint64_t *handles, size_t handle_count,
+                       const int *fds, size_t fd_count, int64_t timeout_ns);
+
+/* Receives the next message, waiting in `mode` (BUS1_WAIT_*) up to `timeout_ns`
+ * (0: only if one is ready: -EAGAIN if none). */
+int bus1_receive(bus1_peer *peer, int mode, int64_t timeout_ns, bus1_message **message);
+
+/* The message's bytes, read in place in the sender's pool (valid until release). */
+const void *bus1_message_data(const bus1_message *message);
+size_t bus1_message_size(const bus1_message *message);
+int bus1_message_kind(const bus1_message *message);
+uint64_t bus1_message_ticket(const bus1_message *message);
+/* This peer's node the message was sent to (for BUS1_MESSAGE_NODE_DESTROYED:
+ * this peer's handle to the destroyed node). */
+uint64_t bus1_message_node(const bus1_message *message);
+uint64_t bus1_message_sender(const bus1_message *message);
+/* The sender's uid and pid as the coordinator stamped them (-ENODATA for
+ * notifications). */
+int bus1_message_credentials(const bus1_message *message, uint32_t *uid, int32_t *pid);
+
+/* Handles that came with the message: how many, and the `index`th (each holds a
+ * reference: bus1_handle_release it). 0 for a handle whose node was destroyed. */
+size_t bus1_message_handle_count(const bus1_message *message);
+uint64_t bus1_message_handle(const bus1_message *message, size_t index);
+
+/* Takes the fds that came with the message (up to `capacity` into `fds`; the
+ * caller closes them); returns how many. Fds not taken close with the message. */
+int bus1_message_take_fds(bus1_message *message, int *fds, size_t capacity);
+
+/* Returns the message's slice to its sender and frees it (NULL is ignored). */
+void bus1_message_release(bus1_message *message);
+
+/* A descriptor that turns readable when the peer may have something to do (for
+ * epoll, poll, io_uring). The loop: bus1_receive with timeout 0 until -EAGAIN,
+ * then bus1_readiness_arm, then wait on the descriptor. */
+int bus1_readiness_fd(bus1_peer *peer);
+
+/* Arms the readiness descriptor: 1 if the peer is ready now (receive again
+ * instead of waiting), 0 when armed. */
+int bus1_readiness_arm(bus1_peer *peer);
+
+/* The peer's counters, current. */
+int bus1_peer_statistics(bus1_peer *peer, bus1_statistics *statistics);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* BUS1_H */
