@@ -90,6 +90,18 @@ def _nanoseconds(timeout):
     return _native.FOREVER if timeout is None else max(0, int(timeout * 1e9))
 
 
+_ARRAY_TYPES = {}
+
+
+def _view(address, size):
+    """A memoryview of `size` bytes at `address` (ctypes array types are made once
+    per size: making one costs more than the rest of a message)."""
+    array = _ARRAY_TYPES.get(size)
+    if array is None:
+        array = _ARRAY_TYPES[size] = ctypes.c_char * size
+    return memoryview(array.from_address(address)).cast("B")
+
+
 def library_version():
     """The version of the libbus1 this package loaded."""
     return _native.lib.bus1_version().decode()
@@ -225,7 +237,7 @@ class _Loan:
         _check(_native.lib.bus1_loan_create(peer._handle, size, reader, _nanoseconds(timeout), ctypes.byref(self._raw)),
                "loan")
         address = _native.lib.bus1_loan_data(self._raw)
-        self.buffer = memoryview((ctypes.c_char * size).from_address(address)).cast("B")
+        self.buffer = _view(address, size)
         peer._loans[id(self.buffer)] = self
 
     def take(self):
@@ -264,21 +276,49 @@ class Message:
 
     def __init__(self, raw):
         self._raw = raw
+        self.kind = _native.lib.bus1_message_kind(raw)
+        size = _native.lib.bus1_message_size(raw)
+        self.address = _native.lib.bus1_message_data(raw) or 0
+        self.payload = _view(self.address, size).toreadonly() if size else memoryview(b"")
+
+    # Read when asked for: a ctypes call each, which a receive loop need not pay.
+
+    @property
+    def ticket(self):
+        """The bus-wide ticket of the message (its place in the global order)."""
+        return _native.lib.bus1_message_ticket(self._raw)
+
+    @property
+    def node(self):
+        """This peer's node it was sent to (for MESSAGE_NODE_DESTROYED: the handle to the destroyed node)."""
+        return _native.lib.bus1_message_node(self._raw)
+
+    @property
+    def sender(self):
+        """The sending peer's id."""
+        return _native.lib.bus1_message_sender(self._raw)
+
+    @property
+    def handles(self):
+        """The handles that came with it (each holds a reference: `peer.release` it)."""
         lib = _native.lib
-        self.kind = lib.bus1_message_kind(raw)
-        self.ticket = lib.bus1_message_ticket(raw)
-        self.node = lib.bus1_message_node(raw)
-        self.sender = lib.bus1_message_sender(raw)
-        self.handles = [lib.bus1_message_handle(raw, i) for i in range(lib.bus1_message_handle_count(raw))]
-        size = lib.bus1_message_size(raw)
-        address = lib.bus1_message_data(raw)
-        self.address = address or 0
-        self.payload = memoryview((ctypes.c_char * size).from_address(address)).cast("B").toreadonly() if size else memoryview(b"")
+        return [lib.bus1_message_handle(self._raw, i) for i in range(lib.bus1_message_handle_count(self._raw))]
+
+    def _credentials(self):
         uid, pid = ctypes.c_uint32(), ctypes.c_int32()
-        if lib.bus1_message_credentials(raw, ctypes.byref(uid), ctypes.byref(pid)) == 0:
-            self.uid, self.pid = uid.value, pid.value
-        else:
-            self.uid = self.pid = None
+        if _native.lib.bus1_message_credentials(self._raw, ctypes.byref(uid), ctypes.byref(pid)) == 0:
+            return uid.value, pid.value
+        return None, None
+
+    @property
+    def uid(self):
+        """The sender's uid as the coordinator stamped it (None for notifications)."""
+        return self._credentials()[0]
+
+    @property
+    def pid(self):
+        """The sender's pid as the coordinator stamped it (None for notifications)."""
+        return self._credentials()[1]
 
     def take_fds(self):
         """The file descriptors that came with it (yours to close)."""

@@ -3,6 +3,7 @@ in both directions (byte for byte), zero copy shown from /proc/self/maps, the GI
 released while waiting, and typed errors."""
 import os
 import subprocess
+import sys
 import threading
 import time
 
@@ -154,3 +155,13 @@ def test_a_released_message_gives_its_slice_back_and_its_payload_up(bus):
         while producer.statistics()["slices_in_use"] and time.monotonic() < deadline:
             time.sleep(0.001)
         assert producer.statistics()["slices_in_use"] == 0
+
+
+def test_bench_prints_a_row_per_mode_and_size(bus):
+    output = subprocess.run([sys.executable, "-m", "bus1.bench", "--iterations", "50", "--warmup", "5", "--sizes", "64,4096",
+                             "--modes", "busy,park"], capture_output=True, text=True, timeout=300)
+    assert output.returncode == 0, output.stderr
+    rows = [line.split() for line in output.stdout.splitlines() if line.split()[:1] in (["busy"], ["park"])]
+    assert [(row[0], row[1]) for row in rows] == [("busy", "64"), ("busy", "4096"), ("park", "64"), ("park", "4096")], output.stdout
+    for row in rows:
+        assert all(float(value) > 0 for value in row[2:8]) and row[8].endswith("×"), row
