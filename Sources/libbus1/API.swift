@@ -128,14 +128,12 @@ public func bus1_loan_create(_ peer: OpaquePointer!, _ size: Int, _ reader: UInt
 
 @c @implementation
 public func bus1_loan_data(_ loan: OpaquePointer!) -> UnsafeMutableRawPointer! {
-    guard let loan else { return nil }
-    return Unmanaged<LoanObject>.object(loan).data
+    read(loan, as: LoanObject.self, or: nil) { $0.data }
 }
 
 @c @implementation
 public func bus1_loan_capacity(_ loan: OpaquePointer!) -> Int {
-    guard let loan else { return 0 }
-    return Unmanaged<LoanObject>.object(loan).capacity
+    read(loan, as: LoanObject.self, or: 0) { $0.capacity }
 }
 
 @c @implementation
@@ -238,38 +236,32 @@ public func bus1_receive(_ peer: OpaquePointer!, _ mode: Int32, _ timeoutNanosec
 
 @c @implementation
 public func bus1_message_data(_ message: OpaquePointer!) -> UnsafeRawPointer! {
-    guard let message else { return nil }
-    return Unmanaged<MessageObject>.object(message).data
+    read(message, as: MessageObject.self, or: nil) { $0.data }
 }
 
 @c @implementation
 public func bus1_message_size(_ message: OpaquePointer!) -> Int {
-    guard let message else { return 0 }
-    return Unmanaged<MessageObject>.object(message).size
+    read(message, as: MessageObject.self, or: 0) { $0.size }
 }
 
 @c @implementation
 public func bus1_message_kind(_ message: OpaquePointer!) -> Int32 {
-    guard let message else { return -EINVAL }
-    return Unmanaged<MessageObject>.object(message).kind
+    read(message, as: MessageObject.self, or: -EINVAL) { $0.kind }
 }
 
 @c @implementation
 public func bus1_message_ticket(_ message: OpaquePointer!) -> UInt64 {
-    guard let message else { return 0 }
-    return Unmanaged<MessageObject>.object(message).ticket
+    read(message, as: MessageObject.self, or: 0) { $0.ticket }
 }
 
 @c @implementation
 public func bus1_message_node(_ message: OpaquePointer!) -> UInt64 {
-    guard let message else { return 0 }
-    return Unmanaged<MessageObject>.object(message).node
+    read(message, as: MessageObject.self, or: 0) { $0.node }
 }
 
 @c @implementation
 public func bus1_message_sender(_ message: OpaquePointer!) -> UInt64 {
-    guard let message else { return 0 }
-    return Unmanaged<MessageObject>.object(message).sender
+    read(message, as: MessageObject.self, or: 0) { $0.sender }
 }
 
 @c @implementation
@@ -284,8 +276,7 @@ public func bus1_message_credentials(_ message: OpaquePointer!, _ uid: UnsafeMut
 
 @c @implementation
 public func bus1_message_handle_count(_ message: OpaquePointer!) -> Int {
-    guard let message else { return 0 }
-    return Unmanaged<MessageObject>.object(message).handles.count
+    read(message, as: MessageObject.self, or: 0) { $0.handles.count }
 }
 
 @c @implementation

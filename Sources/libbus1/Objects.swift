@@ -60,6 +60,14 @@ extension Unmanaged {
     }
 }
 
+/// A field of the object behind a C pointer, or `fallback` for NULL (the getters
+/// of bus1.h answer NULL with 0, NULL or -EINVAL rather than failing).
+func read<Object: AnyObject, Value>(_ pointer: OpaquePointer?, as _: Object.Type, or fallback: Value,
+                                    _ field: (Object) -> Value) -> Value {
+    guard let pointer else { return fallback }
+    return field(Unmanaged<Object>.object(pointer))
+}
+
 /// The connected peer behind a `bus1_peer *`: -EINVAL for NULL, -ENOTCONN once disconnected.
 func connected(_ pointer: OpaquePointer?) -> Result<Peer, Errno> {
     guard let pointer else { return .failure(Errno(EINVAL)) }
