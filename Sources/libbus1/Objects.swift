@@ -25,9 +25,12 @@ final class LoanObject {
     }
 }
 
-/// A `bus1_message`: the message until it is released, and what C reads of it.
+/// A `bus1_message`: what it holds until it is released (a message, a topic
+/// message or a request: one of the three), and what C reads of it.
 final class MessageObject {
     var message: Message?
+    var topicMessage: TopicMessage?
+    var request: ServiceRequest?
     let data: UnsafeRawPointer?
     let size: Int
     let kind: Int32
@@ -51,6 +54,37 @@ final class MessageObject {
         handles = message.handles
         self.message = consume message
     }
+
+    /// A topic message: its payload after the frame, from the host.
+    init(topic message: consuming TopicMessage) {
+        (data, size) = message.payload.withUnsafeBufferPointer { (UnsafeRawPointer($0.baseAddress), $0.count) }
+        kind = 0
+        ticket = message.ticket
+        node = 0
+        sender = message.sender
+        credentials = message.senderCredentials
+        handles = []
+        topicMessage = consume message
+    }
+
+    /// A request a service received: its payload after the frame, from the client.
+    init(request: consuming ServiceRequest) {
+        (data, size) = request.payload.withUnsafeBufferPointer { (UnsafeRawPointer($0.baseAddress), $0.count) }
+        kind = 0
+        ticket = 0
+        node = 0
+        sender = request.client
+        credentials = request.clientCredentials
+        handles = []
+        self.request = consume request
+    }
+}
+
+/// A `bus1_topic`, `bus1_subscription`, `bus1_service` or `bus1_client`: the
+/// pattern object (nil once freed by its free function).
+final class PatternObject<Pattern> {
+    let pattern: Pattern
+    init(_ pattern: Pattern) { self.pattern = pattern }
 }
 
 extension Unmanaged {

@@ -177,6 +177,70 @@ int main(void) {
     EXPECT(bus1_message_take_fds(NULL, fds, 4), -EINVAL);
     bus1_message_release(NULL);
 
+    /* Patterns: NULL objects and out-parameters, values out of range, names nobody serves. */
+    bus1_topic *topic = (bus1_topic *)1;
+    bus1_subscription *subscription = (bus1_subscription *)1;
+    bus1_service *service = (bus1_service *)1;
+    bus1_client *client = (bus1_client *)1;
+    uint64_t sequence = 0, missed = 0;
+    void *reply = NULL;
+    size_t reply_size = 0;
+    EXPECT(bus1_topic_host(NULL, NULL, BUS1_WHEN_FULL_BLOCK, 0, &topic), -EINVAL);
+    EXPECT(bus1_topic_host(NULL, "bad.topic", BUS1_WHEN_FULL_BLOCK, 0, NULL), -EINVAL);
+    EXPECT(bus1_topic_host(NULL, "bad.topic", 7, 0, &topic), -EINVAL);
+    EXPECT(bus1_topic_host(NULL, "bad.topic", BUS1_WHEN_FULL_SKIP, 1025, &topic), -EINVAL);
+    EXPECT(topic == NULL, 1);
+    EXPECT(bus1_topic_host("/nonexistent/bus1/socket", "bad.topic", BUS1_WHEN_FULL_BLOCK, 0, &topic), -ENOENT);
+    EXPECT(bus1_topic_host(NULL, "bad.arguments.b", BUS1_WHEN_FULL_BLOCK, 0, &topic), -EEXIST);  /* b publishes it */
+    EXPECT(bus1_topic_publish(NULL, "x", 1, 0, &sequence), -EINVAL);
+    EXPECT(bus1_topic_serve(NULL), -EINVAL);
+    EXPECT(bus1_topic_wait_for_subscribers(NULL, 1, 0), -EINVAL);
+    EXPECT(bus1_topic_flush(NULL, 0), -EINVAL);
+    bus1_topic_free(NULL);
+    EXPECT(bus1_topic_host(NULL, "bad.topic", BUS1_WHEN_FULL_SKIP, 2, &topic), 0);
+    EXPECT(bus1_topic_publish(topic, NULL, 1, 0, &sequence), -EINVAL);
+    EXPECT(bus1_topic_publish(topic, "x", 1, 0, &sequence), 0);
+    EXPECT(sequence, 1);
+    EXPECT(bus1_topic_publish(topic, NULL, 0, 0, NULL), 0);
+    EXPECT(bus1_topic_publish(topic, "x", (size_t)1 << 40, 0, &sequence), -EMSGSIZE);
+    EXPECT(bus1_topic_serve(topic), 0);
+    EXPECT(bus1_topic_wait_for_subscribers(topic, 1, 1000000), -ETIMEDOUT);
+    EXPECT(bus1_topic_flush(topic, 1000000000), 0);
+    EXPECT(bus1_subscribe(NULL, NULL, 0, &subscription), -EINVAL);
+    EXPECT(bus1_subscribe(NULL, "bad.topic", 0, NULL), -EINVAL);
+    EXPECT(bus1_subscribe(NULL, "bad.nobody", 0, &subscription), -ENOENT);
+    EXPECT(subscription == NULL, 1);
+    EXPECT(bus1_subscription_receive(NULL, 0, &message, &sequence, &missed), -EINVAL);
+    EXPECT(bus1_subscription_missed(NULL), 0);
+    bus1_subscription_free(NULL);
+    EXPECT(bus1_service_create(NULL, NULL, &service), -EINVAL);
+    EXPECT(bus1_service_create(NULL, "bad.service", NULL), -EINVAL);
+    EXPECT(bus1_service_create(NULL, "bad.topic", &service), -EEXIST);
+    EXPECT(service == NULL, 1);
+    EXPECT(bus1_service_next(NULL, 0, &message), -EINVAL);
+    EXPECT(bus1_service_reply(NULL, NULL, "x", 1), -EINVAL);
+    EXPECT(bus1_service_fail(NULL, NULL, "why"), -EINVAL);
+    bus1_service_free(NULL);
+    EXPECT(bus1_service_create(NULL, "bad.service", &service), 0);
+    EXPECT(bus1_service_next(service, 0, NULL), -EINVAL);
+    EXPECT(bus1_service_next(service, 1000000, &message), -ETIMEDOUT);
+    EXPECT(bus1_service_reply(service, NULL, "x", 1), -EINVAL);
+    EXPECT(bus1_service_fail(service, NULL, "why"), -EINVAL);
+    EXPECT(bus1_client_create(NULL, NULL, 0, &client), -EINVAL);
+    EXPECT(bus1_client_create(NULL, "bad.service", 0, NULL), -EINVAL);
+    EXPECT(bus1_client_create(NULL, "bad.nobody", 0, &client), -ENOENT);
+    EXPECT(client == NULL, 1);
+    EXPECT(bus1_client_call(NULL, "x", 1, 0, &reply, &reply_size), -EINVAL);
+    bus1_client_free(NULL);
+    EXPECT(bus1_client_create(NULL, "bad.service", 5000000000LL, &client), 0);
+    EXPECT(bus1_client_call(client, NULL, 1, 0, &reply, &reply_size), -EINVAL);
+    EXPECT(bus1_client_call(client, "x", 1, 0, NULL, &reply_size), -EINVAL);
+    EXPECT(bus1_client_call(client, "x", 1, 50000000, &reply, &reply_size), -ETIMEDOUT);  /* nobody serves it here */
+    EXPECT(reply == NULL && reply_size == 0, 1);
+    bus1_client_free(client);
+    bus1_service_free(service);
+    bus1_topic_free(topic);
+
     /* A disconnected peer: every call is -ENOTCONN, and disconnecting again too. */
     EXPECT(bus1_disconnect(a), 0);
     every_peer_function(a, -ENOTCONN);

