@@ -89,11 +89,11 @@ struct LifecycleTests {
         for _ in 0..<2 { _ = try receiver!.receive(timeout: .seconds(5)) }  // read and released
         receiver!.disconnect()
         receiver = nil
-        var statistics = try sender.currentStatistics
+        var statistics = sender.currentStatistics
         let deadline = monotonicNanoseconds() + 10_000_000_000
         while statistics.slicesInUse > 0 && monotonicNanoseconds() < deadline {
             usleep(1000)
-            statistics = try sender.currentStatistics
+            statistics = sender.currentStatistics
         }
         #expect(statistics.slicesInUse == 0 && statistics.messagesAbandoned == 3, "\(statistics)")
     }
