@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-[ -f .build/release/libbus1.so ] || swift build -c release --product bus1
+swift build -c release --product bus1   # a no-op when it is up to date; never test a stale library
 python3 -m venv --system-site-packages .build/pyvenv
 .build/pyvenv/bin/python -m pip install -q --no-deps ./Sources/python
 .build/pyvenv/bin/python -c "import pytest" 2>/dev/null || .build/pyvenv/bin/python -m pip install -q pytest

@@ -27,7 +27,7 @@ public func bus1_version() -> UnsafePointer<CChar>! {
 
 @c @implementation
 public func bus1_strerror(_ error: Int32) -> UnsafePointer<CChar>! {
-    guard error < 0 else { return error == 0 ? successText.pointer : notAnErrorText.pointer }
+    guard error < 0, error != Int32.min else { return error == 0 ? successText.pointer : notAnErrorText.pointer }
     return UnsafePointer(strerror(-error))
 }
 
@@ -105,6 +105,7 @@ public func bus1_handle_release(_ peer: OpaquePointer!, _ handle: UInt64) -> Int
 @c @implementation
 public func bus1_node_destroy(_ peer: OpaquePointer!, _ nodes: UnsafePointer<UInt64>!, _ count: Int) -> Int32 {
     guard let nodes, count > 0 else { return -EINVAL }
+    guard count <= 32 else { return -E2BIG }  // before reading any: `count` may lie
     return withPeer(peer) { (peer) throws(Bus1Error) in
         try peer.destroy(UnsafeBufferPointer(start: nodes, count: count).map { Handle(id: $0) })
     }
@@ -122,7 +123,7 @@ public func bus1_loan_create(_ peer: OpaquePointer!, _ size: Int, _ reader: UInt
         let wait: WaitMode? = timeoutNanoseconds == 0 ? nil : defaultWait
         let made = reader == 0 ? try peer.loan(size, wait: wait, timeout: timeout(timeoutNanoseconds))
                                : try peer.loan(size, for: Handle(id: reader), wait: wait, timeout: timeout(timeoutNanoseconds))
-        loan.pointee = OpaquePointer(Unmanaged.passRetained(LoanObject(made)).toOpaque())
+        loan.pointee = OpaquePointer(Unmanaged.passRetained(LoanObject(made, owner: peer)).toOpaque())
     }
 }
 
@@ -154,6 +155,7 @@ public func bus1_loan_free(_ loan: OpaquePointer!) {
 @c @implementation
 public func bus1_send(_ peer: OpaquePointer!, _ loan: OpaquePointer!, _ handle: UInt64, _ timeoutNanoseconds: Int64) -> Int32 {
     guard let taken = take(loan) else { return -EINVAL }
+    if let refusal = wrongPeer(taken, peer) { return refusal }
     return withPeer(peer) { (peer) throws(Bus1Error) in
         let wait: WaitMode? = timeoutNanoseconds == 0 ? nil : defaultWait
         try peer.send(taken.loan.take()!, to: Handle(id: handle), wait: wait, timeout: timeout(timeoutNanoseconds))
@@ -165,6 +167,7 @@ public func bus1_try_send(_ peer: OpaquePointer!, _ loan: OpaquePointer!, _ hand
     guard let loan else { return -EINVAL }
     let object = Unmanaged<LoanObject>.object(loan)
     guard object.loan != nil else { return -EINVAL }
+    if let refusal = wrongPeer(object, peer) { return refusal }  // the loan stays the caller's
     var result: Int32 = 0
     let status = withPeer(peer) { (peer) throws(Bus1Error) in
         if let back = try peer.trySend(object.loan.take()!, to: Handle(id: handle)) {
@@ -180,7 +183,8 @@ public func bus1_try_send(_ peer: OpaquePointer!, _ loan: OpaquePointer!, _ hand
 public func bus1_send_multicast(_ peer: OpaquePointer!, _ loan: OpaquePointer!, _ handles: UnsafePointer<UInt64>!, _ count: Int,
                                 _ timeoutNanoseconds: Int64) -> Int32 {
     guard let taken = take(loan) else { return -EINVAL }
-    guard let handles, count > 0 else { return -EINVAL }
+    guard let handles, count > 0, count <= maximumMulticast else { return -EINVAL }  // before reading any
+    if let refusal = wrongPeer(taken, peer) { return refusal }
     return withPeer(peer) { (peer) throws(Bus1Error) in
         let destinations = UnsafeBufferPointer(start: handles, count: count).map { Handle(id: $0) }
         let wait: WaitMode? = timeoutNanoseconds == 0 ? nil : defaultWait
@@ -192,6 +196,7 @@ public func bus1_send_multicast(_ peer: OpaquePointer!, _ loan: OpaquePointer!, 
 public func bus1_send_attached(_ peer: OpaquePointer!, _ loan: OpaquePointer!, _ handle: UInt64, _ handles: UnsafePointer<UInt64>!,
                                _ handleCount: Int, _ fds: UnsafePointer<Int32>!, _ fdCount: Int, _ timeoutNanoseconds: Int64) -> Int32 {
     guard let taken = take(loan) else { return -EINVAL }
+    if let refusal = wrongPeer(taken, peer) { return refusal }
     guard handleCount >= 0, fdCount >= 0, handleCount == 0 || handles != nil, fdCount == 0 || fds != nil else { return -EINVAL }
     guard handleCount <= 16, fdCount <= 4 else { return -E2BIG }
     return withPeer(peer) { (peer) throws(Bus1Error) in
@@ -201,6 +206,14 @@ public func bus1_send_attached(_ peer: OpaquePointer!, _ loan: OpaquePointer!, _
         try peer.send(taken.loan.take()!, to: Handle(id: handle), attaching: passed, fileDescriptors: descriptors, wait: wait,
                       timeout: timeout(timeoutNanoseconds))
     }
+}
+
+/// -EINVAL if `loan` did not come from the (connected) peer `peer`: a slice
+/// of one pool cannot be sent through another; nil otherwise (a NULL or
+/// disconnected peer is the send's own error to report).
+private func wrongPeer(_ loan: LoanObject, _ peer: OpaquePointer?) -> Int32? {
+    guard case .success(let sender) = connected(peer), loan.owner != ObjectIdentifier(sender) else { return nil }
+    return -EINVAL
 }
 
 /// Takes a `bus1_loan` over from C (a send owns it now: dropping the object gives

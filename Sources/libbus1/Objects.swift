@@ -17,8 +17,11 @@ final class LoanObject {
     /// Where the caller writes, and how much fits (read once: the loan does not move).
     let data: UnsafeMutableRawPointer
     let capacity: Int
+    /// The peer whose pool it is in: the only one that may send it.
+    let owner: ObjectIdentifier
 
-    init(_ loan: consuming Loan) {
+    init(_ loan: consuming Loan, owner: Peer) {
+        self.owner = ObjectIdentifier(owner)
         var loan = loan
         (data, capacity) = loan.withUnsafeMutableBytes { ($0.baseAddress!, $0.count) }
         self.loan = consume loan
@@ -140,6 +143,9 @@ func timeout(_ nanoseconds: Int64) -> Duration? {
 /// How libbus1's peers wait when a call may wait: they are connected with the
 /// default options (spin 20 µs, then park).
 let defaultWait = PeerOptions().waitMode
+
+/// The most destinations of one multicast, as libbus1's peers are connected.
+let maximumMulticast = PeerOptions().maximumMulticast
 
 /// A wait mode from C's BUS1_WAIT_* (checked to be 0...3 by the caller).
 func waitMode(_ mode: Int32, default fallback: WaitMode) -> WaitMode {

@@ -70,7 +70,7 @@ int main(void) {
     snprintf(version, sizeof version, "%d.%d.%d", BUS1_VERSION_MAJOR, BUS1_VERSION_MINOR, BUS1_VERSION_PATCH);
     EXPECT(strcmp(bus1_version(), version), 0);
     EXPECT(bus1_strerror(-EINVAL) != NULL && strlen(bus1_strerror(-EINVAL)) > 0, 1);
-    EXPECT(bus1_strerror(0) != NULL && bus1_strerror(7) != NULL, 1);
+    EXPECT(bus1_strerror(0) != NULL && bus1_strerror(7) != NULL && bus1_strerror(-2147483647 - 1) != NULL, 1);
 
     /* Connecting. */
     bus1_peer *peer = (bus1_peer *)1;
@@ -108,6 +108,7 @@ int main(void) {
     EXPECT(bus1_node_destroy(a, NULL, 1), -EINVAL);
     EXPECT(bus1_node_destroy(a, nodes, 0), -EINVAL);
     EXPECT(bus1_node_destroy(a, nodes, 33), -E2BIG);
+    EXPECT(bus1_node_destroy(a, nodes, (size_t)1 << 40), -E2BIG);  /* a lying count: nothing past the 33 is read */
     EXPECT(bus1_loan_create(a, 8, 0, 0, NULL), -EINVAL);
     EXPECT(bus1_loan_create(a, SIZE_MAX / 2, 0, 0, &loan), -EMSGSIZE);
     EXPECT(bus1_loan_create(a, (size_t)1 << 40, 0, 0, &loan), -EMSGSIZE);
@@ -132,6 +133,12 @@ int main(void) {
     EXPECT(bus1_send_attached(a, loan, to_b, NULL, 1, NULL, 0, 0), -EINVAL);
     EXPECT(bus1_loan_create(a, 8, 0, 0, &loan), 0);
     EXPECT(bus1_send_multicast(a, loan, NULL, 2, 0), -EINVAL);
+    EXPECT(bus1_loan_create(a, 8, 0, 0, &loan), 0);
+    EXPECT(bus1_send_multicast(a, loan, nodes, (size_t)1 << 40, 0), -EINVAL);  /* a lying count */
+    /* A loan sent through a peer it did not come from. */
+    EXPECT(bus1_loan_create(b, 8, 0, 0, &loan), 0);
+    EXPECT(bus1_try_send(a, loan, to_b), -EINVAL);  /* still the caller's */
+    EXPECT(bus1_send(a, loan, to_b, 0), -EINVAL);   /* taken (freed) */
     EXPECT(bus1_send(a, NULL, to_b, 0), -EINVAL);
     EXPECT(bus1_try_send(a, NULL, to_b), -EINVAL);
 

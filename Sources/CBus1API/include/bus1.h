@@ -7,15 +7,18 @@
  * value on failure (`bus1_strerror` names them). No Swift type crosses it.
  *
  * Ownership, in one place:
- *   - a bus1_peer is used by one thread at a time; bus1_peer_free frees it
- *     (bus1_disconnect only disconnects: later calls fail with -ENOTCONN);
+ *   - a bus1_peer is used by one thread at a time, and so are its loans and
+ *     messages: freeing a loan or releasing a message counts as using the peer
+ *     (do it on the peer's thread); bus1_peer_free frees it (bus1_disconnect
+ *     only disconnects: later calls fail with -ENOTCONN);
  *   - a bus1_loan is the caller's until a send takes it (bus1_send*, which free
  *     it whatever they return, except bus1_try_send returning -EAGAIN) or
  *     bus1_loan_free gives it back;
  *   - a bus1_message is the caller's until bus1_message_release, which returns
  *     its slice to the sender; its data pointer is valid until then only;
- *   - loans and messages may outlive their peer's connection, not its memory:
- *     free them before bus1_peer_free.
+ *   - a loan is sent only through the peer it came from (-EINVAL otherwise);
+ *   - loans and messages may outlive their peer (each keeps the memory it needs),
+ *     but a pointer into one is valid only until it is sent, freed or released.
  *
  * Timeouts are in nanoseconds: BUS1_FOREVER (-1) waits forever, 0 never waits.
  */
@@ -97,7 +100,7 @@ int bus1_name_lookup(bus1_peer *peer, const char *name, int64_t timeout_ns, uint
 /* Gives back one reference to a handle of another peer's node. */
 int bus1_handle_release(bus1_peer *peer, uint64_t handle);
 
-/* Destroys `count` (1..32) nodes of this peer at once. */
+/* Destroys `count` (1..32; more: -E2BIG, read no further) nodes of this peer at once. */
 int bus1_node_destroy(bus1_peer *peer, const uint64_t *nodes, size_t count);
 
 /* Loans `size` bytes of this peer's pool, readable by the owner of `reader`'s
@@ -122,8 +125,9 @@ int bus1_send(bus1_peer *peer, bus1_loan *loan, uint64_t handle, int64_t timeout
  * -EAGAIN (the loan is still the caller's). Other errors take the loan. */
 int bus1_try_send(bus1_peer *peer, bus1_loan *loan, uint64_t handle);
 
-/* Sends one slice to `count` nodes atomically (all get it, under one ticket, or
- * none), waiting up to `timeout_ns` for room in every ring. Takes the loan. */
+/* Sends one slice to `count` (1..256; more: -EINVAL, read no further) nodes
+ * atomically (all get it, under one ticket, or none), waiting up to `timeout_ns`
+ * for room in every ring. Takes the loan. */
 int bus1_send_multicast(bus1_peer *peer, bus1_loan *loan, const uint64_t *handles, size_t count, int64_t timeout_ns);
 
 /* Sends `loan` with up to 16 handles this peer holds and up to 4 fds attached
@@ -216,7 +220,8 @@ int bus1_subscribe(const char *address, const char *name, int64_t timeout_ns, bu
 
 /* The next topic message; its sequence number and how many were missed right
  * before it go to `*sequence` and `*missed_before` (either may be NULL). A
- * subscription that ended (the host left or dropped it) is -ESHUTDOWN. */
+ * subscription that ended (the host left or dropped it) is -ESHUTDOWN; timeout 0
+ * is -ETIMEDOUT if none is waiting. */
 int bus1_subscription_receive(bus1_subscription *subscription, int64_t timeout_ns, bus1_message **message,
                               uint64_t *sequence, uint64_t *missed_before);
 
@@ -229,10 +234,13 @@ void bus1_subscription_free(bus1_subscription *subscription);
 /* Serves `name` on a new peer at `address`. */
 int bus1_service_create(const char *address, const char *name, bus1_service **service);
 
-/* The next call; its payload is the request (bus1_message_sender: the caller). */
+/* The next call; its payload is the request (bus1_message_sender: the caller).
+ * Timeout 0: -ETIMEDOUT if none is waiting. */
 int bus1_service_next(bus1_service *service, int64_t timeout_ns, bus1_message **request);
 
-/* Replies to `request` with a copy of `size` bytes (release the request after). */
+/* Replies to `request` with a copy of `size` bytes (release the request after).
+ * 0 also when the reply was dropped (the client left, or its ring or this
+ * service's pool stayed full for the reply timeout; the service counts them). */
 int bus1_service_reply(bus1_service *service, const bus1_message *request, const void *data, size_t size);
 
 /* Fails `request`: its caller gets -EREMOTEIO. */
@@ -248,7 +256,9 @@ int bus1_client_create(const char *address, const char *name, int64_t timeout_ns
 /* Calls the service with a copy of `size` bytes and waits up to `timeout_ns` for
  * the reply, copied into a malloc'd buffer the caller frees (`*reply`,
  * `*reply_size`). A service that is gone is -ESHUTDOWN; one that failed the call
- * -EREMOTEIO. One thread at a time per client. */
+ * -EREMOTEIO. Several threads may call one client at once. It blocks the calling
+ * thread while a Swift task makes the call: never call it (or bus1_client_create)
+ * from a thread of Swift's concurrency pool, which it would deadlock. */
 int bus1_client_call(bus1_client *client, const void *request, size_t size, int64_t timeout_ns, void **reply,
                      size_t *reply_size);
 

@@ -13,8 +13,9 @@
         other.send(target, buffer, size=5)             # sent as is: nothing copied
     other.send(target, b"bytes")                       # the copying convenience
 
-A peer is used by one thread at a time. Waiting calls release the GIL. Errors are
-`Bus1Error` subclasses carrying the errno value libbus1 returned.
+A peer is used by one thread at a time, and so are its loans and messages
+(releasing a message counts as using its peer). Waiting calls release the GIL.
+Errors are `Bus1Error` subclasses carrying the errno value libbus1 returned.
 """
 import ctypes
 import errno as _errno
@@ -184,16 +185,19 @@ class Peer:
         for room in the receiver's ring. A buffer from `loan()` is sent as is (its
         first `size` bytes; default: all of it), zero-copy; anything else (bytes,
         bytearray, memoryview) is copied into a loan first."""
-        loan = self._loans.pop(id(data), None) if isinstance(data, memoryview) else None
+        loan = self._loans.get(id(data)) if isinstance(data, memoryview) else None
         if loan is None:
             view = memoryview(data).cast("B")
+            if size is not None:
+                view = view[:size]
             loan = _Loan(self, view.nbytes, handle, timeout)
             loan.buffer[:view.nbytes] = view
             size = view.nbytes
         loan.send(handle, loan.size if size is None else size, timeout)
 
     def multicast(self, handles, data, timeout=None):
-        """Sends one copy of `data` to every node in `handles`, atomically."""
+        """Sends one copy of `data` to every node in `handles`, atomically (the
+        slice is readable by the owner of the first; all must share its uid)."""
         view = memoryview(data).cast("B")
         loan = _Loan(self, view.nbytes, handles[0], timeout)
         loan.buffer[:view.nbytes] = view
@@ -241,10 +245,12 @@ class _Loan:
         peer._loans[id(self.buffer)] = self
 
     def take(self):
-        """The C loan, for a send that takes it; the buffer must not be used after."""
+        """The C loan, for a send that takes it. The buffer is released first: while
+        something still holds it (BufferError), nothing is taken. Views sliced
+        from the buffer are not seen by Python and must not be used after."""
+        self.buffer.release()
         raw, self._raw = self._raw, None
         self.peer._loans.pop(id(self.buffer), None)
-        self.buffer.release()
         return raw
 
     def send(self, handle, size, timeout):
@@ -328,10 +334,11 @@ class Message:
 
     def release(self):
         """Returns the slice to its sender; `payload` is released with it (using it
-        raises ValueError). Views and arrays made from the payload (slices,
-        numpy.frombuffer) share its memory and must not be used after: Python
-        cannot see them, and they would read whatever the sender writes there
-        next (the mapping stays valid and read-only, so this is wrong, not unsafe)."""
+        raises ValueError). While something still holds the payload's buffer
+        (BufferError) nothing is released. Views sliced from the payload are not
+        seen by Python and must not be used after: they would read whatever the
+        sender writes there next, or crash the process once the sender is gone
+        and its memory unmapped. Copy what must outlive the message (`bytes(...)`)."""
         if self._raw:
             self.payload.release()
             _native.lib.bus1_message_release(self._raw)
@@ -344,4 +351,7 @@ class Message:
         self.release()
 
     def __del__(self):
-        self.release()
+        try:
+            self.release()
+        except BufferError:
+            pass  # still held by a buffer consumer: the slice stays out rather than be reused under it
