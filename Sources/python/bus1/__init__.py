@@ -108,6 +108,20 @@ def library_version():
     return _native.lib.bus1_version().decode()
 
 
+class _Closing:
+    """An object that owns a libbus1 object: `close()` frees it, and so do the end
+    of a `with` block and collection."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exception):
+        self.close()
+
+    def __del__(self):
+        self.close()
+
+
 def connect(address=None):
     """Connects to the bus at `address` (None: $BUS1_ADDRESS, then the user bus)."""
     handle = ctypes.c_void_p()
@@ -115,7 +129,7 @@ def connect(address=None):
     return Peer(handle)
 
 
-class Peer:
+class Peer(_Closing):
     """A peer on the bus. Close it with `close()` or a `with` block."""
 
     def __init__(self, handle):
@@ -129,15 +143,6 @@ class Peer:
                 loan.free()
             _native.lib.bus1_peer_free(self._handle)
             self._handle = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exception):
-        self.close()
-
-    def __del__(self):
-        self.close()
 
     @property
     def id(self):

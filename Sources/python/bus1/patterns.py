@@ -4,7 +4,7 @@ object connects a peer of its own; use it from one thread at a time."""
 import ctypes
 
 from . import _native
-from . import _check, _nanoseconds, Message
+from . import _check, _Closing, _nanoseconds, Message
 
 BLOCK, SKIP, DISCONNECT = 0, 1, 2
 
@@ -13,8 +13,8 @@ def _address(address):
     return address.encode() if address else None
 
 
-class _Owned:
-    """A libbus1 pattern object, freed by `close()`, a `with` block or collection."""
+class _Owned(_Closing):
+    """A libbus1 pattern object, freed by its type's `_free`."""
 
     _free = None
 
@@ -22,15 +22,6 @@ class _Owned:
         if self._handle:
             type(self)._free(self._handle)
             self._handle = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exception):
-        self.close()
-
-    def __del__(self):
-        self.close()
 
 
 class Topic(_Owned):
