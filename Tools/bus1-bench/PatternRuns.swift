@@ -44,11 +44,11 @@ enum PatternRuns {
         let service = try Service(name: s["name"]!, connecting: mode.options(s["address"]!, poolSize: poolSize(for: size)))
         while true {
             let request = try service.nextRequest(timeout: .seconds(120))
-            let (count, first, last) = edges(of: request)
+            let count = request.payload.count
             var reply = try service.replyLoan(count, for: request)
             if count > 0 {
-                reply.storeBytes(of: first, as: UInt8.self)
-                reply.storeBytes(of: last, toByteOffset: count - 1, as: UInt8.self)
+                reply.storeBytes(of: request.payload[0], as: UInt8.self)
+                reply.storeBytes(of: request.payload[count - 1], toByteOffset: count - 1, as: UInt8.self)
             }
             try service.reply(to: request, with: reply)
             if count == 0 {
@@ -58,12 +58,6 @@ enum PatternRuns {
                 return
             }
         }
-    }
-
-    /// A request's length and its first and last byte (0 when empty).
-    private static func edges(of request: borrowing ServiceRequest) -> (Int, UInt8, UInt8) {
-        let payload = request.payload
-        return payload.isEmpty ? (0, 0, 0) : (payload.count, payload[0], payload[payload.count - 1])
     }
 
     /// A topic this process hosts, published to `subscribers` processes; each

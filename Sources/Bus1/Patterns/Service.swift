@@ -32,6 +32,9 @@ public final class Service {
         public var repliesDropped: UInt64 = 0
         /// Messages that were not calls (dropped).
         public var malformed: UInt64 = 0
+        /// Replies that waited the whole reply timeout for room in a client's
+        /// ring (each makes that client one the service never waits for again).
+        public var replyTimeouts: UInt64 = 0
         /// Clients known now.
         public var clients = 0
     }
@@ -193,6 +196,7 @@ public final class Service {
             statistics.replies += 1
         } catch .timedOut {
             statistics.repliesDropped += 1
+            statistics.replyTimeouts += 1
             stalledClients.insert(client)
         } catch .nodeDestroyed, .channelClosed, .unknownHandle {
             statistics.repliesDropped += 1

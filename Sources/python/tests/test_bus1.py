@@ -168,6 +168,20 @@ def test_bench_prints_a_row_per_mode_and_size(bus):
         assert all(float(value) > 0 for value in row[2:8]) and row[8].endswith("×"), row
 
 
+def in_background(body, results):
+    """Runs `body` on a thread of its own; an exception it raises lands in `results`
+    (which the test compares), not lost with the thread."""
+    def run():
+        try:
+            body()
+        except Exception as error:
+            results.append(error)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
 def test_topic_from_python_to_subscribers(bus):
     from bus1.patterns import SKIP, Subscription, Topic
 
@@ -177,12 +191,6 @@ def test_topic_from_python_to_subscribers(bus):
         topic.publish(b"old-3")
         received = []
 
-        def subscribe():
-            try:
-                receive_four()
-            except Exception as error:  # reported by the assertion below, not lost in the thread
-                received.append(error)
-
         def receive_four():
             with Subscription("py.topic", timeout=20) as subscription:
                 for _ in range(4):
@@ -190,8 +198,7 @@ def test_topic_from_python_to_subscribers(bus):
                         received.append((message.sequence, bytes(message.payload)))
                 received.append(("missed", subscription.missed))
 
-        thread = threading.Thread(target=subscribe)
-        thread.start()
+        thread = in_background(receive_four, received)
         topic.wait_for_subscribers(1, timeout=20)
         topic.publish(b"live-4")
         topic.publish(b"live-5")
@@ -209,12 +216,6 @@ def test_request_reply_from_python(bus):
     with Service("py.upper") as service:
         answered = []
 
-        def serve():
-            try:
-                answer_three()
-            except Exception as error:  # reported by the assertion below, not lost in the thread
-                answered.append(error)
-
         def answer_three():
             for _ in range(3):
                 with service.next(timeout=20) as request:
@@ -225,8 +226,7 @@ def test_request_reply_from_python(bus):
                         service.reply(request, text.upper())
                     answered.append(text)
 
-        thread = threading.Thread(target=serve)
-        thread.start()
+        thread = in_background(answer_three, answered)
         with Client("py.upper", timeout=20) as client:
             assert client.call(b"hello", timeout=20) == b"HELLO"
             assert client.call(b"", timeout=20) == b""
