@@ -12,7 +12,7 @@ public struct Loan: ~Copyable {
     private let pool: Unmanaged<SegmentedPool>
     let offset: UInt64
     /// Where the caller's bytes start: `headroom` bytes into the slice.
-    private let start: UnsafeMutableRawPointer
+    @usableFromInline let start: UnsafeMutableRawPointer
     /// Bytes at the slice's start kept for a pattern's frame header (``Topic``,
     /// ``Service``), written by the pattern when it sends; 0 for plain loans.
     let headroom: Int
@@ -23,14 +23,14 @@ public struct Loan: ~Copyable {
         didSet { precondition(count >= 0 && count <= capacity, "loan count outside the slice") }
     }
 
-    /// The loaned block at `offset` of `pool`, `count` bytes of it to send after
-    /// `headroom` bytes of header.
+    /// The block at `offset` of `pool` that an allocation of `headroom + count`
+    /// bytes returned, `count` bytes of it to send after `headroom` bytes of header.
     init(pool: SegmentedPool, offset: UInt64, count: Int, headroom: Int = 0) {
         self.pool = Unmanaged.passRetained(pool)
         self.offset = offset
         self.headroom = headroom
         self.start = pool.pointer(at: offset) + headroom
-        self.capacity = pool.capacity(at: offset)! - headroom
+        self.capacity = PoolAllocator.blockBytes(for: headroom + count) - headroom
         self.count = count
     }
 
@@ -40,6 +40,7 @@ public struct Loan: ~Copyable {
     }
 
     /// The whole slice, writable in place; a span that cannot outlive the loan.
+    @inlinable
     public var bytes: MutableSpan<UInt8> {
         @_lifetime(&self)
         mutating get {
@@ -51,6 +52,7 @@ public struct Loan: ~Copyable {
 
     /// The whole slice as a raw buffer, for C and other code that takes pointers.
     /// The pointer is valid only inside `body`.
+    @inlinable
     public mutating func withUnsafeMutableBytes<Result, Failure: Error>(
         _ body: (UnsafeMutableRawBufferPointer) throws(Failure) -> Result
     ) throws(Failure) -> Result {
@@ -67,6 +69,9 @@ public struct Loan: ~Copyable {
     }
 
     /// Stores `value`'s bytes at `offset` of the slice (unaligned is fine).
+    /// Inlinable: a generic call across modules would copy each value through
+    /// its metadata (a `memcpy` per store).
+    @inlinable
     public mutating func storeBytes<T: BitwiseCopyable>(of value: T, toByteOffset offset: Int = 0, as type: T.Type) {
         precondition(offset >= 0 && offset + MemoryLayout<T>.size <= capacity, "store outside the slice")
         start.storeBytes(of: value, toByteOffset: offset, as: type)

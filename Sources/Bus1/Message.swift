@@ -42,7 +42,10 @@ public struct Message: ~Copyable {
     private let payloadStart: UnsafeRawPointer?
     private let payloadCount: Int
     /// Handles and fds that came with it, if the sender attached any.
-    public let attachment: Attachment?
+    public var attachment: Attachment? { attached?.takeUnretainedValue() }
+    /// The attachment, retained by this message and released in `deinit`: a plain
+    /// word, so dropping a message without one costs no generic `Optional` destroy.
+    private let attached: Unmanaged<Attachment>?
 
     /// `payload`: where the descriptor's slice is mapped here.
     init(channel: InboundChannel, descriptor: bus1_descriptor, payload: UnsafeRawPointer, attachment: Attachment? = nil) {
@@ -54,7 +57,7 @@ public struct Message: ~Copyable {
         self.sender = channel.sender
         self.payloadStart = payload
         self.payloadCount = Int(descriptor.length)
-        self.attachment = attachment
+        self.attached = attachment.map { Unmanaged.passRetained($0) }
     }
 
     init(notification kind: Kind, channel: InboundChannel, descriptor: bus1_descriptor) {
@@ -66,7 +69,7 @@ public struct Message: ~Copyable {
         self.sender = descriptor.offset
         self.payloadStart = nil
         self.payloadCount = 0
-        self.attachment = nil
+        self.attached = nil
     }
 
     /// The payload, read in place in the sender's pool: a span that cannot outlive
@@ -104,5 +107,6 @@ public struct Message: ~Copyable {
 
     deinit {
         if offset != .max { channel.release(offset: offset) }
+        attached?.release()
     }
 }

@@ -15,20 +15,20 @@ extension Peer {
     ) throws(Bus1Error) {
         guard count > 0 else { return }
         try serviceControl()
-        let (target, channel) = try sendTarget(handle)
+        let route = try sendTarget(handle), channel = route.channel
         let segment = try self.segment(readableBy: handle)
         guard count <= channel.producer.capacity else { throw .batchTooLarge(count, maximum: channel.producer.capacity) }
         guard sliceSize >= 0, sliceSize <= maximumPayload else { throw .payloadTooLarge(requested: sliceSize, maximum: maximumPayload) }
 
         try acquireBatch(count, of: sliceSize, in: segment, on: channel, for: handle, wait: wait)
+        let capacity = PoolAllocator.blockBytes(for: sliceSize)
         let sent = publisher.send(UInt64(count), on: CollectionOfOne(channel.lane)) { first in
             var ticket = first
             for (index, offset) in batchOffsets.enumerated() {
-                let capacity = pool.capacity(at: offset)!
                 let used = fill(index, UnsafeMutableRawBufferPointer(start: pool.pointer(at: offset), count: capacity))
                 precondition(used >= 0 && used <= capacity, "fill returned more bytes than the slice holds")
                 pool.markSent(offset, channelTag: channel.tag, ticket: ticket, receiver: channel.receiver, length: used)
-                channel.producer.write(bus1_descriptor(ticket: ticket, node: target.node, offset: offset, length: UInt32(used), flags: 0))
+                channel.producer.write(bus1_descriptor(ticket: ticket, node: route.node, offset: offset, length: UInt32(used), flags: 0))
                 ticket = MonotonicTickets.ticket(after: ticket)  // saturates: a jumped clock wraps nothing
             }
             channel.producer.publish()

@@ -44,10 +44,10 @@ extension Peer {
     /// messages); throws for everything else (the loan is then freed).
     public func trySend(_ loan: consuming Loan, to handle: Handle) throws(Bus1Error) -> Loan? {
         try serviceControl()
-        let (target, channel) = try sendTarget(handle)
-        try checkAudience(loan.offset, handle, target)
-        if try !hasCredit(channel) { return loan }
-        publish(loan, to: target, on: channel, flags: 0)
+        let route = try sendTarget(handle)
+        try checkAudience(loan.offset, handle, route)
+        if try !hasCredit(route.channel) { return loan }
+        publish(loan, to: route, flags: 0)
         return nil
     }
 
@@ -66,11 +66,16 @@ extension Peer {
 
     /// Where a send to `handle` goes; throws for an unknown, own, destroyed or closed one.
     @inline(__always)
-    func sendTarget(_ handle: Handle) throws(Bus1Error) -> (HandleTarget, OutboundChannel) {
-        if let last = lastSendTarget, last.id == handle.id { return (last.target, try channel(of: last.target, handle)) }
+    func sendTarget(_ handle: Handle) throws(Bus1Error) -> SendRoute {
+        if let last = lastSendRoute, last.handle == handle.id {
+            // Cached only while open and not destroyed (a change to `handles` clears it); a close is the channel's.
+            if let reason = last.channel.closedReason { throw .channelClosed(peer: last.channel.receiver, reason: reason) }
+            return last
+        }
         guard let target = handles[handle.id] else { throw .unknownHandle(handle) }
-        lastSendTarget = (handle.id, target)
-        return (target, try channel(of: target, handle))
+        let route = SendRoute(handle: handle.id, node: target.node, ownerUID: target.ownerUID, channel: try channel(of: target, handle))
+        lastSendRoute = route
+        return route
     }
 
     /// The open channel a send to `target` takes; throws for an own, destroyed or closed one.
@@ -94,19 +99,20 @@ extension Peer {
     /// a payload never goes where its reader cannot map it, and never into a
     /// segment readers of other uids share.
     @inline(__always)
-    func checkAudience(_ offset: UInt64, _ handle: Handle, _ target: HandleTarget) throws(Bus1Error) {
-        guard pool.isReadable(offset, by: target.ownerUID) else { throw .notInAudience(handle, ownerUID: target.ownerUID) }
+    func checkAudience(_ offset: UInt64, _ handle: Handle, _ route: SendRoute) throws(Bus1Error) {
+        guard pool.isReadable(offset, by: route.ownerUID) else { throw .notInAudience(handle, ownerUID: route.ownerUID) }
     }
 
     /// Publishes one filled loan on `channel` (which has credit), by the send
     /// protocol (`Publisher`): ledger and descriptor between ticket and unstage.
     @inline(__always)
-    private func publish(_ loan: consuming Loan, to target: HandleTarget, on channel: OutboundChannel, flags: UInt32) {
+    private func publish(_ loan: consuming Loan, to route: SendRoute, flags: UInt32) {
+        let channel = route.channel
         assert(channel.closedReason == nil, "publishing on a closed channel: its slice would never come back")
         let (offset, count) = loan.detach()
         let sent = publisher.send(on: CollectionOfOne(channel.lane)) { ticket in
             pool.markSent(offset, channelTag: channel.tag, ticket: ticket, receiver: channel.receiver, length: count)
-            channel.producer.submit(bus1_descriptor(ticket: ticket, node: target.node, offset: offset, length: UInt32(count), flags: flags))
+            channel.producer.submit(bus1_descriptor(ticket: ticket, node: route.node, offset: offset, length: UInt32(count), flags: flags))
         }
         if let anomaly = sent.anomaly { noteClockAnomaly(anomaly) }
         statistics.messagesSent += 1
@@ -132,19 +138,19 @@ extension Peer {
             throw .attachmentTooLarge(handles: passed.count, fileDescriptors: fileDescriptors.count)
         }
         try serviceControl()
-        var (target, channel) = try sendTarget(handle)
-        try checkAudience(loan.offset, handle, target)
+        var route = try sendTarget(handle)
+        try checkAudience(loan.offset, handle, route)
         for handle in passed where handles[handle.id] == nil { throw .unknownHandle(handle) }
-        if try !hasCredit(channel) {
+        if try !hasCredit(route.channel) {
             guard let mode = wait else { throw .wouldBlock(.ringFull(handle)) }
-            try waitForCredit(on: channel, mode: mode, deadline: .after(timeout))
+            try waitForCredit(on: route.channel, mode: mode, deadline: .after(timeout))
         }
-        (target, channel) = try sendTarget(handle)  // closed while waiting?
+        route = try sendTarget(handle)  // closed while waiting?
         _ = try request(.attach(destination: handle.id, handles: passed.map(\.id), fdCount: UInt32(fileDescriptors.count),
-                                sequence: channel.producer.nextIndex),
+                                sequence: route.channel.producer.nextIndex),
                         fds: fileDescriptors)
-        (target, channel) = try sendTarget(handle)  // the request served events: still there?
-        publish(loan, to: target, on: channel, flags: BUS1_DESC_ATTACHMENT)
+        route = try sendTarget(handle)  // the request served events: still there?
+        publish(loan, to: route, flags: BUS1_DESC_ATTACHMENT)
     }
 
     /// Sends one slice to every node in `destinations` (1...``PeerOptions/maximumMulticast``),
@@ -218,9 +224,9 @@ extension Peer {
         try serviceControl()
         var plan = MulticastPlan(capacity: destinations.count)
         for handle in destinations {
-            let (target, channel) = try sendTarget(handle)
-            try checkAudience(loan.offset, handle, target)
-            plan.add(handle, node: target.node, on: channel)
+            let route = try sendTarget(handle)
+            try checkAudience(loan.offset, handle, route)
+            plan.add(handle, node: route.node, on: route.channel)
         }
         return plan
     }

@@ -66,11 +66,11 @@ public final class Peer {
     /// ring), cleared when the ring is seen empty and unstaged.
     @exclusivity(unchecked) var ringMayHoldNotifications = true
     @exclusivity(unchecked) var handles: [UInt64: HandleTarget] = [:] {
-        didSet { lastSendTarget = nil }  // any change (a close, a destroy, a release) drops it
+        didSet { lastSendRoute = nil }  // any change (a close, a destroy, a release) drops it
     }
-    /// The handle the last send looked up and where it led: a stream of sends to
-    /// one handle hashes once. Cleared whenever `handles` changes.
-    @exclusivity(unchecked) var lastSendTarget: (id: UInt64, target: HandleTarget)?
+    /// Where the last send's handle led: a stream of sends to one handle hashes
+    /// once and copies no `HandleTarget`. Cleared whenever `handles` changes.
+    @exclusivity(unchecked) var lastSendRoute: SendRoute?
     @exclusivity(unchecked) var events: [PeerEvent] = []
     /// This peer's nodes it destroyed, with the destruction's ticket: messages to
     /// them with a later ticket are dropped (checked only while it is not empty).
@@ -95,6 +95,17 @@ public final class Peer {
     @exclusivity(unchecked) var received: Message?
     /// Scratch space of ``sendBatch(to:count:sliceSize:wait:fill:)``, reused.
     @exclusivity(unchecked) var batchOffsets: [UInt64] = []
+
+    /// What a send needs of an open handle: its node, who must be able to read the
+    /// payload, and the channel to the node's owner. Plain values and one
+    /// reference, so the send path copies no `HandleTarget` (its credentials and
+    /// route enum cost a generic copy per send).
+    struct SendRoute {
+        let handle: UInt64
+        let node: UInt64
+        let ownerUID: UInt32
+        let channel: OutboundChannel
+    }
 
     /// Where a handle leads.
     struct HandleTarget {

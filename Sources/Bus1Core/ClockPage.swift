@@ -34,10 +34,12 @@ public struct ClockPage: @unchecked Sendable {
         ticket.loadRelaxed()  // coherence alone makes it a lower bound of later fetch_adds
     }
 
-    /// Takes `count` consecutive tickets; returns the first.
+    /// Takes `count` consecutive tickets; returns the first. Acquire and release:
+    /// it orders this send after everything this taker saw, and this taker's
+    /// staging marks before every later ticket (`Publisher`).
     @inline(__always)
     public func next(_ count: UInt64) -> UInt64 {
-        ticket.fetchAddAcquiringAndReleasing(count)  // orders this send after everything this peer saw
+        ticket.fetchAddAcquiringAndReleasing(count)
     }
 
     /// Takes the next ticket.

@@ -106,10 +106,22 @@ public struct PoolAllocator: ~Copyable {
 
     // MARK: Allocation
 
+    /// The order of the block an allocation of `byteCount` bytes takes: the
+    /// smallest power of two of units that holds it.
+    @inline(__always)
+    static func order(for byteCount: Int) -> Int {
+        let units = max(1, (byteCount + unitSize - 1) >> unitShift)
+        return units <= 1 ? 0 : Int.bitWidth - (units - 1).leadingZeroBitCount
+    }
+
+    /// Bytes in the block an allocation of `byteCount` bytes gets (what a slice
+    /// of it can hold), known without looking the block up.
+    @inline(__always)
+    public static func blockBytes(for byteCount: Int) -> Int { unitSize << order(for: byteCount) }
+
     /// A block able to hold `byteCount` bytes, marked loaned; nil if none is free.
     public mutating func allocate(_ byteCount: Int) -> UInt64? {
-        let units = max(1, (byteCount + Self.unitSize - 1) >> Self.unitShift)
-        let wanted = units <= 1 ? 0 : Int.bitWidth - (units - 1).leadingZeroBitCount
+        let wanted = Self.order(for: byteCount)
         guard wanted <= maxOrder else { return nil }
         if wanted < Self.quickOrders, let cached = quick[wanted].popLast() {
             let unit = Int(cached)

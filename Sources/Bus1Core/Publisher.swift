@@ -17,7 +17,7 @@ public struct PublishLane: @unchecked Sendable {
     }
 
     /// Marks a send in progress on this ring: `mark` is at most the ticket about
-    /// to be taken. Ordered before the ticket by the publisher's fence.
+    /// to be taken. Ordered before the ticket by the ticket's `fetch_add` (see `Publisher`).
     @inlinable @inline(__always)
     public func stage(_ mark: UInt64) {
         staging.storeRelaxed(mark)
@@ -60,17 +60,30 @@ public struct ClockAnomaly: Sendable, Equatable {
 /// 1. **stage**: store the mark (a lower bound of the ticket about to be taken)
 ///    in the staging word of every ring it publishes on, and, when announcing
 ///    (the coordinator ring), bump each reader's `control_seq`;
-/// 2. **fence** (seq_cst): every mark is visible before the ticket exists, so a
-///    receiver that reads a higher ticket anywhere and then this ring's mark sees
-///    the mark (pass 2 of the merge, `TicketMerge`);
-/// 3. **ticket**: `count` consecutive tickets from the bus clock's `fetch_add`,
-///    never below the mark nor this sender's last ticket (`MonotonicTickets`);
+/// 2. (no fence: the ticket's `fetch_add` orders the marks, see below);
+/// 3. **ticket**: `count` consecutive tickets from the bus clock's `fetch_add`
+///    (acquire-release), never below the mark nor this sender's last ticket
+///    (`MonotonicTickets`);
 /// 4. **write and publish**: the caller's `write` fills its descriptors (and its
 ///    ledger) and publishes each ring's tail (release);
 /// 5. **unstage** (release): a reader that sees the mark gone sees the tail;
 /// 6. **wake**: ring each reader's doorbell, a futex wake only for a reader that
 ///    sleeps; a multicast's sleepers are checked after one fence and woken
 ///    together (`Waker`: one io_uring submission for all of them).
+///
+/// Why the marks need no fence of their own (pass 2 of the merge, `TicketMerge`,
+/// relies on it): a receiver that saw ticket `t` from sender B, then reads the
+/// mark of sender A whose ticket is below `t`, must see A's mark (or what
+/// replaced it: A's unstage, which comes after A's publish, or a later mark).
+/// A's mark store is sequenced before A's `fetch_add` (a release). B's
+/// `fetch_add` (an acquire) came later on the clock, so it read A's or a later
+/// read-modify-write of the same release sequence and synchronizes with A's.
+/// B wrote `t` after it, and published the tail with a release that the
+/// receiver's acquire of the tail read. So A's mark happens before the
+/// receiver's read of it, and coherence does the rest. On x86 the `lock xadd`
+/// is a full barrier anyway, so the fence only ever cost time. (A hostile
+/// clock can break tickets, not this argument: marks are judged against what
+/// was read, and the stall rule bounds a lie.)
 ///
 /// On a FIFO-only bus there are no marks (steps 1, 2, 5 are skipped) and the
 /// tickets are this sender's own counter: never 0, rising per channel.
@@ -120,8 +133,7 @@ public struct Publisher {
             // ours sees this bump, then the mark, and so looks at its ring.
             if announcing { _ = lane.readerWake.controlSequence.fetchAddReleasing(1) }
         }
-        atomicMemoryFence(ordering: .sequentiallyConsistent)  // every mark is visible before the ticket exists
-        let taken = clock.next(count)
+        let taken = clock.next(count)  // releases the marks and bumps to every later ticket taker (see above)
         let (first, anomalous) = tickets.issue(taken: taken, count: count, mark: mark)
         write(first)
         for lane in lanes { lane.unstage() }

@@ -19,7 +19,8 @@ public protocol MergeLink: AnyObject {
 /// **Pass 1** peeks every link and picks the lowest ticket `t`. **Pass 2** then
 /// reads, for every other link, its staging mark and only then its head again
 /// (``judge(_:candidate:now:stallTimeout:)``). A sender that took a ticket below
-/// `t` stored its mark before `t` existed (the `Publisher`'s fence), so after we
+/// `t` stored its mark before `t` existed (its ticket's `fetch_add` releases it:
+/// the argument is `Publisher`'s), so after we
 /// saw `t` we see that mark, or the publish it guarded. A link with nothing
 /// waiting holds `t` back while its mark is non-zero and at most `t`, until the
 /// stall rule excuses it (`OrderingStall`).

@@ -19,7 +19,7 @@ final class CorruptibleBus {
 
     /// A field of a shared object: its byte offset and its name in the wire header.
     typealias Field = (offset: Int, name: String)
-    static let indexFields: [Field] = [(64, "sub_tail"), (72, "comp_head"), (80, "staging"), (128, "sub_head"), (136, "comp_tail")]
+    static let indexFields: [Field] = [(64, "sub_tail"), (72, "comp_head"), (192, "staging"), (128, "sub_head"), (136, "comp_tail")]
     static let headerFields: [Field] = [(0, "magic/version"), (8, "channel_id"), (16, "sender_peer"), (24, "receiver_peer"),
                                         (32, "capacity"), (40, "submission_offset"), (48, "completion_offset")]
     /// Two channels per index field: a corrupt count summed over channels once overflowed.

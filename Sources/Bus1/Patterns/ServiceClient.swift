@@ -124,7 +124,7 @@ public actor ServiceClient {
     private func sendNow(_ loan: consuming Loan) throws -> Loan? {
         do {
             if bound { return try peer.trySend(loan, to: serviceHandle) }
-            guard try peer.hasCredit(peer.sendTarget(serviceHandle).1) else { return loan }
+            guard try peer.hasCredit(peer.sendTarget(serviceHandle).channel) else { return loan }
             try peer.send(loan, to: serviceHandle, attaching: [replyNode])
             bound = true
             return nil
@@ -177,7 +177,7 @@ public actor ServiceClient {
     /// call's deadline passed, or `deadline` (a round parked on the reactor looks
     /// again every 200 ms at most).
     private func pump(until deadline: Deadline) async throws {
-        let channel = try? peer.sendTarget(serviceHandle).1
+        let channel = try? peer.sendTarget(serviceHandle).channel
         try await peer.awaitUntil(mode: peer.options.waitMode, deadline: deadline) { () throws(Bus1Error) -> Bool in
             var progressed = false
             while let message = try self.peer.nextMessage() {

@@ -229,18 +229,17 @@ public final class Topic {
         var ready: [Handle] = []
         var full: [Handle] = []
         for handle in handles where subscribers.contains(where: { $0.handle == handle }) {
-            let target: Peer.HandleTarget
-            let channel: OutboundChannel
+            let route: Peer.SendRoute
             let hasRoom: Bool
             do {
-                (target, channel) = try peer.sendTarget(handle)
-                hasRoom = try peer.hasCredit(channel)  // closes the channel if its completions are corrupt
+                route = try peer.sendTarget(handle)
+                hasRoom = try peer.hasCredit(route.channel)  // closes the channel if its completions are corrupt
             } catch {
                 try forget(handle)  // its peer left or broke its channel: not an error of this publish
                 statistics.left += 1
                 continue
             }
-            if !peer.pool.isReadable(slice.offset, by: target.ownerUID) {
+            if !peer.pool.isReadable(slice.offset, by: route.ownerUID) {
                 receipt.skipped += 1
                 statistics.skipped += 1
             } else if hasRoom {
@@ -256,7 +255,7 @@ public final class Topic {
     private func anyReady(_ handles: [Handle]) -> Bool {
         for handle in handles {
             guard subscribers.contains(where: { $0.handle == handle }),
-                  let (_, channel) = try? peer.sendTarget(handle),
+                  let channel = try? peer.sendTarget(handle).channel,
                   let hasRoom = try? peer.hasCredit(channel) else { return true }  // gone: the next round forgets it
             if hasRoom { return true }
         }
@@ -269,9 +268,9 @@ public final class Topic {
     private func send(_ slice: KeptSlice, to handles: [Handle], receipt: inout Receipt) {
         var plan = Peer.MulticastPlan(capacity: min(handles.count, peer.options.maximumMulticast))
         for handle in handles {
-            guard let (target, channel) = try? peer.sendTarget(handle), channel.closedReason == nil,
-                  channel.producer.hasCredit(plan.needed(on: channel) + 1) else { continue }
-            plan.add(handle, node: target.node, on: channel)
+            guard let route = try? peer.sendTarget(handle), route.channel.closedReason == nil,
+                  route.channel.producer.hasCredit(plan.needed(on: route.channel) + 1) else { continue }
+            plan.add(handle, node: route.node, on: route.channel)
             if plan.destinations.count == peer.options.maximumMulticast {
                 flush(&plan, slice, &receipt)
             }

@@ -33,14 +33,20 @@
  *
  * Global order (unless the bus is FIFO-only): before taking a ticket, a sender
  * stores the clock's current value into `staging` of every destination channel
- * (then a seq_cst fence, then fetch_add on the clock), publishes the descriptor
+ * (then fetch_add, acquire-release, on the clock), publishes the descriptor
  * into every destination, and only then stores `staging` = 0 (release). A
  * receiver may deliver ticket t only when every other inbound channel has a
  * descriptor waiting (its ticket is > t) or has `staging` == 0 or > t, reading
  * `staging` (acquire) BEFORE that channel's `sub_tail`: a cleared mark is only
  * visible after the publish it guards, and a sender that took a ticket < t
- * stored its mark before t existed. A mark older than the receiver's stall
+ * stored its mark before t existed: its store is sequenced before its
+ * fetch_add, which t's fetch_add read from (release sequence), and t's sender
+ * published t after its own fetch_add, so the receiver that acquired t's
+ * sub_tail happens after the mark. A mark older than the receiver's stall
  * timeout is skipped and reported (BUS1_MSG_ORDERING_STALL): liveness wins.
+ * `staging` has a cache line of its own: receivers read it only while merging
+ * several channels, so the sender's two stores per send never wait for the
+ * line the receiver polls (`sub_tail`).
  */
 struct bus1_channel_header {
 	uint32_t magic;            /* BUS1_MAGIC_CHANNEL; coordinator */
@@ -53,15 +59,17 @@ struct bus1_channel_header {
 	uint64_t submission_offset;/* from the channel start; coordinator */
 	uint64_t completion_offset;/* from the channel start; coordinator */
 	uint8_t  _reserved_line0[8];
-	/* cache line 1: written by the sender */
+	/* cache line 1: written by the sender, polled by the receiver */
 	uint64_t sub_tail;         /* descriptors published */
 	uint64_t comp_head;        /* completions consumed */
-	uint64_t staging;          /* ordering: lower bound of the ticket being sent, or 0 (see below) */
-	uint8_t  _reserved1[40];
+	uint8_t  _reserved1[48];
 	/* cache line 2: written by the receiver */
 	uint64_t sub_head;         /* descriptors consumed */
 	uint64_t comp_tail;        /* completions published */
 	uint8_t  _reserved2[48];
+	/* cache line 3: written by the sender, read by a receiver merging channels */
+	uint64_t staging;          /* ordering: lower bound of the ticket being sent, or 0 (see above) */
+	uint8_t  _reserved3[56];
 };
 
 /* One message: `length` payload bytes at `offset` in the sender's pool (segment in
@@ -119,7 +127,8 @@ struct bus1_completion {
 };
 
 #ifndef __cplusplus
-_Static_assert(sizeof(struct bus1_channel_header) == 192, "channel header layout");
+_Static_assert(sizeof(struct bus1_channel_header) == 256, "channel header layout");
+_Static_assert(__builtin_offsetof(struct bus1_channel_header, staging) == 192, "staging line");
 _Static_assert(__builtin_offsetof(struct bus1_channel_header, sub_tail) == 64, "sender line");
 _Static_assert(__builtin_offsetof(struct bus1_channel_header, sub_head) == 128, "receiver line");
 _Static_assert(sizeof(struct bus1_descriptor) == 32, "descriptor layout");
