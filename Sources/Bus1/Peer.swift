@@ -52,6 +52,8 @@ public final class Peer {
     /// Metrics, if ``PeerOptions/metrics`` asked for them.
     var metrics: PeerMetrics?
     var logger: Logger { options.logger }
+    /// How long each step of this peer's connect took.
+    public let connectTimings: ConnectTimings
 
     @exclusivity(unchecked) var outbound: [UInt64: OutboundChannel] = [:]
     /// Pool tags of the open outbound channels; a closed channel's tag is reused
@@ -145,15 +147,21 @@ public final class Peer {
     private init(options: PeerOptions) throws(Bus1Error) {
         self.options = options
         stallTimeoutNanoseconds = options.orderingStallTimeout.clampedNanoseconds
+        var timings = ConnectTimings()
+        let started = monotonicNanoseconds()
         control = try ControlConnection(address: options.address ?? Self.defaultAddress(), timeout: options.connectTimeout)
+        var stamp = monotonicNanoseconds()
+        timings.socket = stamp - started
         do {
             let (parker, fallback) = try options.parkBackend.makeParker()
+            timings.parker = Self.lap(&stamp)
             parkMechanism = parker.mechanism
             parkFallbackReason = fallback
 
             // HELLO -> WELCOME(pool, wake page, clock page, coordinator ring)
             var reply = try control.handshake(.hello(poolSize: UInt64(options.poolSize), ringCapacity: UInt32(options.ringCapacity)),
                                               requestID: 1)
+            timings.welcome = Self.lap(&stamp)
             guard case .welcome(let welcome) = reply.message else { throw Bus1Error.protocolViolation("expected WELCOME, got \(reply.message)") }
             ordering = welcome.flags & BUS1_WELCOME_FIFO_ONLY != 0 ? .fifo : .global
             let pool = reply.fds.take(0), wakeFD = reply.fds.take(1), clockFD = reply.fds.take(2), ringFD = reply.fds.take(3)
@@ -174,6 +182,8 @@ public final class Peer {
             seenControlSequence = wake.controlSequence.loadAcquiring()
             coordinatorRing = try Self.coordinatorRing(ringFD, welcome, violations: violationInbox)
 
+            timings.mapping = Self.lap(&stamp)
+
             // POOL_MAPPED -> OK: from now on nobody else can map the pool writable.
             let sealed = try control.handshake(.poolMapped, requestID: 2).message
             guard sealed == .ok else { throw Bus1Error.protocolViolation("pool sealing failed: \(sealed)") }
@@ -181,6 +191,9 @@ public final class Peer {
                 throw Bus1Error.protocolViolation("pool not sealed against future writes")
             }
             try control.handshakeDone()
+            timings.sealing = Self.lap(&stamp)
+            timings.total = stamp - started
+            connectTimings = timings
             metrics = options.metrics.map { PeerMetrics($0, peer: welcome.peer) }
             options.logger.debug("connected", metadata: ["peer": "\(welcome.peer)", "address": "\(control.address)",
                                                         "park": "\(parker.mechanism)", "ordering": "\(ordering)"])
@@ -193,6 +206,13 @@ public final class Peer {
         } catch {
             throw .protocolViolation("\(error)")
         }
+    }
+
+    /// Nanoseconds since `stamp`, which moves to now.
+    private static func lap(_ stamp: inout UInt64) -> UInt64 {
+        let now = monotonicNanoseconds()
+        defer { stamp = now }
+        return now - stamp
     }
 
     /// The coordinator ring of WELCOME, mapped: notifications, merged with data by ticket.

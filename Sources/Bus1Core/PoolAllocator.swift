@@ -1,4 +1,5 @@
 import CBus1Wire
+import Glibc
 
 /// The owner's allocator for its own pool: a binary buddy allocator over the
 /// payload area, with all bookkeeping in process-local memory (nothing a receiver
@@ -23,6 +24,11 @@ import CBus1Wire
 ///
 /// Offsets are pool offsets (from the start of the memfd), so a descriptor's
 /// offset is the same number the allocator hands out.
+///
+/// Set-up is O(1): the per-unit tables (``UnitTables``, ~12 bytes a unit, 3 MiB
+/// for a 64 MiB pool) live in one anonymous mapping the kernel zero-fills page
+/// by page on first touch, and every field is stored so that zero is its
+/// initial value; only the pages of units a block ever starts at are faulted in.
 /// States: free → loaned → (free | sent); sent → free (on a matching completion).
 public struct PoolAllocator: ~Copyable {
     public enum BlockState: UInt8, Sendable {
@@ -40,11 +46,16 @@ public struct PoolAllocator: ~Copyable {
     static let unitShift = Int(BUS1_POOL_UNIT).trailingZeroBitCount
     let maxOrder: Int
 
-    private let next: UnsafeMutableBufferPointer<Int32>
-    private let prev: UnsafeMutableBufferPointer<Int32>
-    private let order: UnsafeMutableBufferPointer<Int8>
-    private let state: UnsafeMutableBufferPointer<UInt8>
-    private let tag: UnsafeMutableBufferPointer<UInt32>
+    private let tables: UnitTables
+    /// Free-list links, stored as unit + 1 (0: none).
+    private var next: UnsafeMutableBufferPointer<Int32> { tables.next }
+    private var prev: UnsafeMutableBufferPointer<Int32> { tables.prev }
+    /// The order of the block starting at a unit, stored as order + 1 (0: no block starts there).
+    private var order: UnsafeMutableBufferPointer<Int8> { tables.order }
+    /// A block's `BlockState` (meaningful where a block starts).
+    private var state: UnsafeMutableBufferPointer<UInt8> { tables.state }
+    private var tag: UnsafeMutableBufferPointer<UInt32> { tables.tag }
+    /// The first block of each order's free list, as unit + 1 (0: empty).
     private var freeHead: [Int32]
     private var nonEmpty: UInt64 = 0
     /// Quick lists of cached small blocks, by order (0...quickOrders-1).
@@ -81,17 +92,8 @@ public struct PoolAllocator: ~Copyable {
         self.dataSize = dataSize
         let units = dataSize >> Self.unitShift
         maxOrder = units.trailingZeroBitCount
-        next = .allocate(capacity: units)
-        prev = .allocate(capacity: units)
-        order = .allocate(capacity: units)
-        state = .allocate(capacity: units)
-        tag = .allocate(capacity: units)
-        order.initialize(repeating: -1)
-        state.initialize(repeating: BlockState.free.rawValue)
-        tag.initialize(repeating: 0)
-        next.initialize(repeating: -1)
-        prev.initialize(repeating: -1)
-        freeHead = Array(repeating: -1, count: maxOrder + 1)
+        tables = UnitTables(units: units)
+        freeHead = Array(repeating: 0, count: maxOrder + 1)
         quick = (0..<Self.quickOrders).map { _ in
             var list: [Int32] = []
             list.reserveCapacity(Self.quickListDepth)
@@ -100,9 +102,7 @@ public struct PoolAllocator: ~Copyable {
         push(0, order: maxOrder)
     }
 
-    deinit {
-        next.deallocate(); prev.deallocate(); order.deallocate(); state.deallocate(); tag.deallocate()
-    }
+    deinit { tables.unmap() }
 
     // MARK: Allocation
 
@@ -134,13 +134,13 @@ public struct PoolAllocator: ~Copyable {
         let candidates = nonEmpty & ~((UInt64(1) << UInt64(wanted)) &- 1)
         guard candidates != 0 else { return flushQuickLists() ? allocate(byteCount) : nil }
         var k = candidates.trailingZeroBitCount
-        let unit = Int(freeHead[k])
+        let unit = Int(freeHead[k]) - 1
         remove(unit, order: k)
         while k > wanted {  // split, keeping the lower half
             k -= 1
             push(unit + (1 << k), order: k)
         }
-        order[unit] = Int8(k)
+        order[unit] = Int8(k + 1)
         state[unit] = BlockState.loaned.rawValue
         bytesInUse += Self.unitSize << k
         slicesInUse += 1
@@ -198,7 +198,7 @@ public struct PoolAllocator: ~Copyable {
     /// nothing, unless `offset` is a block sent on `channelTag`: a receiver cannot
     /// free what it was not given, nor free anything twice.
     public mutating func reclaim(_ offset: UInt64, channelTag: UInt32) -> Bool {
-        guard let unit = self.unit(offset), order[unit] >= 0, state[unit] == BlockState.sent.rawValue else { return false }
+        guard let unit = self.unit(offset), order[unit] != 0, state[unit] == BlockState.sent.rawValue else { return false }
         if tag[unit] == Self.multicastTag {
             guard var tags = multicastTags[unit], let i = tags.firstIndex(of: channelTag) else { return false }
             tags.remove(at: i)
@@ -223,7 +223,7 @@ public struct PoolAllocator: ~Copyable {
         var unit = 0
         let units = dataSize >> Self.unitShift
         while unit < units {
-            let k = Int(order[unit])
+            let k = blockOrder(unit)
             precondition(k >= 0, "blocks no longer tile the pool")
             if state[unit] == BlockState.sent.rawValue {
                 if tag[unit] == channelTag {
@@ -247,14 +247,14 @@ public struct PoolAllocator: ~Copyable {
 
     /// Capacity in bytes of the block at `offset`, if it is a block in use.
     public func capacity(at offset: UInt64) -> Int? {
-        guard let unit = self.unit(offset), order[unit] >= 0,
+        guard let unit = self.unit(offset), order[unit] != 0,
               state[unit] == BlockState.loaned.rawValue || state[unit] == BlockState.sent.rawValue else { return nil }
-        return Self.unitSize << Int(order[unit])
+        return Self.unitSize << blockOrder(unit)
     }
 
     /// State of the block starting at `offset`, if a block starts there.
     public func state(at offset: UInt64) -> BlockState? {
-        guard let unit = self.unit(offset), order[unit] >= 0 else { return nil }
+        guard let unit = self.unit(offset), order[unit] != 0 else { return nil }
         return BlockState(rawValue: state[unit])
     }
 
@@ -264,12 +264,12 @@ public struct PoolAllocator: ~Copyable {
         var unit = 0, used = 0, slices = 0
         let units = dataSize >> Self.unitShift
         while unit < units {
-            let k = Int(order[unit])
+            let k = blockOrder(unit)
             precondition(k >= 0 && unit % (1 << k) == 0, "block tiling broken at unit \(unit)")
             let blockState = BlockState(rawValue: state[unit])!
             if blockState == .loaned || blockState == .sent { used += Self.unitSize << k; slices += 1 } else if blockState == .free && k < maxOrder {
                 let buddy = unit ^ (1 << k)
-                precondition(!(order[buddy] == Int8(k) && state[buddy] == BlockState.free.rawValue), "unmerged free buddies at \(unit)")
+                precondition(!(blockOrder(buddy) == k && state[buddy] == BlockState.free.rawValue), "unmerged free buddies at \(unit)")
             }
             unit += 1 << k
         }
@@ -278,6 +278,10 @@ public struct PoolAllocator: ~Copyable {
     }
 
     // MARK: Internals
+
+    /// The order of the block starting at `unit` (-1: none starts there).
+    @inline(__always)
+    private func blockOrder(_ unit: Int) -> Int { Int(order[unit]) - 1 }
 
     private func unit(_ offset: UInt64) -> Int? {
         guard offset >= UInt64(dataOffset), offset < UInt64(dataOffset + dataSize) else { return nil }
@@ -288,7 +292,7 @@ public struct PoolAllocator: ~Copyable {
 
     private mutating func release(_ start: Int) {
         let unit = start
-        let k = Int(order[unit])
+        let k = blockOrder(unit)
         bytesInUse -= Self.unitSize << k
         slicesInUse -= 1
         ledger?.freed(unit: unit)
@@ -307,9 +311,9 @@ public struct PoolAllocator: ~Copyable {
         state[unit] = BlockState.free.rawValue
         while k < maxOrder {
             let buddy = unit ^ (1 << k)
-            guard order[buddy] == Int8(k), state[buddy] == BlockState.free.rawValue else { break }
+            guard order[buddy] == Int8(k + 1), state[buddy] == BlockState.free.rawValue else { break }
             remove(buddy, order: k)
-            order[max(unit, buddy)] = -1
+            order[max(unit, buddy)] = 0
             unit = min(unit, buddy)
             k += 1
         }
@@ -332,18 +336,54 @@ public struct PoolAllocator: ~Copyable {
     private mutating func push(_ unit: Int, order k: Int) {
         let head = freeHead[k]
         next[unit] = head
-        prev[unit] = -1
-        if head >= 0 { prev[Int(head)] = Int32(unit) }
-        freeHead[k] = Int32(unit)
+        prev[unit] = 0
+        if head != 0 { prev[Int(head) - 1] = Int32(unit + 1) }
+        freeHead[k] = Int32(unit + 1)
         nonEmpty |= UInt64(1) << UInt64(k)
-        order[unit] = Int8(k)
+        order[unit] = Int8(k + 1)
         state[unit] = BlockState.free.rawValue
     }
 
     private mutating func remove(_ unit: Int, order k: Int) {
         let n = next[unit], p = prev[unit]
-        if p >= 0 { next[Int(p)] = n } else { freeHead[k] = n }
-        if n >= 0 { prev[Int(n)] = p }
-        if freeHead[k] < 0 { nonEmpty &= ~(UInt64(1) << UInt64(k)) }
+        if p != 0 { next[Int(p) - 1] = n } else { freeHead[k] = n }
+        if n != 0 { prev[Int(n) - 1] = p }
+        if freeHead[k] == 0 { nonEmpty &= ~(UInt64(1) << UInt64(k)) }
+    }
+}
+
+extension PoolAllocator {
+    /// The per-unit tables, carved from one private anonymous mapping: one mmap
+    /// whatever the unit count, zero-filled by the kernel a page at a time on
+    /// first touch (what `calloc` promises only for fresh chunks). Plain pointers,
+    /// stored inline in the allocator (no indirection on the hot path); the
+    /// allocator's `deinit` unmaps them.
+    struct UnitTables {
+        let next: UnsafeMutableBufferPointer<Int32>
+        let prev: UnsafeMutableBufferPointer<Int32>
+        let tag: UnsafeMutableBufferPointer<UInt32>
+        let order: UnsafeMutableBufferPointer<Int8>
+        let state: UnsafeMutableBufferPointer<UInt8>
+        private let base: UnsafeMutableRawPointer
+        private let byteCount: Int
+
+        init(units: Int) {
+            // Widest first: every array stays aligned (`units` is a power of two).
+            byteCount = units * (4 + 4 + 4 + 1 + 1)
+            let mapped = mmap(nil, byteCount, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+            guard let mapped, mapped != MAP_FAILED else { fatalError("pool allocator: mmap of \(byteCount) bytes failed (errno \(errno))") }
+            base = mapped
+            next = Self.carve(base, units: units, as: Int32.self)
+            prev = Self.carve(base + 4 * units, units: units, as: Int32.self)
+            tag = Self.carve(base + 8 * units, units: units, as: UInt32.self)
+            order = Self.carve(base + 12 * units, units: units, as: Int8.self)
+            state = Self.carve(base + 13 * units, units: units, as: UInt8.self)
+        }
+
+        private static func carve<T>(_ start: UnsafeMutableRawPointer, units: Int, as type: T.Type) -> UnsafeMutableBufferPointer<T> {
+            UnsafeMutableBufferPointer(start: start.bindMemory(to: T.self, capacity: units), count: units)
+        }
+
+        func unmap() { munmap(base, byteCount) }
     }
 }

@@ -140,7 +140,8 @@ struct Bench: ParsableCommand {
         abstract: "Bus1 latency, throughput and fan-out, with raw baselines measured in the same run.",
         discussion: "Build with -c release. Every Bus1 row carries its ratio to the baseline of the same size measured in the same invocation.",
         version: Bus1Version.string,
-        subcommands: [Latency.self, Throughput.self, Fanout.self, AsyncCommand.self, PatternsCommand.self, BaselineCommand.self])
+        subcommands: [Latency.self, Throughput.self, Fanout.self, AsyncCommand.self, PatternsCommand.self, ControlCommand.self,
+                      BaselineCommand.self])
 
     static func main() {
         // Child processes of a measurement: `bus1-bench __child ROLE key=value...`.
@@ -157,6 +158,7 @@ struct Bench: ParsableCommand {
                 case "bus1-async-sink": try AsyncRuns.sink(settings)
                 case "bus1-service": try PatternRuns.service(settings)
                 case "bus1-subscriber": try PatternRuns.subscriber(settings)
+                case "control-client": try ControlRuns.client(settings)
                 case "baseline-shm-spin": try Baseline.echoShared(futex: false, settings: settings)
                 case "baseline-futex": try Baseline.echoShared(futex: true, settings: settings)
                 case "baseline-stream": try Baseline.echoStream(settings: settings)
@@ -364,6 +366,33 @@ extension Bench {
             let counts = CommonOptions.parseList(subscribers) ?? []
             try common.measure(title: "Patterns against plain messages") { address, cpus in
                 try PatternRuns.rows(common, address: address, cpus: cpus, subscribers: counts)
+            }
+        }
+    }
+
+    struct ControlCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "control",
+            abstract: "The control path: connects (each step timed) and the coordinator's control operations/s from client processes.",
+            discussion: "connect rows: --connects connects and disconnects from this process, the whole connect and each step of it. control-ops rows: per --clients count, that many processes released together, each running --rounds rounds of create node, publish, look up, destroy (4 requests). --warmup: unrecorded connects and rounds, at most a tenth of the measured ones. --sizes and --modes do not apply; --iterations is not used.")
+        @OptionGroup var common: CommonOptions
+        @Option(help: "Measured connects.") var connects: Int = 1000
+        @Option(help: "Rounds per client (4 control operations each).") var rounds: Int = 5000
+        @Option(help: "Client process counts, comma-separated, each 1 ... 64.") var clients: String = "1,4"
+
+        func validate() throws {
+            guard (1...1_000_000).contains(connects) else { throw ValidationError("--connects: 1 ... 1000000") }
+            guard (1...10_000_000).contains(rounds) else { throw ValidationError("--rounds: 1 ... 10000000") }
+            guard let counts = CommonOptions.parseList(clients), !counts.isEmpty, counts.allSatisfy({ (1...64).contains($0) }) else {
+                throw ValidationError("--clients: 1 ... 64, comma-separated")
+            }
+        }
+
+        func run() throws {
+            let counts = CommonOptions.parseList(clients) ?? []
+            try common.measure(title: "Connect latency") { address, cpus in
+                try ControlRuns.rows(address: address, connects: connects, rounds: rounds, clients: counts,
+                                     warmup: common.warmup, cpus: cpus)
             }
         }
     }

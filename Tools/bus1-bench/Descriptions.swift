@@ -1,7 +1,8 @@
 /// What each row measures, in a sentence: the `description` field of JSON and CSV,
 /// and the legend under the table. README's "Measuring" section says the same.
-func rowDescription(benchmark: String, mechanism: String) -> String? {
-    switch (benchmark, mechanism) {
+func rowDescription(benchmark: String, mechanism: String, mode: String = "") -> String? {
+    if benchmark == "connect" { return connectDescription(step: mode) }
+    return switch (benchmark, mechanism) {
     case ("latency", "bus1"):
         "Bus1 peers: loan, write the first and last byte in place, send; the echo reads them and answers the same way; the sender reads the reply's last byte"
     case ("latency", "bus1-async"):
@@ -36,6 +37,8 @@ func rowDescription(benchmark: String, mechanism: String) -> String? {
         "request/reply: ServiceClient.call (an actor; the request copied into a loan) → Service.nextRequest → a reply written in place (first and last byte) → the client reads the reply's last byte; one message each way, no coordinator"
     case ("fanout", "bus1-topic"):
         "Topic.publish (block policy) to N TopicSubscriber processes; each stamps CLOCK_MONOTONIC when it has the message and acknowledges on a second peer; latency: publish → the last stamp"
+    case ("control-ops", "bus1"):
+        "N client processes released together, each looping create node, publish it, look it up, destroy it (one request and reply each, the client blocked on its reply); operations/s: all of them over start → the last client's finish; latency: per operation"
     case ("fanout", "futex"):
         "one writer release-stores a sequence word and wakes all N parked receivers with one FUTEX_WAKE; each stamps CLOCK_MONOTONIC, reads the first and last byte and acknowledges; latency: store → the last stamp"
     default:
@@ -43,10 +46,23 @@ func rowDescription(benchmark: String, mechanism: String) -> String? {
     }
 }
 
+/// The connect rows, one per step (`mode`; Peer.connectTimings).
+private func connectDescription(step: String) -> String? {
+    switch step {
+    case "total": "Peer.connect then disconnect from one process, again and again: the connect as its caller sees it (size: the pool's payload area)"
+    case "socket": "connect step: socket() and connect() to the bus socket"
+    case "parker": "connect step: creating the peer's parker (its io_uring, or the futex fallback)"
+    case "welcome": "connect step: HELLO → WELCOME, the coordinator making the pool, wake page and coordinator ring memfds"
+    case "mapping": "connect step: mapping the pool, wake page, clock and coordinator ring, and setting up the pool allocator"
+    case "sealing": "connect step: POOL_MAPPED → OK, the coordinator sealing the pool, and the peer checking the seals"
+    default: nil
+    }
+}
+
 /// Fills every row's `description`.
 func describe(_ rows: inout [Row]) {
     for i in rows.indices where rows[i].description == nil {
-        rows[i].description = rowDescription(benchmark: rows[i].benchmark, mechanism: rows[i].mechanism)
+        rows[i].description = rowDescription(benchmark: rows[i].benchmark, mechanism: rows[i].mechanism, mode: rows[i].mode)
     }
 }
 
@@ -55,7 +71,7 @@ func legend(_ rows: [Row]) -> String {
     var seen: Set<String> = []
     var lines: [String] = []
     for row in rows {
-        let key = "\(row.benchmark) \(row.mechanism)"
+        let key = "\(row.benchmark) \(row.mechanism)" + (row.benchmark == "connect" ? " \(row.mode)" : "")
         guard let text = row.description, seen.insert(key).inserted else { continue }
         lines.append("  \(key): \(text)")
     }

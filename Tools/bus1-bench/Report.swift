@@ -30,6 +30,9 @@ struct Row: Codable {
     /// `--compare-c`: messages/s of each alternated run (`messagesPerSecond` is their
     /// median); not in CSV.
     var runs: [Double]?
+    /// `control-ops`: client processes that ran together (`messagesPerSecond` is
+    /// their operations/s in all).
+    var clients: Int?
 
     static func latency(_ benchmark: String, _ mechanism: String, _ mode: String, size: Int, fanout: Int? = nil,
                         histogram: Histogram<UInt64>) -> Row {
