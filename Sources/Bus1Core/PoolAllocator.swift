@@ -59,9 +59,9 @@ public struct PoolAllocator: ~Copyable {
     private var freeHead: [Int32]
     private var nonEmpty: UInt64 = 0
     /// Quick lists of cached small blocks, by order (0...quickOrders-1).
-    private var quick: [[Int32]]
-    static let quickOrders = 5  // 256 B ... 4 KiB
-    static let quickListDepth = 256
+    private var quick = QuickLists()
+    static let quickOrders = QuickLists.orders
+    static let quickListDepth = QuickLists.depth
     /// Multicast blocks (by unit): the channel tag of every descriptor not yet
     /// completed. Unicast blocks use `tag` alone and never allocate here.
     private var multicastTags: [Int: [UInt32]] = [:]
@@ -94,11 +94,6 @@ public struct PoolAllocator: ~Copyable {
         maxOrder = units.trailingZeroBitCount
         tables = UnitTables(units: units)
         freeHead = Array(repeating: 0, count: maxOrder + 1)
-        quick = (0..<Self.quickOrders).map { _ in
-            var list: [Int32] = []
-            list.reserveCapacity(Self.quickListDepth)
-            return list
-        }
         push(0, order: maxOrder)
     }
 
@@ -123,8 +118,7 @@ public struct PoolAllocator: ~Copyable {
     public mutating func allocate(_ byteCount: Int) -> UInt64? {
         let wanted = Self.order(for: byteCount)
         guard wanted <= maxOrder else { return nil }
-        if wanted < Self.quickOrders, let cached = quick[wanted].popLast() {
-            let unit = Int(cached)
+        if wanted < Self.quickOrders, let unit = quick.pop(order: wanted) {
             state[unit] = BlockState.loaned.rawValue
             bytesInUse += Self.unitSize << wanted
             slicesInUse += 1
@@ -150,7 +144,9 @@ public struct PoolAllocator: ~Copyable {
 
     /// Marks a loaned block as sent on the channel identified by `channelTag`, to
     /// peer `receiver` (for the ledger) as `ticket`, carrying `length` bytes.
-    public mutating func markSent(_ offset: UInt64, channelTag: UInt32, ticket: UInt64, receiver: UInt64, length: Int) {
+    /// Not `mutating`: it writes only the unit tables, so a caller needs no
+    /// exclusive access (a mutating call copied the whole allocator per send).
+    public func markSent(_ offset: UInt64, channelTag: UInt32, ticket: UInt64, receiver: UInt64, length: Int) {
         let unit = self.unit(offset)!
         precondition(state[unit] == BlockState.loaned.rawValue, "sending a block that is not loaned")
         state[unit] = BlockState.sent.rawValue
@@ -283,6 +279,7 @@ public struct PoolAllocator: ~Copyable {
     @inline(__always)
     private func blockOrder(_ unit: Int) -> Int { Int(order[unit]) - 1 }
 
+    @inline(__always)
     private func unit(_ offset: UInt64) -> Int? {
         guard offset >= UInt64(dataOffset), offset < UInt64(dataOffset + dataSize) else { return nil }
         let relative = Int(offset) - dataOffset
@@ -296,9 +293,8 @@ public struct PoolAllocator: ~Copyable {
         bytesInUse -= Self.unitSize << k
         slicesInUse -= 1
         ledger?.freed(unit: unit)
-        if k < Self.quickOrders && quick[k].count < Self.quickListDepth {
+        if k < Self.quickOrders && quick.push(unit, order: k) {
             state[unit] = BlockState.cached.rawValue
-            quick[k].append(Int32(unit))
             return
         }
         coalesce(unit, order: k)
@@ -325,8 +321,8 @@ public struct PoolAllocator: ~Copyable {
     private mutating func flushQuickLists() -> Bool {
         var any = false
         for k in 0..<Self.quickOrders {
-            while let unit = quick[k].popLast() {
-                coalesce(Int(unit), order: k)
+            while let unit = quick.pop(order: k) {
+                coalesce(unit, order: k)
                 any = true
             }
         }
@@ -385,5 +381,48 @@ extension PoolAllocator {
         }
 
         func unmap() { munmap(base, byteCount) }
+    }
+}
+
+/// The allocator's quick lists: up to ``depth`` cached block starts for each of
+/// the ``orders`` smallest orders, in one fixed allocation, so caching and
+/// reusing a block is a load and a store (arrays of arrays cost uniqueness
+/// checks and bounds checks per operation on the message path).
+struct QuickLists: ~Copyable {
+    static let orders = 5  // 256 B ... 4 KiB
+    static let depth = 256
+    /// `orders` stacks of `depth` units each.
+    private let units: UnsafeMutablePointer<Int32>
+    /// Entries on each stack.
+    private let counts: UnsafeMutablePointer<Int>
+
+    init() {
+        units = .allocate(capacity: Self.orders * Self.depth)
+        counts = .allocate(capacity: Self.orders)
+        counts.initialize(repeating: 0, count: Self.orders)
+    }
+
+    deinit {
+        units.deallocate()
+        counts.deallocate()
+    }
+
+    /// The block cached last at order `k` (< ``orders``), taken off its list.
+    @inline(__always)
+    func pop(order k: Int) -> Int? {
+        let count = counts[k]
+        guard count > 0 else { return nil }
+        counts[k] = count - 1
+        return Int(units[k * Self.depth + count - 1])
+    }
+
+    /// Caches `unit` at order `k` (< ``orders``); false when that list is full.
+    @inline(__always)
+    func push(_ unit: Int, order k: Int) -> Bool {
+        let count = counts[k]
+        guard count < Self.depth else { return false }
+        units[k * Self.depth + count] = Int32(unit)
+        counts[k] = count + 1
+        return true
     }
 }

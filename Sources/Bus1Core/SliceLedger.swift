@@ -34,11 +34,14 @@ public struct SliceLedger: @unchecked Sendable {
 
     @inline(__always)
     func loaned(unit: Int, blockBytes: Int) {
-        var record = bus1_slice_record()
-        record.block_bytes = UInt32(truncatingIfNeeded: blockBytes)
-        record.state = UInt16(BUS1_SLICE_LOANED.rawValue)
-        record.since_ms = coarseMonotonicMilliseconds()
-        records[unit] = record
+        // Field by field: assigning a whole record went through `memcpy`.
+        records[unit].ticket = 0
+        records[unit].receiver = 0
+        records[unit].block_bytes = UInt32(truncatingIfNeeded: blockBytes)
+        records[unit].length = 0
+        records[unit].pending = 0
+        records[unit].state = UInt16(BUS1_SLICE_LOANED.rawValue)
+        records[unit].since_ms = coarseMonotonicMilliseconds()
     }
 
     @inline(__always)
