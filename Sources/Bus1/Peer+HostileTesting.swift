@@ -12,13 +12,9 @@ extension Peer {
         public var node: UInt64?
         public var offset: UInt64?
         public var length: UInt32?
-        /// Publishes this sub_tail instead of tail + 1 (ring-index attacks).
-        public var tailOverride: UInt64?
         public var flags: UInt32?
-        public init(ticket: UInt64? = nil, node: UInt64? = nil, offset: UInt64? = nil, length: UInt32? = nil,
-                    tailOverride: UInt64? = nil, flags: UInt32? = nil) {
-            self.ticket = ticket; self.node = node; self.offset = offset; self.length = length
-            self.tailOverride = tailOverride; self.flags = flags
+        public init(ticket: UInt64? = nil, node: UInt64? = nil, offset: UInt64? = nil, length: UInt32? = nil, flags: UInt32? = nil) {
+            self.ticket = ticket; self.node = node; self.offset = offset; self.length = length; self.flags = flags
         }
     }
 
@@ -41,11 +37,7 @@ extension Peer {
             descriptor.offset = forgery.offset ?? offset
             descriptor.length = forgery.length ?? UInt32(count)
             descriptor.flags = forgery.flags ?? 0
-            if let tail = forgery.tailOverride {
-                channel.producer.memory.mapping.base.storeBytes(of: tail, toByteOffset: MemoryLayout<bus1_channel_header>.offset(of: \.sub_tail)!, as: UInt64.self)
-            } else {
-                channel.producer.submit(descriptor)
-            }
+            channel.producer.submit(descriptor)
         }
         if let anomaly = sent.anomaly { noteClockAnomaly(anomaly) }
         return descriptor.ticket

@@ -136,20 +136,27 @@ public struct SubmissionProducer: ~Copyable, @unchecked Sendable {
         publish()
     }
 
-    /// Fills the next slot without publishing it (batches: several ``write(_:)``,
-    /// one ``publish()``). Precondition: ``hasCredit``.
+    /// Writes the next slot; storing its ticket last (release) publishes it to
+    /// the receiver, which polls the slot itself. Precondition: ``hasCredit``.
+    /// (Batches: several ``write(_:)``, one ``publish()``.)
     @inline(__always)
     public mutating func write(_ descriptor: bus1_descriptor) {
         precondition(outstanding < memory.geometry.capacity, "submit without credit")
-        memory.descriptors[Int(tail & UInt64(memory.geometry.capacity - 1))] = descriptor
+        let slot = memory.descriptors + Int(tail & UInt64(memory.geometry.capacity - 1))
+        slot.pointee.node = descriptor.node
+        slot.pointee.offset = descriptor.offset
+        slot.pointee.length = descriptor.length
+        slot.pointee.flags = descriptor.flags
+        SharedWord64(slot, offset: 0).storeReleasing(descriptor.ticket)  // publishes the slot (a ticket is never 0)
         tail &+= 1
         outstanding += 1
     }
 
-    /// Makes every written descriptor visible to the receiver.
+    /// Stores `sub_tail`: what inspectors (and the coordinator ring's credit)
+    /// count. Receivers poll the slots, not this word.
     @inline(__always)
     public func publish() {
-        memory.subTail.storeReleasing(tail)  // publishes the descriptors to the receiver
+        memory.subTail.storeReleasing(tail)
     }
 
     /// Consumes every completion the receiver published, calling `reclaim` with each
@@ -189,11 +196,21 @@ public struct SubmissionProducer: ~Copyable, @unchecked Sendable {
 
 /// The receiver's end of a channel: takes descriptors, publishes completions.
 ///
+/// The receiver polls the slot at its head, not `sub_tail`: a slot whose ticket
+/// is non-zero holds the next descriptor (the sender stores the ticket last,
+/// with release), and taking it clears the ticket again. That saves the cache
+/// line a separate tail would cross per message, and leaves a sender no index
+/// to lie about: it can only write descriptors, each judged on its own.
 /// Everything read from the ring is copied out of shared memory once, then
-/// validated: the tail may neither move backwards nor run more than `capacity`
-/// ahead; tickets never fall (equal tickets: one multicast to several nodes of
-/// this receiver). Slice and node checks are the caller's (it
-/// knows the pool and the node table).
+/// validated: tickets never fall (equal tickets: one multicast to several nodes
+/// of this receiver). Slice and node checks are the caller's (it knows the pool
+/// and the node table).
+///
+/// Why a cleared slot is never overwritten by the sender before it is taken:
+/// the sender writes slot `i + capacity` only with credit, so at least one of
+/// the `capacity` descriptors `i…i + capacity - 1` came back as a completion
+/// (data channels) or was counted in `sub_head` (the coordinator ring), both
+/// released after this end took slot `i` (it takes in order) and cleared it.
 /// Sendable: owned by one end (~Copyable); shared indices are atomic, and each
 /// descriptor is copied out once before it is checked.
 public struct SubmissionConsumer: ~Copyable, @unchecked Sendable {
@@ -203,7 +220,6 @@ public struct SubmissionConsumer: ~Copyable, @unchecked Sendable {
     /// ``ChannelViolation/badDescriptor``.
     private let acceptedFlags: Set<UInt32>
     private var head: UInt64 = 0
-    private var tailSeen: UInt64 = 0
     private var completionTail: UInt64 = 0
     private var completionHeadSeen: UInt64 = 0
     /// The last ticket taken from this channel.
@@ -219,14 +235,12 @@ public struct SubmissionConsumer: ~Copyable, @unchecked Sendable {
     /// The next descriptor, copied out, without taking it; nil if the ring is empty.
     @inline(__always)
     public mutating func peek() throws(ChannelViolation) -> bus1_descriptor? {
-        if head == tailSeen {
-            let tail = memory.subTail.loadAcquiring()  // pairs with the sender's release of sub_tail
-            guard tail &- head <= UInt64(memory.geometry.capacity) else { throw .badRingIndex }
-            tailSeen = tail
-            if head == tail { return nil }
-        }
-        let descriptor = memory.descriptors[Int(head & UInt64(memory.geometry.capacity - 1))]
-        guard descriptor.ticket >= lastTicket, descriptor.ticket != 0 else { throw .badTicket }
+        let slot = memory.descriptors + Int(head & UInt64(memory.geometry.capacity - 1))
+        let ticket = SharedWord64(slot, offset: 0).loadAcquiring()  // pairs with the sender's release in write(_:)
+        if ticket == 0 { return nil }
+        var descriptor = slot.pointee  // copied out once, then judged
+        descriptor.ticket = ticket  // the value that published it, whatever the slot says now
+        guard descriptor.ticket >= lastTicket else { throw .badTicket }
         guard descriptor.flags == 0 || acceptedFlags.contains(descriptor.flags) else { throw .badDescriptor }
         return descriptor
     }
@@ -241,6 +255,9 @@ public struct SubmissionConsumer: ~Copyable, @unchecked Sendable {
     /// Takes the descriptor ``peek()`` returned.
     @inline(__always)
     public mutating func advance(ticket: UInt64) {
+        // Empty again. The sender writes this slot anew only after a completion or
+        // `sub_head` released below told it this slot was taken.
+        SharedWord64(memory.descriptors + Int(head & UInt64(memory.geometry.capacity - 1)), offset: 0).storeRelaxed(0)
         lastTicket = ticket
         head &+= 1
         memory.subHead.storeReleasing(head)  // the slot may be reused by the sender

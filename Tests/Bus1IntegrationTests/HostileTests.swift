@@ -28,13 +28,13 @@ struct HostileTests {
     /// reports the violation and goes on receiving from an honest producer; the
     /// attacker learns of the close with the reason.
     @Test("Forged descriptors are caught and close only the attacker's channel", arguments: [
-        ("bad-offset", 4), ("huge-length", 4), ("unknown-node", 5), ("ticket-backwards", 6), ("ring-index", 3), ("lying-attachment", 8), ("unknown-flag", 8),
+        ("bad-offset", 4), ("huge-length", 4), ("unknown-node", 5), ("ticket-backwards", 6), ("lying-attachment", 8), ("unknown-flag", 8),
         ("unknown-segment", 4), ("segment-beyond", 4),
     ])
     func forgedDescriptors(attack: String, violation: Int) throws {
         let honest = 200
         let bus = try BusFixture("hostile")
-        let consumer = try bus.peer("consumer", ["name": "target", "count": "\(honest + 1)"])
+        let consumer = try bus.peer("consumer", ["name": "target", "count": "\(honest + 2)"])  // the hostile's two honest ones too
         #expect(consumer.awaitLine(prefix: "READY", timeoutSeconds: 30) != nil, "\(consumer.transcript)")
         let hostile = try bus.peer("hostile", ["name": "target", "attack": attack])
         #expect(hostile.finish(timeoutSeconds: 60) == .exited(0), "\(hostile.transcript)")

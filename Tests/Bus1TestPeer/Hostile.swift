@@ -4,9 +4,9 @@ import Bus1Linux
 import Bus1TestSupport
 import Glibc
 
-/// The `hostile` role: `name= attack=`. Sends one honest message to `name`, waits
-/// until it came back, then sends one forged descriptor (`attack`: bad-offset,
-/// huge-length, unknown-node, ticket-backwards, ring-index, lying-attachment,
+/// The `hostile` role: `name= attack=`. Sends two honest messages to `name`, waits
+/// until they came back, then sends one forged descriptor (`attack`: bad-offset,
+/// huge-length, unknown-node, ticket-backwards, lying-attachment,
 /// unknown-flag, unknown-segment, segment-beyond) and prints "ATTACKED". When the
 /// coordinator closes its channel it checks that a send on it is refused with the
 /// same reason and prints "CLOSED reason=R slices=S".
@@ -16,17 +16,18 @@ import Glibc
 func runHostile() {
     let peer = connect()
     let target = lookupWhenPublished(peer, setting("name"))
-    sendFirstHonestMessage(peer, to: target)
-    // Attack only once the honest message was taken and released: a forged index
-    // would otherwise (rightly) close the channel before the receiver saw it.
+    // Two, so the second's ticket is at least 2 and ticket 1 lies below it.
+    sendHonestMessage(peer, to: target, seq: 0)
+    sendHonestMessage(peer, to: target, seq: 1)
+    // Attack only once the honest messages were taken and released: a forged
+    // descriptor would otherwise (rightly) close the channel before the receiver saw them.
     waitUntilReclaimed(peer)
     let forgery: Peer.Forgery
     switch setting("attack") {
     case "bad-offset": forgery = .init(offset: 1 << 40)
     case "huge-length": forgery = .init(length: .max)
     case "unknown-node": forgery = .init(node: 987_654_321)
-    case "ticket-backwards": forgery = .init(ticket: 0)  // below the honest message's ticket (tickets start at 1)
-    case "ring-index": forgery = .init(tailOverride: 1 << 20)
+    case "ticket-backwards": forgery = .init(ticket: 1)  // below the second honest message's ticket (0 would read as an empty slot)
     case "lying-attachment": forgery = .init(flags: BUS1_DESC_ATTACHMENT)  // no attachment was asked for
     case "unknown-flag": forgery = .init(flags: 0x80)
     case "unknown-segment": forgery = .init(offset: 7 << UInt64(BUS1_SEGMENT_SHIFT) | 1 << 16)  // a segment it never opened
@@ -36,7 +37,7 @@ func runHostile() {
     do { try peer.sendForged(to: target, forgery) } catch { fail("forged send: \(error)") }
     say("ATTACKED")
     // The receiver reports us; the coordinator closes our channel and tells us.
-    // (Sending more now could overwrite the forged index before the receiver saw it.)
+    // (Nothing more is sent: the receiver must judge the forged descriptor alone.)
     var closedBecause: CloseReason?
     _ = waitUntil(timeoutSeconds: 20) {
         do { try peer.reclaimCompleted() } catch { fail("after attack: \(error)") }

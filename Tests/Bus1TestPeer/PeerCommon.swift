@@ -26,12 +26,12 @@ func lookupWhenPublished(_ peer: Peer, _ name: String) -> Handle {
     do { return try peer.lookup(name, timeout: .seconds(20)) } catch { fail("lookup \(name): \(error)") }
 }
 
-/// Sends message 0 of the pattern (1 byte) the honest way.
-func sendFirstHonestMessage(_ peer: Peer, to target: Handle) {
+/// Sends message `seq` of the pattern (message 0: 1 byte) the honest way.
+func sendHonestMessage(_ peer: Peer, to target: Handle, seq: Int = 0) {
     do {
-        var loan = try peer.loan(8, for: target)
-        loan.count = Pattern.size(0)
-        fill(&loan, seq: 0)
+        var loan = try peer.loan(Pattern.size(seq), for: target)
+        loan.count = Pattern.size(seq)
+        fill(&loan, seq: seq)
         try peer.send(loan, to: target, wait: .park)
     } catch { fail("honest send: \(error)") }
 }

@@ -43,7 +43,7 @@ func runStaller() {
     let cue = blockCueSignal()
     let peer = connect()
     let target = lookupWhenPublished(peer, setting("name"))
-    sendFirstHonestMessage(peer, to: target)
+    sendHonestMessage(peer, to: target)
     waitUntilReclaimed(peer)
     say("STAGING")
     awaitCue(cue)

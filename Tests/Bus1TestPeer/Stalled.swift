@@ -10,7 +10,7 @@ import Glibc
 func runStalled() {
     let peer = connect()
     let target = lookupWhenPublished(peer, setting("name"))
-    sendFirstHonestMessage(peer, to: target)
+    sendHonestMessage(peer, to: target)
     do { try peer.stageWithoutSending(to: target) } catch { fail("stall setup: \(error)") }
     say("STAGED")
     raise(SIGSTOP)

@@ -8,7 +8,7 @@
 #include <stddef.h> /* offsetof, for the layout asserts */
 #include <stdint.h>
 
-#define BUS1_WIRE_VERSION 5u /* 4: credentials in WELCOME, CHANNEL_OPENED, HANDLE_GRANTED; NAME_LIST. 5: channel staging on its own line */
+#define BUS1_WIRE_VERSION 5u /* 4: credentials in WELCOME, CHANNEL_OPENED, HANDLE_GRANTED; NAME_LIST. 5: channel staging on its own line, descriptors published by their ticket */
 #define BUS1_INVALID_ID 0xffffffffffffffffull /* UINT64_MAX, spelled so Swift imports it */
 #define BUS1_CACHE_LINE 64u
 #define BUS1_PAGE_SIZE 4096u

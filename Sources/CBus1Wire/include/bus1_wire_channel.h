@@ -16,12 +16,16 @@
  *
  * Ring indices are free-running uint64 counters; slot = index & (capacity - 1).
  * Both sides map the channel read-write, so each side validates every index it
- * reads from the other: 0 <= tail - head <= capacity, and never moving backwards.
- * A violation closes the channel (reported to the coordinator).
+ * reads from the other: 0 <= tail - head <= capacity, and never moving backwards
+ * (receivers read no index of the sender's at all). A violation closes the
+ * channel (reported to the coordinator).
  *
- * Submission ring: the sender fills descriptor[sub_tail & mask], then stores
- * sub_tail + 1 (release). The receiver loads sub_tail (acquire), reads the
- * descriptor, validates it and stores sub_head + 1 (release) when it has taken it.
+ * Submission ring: the sender fills descriptor[sub_tail & mask], storing its
+ * `ticket` (never 0) last (release), then stores sub_tail + 1 (for inspectors
+ * and the coordinator ring's credit; receivers do not read it). The receiver
+ * polls descriptor[sub_head & mask].ticket (acquire): non-zero means the slot
+ * is published. It reads the descriptor, validates it, stores ticket = 0 and
+ * sub_head + 1 (release) when it has taken it.
  *
  * Completion ring: when the receiver releases a message it writes the slice
  * offset to completion[comp_tail & mask] and stores comp_tail + 1 (release).
@@ -59,7 +63,7 @@ struct bus1_channel_header {
 	uint64_t submission_offset;/* from the channel start; coordinator */
 	uint64_t completion_offset;/* from the channel start; coordinator */
 	uint8_t  _reserved_line0[8];
-	/* cache line 1: written by the sender, polled by the receiver */
+	/* cache line 1: written by the sender (receivers poll the slots instead) */
 	uint64_t sub_tail;         /* descriptors published */
 	uint64_t comp_head;        /* completions consumed */
 	uint8_t  _reserved1[48];
@@ -76,7 +80,7 @@ struct bus1_channel_header {
  * the top bits, see "Pool segments"), sent to
  * the receiver's node `node` (the receiver's own handle id for it). */
 struct bus1_descriptor {
-	uint64_t ticket;           /* from the clock page; never decreasing per channel, never 0 */
+	uint64_t ticket;           /* from the clock page; never decreasing per channel; written last (0: slot empty) */
 	uint64_t node;             /* receiver-local node id */
 	uint64_t offset;           /* slice start in the sender's pool */
 	uint32_t length;           /* payload bytes */
