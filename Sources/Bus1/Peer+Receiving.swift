@@ -30,14 +30,14 @@ extension Peer {
                 continue
             }
             if ringMayHoldNotifications {
-                switch try notificationBefore(next?.1.ticket) {
+                switch try notificationBefore(next?.descriptor.ticket) {
                 case .deliver(let note): return note
                 case .hold: return nil
                 case .none: break
                 }
             }
-            guard let (channel, descriptor) = next else { return nil }
-            if let message = try take(descriptor, from: channel) { return message }
+            guard let (link, descriptor) = next else { return nil }
+            if let message = try take(descriptor, from: inbound[link]) { return message }
         }
     }
 
@@ -167,21 +167,22 @@ extension Peer {
         return Message(notification: .nodeReleased, channel: coordinatorRing, descriptor: descriptor)
     }
 
-    /// Round robin over the inbound channels: the next one with a descriptor.
-    private func nextInTurn() throws(Bus1Error) -> (InboundChannel, bus1_descriptor)? {
+    /// Round robin over the inbound channels: the next one with a descriptor (its
+    /// index in `inbound`, valid until `inbound` changes: no reference counted).
+    private func nextInTurn() throws(Bus1Error) -> (link: Int, descriptor: bus1_descriptor)? {
         var tried = 0
         while tried < inbound.count {
             if nextInbound >= inbound.count { nextInbound = 0 }
-            let channel = inbound[nextInbound]
+            let link = nextInbound
             do {
-                if let descriptor = try channel.consumer.peek() {
+                if let descriptor = try inbound[link].consumer.peek() {
                     if ordering == .fifo { nextInbound += 1 }  // take turns; a single channel stays put
-                    return (channel, descriptor)
+                    return (link, descriptor)
                 }
                 nextInbound += 1
                 tried += 1
             } catch {
-                try reportViolation(channel, error)  // removes it; the same index now holds the next one
+                try reportViolation(inbound[link], error)  // removes it; the same index now holds the next one
             }
         }
         return nil
@@ -191,11 +192,11 @@ extension Peer {
     /// produce a lower one (`TicketMerge`). A channel that held delivery back for
     /// ``PeerOptions/orderingStallTimeout`` is excused: the stall is
     /// counted, evented and reported to the coordinator, and delivery goes on.
-    private func nextInOrder() throws(Bus1Error) -> (InboundChannel, bus1_descriptor)? {
+    private func nextInOrder() throws(Bus1Error) -> (link: Int, descriptor: bus1_descriptor)? {
         while true {
             switch TicketMerge.next(inbound, now: monotonicNanoseconds, stallTimeout: stallTimeoutNanoseconds) {
             case .deliver(let link, let head):
-                return (inbound[link], head)
+                return (link, head)
             case .wait:
                 return nil
             case .stalled(let link):
