@@ -57,8 +57,6 @@ public final class Coordinator: @unchecked Sendable {
     let outbox: ControlOutbox
     let channelBroker: ChannelBroker
 
-    /// Datagrams served from one peer per loop turn.
-    static var datagramsPerTurn: Int { 64 }
     static let stopToken: UInt64 = 2
 
     /// Malformed control datagrams answered with BUS1_ERR_PROTOCOL.

@@ -68,35 +68,34 @@ extension Coordinator {
             outbox.flush(peer)
             return
         }
-        // Serve what is queued, up to a turn's share (one chatty peer must not hold
-        // the loop), then re-arm: more fires again next turn.
-        for _ in 0..<Self.datagramsPerTurn where peers[id] != nil {
-            guard receiveOne(from: peer) else { break }
-        }
+        // Serve one datagram, then re-arm: if more is queued, the watch fires again
+        // at once and it is served next turn, after every other peer's. No recvmsg is
+        // spent to learn that nothing more is queued: a library peer waits for each
+        // reply before its next request, so such a probe would find nothing nearly
+        // every time, one syscall per request; the re-arm is made anyway and batched
+        // into the turn's one readiness wait. A chatty peer gets one datagram a turn.
+        receiveOne(from: peer)
         guard peers[id] != nil else { return }
         do { try readiness.watch(peer.socket.rawValue, token: peer.socketToken) } catch {
             removePeer(id, reason: "cannot watch: \(error)")
         }
     }
 
-    /// Reads and serves one datagram; false when none is queued or the peer went away.
-    private func receiveOne(from peer: PeerRecord) -> Bool {
+    /// Reads and serves one datagram, if one is queued.
+    private func receiveOne(from peer: PeerRecord) {
         switch receiver.receive(from: peer.socket.rawValue) {
         case .nothing:
-            return false
+            return
         case .gone(let reason):
             removePeer(peer.id, reason: reason)
-            return false
         case .malformed(let error):
             counters.protocolErrors.wrappingAdd(1, ordering: .relaxed)
             throttledLog.log(.warning, "malformed control message", key: "malformed", error: error, metadata: ["peer": "\(peer.id)"])
             outbox.reply(peer, .refused(.protocolError), requestID: 0)
-            return true
         case .request(let message, let requestID, let attached):
             let response = serve(message, attached: attached, from: peer)
-            guard peers[peer.id] != nil else { return true }
+            guard peers[peer.id] != nil else { return }
             outbox.dispatch(response, to: peer.id, requestID: requestID)
-            return true
         }
     }
 

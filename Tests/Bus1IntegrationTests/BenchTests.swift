@@ -24,6 +24,9 @@ struct BenchTests {
     @Test("patterns: the call beside the plain round trip, the topic publish beside the plain multicast, with ratios")
     func patternRows() throws { try BenchChecks.patternRows(.debug) }
 
+    @Test("control: the connect and each of its steps, control operations/s per client count")
+    func controlRows() throws { try BenchChecks.controlRows(.debug) }
+
     @Test("baseline, CSV and SVG outputs")
     func baselineAndFormats() throws { try BenchChecks.baselineAndFormats(.debug) }
 
@@ -120,6 +123,24 @@ enum BenchChecks {
             if row["mechanism"] as? String != "bus1" {
                 #expect(row["baseline"] as? String == "bus1" && (row["ratio"] as? Double ?? 0) > 0, "\(row)")
             }
+        }
+    }
+
+    /// `control`: a connect row per step (the whole connect first), then a
+    /// control-ops row per client count, with its operations/s and per-operation
+    /// latency; every operation of every client counted.
+    static func controlRows(_ build: ToolBuild) throws {
+        let rows = try run(build, ["control", "--connects", "20", "--rounds", "50", "--clients", "1,3", "--warmup", "2"])
+        let kinds = rows.map { "\($0["benchmark"] ?? "-") \($0["mechanism"] ?? "-") \($0["mode"] ?? "-")" }
+        #expect(kinds == ["total", "socket", "parker", "welcome", "mapping", "sealing"].map { "connect bus1 \($0)" }
+                + ["control-ops bus1 1 client", "control-ops bus1 3 clients"])
+        for row in select(rows, "connect", "bus1") {
+            #expect(row["samples"] as? Int == 20 && (row["p50Nanoseconds"] as? Int ?? 0) > 0, "\(row)")
+            #expect((row["size"] as? Int ?? 0) > 0, "the pool's payload area: \(row)")
+        }
+        for (row, clients) in zip(select(rows, "control-ops", "bus1"), [1, 3]) {
+            #expect(row["clients"] as? Int == clients && row["samples"] as? Int == clients * 50 * 4, "\(row)")
+            #expect((row["messagesPerSecond"] as? Double ?? 0) > 0 && (row["p50Nanoseconds"] as? Int ?? 0) > 0, "\(row)")
         }
     }
 

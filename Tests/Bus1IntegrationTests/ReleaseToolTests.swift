@@ -44,6 +44,9 @@ struct ReleaseToolTests {
     @Test("bus1-bench patterns")
     func benchPatterns() throws { try BenchChecks.patternRows(.release) }
 
+    @Test("bus1-bench control")
+    func benchControl() throws { try BenchChecks.controlRows(.release) }
+
     @Test("bus1-example-rpc: a server and a client, every reply checked")
     func exampleRPC() throws { try ExampleChecks.requestReply(.release) }
 
