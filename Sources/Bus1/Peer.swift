@@ -184,13 +184,7 @@ public final class Peer {
 
             timings.mapping = Self.lap(&stamp)
 
-            // POOL_MAPPED -> OK: from now on nobody else can map the pool writable.
-            let sealed = try control.handshake(.poolMapped, requestID: 2).message
-            guard sealed == .ok else { throw Bus1Error.protocolViolation("pool sealing failed: \(sealed)") }
-            guard try MemFD.seals(of: pool).isSuperset(of: [.shrink, .grow, .futureWrite]) else {
-                throw Bus1Error.protocolViolation("pool not sealed against future writes")
-            }
-            try control.handshakeDone()
+            try Self.sealPool(pool, over: control)
             timings.sealing = Self.lap(&stamp)
             timings.total = stamp - started
             connectTimings = timings
@@ -206,6 +200,17 @@ public final class Peer {
         } catch {
             throw .protocolViolation("\(error)")
         }
+    }
+
+    /// POOL_MAPPED -> OK: from now on nobody else can map the pool writable. The
+    /// seals are checked on the memfd, not taken on the coordinator's word.
+    private static func sealPool(_ pool: borrowing FileDescriptor, over control: ControlConnection) throws {
+        let sealed = try control.handshake(.poolMapped, requestID: 2).message
+        guard sealed == .ok else { throw Bus1Error.protocolViolation("pool sealing failed: \(sealed)") }
+        guard try MemFD.seals(of: pool).isSuperset(of: [.shrink, .grow, .futureWrite]) else {
+            throw Bus1Error.protocolViolation("pool not sealed against future writes")
+        }
+        try control.handshakeDone()
     }
 
     /// Nanoseconds since `stamp`, which moves to now.
