@@ -5,7 +5,8 @@ extension Peer {
     /// Sends `count` messages to `handle` as one batch: each slice (of
     /// `sliceSize` bytes) is filled in place by `fill(index, slice)`, which returns
     /// the bytes to send. The batch takes one staging mark, `count` consecutive
-    /// tickets with one `fetch_add`, one tail store and one wake check. It needs
+    /// tickets with one `fetch_add`, one unstage and one wake check (each slot
+    /// publishes itself as it is written: the receiver may start early). It needs
     /// credit and pool space for all of them: without `wait` a shortage is
     /// ``Bus1Error/wouldBlock(_:)`` and nothing is sent. `fill` runs in the middle
     /// of the send (the channel is staged): it must not call this peer.
