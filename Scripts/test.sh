@@ -7,7 +7,9 @@
 #   - Scripts/python.sh: the Python package's tests (pytest, against live bus1d);
 #   - Scripts/tsan.sh: the async tests under ThreadSanitizer;
 #   - Scripts/check-dependent.sh: Bus1 as a path dependency builds without warnings;
-#   - Scripts/docs.sh: the DocC catalog builds without warnings.
+#   - Scripts/docs.sh: the DocC catalog builds without warnings;
+#   - Benchmarks/ builds (its micro-benchmarks are run by hand, but must not rot:
+#     they once stopped compiling unnoticed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,4 +21,5 @@ if [ $# -eq 0 ]; then
     ./Scripts/tsan.sh
     ./Scripts/check-dependent.sh
     ./Scripts/docs.sh
+    swift build --package-path Benchmarks
 fi
