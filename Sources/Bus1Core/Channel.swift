@@ -152,8 +152,8 @@ public struct SubmissionProducer: ~Copyable, @unchecked Sendable {
         outstanding += 1
     }
 
-    /// Stores `sub_tail`: what inspectors (and the coordinator ring's credit)
-    /// count. Receivers poll the slots, not this word.
+    /// Stores `sub_tail`, for inspectors (`shm-inspect` counts the queue by it).
+    /// Receivers poll the slots, not this word.
     @inline(__always)
     public func publish() {
         memory.subTail.storeReleasing(tail)

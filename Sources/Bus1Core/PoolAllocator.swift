@@ -25,7 +25,7 @@ import Glibc
 /// Offsets are pool offsets (from the start of the memfd), so a descriptor's
 /// offset is the same number the allocator hands out.
 ///
-/// Set-up is O(1): the per-unit tables (``UnitTables``, ~12 bytes a unit, 3 MiB
+/// Set-up is O(1): the per-unit tables (``UnitTables``, 14 bytes a unit, 3.5 MiB
 /// for a 64 MiB pool) live in one anonymous mapping the kernel zero-fills page
 /// by page on first touch, and every field is stored so that zero is its
 /// initial value; only the pages of units a block ever starts at are faulted in.

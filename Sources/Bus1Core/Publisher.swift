@@ -78,8 +78,8 @@ public struct ClockAnomaly: Sendable, Equatable {
 /// A's mark store is sequenced before A's `fetch_add` (a release). B's
 /// `fetch_add` (an acquire) came later on the clock, so it read A's or a later
 /// read-modify-write of the same release sequence and synchronizes with A's.
-/// B wrote `t` after it, and published the tail with a release that the
-/// receiver's acquire of the tail read. So A's mark happens before the
+/// B wrote `t` after it, and published it (the slot's ticket store, a release)
+/// to the receiver's acquire of that slot. So A's mark happens before the
 /// receiver's read of it, and coherence does the rest. On x86 the `lock xadd`
 /// is a full barrier anyway, so the fence only ever cost time. (A hostile
 /// clock can break tickets, not this argument: marks are judged against what

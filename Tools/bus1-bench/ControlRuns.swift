@@ -48,7 +48,17 @@ enum ControlRuns {
     static func operationsRow(address: String, clients: Int, rounds: Int, warmup: Int, cpus: [Int]) throws -> Row {
         let start = try ChildDescriptors.pipe()
         var children: [(pid: pid_t, results: Int32)] = []
-        defer { for child in children { close(child.results) } }
+        var startOpen = true, reaped = 0
+        defer {
+            // On a failure midway: release the barrier and kill and reap the clients left.
+            if startOpen { close(start.write) }
+            for child in children.dropFirst(reaped) {
+                kill(child.pid, SIGKILL)
+                var status: Int32 = 0
+                waitpid(child.pid, &status, 0)
+            }
+            for child in children { close(child.results) }
+        }
         for k in 0..<clients {
             let results = try ChildDescriptors.pipe()
             let pid = try Child.spawn("control-client", ["address": address, "rounds": "\(rounds)", "warmup": "\(warmup)"],
@@ -61,6 +71,7 @@ enum ControlRuns {
         for child in children { try readFully(child.results, &byte, 1) }  // connected and warmed up
         let started = monotonicNanoseconds()
         close(start.write)  // the barrier: every client sees end of file at once
+        startOpen = false
         var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
         var finished: UInt64 = 0
         for child in children {
@@ -71,6 +82,7 @@ enum ControlRuns {
             histogram.add(try JSONDecoder().decode(Histogram<UInt64>.self, from: encoded))
             finished = max(finished, header.finished)
             try Child.reap(child.pid, "control-client")
+            reaped += 1
         }
         let operations = clients * rounds * operationsPerRound
         var row = Row.latency("control-ops", "bus1", clients == 1 ? "1 client" : "\(clients) clients", size: 0, histogram: histogram)

@@ -139,7 +139,10 @@ struct ChannelState {
         compHead = Self.word(memory, \.comp_head)
         staging = Self.word(memory, \.staging)
 
-        if head1 > subTail { finding("ring.index", "sub_head \(head1) is past sub_tail \(subTail)") }
+        // A receiver takes a slot once its ticket is stored, before the sender stores
+        // sub_tail (a batch stores it after its last slot): sub_head may honestly run
+        // up to a ring ahead.
+        if head1 > subTail && head1 - subTail > cap { finding("ring.index", "sub_head \(head1) is more than capacity \(cap) past sub_tail \(subTail)") }
         if subTail > subHead && subTail - subHead > cap { finding("ring.index", "sub_tail \(subTail) is more than capacity \(cap) ahead of sub_head \(subHead)") }
         if compHead1 > compTail { finding("ring.index", "comp_head \(compHead1) is past comp_tail \(compTail)") }
         if compTail > compHead && compTail - compHead > cap { finding("ring.index", "comp_tail \(compTail) is more than capacity \(cap) ahead of comp_head \(compHead)") }
@@ -163,11 +166,16 @@ struct ChannelState {
         }
         let headAfter = Self.word(memory, \.sub_head)
         let clockAfter = clockTicket(clock)  // every ticket read above was issued before this
-        if subTail > 0, let newest = memory.load(bus1_descriptor.self, at: geometry.descriptorOffset(ofIndex: subTail - 1)) {
+        // The newest descriptor still queued; a taken slot's ticket is cleared (0).
+        if subTail > 0, let newest = memory.load(bus1_descriptor.self, at: geometry.descriptorOffset(ofIndex: subTail - 1)),
+           newest.ticket != 0 {
             lastTicket = newest.ticket
         }
         var previous: UInt64 = 0
-        for (index, d) in copies where index >= headAfter {
+        // The slot at sub_head may read ticket 0 honestly: a receiver clears a slot as
+        // it takes it, before it stores sub_head. Anywhere else below sub_tail, 0 is a
+        // finding (checkDescriptor).
+        for (index, d) in copies where index > headAfter || (index == headAfter && d.ticket != 0) {
             if checkDescriptor(d, index: index, after: previous, clock: clockAfter, tables: tables, senderPool: senderPool) {
                 queued.append((index, d))
             }

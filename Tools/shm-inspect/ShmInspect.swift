@@ -117,7 +117,7 @@ struct Handles: ParsableCommand {
 }
 
 struct Channels: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Channels: per sender and receiver, ring fill, staging, last ticket, completions, errors.")
+    static let configuration = CommandConfiguration(abstract: "Channels: per sender and receiver, ring fill, staging, newest queued ticket, completions, errors.")
     @OptionGroup var bus: BusOptions
 
     func run() throws {

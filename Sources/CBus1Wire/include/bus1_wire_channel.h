@@ -41,16 +41,16 @@
  * into every destination, and only then stores `staging` = 0 (release). A
  * receiver may deliver ticket t only when every other inbound channel has a
  * descriptor waiting (its ticket is > t) or has `staging` == 0 or > t, reading
- * `staging` (acquire) BEFORE that channel's `sub_tail`: a cleared mark is only
+ * `staging` (acquire) BEFORE that channel's head slot: a cleared mark is only
  * visible after the publish it guards, and a sender that took a ticket < t
  * stored its mark before t existed: its store is sequenced before its
  * fetch_add, which t's fetch_add read from (release sequence), and t's sender
- * published t after its own fetch_add, so the receiver that acquired t's
- * sub_tail happens after the mark. A mark older than the receiver's stall
- * timeout is skipped and reported (BUS1_MSG_ORDERING_STALL): liveness wins.
- * `staging` has a cache line of its own: receivers read it only while merging
- * several channels, so the sender's two stores per send never wait for the
- * line the receiver polls (`sub_tail`).
+ * published t (the slot's ticket store, release) after its own fetch_add, so the
+ * receiver that acquired t happens after the mark. A mark older than the
+ * receiver's stall timeout is skipped and reported (BUS1_MSG_ORDERING_STALL):
+ * liveness wins. `staging` has a cache line of its own: receivers read it only
+ * while merging several channels, so the sender's two stores per send never
+ * wait for the lines the receiver polls (the slots).
  */
 struct bus1_channel_header {
 	uint32_t magic;            /* BUS1_MAGIC_CHANNEL; coordinator */
@@ -102,10 +102,12 @@ struct bus1_descriptor {
  * coordinator (sender_peer BUS1_COORDINATOR_PEER) and which has no completion
  * traffic: the coordinator takes credit from `sub_head`. It carries the
  * notifications that must be ordered with data. The coordinator publishes them
- * exactly as a sender publishes a multicast: stage every destination ring, seq_cst
- * fence, one ticket for the whole batch, write, publish, unstage, ring. So a
- * receiver's merge orders them with every data message, and a batch (a destroy of
- * several nodes, a peer's disconnect) is atomic: one ticket.
+ * exactly as a sender publishes a multicast: stage every destination ring, one
+ * ticket for the whole batch, write (each slot publishes itself), unstage, ring.
+ * So a receiver's merge orders them with every data message, and on a globally
+ * ordered bus a batch (a destroy of several nodes, a peer's disconnect) is seen
+ * as one step: one ticket, and the staging mark holds later data back until the
+ * whole batch is written. (A FIFO-only bus orders each channel only.)
  * Descriptor fields: ticket; flags = bus1_notification; node = the receiver's id
  * (see below); offset = the peer that caused it; length = 0.
  * A ring with no room is a receiver that does not consume its notifications: the
