@@ -39,12 +39,7 @@ struct SlotProtocolTests {
     /// honest (a review found it reported "sub_head past sub_tail").
     @Test("shm-inspect verify: a slot taken before sub_tail moved is honest")
     func slotTakenBeforeTail() throws {
-        let bus = try BusFixture("slot-batch")
-        let inspector = Inspector(build: .debug, address: bus.address)
-        let consumer = try bus.connect(ringCapacity: 8)
-        try consumer.publish(try consumer.createNode(), as: "slots.batch")
-        let sender = try bus.connect()
-        let target = try sender.lookup("slots.batch")
+        let (bus, inspector, consumer, sender, target) = try Self.inspectedPair("slot-batch")
         var verify: (status: Bus1Linux.ExitStatus, output: String)?
         var taken = 0
         try sender.sendBatch(to: target, count: 2, sliceSize: 64) { index, slice in
@@ -57,18 +52,14 @@ struct SlotProtocolTests {
         }
         #expect(taken == 1, "the receiver saw slot 0 before sub_tail")
         #expect(verify?.status == .exited(0), "\(verify?.output ?? "-")")
+        withExtendedLifetime(bus) {}
     }
 
     /// `channels` shows the newest queued descriptor's ticket, and none once it
     /// was taken (taking clears the slot's ticket).
     @Test("shm-inspect channels: the newest queued ticket, none once taken")
     func newestQueuedTicket() throws {
-        let bus = try BusFixture("slot-last")
-        let inspector = Inspector(build: .debug, address: bus.address)
-        let consumer = try bus.connect(ringCapacity: 8)
-        try consumer.publish(try consumer.createNode(), as: "slots.last")
-        let sender = try bus.connect()
-        let target = try sender.lookup("slots.last")
+        let (bus, inspector, consumer, sender, target) = try Self.inspectedPair("slot-last")
         try sender.send(copying: Array("x".utf8), to: target)
         _ = try consumer.tryReceive()  // learns of the channel; the message may or may not be taken yet
         try sender.send(copying: Array("y".utf8), to: target)
@@ -77,5 +68,16 @@ struct SlotProtocolTests {
         while let message = try consumer.tryReceive() { _ = message.ticket }
         let taken = try inspector.rows(["channels"], "channels").first { Inspector.number($0, "sender") == Int(sender.id) }
         #expect(taken != nil && Inspector.number(taken, "lastTicket") == nil, "\(String(describing: taken))")
+        withExtendedLifetime(bus) {}
+    }
+
+    /// A bus with `shm-inspect` on it, a consumer on an 8-slot ring and a sender
+    /// holding a handle to the consumer's node (the bus is returned to keep it up).
+    static func inspectedPair(_ name: String) throws -> (BusFixture, Inspector, Peer, Peer, Handle) {
+        let bus = try BusFixture(name)
+        let consumer = try bus.connect(ringCapacity: 8)
+        try consumer.publish(try consumer.createNode(), as: "slots.\(name)")
+        let sender = try bus.connect()
+        return (bus, Inspector(build: .debug, address: bus.address), consumer, sender, try sender.lookup("slots.\(name)"))
     }
 }

@@ -12,20 +12,7 @@ import Testing
 struct StressTests {
     @Test("Producers with random pauses and wait modes into one consumer", arguments: Array(1...(3 * Soak.factor)))
     func randomInterleavings(seed: Int) throws {
-        let producers = 3
-        let perProducer = 3000 * Soak.factor
-        let modes = ["busy", "park", "default"]
-        let bus = try BusFixture("stress")
-        let consumer = try bus.peer("consumer", ["name": "s", "count": "\(producers * perProducer)",
-                                                 "mode": modes[seed % 3], "jitter": "\(seed)"])
-        #expect(consumer.awaitLine(prefix: "READY", timeoutSeconds: 30) != nil)
-        var senders: [ChildProcess] = []
-        for p in 0..<producers {
-            senders.append(try bus.peer("producer", ["name": "s", "count": "\(perProducer)",
-                                                     "mode": modes[(seed + p + 1) % 3], "jitter": "\(seed * 31 + p)"]))
-        }
-        for sender in senders { #expect(sender.finish() == .exited(0), "seed \(seed): \(sender.transcript)") }
-        #expect(consumer.finish() == .exited(0), "seed \(seed): \(consumer.transcript)")
+        try Self.producersIntoConsumer("stress", seed: seed, producers: 3, perProducer: 3000 * Soak.factor, consumer: [:])
     }
 
     /// Descriptor slots are published by their ticket and cleared when taken; a
@@ -36,17 +23,23 @@ struct StressTests {
     /// which the consumer's sequence check catches.
     @Test("Out-of-order releases on a small ring: every slot reuse waits for its clear", arguments: Array(1...(3 * Soak.factor)))
     func outOfOrderReleases(seed: Int) throws {
-        let producers = 2
-        let perProducer = 2000 * Soak.factor
+        try Self.producersIntoConsumer("holds", seed: seed, producers: 2, perProducer: 2000 * Soak.factor,
+                                       consumer: ["ring": "8", "hold": "\(1 + seed % 7)"])
+    }
+
+    /// `producers` producer processes send `perProducer` messages each into one
+    /// consumer (its extra settings in `consumer`), wait modes and jitter drawn
+    /// from `seed`; every process must finish cleanly.
+    static func producersIntoConsumer(_ name: String, seed: Int, producers: Int, perProducer: Int, consumer settings: [String: String]) throws {
         let modes = ["busy", "park", "default"]
-        let bus = try BusFixture("holds")
-        let consumer = try bus.peer("consumer", ["name": "h", "count": "\(producers * perProducer)", "ring": "8",
-                                                 "hold": "\(1 + seed % 7)", "mode": modes[seed % 3], "jitter": "\(seed)"])
+        let bus = try BusFixture(name)
+        let consumer = try bus.peer("consumer", settings.merging(["name": name, "count": "\(producers * perProducer)",
+                                                                  "mode": modes[seed % 3], "jitter": "\(seed)"]) { $1 })
         #expect(consumer.awaitLine(prefix: "READY", timeoutSeconds: 30) != nil)
         var senders: [ChildProcess] = []
         for p in 0..<producers {
-            senders.append(try bus.peer("producer", ["name": "h", "count": "\(perProducer)",
-                                                     "mode": modes[(seed + p + 1) % 3], "jitter": "\(seed * 17 + p)"]))
+            senders.append(try bus.peer("producer", ["name": name, "count": "\(perProducer)",
+                                                     "mode": modes[(seed + p + 1) % 3], "jitter": "\(seed * 31 + p)"]))
         }
         for sender in senders { #expect(sender.finish() == .exited(0), "seed \(seed): \(sender.transcript)") }
         #expect(consumer.finish() == .exited(0), "seed \(seed): \(consumer.transcript)")
