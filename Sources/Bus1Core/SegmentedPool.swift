@@ -140,11 +140,6 @@ public final class SegmentedPool {
         return freed
     }
 
-    public func capacity(at offset: UInt64) -> Int? {
-        if offset >> UInt64(BUS1_SEGMENT_SHIFT) == 0 { return primary.capacity(at: offset) }
-        return segment(of: offset)?.allocator.capacity(at: offset)
-    }
-
     /// Bytes in loaned or sent blocks, all segments.
     public var bytesInUse: Int { others.reduce(primary.bytesInUse) { $0 + ($1?.allocator.bytesInUse ?? 0) } }
     /// Loaned or sent blocks, all segments.

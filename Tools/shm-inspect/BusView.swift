@@ -26,7 +26,11 @@ struct BusView {
         let clock = tables.header.flags & BUS1_WELCOME_FIFO_ONLY == 0 ? attachment.object(0) : nil
         channels = tables.channels.map { ChannelState($0, memory: attachment.object($0.object), tables: tables, pools: pools, clock: clock) }
         let after = Self.senderCounters(tables, attachment)
-        let staged = Self.stagedSenders(tables, attachment)
+        // A sender with a send in progress (a staging mark set on one of its channels)
+        // has marked slices sent in its ledger before it stores sub_tail (a batch,
+        // after its last slot), so its counts do not compare yet. (A FIFO-only bus
+        // stages nothing; the counters' check and stableFindings' rounds remain.)
+        let staged = Set(channels.filter { $0.staging != 0 }.map(\.row.sender))
         quiescentSenders = Set(tables.peers.map(\.peer_id).filter { before[$0] == after[$0] && !staged.contains($0) })
     }
 
@@ -39,16 +43,6 @@ struct BusView {
             counters[channel.sender, default: []] += [memory?.word(at: tail) ?? 0, memory?.word(at: head) ?? 0]
         }
         return counters
-    }
-
-    /// Senders with a send in progress (a staging mark set on one of their
-    /// channels): such a sender has marked slices sent in its ledger before it
-    /// stores `sub_tail` (a batch, after its last slot), so its counts do not
-    /// compare yet. On a FIFO-only bus nothing is staged; the counters' check
-    /// and the rounds of ``stableFindings(rounds:)`` remain.
-    private static func stagedSenders(_ tables: Tables, _ attachment: Attachment) -> Set<UInt64> {
-        let staging = MemoryLayout<bus1_channel_header>.offset(of: \.staging)!
-        return Set(tables.channels.filter { (attachment.object($0.object)?.word(at: staging) ?? 0) != 0 }.map(\.sender))
     }
 
     /// The same tables with the live memory read again.
